@@ -1,0 +1,184 @@
+"""Backend: what all adapters share. Adapters implement ``_generate`` and nothing else.
+
+``complete`` bounds requests in flight, opens one ``chat`` span per model
+request (retries and re-asks are requests too), and enforces a schema either
+by constrained decoding or by parse-and-re-ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from traces import spans
+
+from . import _retry
+from .config import BackendConfig
+from .types import (
+    ChatMessage,
+    Completion,
+    RawCompletion,
+    SamplingParams,
+    SchemaUnsupported,
+    StructuredMode,
+    StructuredOutputError,
+    Usage,
+)
+
+
+class Backend(ABC):
+    """Base of every adapter: one instance per configured backend, shared by all dialogues."""
+
+    provider: str = "unknown"
+    """``gen_ai.provider.name`` of the spans this backend records."""
+
+    def __init__(self, config: BackendConfig, model: str) -> None:
+        self.config = config
+        self.model = model
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        # None = not known yet; detection happens on the first structured call.
+        self._schema_supported: bool | None = {"auto": None, "json_schema": True, "reask": False}[
+            config.structured_output]
+        self.in_flight = 0
+        self.max_in_flight_seen = 0
+
+    # -- what adapters provide -------------------------------------------------
+    async def start(self) -> None:
+        """Load or connect; called once before the first request."""
+
+    async def aclose(self) -> None:
+        """Release the engine or the connection pool."""
+
+    @abstractmethod
+    async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
+                        json_schema: dict[str, Any] | None) -> RawCompletion:
+        """One request. Raise TransientBackendError for faults worth retrying,
+        SchemaUnsupported when the server refuses ``json_schema``."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model, "kind": self.config.kind,
+                "max_in_flight": self.config.max_in_flight,
+                "structured_output": self.structured_mode_label()}
+
+    # -- the shared call path --------------------------------------------------
+    def structured_mode_label(self) -> str:
+        return {None: "auto (not probed yet)", True: "json_schema", False: "reask"}[self._schema_supported]
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams,
+                       schema: type[BaseModel] | None = None, *, agent: str | None = None) -> Completion:
+        """One logical call: transient faults retried, a schema enforced, usage summed."""
+        if schema is None:
+            raw, retries, latency = await self._request(messages, params, None, "none", 0)
+            return Completion(text=raw.text, parsed=None, usage=raw.usage, finish_reason=raw.finish_reason,
+                              model=raw.model, latency_s=latency, retries=retries, logprobs=raw.logprobs)
+        return await self._complete_structured(messages, params, schema)
+
+    async def _complete_structured(self, messages: list[ChatMessage], params: SamplingParams,
+                                   schema: type[BaseModel]) -> Completion:
+        convo = _retry.with_format_instruction(messages, schema)
+        usage = Usage()
+        retries = 0
+        latency = 0.0
+        text = ""
+        reask = 0
+        cur_params = params
+        while True:
+            mode: StructuredMode = "reask" if self._schema_supported is False else "json_schema"
+            json_schema = _retry.json_schema_of(schema) if mode == "json_schema" else None
+            try:
+                raw, r, dt = await self._request(convo, cur_params, json_schema, mode, reask)
+            except SchemaUnsupported:
+                self._schema_supported = False
+                continue
+            retries += r
+            latency += dt
+            usage.prompt_tokens += raw.usage.prompt_tokens
+            usage.completion_tokens += raw.usage.completion_tokens
+            text = raw.text
+            truncated = raw.finish_reason == "length"
+            try:
+                parsed = _retry.parse_reply(text, schema)
+            except ValidationError as exc:
+                error: ValidationError | str = exc
+            else:
+                if mode == "json_schema" and self._schema_supported is None:
+                    self._schema_supported = True
+                return Completion(text=text, parsed=parsed, usage=usage, finish_reason=raw.finish_reason,
+                                  model=raw.model, latency_s=latency, retries=retries + reask,
+                                  structured_mode=mode, logprobs=raw.logprobs)
+            # A constrained decoder only emits non-JSON when it is not really
+            # constraining: the server ignored the schema. Stop sending it.
+            if mode == "json_schema" and not truncated and not _retry.is_json(text) \
+                    and self.config.structured_output == "auto":
+                self._schema_supported = False
+            if reask >= self.config.reasks:
+                raise StructuredOutputError(
+                    f"reply did not match {schema.__name__} after {reask + 1} tries: {_short(error)}",
+                    raw_text=text, attempts=reask + 1)
+            reask += 1
+            convo = _retry.reask_messages(convo, text, error, truncated)
+            if truncated:
+                # Cut off mid-object: give the retry room, up to 4x the stage's budget.
+                cur_params = cur_params.model_copy(
+                    update={"max_tokens": min(cur_params.max_tokens * 2, params.max_tokens * 4)})
+
+    async def _request(self, messages: list[ChatMessage], params: SamplingParams, json_schema: dict[str, Any] | None,
+                       mode: StructuredMode, reask: int) -> tuple[RawCompletion, int, float]:
+        """One model request with transient retries; each attempt is a ``chat`` span."""
+        elapsed = 0.0
+
+        async def attempt(index: int) -> RawCompletion:
+            nonlocal elapsed
+            async with self._slots:
+                self.in_flight += 1
+                self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
+                t0 = time.perf_counter()
+                try:
+                    with spans.span("chat", self._chat_attributes(params, mode, index, reask)) as s:
+                        if spans.content_enabled():
+                            s.set("gen_ai.input.messages", messages)
+                        raw = await self._generate(messages, params, json_schema)
+                        s.update({
+                            "gen_ai.response.model": raw.model,
+                            "gen_ai.response.finish_reasons": [raw.finish_reason],
+                            "gen_ai.usage.input_tokens": raw.usage.prompt_tokens,
+                            "gen_ai.usage.output_tokens": raw.usage.completion_tokens,
+                        })
+                        if spans.content_enabled():
+                            s.set("gen_ai.output.messages", [{"role": "assistant", "content": raw.text}])
+                        return raw
+                finally:
+                    self.in_flight -= 1
+                    elapsed += time.perf_counter() - t0
+
+        raw, retries = await _retry.with_retries(attempt, self.config.retry)
+        return raw, retries, elapsed
+
+    def _chat_attributes(self, params: SamplingParams, mode: StructuredMode, attempt: int,
+                         reask: int) -> dict[str, Any]:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": self.provider,
+            "gen_ai.request.model": self.model,
+            "gen_ai.request.temperature": params.temperature,
+            "gen_ai.request.top_p": params.top_p,
+            "gen_ai.request.max_tokens": params.max_tokens,
+            "app.structured_mode": mode,
+            "app.retry_attempt": attempt,
+        }
+        if params.seed is not None:
+            attrs["gen_ai.request.seed"] = params.seed
+        if reask:
+            attrs["app.reask"] = reask
+        return attrs
+
+
+def _short(error: ValidationError | str, limit: int = 300) -> str:
+    text = str(error) if not isinstance(error, ValidationError) else "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}" for e in error.errors(include_url=False)[:3])
+    return text if len(text) <= limit else text[:limit] + "..."
+

@@ -1,0 +1,81 @@
+"""The ``backend:`` block of a run config: part of the public contract."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BackendKind = Literal["embedded", "vllm", "openai_compat"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class RetryConfig(BaseModel):
+    """How transient faults (429, 5xx, timeouts, dropped connections) are retried."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attempts: int = Field(6, ge=1, le=50)
+    """Total tries of one request, the first included."""
+    initial_wait_s: float = Field(0.5, ge=0.0, le=60.0)
+    """First backoff; doubles each retry, with full jitter."""
+    max_wait_s: float = Field(30.0, ge=0.0, le=600.0)
+    """Cap on one backoff, and on a server's retry-after that is honoured."""
+    timeout_s: float = Field(120.0, gt=0.0, le=3600.0)
+    """Per-request timeout; a request that outlasts it counts as a transient fault."""
+
+
+class BackendConfig(BaseModel):
+    """Which LLM serves the agents, and how hard to drive it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: BackendKind = "embedded"
+    """``embedded`` (SmolLM2-135M in-process, no network), ``vllm`` (in-process engine on
+    ``model``) or ``openai_compat`` (any OpenAI-compatible HTTP server)."""
+    model: str | None = None
+    """HF id or local folder (vllm); the served model name (openai_compat); unused for embedded."""
+    base_url: str | None = None
+    """Server URL, e.g. ``http://localhost:8000/v1`` (openai_compat only)."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key. The key itself never sits in a file."""
+    max_in_flight: int = Field(64, ge=1, le=100_000)
+    """Requests in flight to this backend at once; keeps the engine's batch full without flooding it."""
+    structured_output: Literal["auto", "json_schema", "reask"] = "auto"
+    """Schema enforcement: ``auto`` detects constrained decoding and falls back to parse + re-ask."""
+    reasks: int = Field(2, ge=0, le=10)
+    """Re-asks with the validation error before a structured reply counts as failed."""
+    retry: RetryConfig = RetryConfig()
+    """Retry policy for transient faults (openai_compat)."""
+    dtype: str = "auto"
+    """Engine dtype (vllm/embedded). ``auto`` picks float32 on CPUs without bf16 instructions."""
+    max_model_len: int | None = Field(None, ge=256)
+    """Context length the engine reserves for (vllm/embedded)."""
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    """Extra keyword arguments for vLLM's ``AsyncEngineArgs`` (vllm/embedded)."""
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    """Extra JSON fields sent with every request (openai_compat), e.g. ``{"top_k": 20}``."""
+
+    @model_validator(mode="after")
+    def _check_kind_fields(self) -> BackendConfig:
+        if self.kind == "openai_compat":
+            if not self.model:
+                raise ValueError("openai_compat needs 'model' (the served model name)")
+            if not self.base_url:
+                raise ValueError("openai_compat needs 'base_url', e.g. http://localhost:8000/v1")
+            if not self.base_url.startswith(("http://", "https://")):
+                raise ValueError("base_url must start with http:// or https://")
+        else:
+            if self.base_url is not None:
+                raise ValueError(f"base_url is only for openai_compat, not {self.kind}")
+            if self.extra_body:
+                raise ValueError(f"extra_body is only for openai_compat, not {self.kind}")
+        if self.kind == "vllm" and not self.model:
+            raise ValueError("vllm needs 'model' (a HF id or a local folder)")
+        if self.kind == "embedded" and self.model is not None:
+            raise ValueError("embedded always runs SmolLM2-135M-Instruct; use kind: vllm to name a model")
+        if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
+            raise ValueError("api_key_env must be the NAME of an environment variable, not the key itself")
+        return self

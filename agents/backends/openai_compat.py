@@ -1,0 +1,213 @@
+"""Adapter for any OpenAI-compatible chat server: OpenAI, ``vllm serve``, llama.cpp, Ollama.
+
+The SDK's own retries are switched off (``max_retries=0``): ``_retry`` is the
+one retry layer. Every SDK error is mapped to transient or permanent here, and
+every message that leaves this module has the API key scrubbed from it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import re
+import time
+from typing import Any
+
+from principles.yamlfile import InputError
+
+from .base import Backend
+from .config import BackendConfig
+from .types import (
+    BackendError,
+    ChatMessage,
+    RawCompletion,
+    SamplingParams,
+    SchemaUnsupported,
+    TokenLogprob,
+    TransientBackendError,
+    Usage,
+)
+
+# Words servers use when they refuse a response_format they do not implement.
+_SCHEMA_REFUSAL = re.compile(r"response_format|json_schema|structured|grammar|guided", re.I)
+_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{6,}", re.I)
+
+
+class OpenAICompatBackend(Backend):
+    provider = "openai"
+
+    def __init__(self, config: BackendConfig) -> None:
+        assert config.model and config.base_url
+        super().__init__(config, config.model)
+        self._api_key: str | None = None
+        if config.api_key_env:
+            self._api_key = os.environ.get(config.api_key_env)
+            if not self._api_key:
+                raise InputError(f"environment variable {config.api_key_env} is not set (or empty)",
+                                 field="backend.api_key_env")
+        self._client: Any = None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - openai is a core dependency
+            raise BackendError("the openai package is missing: pip install openai") from exc
+        limits = _limits(self.config.max_in_flight)
+        http_client = openai.DefaultAsyncHttpxClient(limits=limits) if limits is not None else None
+        # Local servers accept any key; the SDK insists on one being set.
+        self._client = openai.AsyncOpenAI(
+            base_url=self.config.base_url, api_key=self._api_key or "not-needed",
+            max_retries=0, timeout=self.config.retry.timeout_s, http_client=http_client)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "base_url": _redact_url(self.config.base_url or "")}
+
+    async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
+                        json_schema: dict[str, Any] | None) -> RawCompletion:
+        import openai
+
+        if self._client is None:
+            await self.start()
+        kwargs: dict[str, Any] = {
+            "model": self.model, "messages": messages, "temperature": params.temperature,
+            "top_p": params.top_p, "max_tokens": params.max_tokens,
+        }
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        if params.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = params.logprobs
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": str(json_schema.get("title") or "reply")[:64], "schema": strict_schema(json_schema),
+                "strict": True}}
+        if self.config.extra_body:
+            kwargs["extra_body"] = self.config.extra_body
+        try:
+            resp = await self._client.chat.completions.create(**kwargs)
+        except openai.RateLimitError as exc:
+            raise TransientBackendError(self._scrub(f"429 rate limited: {_message(exc)}"),
+                                        retry_after=_retry_after(exc)) from None
+        except openai.APITimeoutError:
+            raise TransientBackendError(f"timed out after {self.config.retry.timeout_s:g}s") from None
+        except openai.APIConnectionError as exc:
+            raise TransientBackendError(self._scrub(f"connection error: {exc}")) from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            text = self._scrub(f"HTTP {status}: {_message(exc)}")
+            if status >= 500 or status in (408, 409):
+                raise TransientBackendError(text, retry_after=_retry_after(exc)) from None
+            if json_schema is not None and status in (400, 422) and _SCHEMA_REFUSAL.search(_message(exc)):
+                raise SchemaUnsupported(text) from None
+            if status == 404:
+                text += f" (is '{self.model}' the model name the server serves?)"
+            raise BackendError(text) from None
+        except openai.APIResponseValidationError as exc:
+            raise TransientBackendError(self._scrub(f"malformed response: {exc}")) from None
+        except ValueError as exc:  # a body that is not JSON at all
+            raise TransientBackendError(self._scrub(f"malformed response: {exc}")) from None
+        return self._to_raw(resp)
+
+    def _to_raw(self, resp: Any) -> RawCompletion:
+        try:
+            choice = resp.choices[0]
+            text = choice.message.content
+            if text is None:
+                text = ""
+            usage = resp.usage
+            raw = RawCompletion(
+                text=text,
+                usage=Usage(prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                            completion_tokens=getattr(usage, "completion_tokens", 0) or 0),
+                finish_reason=choice.finish_reason, model=resp.model or self.model)
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise TransientBackendError(f"malformed response (no choices/message): {type(exc).__name__}") from None
+        lp = getattr(choice, "logprobs", None)
+        if lp is not None and getattr(lp, "content", None):
+            raw.logprobs = [TokenLogprob(token=t.token, logprob=t.logprob,
+                                         top={a.token: a.logprob for a in (t.top_logprobs or [])})
+                            for t in lp.content]
+        return raw
+
+    def _scrub(self, text: str) -> str:
+        if self._api_key:
+            text = text.replace(self._api_key, "***")
+        return _KEYLIKE.sub("***", text)
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a pydantic JSON schema in the shape OpenAI's ``strict`` mode accepts:
+    every object closed (``additionalProperties: false``) and every property required."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {k: walk(v) for k, v in node.items() if k != "default"}
+            if out.get("type") == "object" and "properties" in out:
+                out["additionalProperties"] = False
+                out["required"] = list(out["properties"])
+            return out
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+def _message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:500]
+        if isinstance(err, str):
+            return err[:500]
+    return str(getattr(exc, "message", exc))[:500]
+
+
+def _retry_after(exc: Any) -> float | None:
+    """Seconds the server asked us to wait (retry-after-ms, retry-after as seconds or HTTP date)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _redact_url(url: str) -> str:
+    """Drop user:password@ from a URL before it is shown or stored."""
+    return re.sub(r"//[^/@]*@", "//***@", url)
+
+
+def _limits(max_in_flight: int) -> Any:
+    """Keep a pooled connection per request in flight; the SDK's default keeps 100."""
+    try:
+        import httpx2 as httpx  # openai >= 3
+    except ImportError:  # pragma: no cover - older openai
+        try:
+            import httpx
+        except ImportError:
+            return None
+    n = max(max_in_flight, 10)
+    return httpx.Limits(max_connections=n + 16, max_keepalive_connections=n, keepalive_expiry=30.0)

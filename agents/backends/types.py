@@ -1,0 +1,138 @@
+"""The data every backend speaks: messages in, a Completion out.
+
+Messages are plain OpenAI-style dicts (``{"role": ..., "content": ...}``):
+they go to the wire, into traces and into TRL rows unchanged, so a class
+around them would only be converted back and forth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+StructuredMode = Literal["none", "json_schema", "reask"]
+
+
+class ChatMessage(TypedDict):
+    role: Role
+    content: str
+
+
+class SamplingParams(BaseModel):
+    """Sampling for one stage of the pipeline (planner, persona, critic, ...)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    """Softmax temperature; 0 is greedy."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    max_tokens: int = Field(512, ge=1, le=32768)
+    """Upper bound on generated tokens for one call."""
+    stop: tuple[str, ...] = ()
+    """Strings that end generation (not included in the text)."""
+    seed: int | None = None
+    """Per-request seed where the backend honours one; stages derive it from the job seed."""
+    logprobs: int | None = Field(None, ge=0, le=20)
+    """Return this many top log-probabilities per generated token (G-Eval scoring)."""
+
+    def with_seed(self, seed: int | None) -> SamplingParams:
+        return self if seed == self.seed else self.model_copy(update={"seed": seed})
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    """One generated token with its top alternatives (token -> log-probability)."""
+
+    token: str
+    logprob: float
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RawCompletion:
+    """What one adapter call returns, before validation and re-asking."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None
+    model: str
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    """The result of ``ChatBackend.complete``: one logical call, retries included."""
+
+    text: str
+    """Raw text of the final reply."""
+    parsed: BaseModel | None
+    """The validated object when a schema was asked, else None."""
+    usage: Usage
+    """Tokens summed over every attempt and re-ask of this call."""
+    finish_reason: str | None
+    """``stop``, ``length``, ... of the final reply."""
+    model: str
+    """Model name the backend reported."""
+    latency_s: float
+    """Wall time of the whole call, waits for a free slot excluded."""
+    retries: int = 0
+    """Transient-error retries plus structured-output re-asks."""
+    structured_mode: StructuredMode = "none"
+    """How the schema was enforced: constrained decoding, parse-and-re-ask, or none asked."""
+    logprobs: list[TokenLogprob] | None = None
+
+
+class BackendError(Exception):
+    """A call failed for good (after retries). Never carries credentials."""
+
+    def __init__(self, message: str, *, raw_text: str | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.raw_text = raw_text
+        self.attempts = attempts
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying: 429, 5xx, timeout, dropped connection, garbled body."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StructuredOutputError(BackendError):
+    """The reply never validated against the asked schema, re-asks included."""
+
+
+class SchemaUnsupported(Exception):
+    """Raised by an adapter when the server rejects constrained decoding."""
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """What every role of the pipeline calls. See ``agents.backends.base.Backend``."""
+
+    provider: str
+    model: str
+
+    async def start(self) -> None: ...
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams,
+                       schema: type[BaseModel] | None = None, *, agent: str | None = None) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...

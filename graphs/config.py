@@ -1,0 +1,150 @@
+"""The run config: one YAML file, validated by pydantic, overridable with ``--set``.
+
+Each component owns its block (``backend`` in agents.backends.config, ...);
+this module composes them and turns every mistake into one InputError that
+names the file, the key path and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agents.backends.config import BackendConfig
+from agents.backends.types import SamplingParams
+from principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+class StageSampling(BaseModel):
+    """Sampling per stage. DiaSynth's published settings are the defaults of its stages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    planner: SamplingParams = SamplingParams(temperature=0.7, max_tokens=700)
+    """The conversation plan and the chain of thought over dialogue characteristics."""
+    persona: SamplingParams = SamplingParams(temperature=0.8, max_tokens=220)
+    """Each turn of the two persona agents."""
+    critic: SamplingParams = SamplingParams(temperature=0.0, max_tokens=600)
+    """The per-turn verdicts."""
+    reviser: SamplingParams = SamplingParams(temperature=0.4, max_tokens=300)
+    """Rewrites of violating turns."""
+    verifier: SamplingParams = SamplingParams(temperature=0.0, max_tokens=300)
+    """Re-judging a revision."""
+    subtopics: SamplingParams = SamplingParams(temperature=0.1, max_tokens=2048)
+    """DiaSynth subtopic generation (paper: 0.1 / 2048)."""
+    personas: SamplingParams = SamplingParams(temperature=0.1, max_tokens=2048)
+    """DiaSynth persona generation (paper: 0.1 / 2048)."""
+    summary: SamplingParams = SamplingParams(temperature=0.2, max_tokens=400)
+    """Dialogue summaries (the paper's downstream task)."""
+    judge: SamplingParams = SamplingParams(temperature=0.0, max_tokens=8, logprobs=5)
+    """LLM-as-judge scores (G-Eval)."""
+
+
+class RunConfig(BaseModel):
+    """A whole run. Fields of other issues' components are added as those components land."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "run"
+    """Names the run; the default output directory is ``runs/<name>``."""
+    seed: int = Field(0, ge=0)
+    """Seeds every sampling decision and every per-request seed; same config + seed = same jobs."""
+    output_dir: Path | None = None
+    """Run directory. ``sparring run --out DIR`` overrides it."""
+    backend: BackendConfig = BackendConfig()
+    """Which model serves the agents."""
+    concurrency: int = Field(16, ge=1, le=100_000)
+    """Dialogues in flight at once."""
+    sampling: StageSampling = StageSampling()
+    """Sampling parameters per stage."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("name may use letters, digits, '.', '_' and '-' (it names a folder)")
+        return value
+
+    def run_dir(self) -> Path:
+        return self.output_dir if self.output_dir is not None else Path("runs") / self.name
+
+
+def _known_keys(model: type[BaseModel], prefix: tuple[str | int, ...] = ()) -> dict[tuple[str | int, ...], list[str]]:
+    """Field names at each path, for 'did you mean' hints."""
+    out: dict[tuple[str | int, ...], list[str]] = {prefix: list(model.model_fields)}
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out.update(_known_keys(ann, (*prefix, name)))
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str | int], Any]:
+    """``backend.max_in_flight=8`` -> (["backend", "max_in_flight"], 8). Values are parsed as YAML."""
+    if "=" not in text:
+        raise InputError(f"--set {text!r}: expected dotted.key=value")
+    key, _, raw = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise InputError(f"--set {text!r}: the key must be a dotted path like backend.max_in_flight")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        raise InputError(f"--set {key}: the value is not valid YAML") from None
+    path: list[str | int] = [int(p) if p.isdigit() else p for p in key.split(".")]
+    return path, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], lines: LineMap) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = data
+        for i, part in enumerate(path[:-1]):
+            if isinstance(node, list) and isinstance(part, int):
+                if part >= len(node):
+                    raise InputError(f"--set {dotted(path)}: index {part} is past the end of {dotted(path[:i])}")
+                node = node[part]
+                continue
+            if not isinstance(node, dict):
+                raise InputError(f"--set {dotted(path)}: {dotted(path[:i]) or 'the config'} is not a mapping")
+            node = node.setdefault(str(part), {})
+        last = path[-1]
+        if isinstance(node, list) and isinstance(last, int) and last < len(node):
+            node[last] = value
+        elif isinstance(node, dict):
+            node[str(last)] = value
+        else:
+            raise InputError(f"--set {dotted(path)}: cannot set a key there")
+        lines.lines.pop(tuple(path), None)  # its line in the file no longer applies
+        lines.overridden.add(tuple(path))
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), *,
+                model: type[RunConfig] = RunConfig) -> RunConfig:
+    """Read, override and validate a run config; every failure is an InputError.
+
+    ``path=None`` means an empty config: every default (the embedded backend).
+    """
+    source = str(path) if path is not None else "(defaults)"
+    if path is None:
+        data: Any = {}
+        lines = LineMap()
+    else:
+        data, lines = load_yaml(path, what="config file")
+        if data is None:
+            data = {}
+    if not isinstance(data, dict):
+        raise InputError("the config must be a mapping of keys to values", source=source, line=1)
+    data = apply_overrides(data, list(overrides), lines)
+    try:
+        config = model.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(exc, source=source, lines=lines, known_keys=_known_keys(model)) from None
+    return config

