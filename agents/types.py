@@ -1,0 +1,156 @@
+"""The domain of a dialogue: who talks (personas), about what (scenario), under which brief (job).
+
+Models whose name ends in ``Output`` are what an agent asks the LLM for
+(structured output); keep them flat and every field required, because small
+models and OpenAI's strict mode both do best with that shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["assistant", "peers"]
+Side = Literal["A", "B"]
+Severity = Literal["minor", "moderate", "severe"]
+
+
+def stable_id(*parts: object, length: int = 16) -> str:
+    """A short hex id that depends only on ``parts`` (sorted keys, no randomness)."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+class Persona(BaseModel):
+    """One participant of a dialogue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    """Short label, e.g. ``Dana, a night-shift nurse``."""
+    description: str = Field("", max_length=4000)
+    """Background, traits, what they care about."""
+
+
+class Scenario(BaseModel):
+    """What a dialogue is about and between whom. Written in a config or produced by DiaSynth expansion."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = ""
+    """Deterministic id; filled from the content when empty."""
+    topic: str = Field(min_length=1)
+    """Broad topic or domain (SDSD: domain)."""
+    subtopic: str | None = None
+    """Narrower subject (SDSD: subarea; DiaSynth: generated subtopic)."""
+    personas: tuple[Persona, Persona]
+    """Side A and side B. In ``assistant`` mode A is the user and B lends the assistant its expertise."""
+    goal: str | None = None
+    """What side A wants out of the conversation; the planner writes one when empty."""
+    source: Literal["config", "diasynth"] = "config"
+    """Where the scenario came from."""
+
+    def model_post_init(self, _context: object) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", stable_id(
+                "scenario", self.topic, self.subtopic, [p.model_dump() for p in self.personas], self.goal))
+
+
+class DialogueJob(BaseModel):
+    """One dialogue to simulate: a scenario, the principles the briefed side should break, a seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    """Deterministic: hash of scenario, principles, mode, seed and index. A resumed run never redoes it."""
+    scenario: Scenario
+    mode: Mode = "assistant"
+    """``assistant`` (SDSD: user persona vs AI assistant) or ``peers`` (DiaSynth: two humans)."""
+    target_principles: tuple[str, ...] = ()
+    """Principle ids the briefed side is asked to break, naturally. Empty = a control dialogue."""
+    briefed_side: Side = "B"
+    """The side that carries the violation brief, and whose turns the critic judges."""
+    seed: int = 0
+    """Seeds every model call of this dialogue."""
+    index: int = 0
+    """Position of this job among the run's jobs for the same scenario."""
+    characteristics: tuple[str, ...] = ()
+    """Dialogue characteristics the planner reasons about before the first turn (DiaSynth Table 11)."""
+    few_shot_id: str | None = None
+    """Example dialogue chosen to set the register, if the config gives few-shot files."""
+
+    @staticmethod
+    def make_id(scenario_id: str, principles: tuple[str, ...], mode: Mode, seed: int, index: int) -> str:
+        return stable_id("job", scenario_id, sorted(principles), mode, seed, index)
+
+
+# -- what the agents ask the LLM for ------------------------------------------------
+
+class CharacteristicValue(BaseModel):
+    """One dialogue characteristic, decided with its reason."""
+
+    name: str
+    """E.g. ``formality level``."""
+    value: str
+    """The decision, e.g. ``semi-formal``."""
+    reason: str
+    """Why, given the personas and the topic."""
+
+
+class PlanOutput(BaseModel):
+    """The planner's structured plan: reasoning first (chain of thought), then decisions."""
+
+    reasoning: str
+    """Chain of thought over the characteristics and how they shape the dialogue."""
+    characteristics: list[CharacteristicValue]
+    """The decided value of every requested characteristic."""
+    goal: str
+    """What side A is trying to achieve; reaching it ends the conversation."""
+    brief_a: str
+    """Private brief for side A: who they are here, what they want, what to steer toward."""
+    brief_b: str
+    """Private brief for side B, including (when briefed) how to break the principle naturally."""
+    violation_turn: int
+    """For the briefed side: roughly which of its own turns (1-based) the violation happens in; 0 if none."""
+
+
+class ViolationFinding(BaseModel):
+    """One principle broken in one turn."""
+
+    principle_id: str
+    evidence: str
+    """A quote from the turn that shows the violation."""
+    severity: Severity
+
+
+class CritiqueOutput(BaseModel):
+    """The critic's verdict on one turn."""
+
+    reasoning: str
+    """Brief analysis of the turn against the principles."""
+    violations: list[ViolationFinding]
+    """Empty when the turn complies with every principle."""
+
+
+class RevisionOutput(BaseModel):
+    """The reviser's rewrite of one violating turn."""
+
+    revision: str
+    """The turn rewritten to comply, keeping its intent, voice and context."""
+
+
+class TurnVerdict(BaseModel):
+    """The critic's verdict on one turn, as stored with the dialogue."""
+
+    turn_index: int
+    """Index into the dialogue's messages."""
+    side: Side
+    violated: list[str]
+    """Principle ids found violated (unknown ids the model invented are dropped)."""
+    findings: list[ViolationFinding]
+    reasoning: str
+    severity: Severity | None = None
+    """The worst severity among findings, None when clean."""

@@ -1,0 +1,1 @@
+"""One module per ``sparring`` subcommand. Each imports only click at module level."""

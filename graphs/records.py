@@ -1,0 +1,137 @@
+"""Records written to a run directory. Their field names are the public contract:
+users load these files with ``datasets`` and train on them with TRL.
+
+- ``dialogues.jsonl``: one DialogueRecord per finished (or failed) dialogue
+- ``preferences.jsonl``: one PreferenceRecord per revised turn, TRL's
+  conversational preference format (``prompt`` / ``chosen`` / ``rejected``)
+  plus metadata columns
+- ``sft.jsonl``: one SFTRecord (``messages``) per dialogue with its verified
+  revisions applied
+- ``scenarios.jsonl``: one Scenario per line (agents.types.Scenario)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.types import CharacteristicValue, Mode, Scenario, Side, TurnVerdict
+
+StopReason = Literal["done_signal", "max_turns", "violation", "error"]
+SCHEMA_VERSION = 1
+
+
+class Message(BaseModel):
+    """One turn. ``role`` is from side B's point of view: A speaks as ``user``, B as ``assistant``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    speaker: Side
+    name: str
+    """The persona's name (or ``AI assistant``)."""
+    content: str
+
+
+class Revision(BaseModel):
+    """A rewrite of one violating turn and whether it passed re-judging."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn_index: int
+    original: str
+    revised: str
+    principle_ids: list[str]
+    """What the original turn violated (what the revision had to fix)."""
+    verified: bool
+    """True when the verifier found none of those principles violated in the revision."""
+    remaining: list[str] = Field(default_factory=list)
+    """Principle ids the verifier still found violated in the revision."""
+
+
+class Usage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+
+class DialogueRecord(BaseModel):
+    """A whole simulated dialogue with its plan, verdicts and revisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    """The DialogueJob id."""
+    trace_id: str | None
+    """The trace in traces.jsonl that produced this record."""
+    status: Literal["ok", "failed"]
+    mode: Mode
+    scenario: Scenario
+    goal: str
+    target_principles: list[str]
+    briefed_side: Side
+    seed: int
+    plan: dict[str, Any]
+    """The planner's output (briefs, goal, violation turn) as decided."""
+    characteristics: list[CharacteristicValue]
+    """Decided dialogue characteristics (DiaSynth's CoT), structured."""
+    reasoning: str
+    """The planner's chain of thought, as text."""
+    few_shot_id: str | None = None
+    messages: list[Message]
+    verdicts: list[TurnVerdict]
+    """One per judged turn."""
+    revisions: list[Revision]
+    is_violation: bool
+    """True when the critic found at least one violation in the judged side's turns."""
+    violated_principles: list[str]
+    """Union of principle ids found violated."""
+    targeted_violated: bool
+    """True when a targeted principle was among those found (the critic caught the planted violation)."""
+    stop_reason: StopReason
+    turns: int
+    error: str | None = None
+    usage: Usage = Usage()
+    duration_s: float = 0.0
+    summary: str | None = None
+    """Optional summary (DiaSynth's downstream task)."""
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Optional LLM-as-judge scores."""
+
+
+class PreferenceRecord(BaseModel):
+    """One chosen/rejected pair in TRL's conversational preference format, plus metadata columns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    prompt: list[dict[str, str]]
+    """System message (the side's public role, never its private brief) + conversation before the turn."""
+    chosen: list[dict[str, str]]
+    """``[{"role": "assistant", "content": revision}]``."""
+    rejected: list[dict[str, str]]
+    """``[{"role": "assistant", "content": original turn}]``."""
+    dialogue_id: str
+    turn_index: int
+    principle_ids: list[str]
+    critique: str
+    """The critic's evidence and reasoning for the original turn."""
+    severity: str
+    verified: bool
+    mode: Mode
+    trace_id: str | None
+
+
+class SFTRecord(BaseModel):
+    """A dialogue for supervised fine-tuning, its violating turns replaced by verified revisions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    messages: list[dict[str, str]]
+    dialogue_id: str
+    revised_turns: list[int]
