@@ -18,6 +18,9 @@ from agents.backends.config import BackendConfig
 from agents.backends.types import SamplingParams
 from principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
 
+from .jobs import JobsConfig, ScenarioSpec
+from .selfplay import DialogueConfig
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -46,8 +49,17 @@ class StageSampling(BaseModel):
     """LLM-as-judge scores (G-Eval)."""
 
 
+class TracingConfig(BaseModel):
+    """The ``tracing:`` block."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record_content: bool = True
+    """Record prompts and completions in spans. Turn off for sensitive data; structure and usage stay."""
+
+
 class RunConfig(BaseModel):
-    """A whole run. Fields of other issues' components are added as those components land."""
+    """A whole run: what to simulate, on which model, how hard to drive it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +75,16 @@ class RunConfig(BaseModel):
     """Dialogues in flight at once."""
     sampling: StageSampling = StageSampling()
     """Sampling parameters per stage."""
+    dialogue: DialogueConfig = DialogueConfig()
+    """How one conversation runs and is judged."""
+    jobs: JobsConfig = JobsConfig()
+    """How scenarios and principles combine into dialogues."""
+    scenarios: list[ScenarioSpec] = Field(default_factory=list)
+    """Scenarios written out in the config."""
+    tracing: TracingConfig = TracingConfig()
+    """What spans record."""
+    max_failures: int | None = Field(None, ge=0)
+    """Stop the run cleanly once more than this many dialogues have failed."""
 
     @field_validator("name")
     @classmethod

@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -28,6 +32,39 @@ from .types import (
     StructuredOutputError,
     Usage,
 )
+
+
+@dataclass(slots=True)
+class UsageMeter:
+    """Tokens and requests of every model call made inside ``metered()``, retries and re-asks included.
+    Meters nest: a dialogue's meter also counts into the run's."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    parent: UsageMeter | None = None
+
+    def add(self, usage: Usage) -> None:
+        meter: UsageMeter | None = self
+        while meter is not None:
+            meter.prompt_tokens += usage.prompt_tokens
+            meter.completion_tokens += usage.completion_tokens
+            meter.calls += 1
+            meter = meter.parent
+
+
+_meter: ContextVar[UsageMeter | None] = ContextVar("sparring_usage_meter", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[UsageMeter]:
+    """Count usage of the calls made in this context (and tasks started from it)."""
+    meter = UsageMeter(parent=_meter.get())
+    token = _meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _meter.reset(token)
 
 
 class Backend(ABC):
@@ -150,6 +187,9 @@ class Backend(ABC):
                         })
                         if spans.content_enabled():
                             s.set("gen_ai.output.messages", [{"role": "assistant", "content": raw.text}])
+                        meter = _meter.get()
+                        if meter is not None:
+                            meter.add(raw.usage)
                         return raw
                 finally:
                     self.in_flight -= 1

@@ -1,0 +1,75 @@
+"""Small things every agent role needs: the principle shape, spans, seeds, transcripts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from traces import spans
+
+from .backends.types import Completion
+
+
+class PrincipleLike(Protocol):
+    """What the agents read of a principle (principles.model.Principle has these and more)."""
+
+    id: str
+    category: str
+    text: str
+    critique: str
+    revision: str
+
+
+class PrincipleLookup(Protocol):
+    def get(self, principle_id: str) -> PrincipleLike | None: ...
+
+    def __iter__(self) -> Iterator[PrincipleLike]: ...
+
+
+def derive_seed(*parts: object) -> int:
+    """A per-call seed from the job seed and where the call happens, so reruns sample the same."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+@contextmanager
+def agent_span(agent: str, *, name: str = "invoke_agent", **app: Any) -> Iterator[Any]:
+    """A span for one agent step (``plan`` for the planner, else ``invoke_agent``);
+    ``app`` keys become ``app.<key>`` attributes."""
+    attrs: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": agent}
+    for key, value in app.items():
+        if value is not None:
+            attrs[f"app.{key}"] = value
+    with spans.span(name, attrs) as s:
+        yield s
+
+
+def record_completion(span: Any, completion: Completion) -> None:
+    """Usage of the whole agent step (all its model calls) on the agent span."""
+    span.update({
+        "gen_ai.usage.input_tokens": completion.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": completion.usage.completion_tokens,
+        "app.retries": completion.retries,
+        "app.latency_s": round(completion.latency_s, 4),
+    })
+
+
+def transcript(messages: Sequence[dict[str, Any]], *, limit: int | None = None) -> str:
+    """``Name: content`` lines of the conversation, oldest first; ``(nothing yet)`` when empty."""
+    chosen = messages if limit is None else messages[:limit]
+    if not chosen:
+        return "(nothing said yet)"
+    return "\n".join(f"{m['name']}: {m['content']}" for m in chosen)
+
+
+def principle_lines(principles: Sequence[PrincipleLike], *, guidance: str | None = None) -> str:
+    """One line per principle; with ``guidance`` ("critique"/"revision") the matching advice under it."""
+    lines = []
+    for p in principles:
+        lines.append(f"- {p.id}: {p.text}")
+        advice = getattr(p, guidance, "") if guidance else ""
+        if advice:
+            lines.append(f"  ({advice.strip()})")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""The critic: a structured verdict on one turn against a list of principles.
+
+The schema it answers in lists the allowed principle ids as an enum, so with
+constrained decoding a model cannot invent an id; with parse-and-re-ask an
+invented id fails validation and is re-asked. The same agent, given a revised
+text and only the principles the original broke, is the verifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, create_model
+
+from . import prompts
+from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion, transcript
+from .backends.base import Backend
+from .backends.types import ChatMessage, SamplingParams
+from .types import CritiqueOutput, Severity, Side, TurnVerdict, ViolationFinding
+
+_SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
+MAX_FINDINGS = 4
+
+
+@lru_cache(maxsize=128)
+def critique_schema(principle_ids: tuple[str, ...]) -> type[BaseModel]:
+    """CritiqueOutput with ``principle_id`` restricted to ``principle_ids``."""
+    finding = create_model(
+        "ViolationFinding", __doc__=ViolationFinding.__doc__,
+        principle_id=(Literal[principle_ids], ...),  # type: ignore[valid-type]
+        evidence=(str, ...), severity=(Severity, ...))
+    return create_model(
+        "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, ...),
+        violations=(list[finding], Field(max_length=MAX_FINDINGS)))  # type: ignore[valid-type]
+
+
+def worst(findings: Sequence[ViolationFinding]) -> Severity | None:
+    if not findings:
+        return None
+    return max((f.severity for f in findings), key=_SEVERITY_RANK.__getitem__)
+
+
+@dataclass(frozen=True, slots=True)
+class CriticAgent:
+    backend: Backend
+    params: SamplingParams
+    name: str = "critic"
+
+    def messages(self, messages: Sequence[dict[str, Any]], turn_index: int, text: str,
+                 principles: Sequence[PrincipleLike], guided: set[str]) -> list[ChatMessage]:
+        # Full critique guidance only for the principles in focus: the whole set
+        # with guidance would multiply the prompt for little gain.
+        lines = []
+        for p in principles:
+            lines.append(principle_lines([p], guidance="critique" if p.id in guided else None))
+        speaker = messages[turn_index]["name"]
+        user = prompts.render("critic_user", principles="\n".join(lines), history=transcript(messages, limit=turn_index),
+                              speaker=speaker, turn=text)
+        return [{"role": "system", "content": prompts.render("critic_system")}, {"role": "user", "content": user}]
+
+    async def judge(self, job_seed: int, job_id: str, messages: Sequence[dict[str, Any]], turn_index: int,
+                    principles: Sequence[PrincipleLike], *, focus: Sequence[str] = (),
+                    text: str | None = None) -> TurnVerdict:
+        """Judge ``messages[turn_index]`` (or ``text`` in its place) against ``principles``."""
+        turn = messages[turn_index]
+        side: Side = turn["speaker"]
+        if not principles:
+            return TurnVerdict(turn_index=turn_index, side=side, violated=[], findings=[],
+                               reasoning="no principles to judge against")
+        body = turn["content"] if text is None else text
+        ids = tuple(p.id for p in principles)
+        schema = critique_schema(ids)
+        msgs = self.messages(messages, turn_index, body, principles, set(focus))
+        params = self.params.with_seed(derive_seed(job_seed, job_id, self.name, turn_index))
+        with agent_span(self.name, turn_index=turn_index, side=side, principle_ids=list(ids)) as span:
+            completion = await self.backend.complete(msgs, params, schema, agent=self.name)
+            record_completion(span, completion)
+            parsed: Any = completion.parsed
+            findings: list[ViolationFinding] = []
+            seen: set[str] = set()
+            for f in parsed.violations:
+                if f.principle_id in seen:
+                    continue
+                seen.add(f.principle_id)
+                findings.append(ViolationFinding(principle_id=f.principle_id, evidence=f.evidence,
+                                                 severity=f.severity))
+            verdict = TurnVerdict(turn_index=turn_index, side=side, violated=[f.principle_id for f in findings],
+                                  findings=findings, reasoning=parsed.reasoning, severity=worst(findings))
+            span.set("app.violated", verdict.violated)
+        return verdict

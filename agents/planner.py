@@ -1,0 +1,84 @@
+"""The planner: one structured call that decides the dialogue before its first turn.
+
+It reasons over the dialogue characteristics (DiaSynth's chain of thought),
+sets side A's goal (SDSD), and writes each side a private brief; for the
+briefed side, which principle to break and roughly when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import prompts
+from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion
+from .backends.base import Backend
+from .backends.types import ChatMessage, Completion, SamplingParams
+from .types import DialogueJob, PlanOutput
+
+ASSISTANT_NAME = "AI assistant"
+
+SETTINGS = {
+    "assistant": "a user (side A) chatting with an AI assistant (side B) in a text chat",
+    "peers": "two people (side A and side B) talking with each other",
+}
+
+
+def describe_persona(job: DialogueJob, side: str) -> str:
+    persona = job.scenario.personas[0 if side == "A" else 1]
+    if job.mode == "assistant" and side == "B":
+        expertise = f" whose expertise matches: {persona.name}" + (f" ({persona.description})" if persona.description else "")
+        return f"an AI assistant{expertise}"
+    return persona.name + (f": {persona.description}" if persona.description else "")
+
+
+def side_role(job: DialogueJob, side: str) -> str:
+    return "AI assistant" if job.mode == "assistant" and side == "B" else "person"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerAgent:
+    backend: Backend
+    params: SamplingParams
+
+    def messages(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
+                 characteristics: Sequence[tuple[str, str]]) -> list[ChatMessage]:
+        side = job.briefed_side
+        own_turns = (max_turns + (1 if side == "A" else 0)) // 2
+        if targets:
+            violation_block = prompts.render("planner_violation", side=side, role=side_role(job, side),
+                                             principles=principle_lines(targets))
+            how = "the instruction to break the principle(s) above, with a concrete idea of how"
+            if side == "A":
+                violation_block += f"\nPut {how} in brief_a."
+                brief_b_extra = ""
+            else:
+                brief_b_extra = f" Include {how}."
+            turn_rule = (f"the number of side {side}'s own turn (1 = its first) in which the violation "
+                         f"happens; between 1 and {max(own_turns, 1)}.")
+        else:
+            violation_block, brief_b_extra, turn_rule = "", "", "0 (nothing is to be violated)."
+        scenario = job.scenario
+        user = prompts.render(
+            "planner_user", setting=SETTINGS[job.mode], topic=scenario.topic,
+            subtopic_line=f"Subtopic: {scenario.subtopic}" if scenario.subtopic else "",
+            persona_a=describe_persona(job, "A"), persona_b=describe_persona(job, "B"),
+            goal_line=f"Side A's goal: {scenario.goal}" if scenario.goal else "",
+            max_turns=max_turns,
+            characteristics="\n".join(f"- {name}: {desc}" for name, desc in characteristics) or "- (none)",
+            violation_block=violation_block, brief_b_extra=brief_b_extra, violation_turn_rule=turn_rule)
+        return [{"role": "system", "content": prompts.render("planner_system")},
+                {"role": "user", "content": user}]
+
+    async def plan(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
+                   characteristics: Sequence[tuple[str, str]]) -> tuple[PlanOutput, Completion]:
+        msgs = self.messages(job, targets, max_turns, characteristics)
+        params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
+        with agent_span("planner", name="plan", principle_ids=list(job.target_principles)) as span:
+            completion = await self.backend.complete(msgs, params, PlanOutput, agent="planner")
+            record_completion(span, completion)
+        plan = completion.parsed
+        assert isinstance(plan, PlanOutput)
+        if job.scenario.goal:
+            plan = plan.model_copy(update={"goal": job.scenario.goal})
+        return plan, completion

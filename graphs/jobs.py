@@ -1,0 +1,112 @@
+"""From scenarios and principles to DialogueJobs, deterministically.
+
+Same config and seed, same jobs with the same ids: that is what lets a
+resumed run skip exactly the dialogues it already wrote.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agents.types import DialogueJob, Mode, Persona, Scenario, Side
+
+
+class PersonaSpec(BaseModel):
+    """A persona in a config: ``{name, description}``, or a plain string ``"name: description"``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    """Short label, e.g. ``Dana, a night-shift nurse``."""
+    description: str = ""
+    """Background and traits."""
+
+
+class ScenarioSpec(BaseModel):
+    """A scenario written in the config (the DiaSynth expansion produces the same Scenario type)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str = Field(min_length=1)
+    """Broad topic or domain."""
+    subtopic: str | None = None
+    """Narrower subject."""
+    personas: tuple[PersonaSpec, PersonaSpec]
+    """Side A then side B. In assistant mode, A is the user and B lends the assistant its expertise."""
+    goal: str | None = None
+    """What side A wants; the planner writes one when omitted."""
+
+    @field_validator("personas", mode="before")
+    @classmethod
+    def _personas_from_strings(cls, value: object) -> object:
+        if isinstance(value, (list, tuple)):
+            out = []
+            for item in value:
+                if isinstance(item, str):
+                    name, _, desc = item.partition(":")
+                    out.append({"name": name.strip(), "description": desc.strip()})
+                else:
+                    out.append(item)
+            return out
+        return value
+
+    def to_scenario(self) -> Scenario:
+        a, b = self.personas
+        return Scenario(topic=self.topic, subtopic=self.subtopic, goal=self.goal,
+                        personas=(Persona(name=a.name, description=a.description),
+                                  Persona(name=b.name, description=b.description)))
+
+
+class JobsConfig(BaseModel):
+    """The ``jobs:`` block: how scenarios and principles combine into dialogues."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dialogues_per_scenario: int = Field(1, ge=1, le=10_000)
+    """Dialogues simulated for each scenario, each with its own principles and seed."""
+    principles_per_dialogue: int = Field(1, ge=0, le=10)
+    """Principles the briefed side is asked to break in one dialogue."""
+    control_share: float = Field(0.0, ge=0.0, le=1.0)
+    """Share of dialogues with no planted violation (controls for the critic's false-positive rate)."""
+    briefed_side: Literal["A", "B"] = "B"
+    """Which side carries the violation brief and is judged. Assistant mode: B (the assistant)."""
+    max_dialogues: int | None = Field(None, ge=1)
+    """Stop after this many jobs (``sparring run --max-dialogues`` overrides)."""
+
+
+def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,
+                seed: int, characteristics: Sequence[str] = (), max_dialogues: int | None = None,
+                few_shot_ids: Sequence[str] = ()) -> Iterator[DialogueJob]:
+    """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
+    that every principle is targeted about equally often, whatever the number of jobs."""
+    rng = random.Random(seed)
+    deck: list[str] = []
+    limit = max_dialogues if max_dialogues is not None else config.max_dialogues
+    side: Side = config.briefed_side
+    made = 0
+    for scenario in scenarios:
+        for index in range(config.dialogues_per_scenario):
+            if limit is not None and made >= limit:
+                return
+            control = config.control_share > 0 and rng.random() < config.control_share
+            targets: list[str] = []
+            if not control and principle_ids:
+                while len(targets) < min(config.principles_per_dialogue, len(principle_ids)):
+                    if not deck:
+                        deck = list(principle_ids)
+                        rng.shuffle(deck)
+                    pid = deck.pop()
+                    if pid not in targets:
+                        targets.append(pid)
+            job_seed = rng.randrange(2**31)
+            few_shot = few_shot_ids[rng.randrange(len(few_shot_ids))] if few_shot_ids else None
+            principles = tuple(sorted(targets))
+            yield DialogueJob(id=DialogueJob.make_id(scenario.id, principles, mode, job_seed, index),
+                              scenario=scenario, mode=mode, target_principles=principles, briefed_side=side,
+                              seed=job_seed, index=index, characteristics=tuple(characteristics),
+                              few_shot_id=few_shot)
+            made += 1

