@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .commands.doctor import doctor
+from .commands.run import resume, run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +16,8 @@ def main() -> None:
     preference pairs for TRL, and a trace of every agent turn."""
 
 
+main.add_command(run)
+main.add_command(resume)
 main.add_command(doctor)
 
 if __name__ == "__main__":
