@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .commands.doctor import doctor
+from .commands.principles import principles
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,6 +17,7 @@ def main() -> None:
 
 
 main.add_command(doctor)
+main.add_command(principles)
 
 if __name__ == "__main__":
     main()
