@@ -106,9 +106,8 @@ def resolve_principles(sets: Sequence[str], ids: Sequence[str] | None = None, *,
     if not ids:
         raise InputError("the list of principle ids is empty; leave it out to use every selected principle",
                          **where("ids"))
-    site = where("ids")
-    id_lines = [lines.line_of((*prefix, "ids", j)) for j in range(len(ids))] if lines and prefix else []
-    return constitution.select(ids, source=site["source"], field_name=site.get("field"), lines=id_lines)
+    id_lines = [where("ids", j).get("line") for j in range(len(ids))]
+    return constitution.select(ids, source=source, field_name=where("ids").get("field"), lines=id_lines)
 
 
 def _load_entry(entry: str, base_dir: str | Path | None, site: dict[str, Any]) -> _LoadedSet:
@@ -117,10 +116,11 @@ def _load_entry(entry: str, base_dir: str | Path | None, site: dict[str, Any]) -
     if not is_path_entry(entry):
         return _get_builtin_loaded(entry, site)
     path = Path(entry).expanduser()
-    if not path.is_absolute() and base_dir is not None:
+    relative = not path.is_absolute() and base_dir is not None
+    if relative:
         path = Path(base_dir) / path
     if not path.is_file():
-        hint = f" (relative paths are read from {base_dir})" if base_dir is not None and not Path(entry).is_absolute() else ""
+        hint = f" (relative paths are read from {base_dir})" if relative else ""
         raise InputError(f"principle file '{path}' not found{hint}", **site)
     return _load_user_file(path)
 
