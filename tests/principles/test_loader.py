@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,12 @@ from principles.loader import builtin_constitution, get_builtin, load_principle_
 from principles.yamlfile import InputError
 
 from .conftest import VALID_SET
+
+
+
+def acme(principles: str) -> str:
+    """A set file with a three-line header, so the first of ``principles`` is on line 4."""
+    return "id: acme\ntitle: Acme\nprinciples:\n" + textwrap.dedent(principles)
 
 
 def error_of(func, *args, **kwargs) -> InputError:
@@ -43,57 +50,45 @@ def test_broken_yaml_names_file_and_line(write_yaml) -> None:
 
 
 def test_missing_field_names_the_field_path_and_line(write_yaml) -> None:
-    path = write_yaml("missing.yaml", """\
-        id: acme
-        title: Acme
-        principles:
+    path = write_yaml("missing.yaml", acme("""\
           - id: acme.a
             category: honesty
             text: One.
           - id: acme.b
             category: honesty
-        """)
+        """))
     assert str(error_of(load_principle_file, path)) == \
         f"{path}: principles[1].text (line 7): required key is missing"
 
 
 def test_wrong_type_names_the_field_path_and_line(write_yaml) -> None:
-    path = write_yaml("wrong.yaml", """\
-        id: acme
-        title: Acme
-        principles:
+    path = write_yaml("wrong.yaml", acme("""\
           - id: acme.a
             category: honesty
             text: [not, a, string]
-        """)
+        """))
     err = error_of(load_principle_file, path)
     assert (err.field, err.line) == ("principles[0].text", 6)
     assert "string" in err.message
 
 
 def test_unknown_key_gets_a_suggestion(write_yaml) -> None:
-    path = write_yaml("typo.yaml", """\
-        id: acme
-        title: Acme
-        principles:
+    path = write_yaml("typo.yaml", acme("""\
           - id: acme.a
             category: honesty
             text: One.
             critiqe: Typo.
-        """)
+        """))
     assert str(error_of(load_principle_file, path)) == \
         f"{path}: principles[0].critiqe (line 7): unknown key 'critiqe' (did you mean 'critique'?)"
 
 
 def test_bad_id_format_names_the_field_and_line(write_yaml) -> None:
-    path = write_yaml("badid.yaml", """\
-        id: acme
-        title: Acme
-        principles:
+    path = write_yaml("badid.yaml", acme("""\
           - id: Acme_Rule
             category: honesty
             text: One.
-        """)
+        """))
     err = error_of(load_principle_file, path)
     assert (err.field, err.line) == ("principles[0].id", 4)
     assert "e.g. 'privacy.no-doxxing'" in err.message and "'Acme_Rule'" in err.message
@@ -107,17 +102,14 @@ def test_file_that_is_not_a_mapping(write_yaml) -> None:
 
 
 def test_duplicate_id_within_a_file_names_the_id_and_both_lines(write_yaml) -> None:
-    path = write_yaml("dup.yaml", """\
-        id: acme
-        title: Acme
-        principles:
+    path = write_yaml("dup.yaml", acme("""\
           - id: acme.a
             category: honesty
             text: One.
           - id: acme.a
             category: honesty
             text: Two.
-        """)
+        """))
     assert str(error_of(load_principle_file, path)) == \
         f"{path}: principles[1].id (line 7): duplicate principle id 'acme.a' (first defined on line 4)"
 
