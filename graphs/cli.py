@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .commands.doctor import doctor
+from .commands.principles import principles
 from .commands.run import resume, run
 
 
@@ -19,6 +20,7 @@ def main() -> None:
 main.add_command(run)
 main.add_command(resume)
 main.add_command(doctor)
+main.add_command(principles)
 
 if __name__ == "__main__":
     main()
