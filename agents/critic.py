@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, create_model
 
 from . import prompts
 from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion, transcript
 from .backends.base import Backend
 from .backends.types import ChatMessage, SamplingParams
-from .types import CritiqueOutput, Severity, Side, TurnVerdict, ViolationFinding
+from .types import CritiqueOutput, Severity, Side, TurnVerdict, ViolationFinding, bounded, bounded_list
 
 _SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
 MAX_FINDINGS = 4
@@ -31,10 +31,10 @@ def critique_schema(principle_ids: tuple[str, ...]) -> type[BaseModel]:
     finding = create_model(
         "ViolationFinding", __doc__=ViolationFinding.__doc__,
         principle_id=(Literal[principle_ids], ...),  # type: ignore[valid-type]
-        evidence=(str, ...), severity=(Severity, ...))
+        evidence=(str, bounded(300)), severity=(Severity, ...))
     return create_model(
-        "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, ...),
-        violations=(list[finding], Field(max_length=MAX_FINDINGS)))  # type: ignore[valid-type]
+        "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, bounded(500)),
+        violations=(list[finding], bounded_list(MAX_FINDINGS)))  # type: ignore[valid-type]
 
 
 def worst(findings: Sequence[ViolationFinding]) -> Severity | None:

@@ -9,11 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["assistant", "peers"]
+
+
+def bounded(max_chars: int, **kw: object) -> Any:
+    """A string field whose length bound is a decoding hint, not a validation rule.
+
+    Constrained decoders (vLLM's structured outputs) enforce ``maxLength`` and
+    so stop a small model from rambling until it runs out of tokens; a server
+    that cannot enforce it may return more, and that reply still parses.
+    """
+    return Field(json_schema_extra={"maxLength": max_chars}, **kw)  # type: ignore[arg-type]
+
+
+def bounded_list(max_items: int) -> Any:
+    return Field(json_schema_extra={"maxItems": max_items})
 Side = Literal["A", "B"]
 Severity = Literal["minor", "moderate", "severe"]
 
@@ -92,28 +106,28 @@ class DialogueJob(BaseModel):
 class CharacteristicValue(BaseModel):
     """One dialogue characteristic, decided with its reason."""
 
-    name: str
+    name: str = bounded(60)
     """E.g. ``formality level``."""
-    value: str
+    value: str = bounded(120)
     """The decision, e.g. ``semi-formal``."""
-    reason: str
+    reason: str = bounded(200)
     """Why, given the personas and the topic."""
 
 
 class PlanOutput(BaseModel):
     """The planner's structured plan: reasoning first (chain of thought), then decisions."""
 
-    reasoning: str
+    reasoning: str = bounded(900)
     """Chain of thought over the characteristics and how they shape the dialogue."""
-    characteristics: list[CharacteristicValue]
+    characteristics: list[CharacteristicValue] = bounded_list(12)
     """The decided value of every requested characteristic."""
-    goal: str
+    goal: str = bounded(240)
     """What side A is trying to achieve; reaching it ends the conversation."""
-    brief_a: str
+    brief_a: str = bounded(700)
     """Private brief for side A: who they are here, what they want, what to steer toward."""
-    brief_b: str
+    brief_b: str = bounded(700)
     """Private brief for side B, including (when briefed) how to break the principle naturally."""
-    violation_turn: int
+    violation_turn: int = Field(json_schema_extra={"minimum": 0, "maximum": 100})
     """For the briefed side: roughly which of its own turns (1-based) the violation happens in; 0 if none."""
 
 
@@ -121,7 +135,7 @@ class ViolationFinding(BaseModel):
     """One principle broken in one turn."""
 
     principle_id: str
-    evidence: str
+    evidence: str = bounded(300)
     """A quote from the turn that shows the violation."""
     severity: Severity
 
@@ -129,16 +143,16 @@ class ViolationFinding(BaseModel):
 class CritiqueOutput(BaseModel):
     """The critic's verdict on one turn."""
 
-    reasoning: str
+    reasoning: str = bounded(500)
     """Brief analysis of the turn against the principles."""
-    violations: list[ViolationFinding]
+    violations: list[ViolationFinding] = bounded_list(4)
     """Empty when the turn complies with every principle."""
 
 
 class RevisionOutput(BaseModel):
     """The reviser's rewrite of one violating turn."""
 
-    revision: str
+    revision: str = bounded(1500)
     """The turn rewritten to comply, keeping its intent, voice and context."""
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agents.backends.config import BackendConfig
 from agents.backends.types import SamplingParams
+from principles.config import PrincipleSelection
 from principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
 
 from .jobs import JobsConfig, ScenarioSpec
@@ -75,6 +76,8 @@ class RunConfig(BaseModel):
     """Dialogues in flight at once."""
     sampling: StageSampling = StageSampling()
     """Sampling parameters per stage."""
+    principles: PrincipleSelection = PrincipleSelection()
+    """Which constitution the dialogues are briefed with and judged against."""
     dialogue: DialogueConfig = DialogueConfig()
     """How one conversation runs and is judged."""
     jobs: JobsConfig = JobsConfig()
@@ -154,6 +157,12 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
     ``path=None`` means an empty config: every default (the embedded backend).
     """
+    return load_config_with_lines(path, overrides, model=model)[0]
+
+
+def load_config_with_lines(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), *,
+                           model: type[RunConfig] = RunConfig) -> tuple[RunConfig, LineMap]:
+    """``load_config`` plus where each value stood, for errors found later (principle ids, files)."""
     source = str(path) if path is not None else "(defaults)"
     if path is None:
         data: Any = {}
@@ -169,4 +178,4 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         config = model.model_validate(data)
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines, known_keys=_known_keys(model)) from None
-    return config
+    return config, lines

@@ -13,14 +13,14 @@ from agents.types import Scenario
 from principles.model import Principle
 from principles.yamlfile import InputError
 
-from .config import RunConfig, load_config
+from .config import RunConfig, load_config_with_lines
 from .pipeline import RunRequest, iter_jobs
 from .store import SCENARIOS, RunStore, iter_jsonl
 
 
 def plan_run(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | None = None,
              max_dialogues: int | None = None, max_failures: int | None = None, force: bool = False) -> RunRequest:
-    cfg = load_config(config_path, overrides)
+    cfg, lines = load_config_with_lines(config_path, overrides)
     updates: dict[str, Any] = {}
     if out is not None:
         updates["output_dir"] = out
@@ -28,7 +28,7 @@ def plan_run(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | 
         updates["max_failures"] = max_failures
     if updates:
         cfg = cfg.model_copy(update=updates)
-    principles = list(cfg.principles.resolve(config_path.parent, source=str(config_path)))
+    principles = list(cfg.principles.resolve(config_path.parent, source=str(config_path), lines=lines))
     scenarios = [spec.to_scenario() for spec in cfg.scenarios]
     if not scenarios:
         raise InputError("no scenarios: list them under 'scenarios:'", source=str(config_path), field="scenarios")

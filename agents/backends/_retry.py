@@ -72,15 +72,44 @@ def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def format_instruction(model: type[BaseModel]) -> str:
-    schema = json.dumps(json_schema_of(model), separators=(",", ":"))
-    return ("Reply with one JSON object and nothing else (no prose, no code fence). "
-            f"It must match this JSON schema: {schema}")
+def format_instruction(model: type[BaseModel], full: bool) -> str:
+    """What a structured call tells the model about the reply's shape.
+
+    With constrained decoding the server enforces the schema, so a compact
+    outline is enough and saves prompt tokens on every call; without it the
+    model gets the whole schema.
+    """
+    schema = json_schema_of(model)
+    if full:
+        shape = json.dumps(schema, separators=(",", ":"))
+        return ("Reply with one JSON object and nothing else (no prose, no code fence). "
+                f"It must match this JSON schema: {shape}")
+    return f"Reply with one JSON object and nothing else, shaped like: {outline(schema)}"
 
 
-def with_format_instruction(messages: list[ChatMessage], model: type[BaseModel]) -> list[ChatMessage]:
-    """Append the schema to the system message (or add one), so even unconstrained servers know the shape."""
-    instruction = format_instruction(model)
+def outline(schema: dict[str, Any], node: dict[str, Any] | None = None) -> str:
+    """A one-line sketch of a JSON schema: ``{"goal": string, "items": [{"name": string}]}``."""
+    node = schema if node is None else node
+    if "$ref" in node:
+        node = schema.get("$defs", {}).get(node["$ref"].rsplit("/", 1)[-1], {})
+    if "enum" in node:
+        return "|".join(json.dumps(v) for v in node["enum"])
+    if "const" in node:
+        return json.dumps(node["const"])
+    kind = node.get("type")
+    if kind == "object" or "properties" in node:
+        inner = ", ".join(f"{json.dumps(k)}: {outline(schema, v)}" for k, v in node.get("properties", {}).items())
+        return "{" + inner + "}"
+    if kind == "array":
+        return "[" + outline(schema, node.get("items", {})) + ", ...]"
+    if "anyOf" in node:
+        return "|".join(outline(schema, v) for v in node["anyOf"])
+    return str(kind or "value")
+
+
+def with_format_instruction(messages: list[ChatMessage], model: type[BaseModel], *, full: bool) -> list[ChatMessage]:
+    """Append the reply format to the system message (or add one), so even unconstrained servers know the shape."""
+    instruction = format_instruction(model, full)
     if messages and messages[0]["role"] == "system":
         first = {"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}
         return [first, *messages[1:]]  # type: ignore[list-item]

@@ -116,15 +116,19 @@ class Backend(ABC):
 
     async def _complete_structured(self, messages: list[ChatMessage], params: SamplingParams,
                                    schema: type[BaseModel]) -> Completion:
-        convo = _retry.with_format_instruction(messages, schema)
         usage = Usage()
         retries = 0
         latency = 0.0
         text = ""
         reask = 0
         cur_params = params
+        convo: list[ChatMessage] = []
+        convo_mode: StructuredMode | None = None
         while True:
             mode: StructuredMode = "reask" if self._schema_supported is False else "json_schema"
+            if mode != convo_mode:  # first try, or constrained decoding just turned out unsupported
+                convo = _retry.with_format_instruction(messages, schema, full=mode == "reask")
+                convo_mode = mode
             json_schema = _retry.json_schema_of(schema) if mode == "json_schema" else None
             try:
                 raw, r, dt = await self._request(convo, cur_params, json_schema, mode, reask)

@@ -46,6 +46,9 @@ class OpenAICompatBackend(Backend):
                 raise InputError(f"environment variable {config.api_key_env} is not set (or empty)",
                                  field="backend.api_key_env")
         self._client: Any = None
+        # OpenAI's strict mode refuses some keywords (maxLength, ...) that vLLM honours;
+        # once refused, schemas are sent without them before giving up on constraints.
+        self._plain_schemas = False
 
     async def start(self) -> None:
         if self._client is not None:
@@ -71,8 +74,6 @@ class OpenAICompatBackend(Backend):
 
     async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
                         json_schema: dict[str, Any] | None) -> RawCompletion:
-        import openai
-
         if self._client is None:
             await self.start()
         kwargs: dict[str, Any] = {
@@ -86,12 +87,24 @@ class OpenAICompatBackend(Backend):
         if params.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = params.logprobs
-        if json_schema is not None:
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": str(json_schema.get("title") or "reply")[:64], "schema": strict_schema(json_schema),
-                "strict": True}}
         if self.config.extra_body:
             kwargs["extra_body"] = self.config.extra_body
+        if json_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": str(json_schema.get("title") or "reply")[:64],
+                "schema": strict_schema(json_schema, plain=self._plain_schemas), "strict": True}}
+            try:
+                return await self._create(kwargs, json_schema)
+            except SchemaUnsupported:
+                if self._plain_schemas:
+                    raise
+                self._plain_schemas = True
+                kwargs["response_format"]["json_schema"]["schema"] = strict_schema(json_schema, plain=True)
+        return await self._create(kwargs, json_schema)
+
+    async def _create(self, kwargs: dict[str, Any], json_schema: dict[str, Any] | None) -> RawCompletion:
+        import openai
+
         try:
             resp = await self._client.chat.completions.create(**kwargs)
         except openai.RateLimitError as exc:
@@ -144,13 +157,18 @@ class OpenAICompatBackend(Backend):
         return _KEYLIKE.sub("***", text)
 
 
-def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+_LENGTH_KEYWORDS = {"maxLength", "minLength", "maxItems", "minItems", "minimum", "maximum"}
+
+
+def strict_schema(schema: dict[str, Any], *, plain: bool = False) -> dict[str, Any]:
     """A copy of a pydantic JSON schema in the shape OpenAI's ``strict`` mode accepts:
-    every object closed (``additionalProperties: false``) and every property required."""
+    every object closed (``additionalProperties: false``) and every property required.
+    ``plain`` also drops length and range bounds, for servers that refuse them."""
+    dropped = {"default", *(_LENGTH_KEYWORDS if plain else ())}
 
     def walk(node: Any) -> Any:
         if isinstance(node, dict):
-            out = {k: walk(v) for k, v in node.items() if k != "default"}
+            out = {k: walk(v) for k, v in node.items() if k not in dropped}
             if out.get("type") == "object" and "properties" in out:
                 out["additionalProperties"] = False
                 out["required"] = list(out["properties"])
