@@ -120,7 +120,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], lines: LineMap) 
         elif isinstance(node, dict):
             node[str(last)] = value
         else:
-            raise InputError(f"--set {dotted(path)}: cannot set a key there")
+            raise InputError(f"--set {dotted(path)}: {dotted(path[:-1])} is not a mapping, it cannot have keys")
         lines.lines.pop(tuple(path), None)  # its line in the file no longer applies
         lines.overridden.add(tuple(path))
     return data
