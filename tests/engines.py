@@ -97,7 +97,6 @@ class VLLMServer:
             # Own session: stop() signals the API server and its engine-core child together.
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=dict(os.environ), start_new_session=True)
-        atexit.register(self.stop)
         self._wait_ready(SERVER_START_TIMEOUT_S)
         self.startup_s = time.perf_counter() - t0
         return self
@@ -146,3 +145,4 @@ class VLLMServer:
 
 embedded = EmbeddedEngine()
 server = VLLMServer()
+atexit.register(server.stop)  # also after Ctrl-C or an internal pytest error: leave no server behind
