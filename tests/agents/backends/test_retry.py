@@ -22,8 +22,11 @@ from agents.backends import (
 from principles.yamlfile import InputError
 from tests.fakeserver import FakeOpenAIServer
 
-# Tiny waits and a short timeout: the suite measures behaviour, not patience.
-FAST = RetryConfig(attempts=4, initial_wait_s=0.001, max_wait_s=0.05, timeout_s=0.5)
+# Tiny waits: the suite measures behaviour, not patience. The timeout stays generous
+# (a loaded CI box can take a second to answer the first request) except where a
+# timeout is the fault under test.
+FAST = RetryConfig(attempts=4, initial_wait_s=0.001, max_wait_s=0.05, timeout_s=30.0)
+IMPATIENT = FAST.model_copy(update={"timeout_s": 1.0})
 HI = [{"role": "user", "content": "hi"}]
 PARAMS = SamplingParams(max_tokens=8)
 
@@ -32,7 +35,7 @@ TRANSIENT = [
     pytest.param("http_500", {}, "HTTP 500: injected server error", id="500"),
     pytest.param("status", {"status": 503, "message": "overloaded"}, "HTTP 503: overloaded", id="503"),
     pytest.param("http_429", {"retry_after": 0}, "429 rate limited", id="429"),
-    pytest.param("slow", {"delay_s": 3}, "timed out after 0.5s", id="slow"),
+    pytest.param("slow", {"delay_s": 4}, "timed out after 1s", id="slow"),
     pytest.param("garbage", {}, "the body is not JSON", id="garbage-json"),
     pytest.param("garbage", {"content_type": "text/html"}, "the body is not JSON", id="garbage-html"),
     pytest.param("no_choices", {}, "no choices[0].message", id="no-choices"),
@@ -41,8 +44,9 @@ TRANSIENT = [
 
 
 @contextlib.asynccontextmanager
-async def backend_for(server: FakeOpenAIServer, **config: Any) -> AsyncIterator[Backend]:
-    backend = create_backend(server.backend_config(**{"retry": FAST, **config}))
+async def backend_for(server: FakeOpenAIServer, kind: str = "", **config: Any) -> AsyncIterator[Backend]:
+    """An openai_compat backend on ``server``; ``kind`` is the fault under test (``slow`` wants a short timeout)."""
+    backend = create_backend(server.backend_config(**{"retry": IMPATIENT if kind == "slow" else FAST, **config}))
     await backend.start()
     try:
         yield backend
@@ -73,7 +77,7 @@ def recorded_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 async def test_fault_then_success(fake_server: FakeOpenAIServer, kind: str, options: dict[str, Any],
                                   reason: str) -> None:
     fake_server.fail(kind, times=2, **options)
-    async with backend_for(fake_server) as backend:
+    async with backend_for(fake_server, kind) as backend:
         result = await backend.complete(HI, PARAMS)
     assert result.text == "ok"
     assert result.retries == 2
@@ -85,7 +89,7 @@ async def test_fault_then_success(fake_server: FakeOpenAIServer, kind: str, opti
 async def test_gives_up_past_the_bound(fake_server: FakeOpenAIServer, kind: str, options: dict[str, Any],
                                        reason: str) -> None:
     fake_server.fail(kind, times=FAST.attempts + 1, **options)
-    async with backend_for(fake_server) as backend:
+    async with backend_for(fake_server, kind) as backend:
         with pytest.raises(TransientBackendError) as info:
             await backend.complete(HI, PARAMS)
     message = str(info.value)
@@ -102,18 +106,18 @@ async def test_a_single_attempt_is_counted_as_one(fake_server: FakeOpenAIServer)
             await backend.complete(HI, PARAMS)
 
 
-PATIENT = FAST.model_copy(update={"max_wait_s": 0.3})
+LONGER_WAITS = FAST.model_copy(update={"max_wait_s": 0.3})
 
 
 @pytest.mark.parametrize(("options", "expected"), [
     pytest.param({"retry_after": 0.2}, 0.2, id="seconds"),
     pytest.param({"retry_after_ms": 150}, 0.15, id="milliseconds"),
-    pytest.param({"retry_after": 100}, PATIENT.max_wait_s, id="capped-at-max_wait_s"),
+    pytest.param({"retry_after": 100}, LONGER_WAITS.max_wait_s, id="capped-at-max_wait_s"),
 ])
 async def test_retry_after_is_honoured(fake_server: FakeOpenAIServer, recorded_waits: list[float],
                                        options: dict[str, Any], expected: float) -> None:
     fake_server.fail("http_429", times=2, **options)
-    async with backend_for(fake_server, retry=PATIENT) as backend:
+    async with backend_for(fake_server, retry=LONGER_WAITS) as backend:
         result = await backend.complete(HI, PARAMS)
     assert result.retries == 2
     assert recorded_waits == pytest.approx([expected, expected])
@@ -121,7 +125,7 @@ async def test_retry_after_is_honoured(fake_server: FakeOpenAIServer, recorded_w
 
 async def test_backoff_without_retry_after_is_jittered_exponential(fake_server: FakeOpenAIServer,
                                                                    recorded_waits: list[float]) -> None:
-    policy = RetryConfig(attempts=5, initial_wait_s=0.01, max_wait_s=0.03, timeout_s=1.0)
+    policy = RetryConfig(attempts=5, initial_wait_s=0.01, max_wait_s=0.03, timeout_s=30.0)
     fake_server.fail("http_500", times=4)
     async with backend_for(fake_server, retry=policy) as backend:
         await backend.complete(HI, PARAMS)
@@ -189,17 +193,18 @@ async def test_the_api_key_never_appears_in_errors(fake_server: FakeOpenAIServer
         (kind, options) for kind, options, _ in (p.values for p in TRANSIENT)]  # type: ignore[misc]
     plan += [("status", {"status": 401, "message": "Incorrect API key provided: {api_key}"}),
              ("status", {"status": 500, "message": "upstream rejected key {api_key}"})]
-    async with backend_for(fake_server, api_key_env="SPARRING_TEST_API_KEY") as backend:
-        for kind, options in plan:
-            fake_server.reset()
-            fake_server.fail(kind, times=FAST.attempts, **options)
+    for kind, options in plan:
+        fake_server.reset()
+        policy = (IMPATIENT if kind == "slow" else FAST).model_copy(update={"attempts": 2})
+        fake_server.fail(kind, times=policy.attempts, **options)
+        async with backend_for(fake_server, retry=policy, api_key_env="SPARRING_TEST_API_KEY") as backend:
             with pytest.raises(BackendError) as info:
                 await backend.complete(HI, PARAMS)
-            for text in (str(info.value), repr(info.value), str(info.value.args)):
-                assert secret not in text, (kind, text)
             assert secret not in str(backend.describe())
-            # It was sent, though: the server saw it as the bearer token.
-            assert fake_server.requests[0].headers["authorization"] == f"Bearer {secret}"
+        for text in (str(info.value), repr(info.value), str(info.value.args)):
+            assert secret not in text, (kind, text)
+        # It was sent, though: the server saw it as the bearer token.
+        assert fake_server.requests[0].headers["authorization"] == f"Bearer {secret}"
 
 
 def test_missing_api_key_variable_is_named(fake_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
