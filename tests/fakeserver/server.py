@@ -1,44 +1,4 @@
-"""A loopback OpenAI-compatible chat server with a programmable fault plan.
-
-For tests of retries and structured-output fallback, for runner/fault-injection
-tests and for the orchestration-overhead benchmark: it answers in
-microseconds (or after ``reply_delay_s``), so what is measured is our code,
-not a model. Stdlib only; it runs its own event loop in a daemon thread, so
-sync tests, async tests and subprocesses (``sparring doctor``) can all talk
-to it.
-
-    with FakeOpenAIServer() as server:
-        server.fail("http_500", times=2)           # the next two chat calls answer 500
-        backend = create_backend(server.backend_config(retry=RetryConfig(...)))
-        ...
-        assert server.stats.chat_requests == 3
-
-Replies: ``responder(body) -> str`` when given; else, when ``response_format``
-asks for a JSON schema, the smallest instance of that schema
-(``minimal_instance``); else ``reply_text``.
-
-Fault kinds (``fail(kind, times=N, **options)`` queues N of them, consumed in
-order by chat requests; ``fail_share(kind, share)`` hits that share of the
-calls not covered by the queue, from a seeded RNG so runs repeat):
-
-- ``http_500``: 500 with an OpenAI-style error body.
-- ``http_429``: 429 with ``retry-after`` (option ``retry_after`` seconds, default 0)
-  or ``retry-after-ms`` (option ``retry_after_ms``).
-- ``status``: any status (option ``status``, default 400) and ``message``; the
-  text ``{api_key}`` in the message becomes the bearer token the client sent,
-  as some servers echo it back.
-- ``slow``: a valid reply, but only after ``delay_s`` (default 5 s): longer than
-  a client timeout.
-- ``garbage``: 200 with a non-JSON body (option ``content_type``, default
-  ``application/json``).
-- ``no_choices``: 200 with a JSON body that lacks ``choices``.
-- ``drop``: the connection is closed without any response.
-
-Other knobs: ``model`` (a request naming another model gets a 404, as real
-servers do), ``schema_support`` (``honour``; ``ignore``: the schema is not
-enforced, the plain reply comes back; ``reject``: 400 naming response_format),
-``reply_delay_s`` (latency of every normal reply).
-"""
+"""FakeOpenAIServer: the server, its fault plan and its counters (usage in the package docstring)."""
 
 from __future__ import annotations
 
@@ -52,13 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .wire import error_body, read_request, send, send_json
+from .schema import minimal_instance
+
 FAULT_KINDS = ("http_500", "http_429", "status", "slow", "garbage", "no_choices", "drop")
 SchemaSupport = Literal["honour", "ignore", "reject"]
 Responder = Callable[[dict[str, Any]], str]
-
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 408: "Request Timeout",
-            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}
 
 
 @dataclass(frozen=True)
@@ -222,7 +181,7 @@ class FakeOpenAIServer:
         self._handlers.add(task)
         try:
             while True:  # HTTP/1.1 keep-alive: the client pools connections
-                request = await _read_request(reader)
+                request = await read_request(reader)
                 if request is None or not await self._route(*request, writer):
                     break
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
@@ -240,19 +199,19 @@ class FakeOpenAIServer:
         if method == "GET" and path == "/v1/models":
             with self._lock:
                 self._stats.model_requests += 1
-            await _send_json(writer, 200, {"object": "list", "data": [
+            await send_json(writer, 200, {"object": "list", "data": [
                 {"id": self.model, "object": "model", "created": 0, "owned_by": "fakeserver"}]})
             return True
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(headers, body, writer)
-        await _send_json(writer, 404, _error(f"no route for {method} {path}", "not_found"))
+        await send_json(writer, 404, error_body(f"no route for {method} {path}", "not_found"))
         return True
 
     async def _chat(self, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter) -> bool:
         try:
             body = json.loads(raw)
         except ValueError:
-            await _send_json(writer, 400, _error("request body is not JSON", "invalid_request_error"))
+            await send_json(writer, 400, error_body("request body is not JSON", "invalid_request_error"))
             return True
         with self._lock:
             stats = self._stats
@@ -270,7 +229,7 @@ class FakeOpenAIServer:
             if self.reply_delay_s:
                 await asyncio.sleep(self.reply_delay_s)
             status, payload = self._reply(body)
-            await _send_json(writer, status, payload)
+            await send_json(writer, status, payload)
             return True
         finally:
             with self._lock:
@@ -289,26 +248,26 @@ class FakeOpenAIServer:
                            writer: asyncio.StreamWriter) -> bool:
         opts = fault.options
         if fault.kind == "http_500":
-            await _send_json(writer, 500, _error(opts.get("message", "injected server error"), "server_error"))
+            await send_json(writer, 500, error_body(opts.get("message", "injected server error"), "server_error"))
         elif fault.kind == "http_429":
             extra = {}
             if "retry_after_ms" in opts:
                 extra["retry-after-ms"] = str(opts["retry_after_ms"])
             else:
                 extra["retry-after"] = str(opts.get("retry_after", 0))
-            await _send_json(writer, 429, _error("injected rate limit", "rate_limit_exceeded"), extra)
+            await send_json(writer, 429, error_body("injected rate limit", "rate_limit_exceeded"), extra)
         elif fault.kind == "status":
             key = headers.get("authorization", "").removeprefix("Bearer ")
             message = str(opts.get("message", "injected error")).replace("{api_key}", key)
-            await _send_json(writer, int(opts.get("status", 400)), _error(message, "invalid_request_error"))
+            await send_json(writer, int(opts.get("status", 400)), error_body(message, "invalid_request_error"))
         elif fault.kind == "slow":
             await asyncio.sleep(float(opts.get("delay_s", 5.0)))
             status, payload = self._reply(body)
-            await _send_json(writer, status, payload)
+            await send_json(writer, status, payload)
         elif fault.kind == "garbage":
-            await _send(writer, 200, b"<html>this is not JSON{", opts.get("content_type", "application/json"))
+            await send(writer, 200, b"<html>this is not JSON{", opts.get("content_type", "application/json"))
         elif fault.kind == "no_choices":
-            await _send_json(writer, 200, {"id": "chatcmpl-broken", "object": "chat.completion",
+            await send_json(writer, 200, {"id": "chatcmpl-broken", "object": "chat.completion",
                                            "model": self.model, "created": int(time.time())})
         elif fault.kind == "drop":
             writer.transport.abort()
@@ -318,11 +277,12 @@ class FakeOpenAIServer:
     # -- replies -------------------------------------------------------------------------
     def _reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if body.get("model") != self.model:
-            return 404, _error(f"The model `{body.get('model')}` does not exist.", "model_not_found")
+            return 404, error_body(f"The model `{body.get('model')}` does not exist.", "model_not_found")
         fmt = body.get("response_format") or {}
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
         if fmt and self.schema_support == "reject":
-            return 400, _error("response_format json_schema is not supported by this server", "invalid_request_error")
+            return 400, error_body("response_format json_schema is not supported by this server",
+                                   "invalid_request_error")
         if self.responder is not None:
             text = self.responder(body)
         elif schema is not None and self.schema_support == "honour":
@@ -341,87 +301,3 @@ class FakeOpenAIServer:
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
                       "total_tokens": prompt_words + completion_words},
         }
-
-
-def minimal_instance(schema: dict[str, Any], root: dict[str, Any] | None = None) -> Any:
-    """The smallest value valid against a JSON schema of the kind pydantic emits.
-
-    Covers $ref/$defs, anyOf/oneOf/allOf, const, enum, objects (every property
-    filled, as OpenAI's strict mode requires), arrays (minItems), strings
-    (min/maxLength), numbers (bounds), booleans and null. Not a general
-    JSON-schema solver: patterns and formats are not honoured.
-    """
-    root = root if root is not None else schema
-    if "$ref" in schema:
-        node: Any = root
-        for part in schema["$ref"].removeprefix("#/").split("/"):
-            node = node[part]
-        return minimal_instance(node, root)
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for combinator in ("anyOf", "oneOf"):
-        if combinator in schema:
-            options = schema[combinator]
-            non_null = [o for o in options if o.get("type") != "null"]
-            return minimal_instance((non_null or options)[0], root)
-    if schema.get("allOf"):
-        return minimal_instance(schema["allOf"][0], root)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        return {name: minimal_instance(prop, root) for name, prop in schema.get("properties", {}).items()}
-    if kind == "array":
-        item = schema.get("items") or {}
-        return [minimal_instance(item, root) for _ in range(int(schema.get("minItems", 0)))]
-    if kind == "string":
-        length = max(int(schema.get("minLength", 1)), 1)
-        return "x" * min(length, int(schema.get("maxLength", length)))
-    if kind in ("integer", "number"):
-        low = schema.get("minimum", schema.get("exclusiveMinimum"))
-        value = 0 if low is None else low + (1 if "exclusiveMinimum" in schema and "minimum" not in schema else 0)
-        high = schema.get("maximum")
-        value = min(value, high) if high is not None else value
-        return int(value) if kind == "integer" else float(value)
-    if kind == "boolean":
-        return False
-    return None
-
-
-# -- HTTP/1.1, the small part of it an OpenAI client needs -----------------------------------------
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
-    line = await reader.readline()
-    if not line.strip():
-        return None  # connection closed between requests
-    method, target, _version = line.decode("latin-1").split(" ", 2)
-    headers: dict[str, str] = {}
-    while True:
-        raw = await reader.readline()
-        if raw in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = raw.decode("latin-1").partition(":")
-        headers[name.strip().lower()] = value.strip()
-    length = int(headers.get("content-length", "0") or 0)
-    body = await reader.readexactly(length) if length else b""
-    return method, target, headers, body
-
-
-def _error(message: str, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": code, "code": code, "param": None}}
-
-
-async def _send_json(writer: asyncio.StreamWriter, status: int, payload: dict[str, Any],
-                     extra_headers: dict[str, str] | None = None) -> None:
-    await _send(writer, status, json.dumps(payload).encode(), "application/json", extra_headers)
-
-
-async def _send(writer: asyncio.StreamWriter, status: int, body: bytes, content_type: str,
-                extra_headers: dict[str, str] | None = None) -> None:
-    head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"content-type: {content_type}",
-            f"content-length: {len(body)}", "connection: keep-alive"]
-    head += [f"{k}: {v}" for k, v in (extra_headers or {}).items()]
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
-    await writer.drain()
