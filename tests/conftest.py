@@ -3,6 +3,9 @@
 Order of a session: tests marked ``engine`` run first on the in-process engine,
 which is closed as soon as a test that does not need it comes up; tests marked
 ``server`` run last, so the vLLM server starts only after that engine is gone.
+
+Fast loop without any engine: ``python -m pytest tests -m "not engine and not server"``.
+Anything that starts an engine runs under ``flock /tmp/sparring-engine.lock`` on shared machines.
 """
 
 from __future__ import annotations

@@ -46,12 +46,19 @@ class EmbeddedEngine:
 
     def __init__(self) -> None:
         self.backend: Backend | None = None
+        self.failure: BaseException | None = None
 
     async def get(self) -> Backend:
+        if self.failure is not None:  # one failed start is reported by every test, not retried by each
+            raise RuntimeError(f"the embedded engine failed to start earlier: {self.failure}")
         if self.backend is None:
             server.stop()
             backend = create_backend(BackendConfig())
-            await backend.start()
+            try:
+                await backend.start()
+            except BaseException as exc:
+                self.failure = exc
+                raise
             self.backend = backend
         return self.backend
 
@@ -70,6 +77,7 @@ class VLLMServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_dir: Path | None = None
         self.startup_s: float | None = None
+        self.failure: str | None = None
 
     @property
     def base_url(self) -> str:
@@ -80,6 +88,8 @@ class VLLMServer:
         return self._log_dir / "server.log" if self._log_dir else None
 
     def ensure_started(self) -> VLLMServer:
+        if self.failure is not None:  # one failed start is reported by every test, not retried by each
+            raise RuntimeError(f"the vLLM server failed to start earlier: {self.failure}")
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.stop()
@@ -97,7 +107,11 @@ class VLLMServer:
             # Own session: stop() signals the API server and its engine-core child together.
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=dict(os.environ), start_new_session=True)
-        self._wait_ready(SERVER_START_TIMEOUT_S)
+        try:
+            self._wait_ready(SERVER_START_TIMEOUT_S)
+        except RuntimeError as exc:
+            self.failure = str(exc)
+            raise
         self.startup_s = time.perf_counter() - t0
         return self
 
