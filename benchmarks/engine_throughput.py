@@ -44,7 +44,8 @@ async def run_level(concurrency: int, rounds: int, one: Callable[[int], Awaitabl
     async def worker(w: int) -> None:
         nonlocal tokens
         for r in range(rounds):
-            tokens += await one(w * rounds + r)
+            generated = await one(w * rounds + r)
+            tokens += generated  # not `tokens += await ...`: that reads tokens before the await and loses updates
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
