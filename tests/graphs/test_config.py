@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from graphs.config import load_config
 from principles.yamlfile import InputError
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.cli import run_cli
 SECRET = "sk-live-Qm9vYmFyYmF6cXV4"
 
 # (yaml text, the message's exact beginning after "<file>: ", a substring the message must not contain)
@@ -129,7 +125,8 @@ def test_a_stage_keeps_its_own_defaults_for_keys_not_given(tmp_path: Path) -> No
 
 def test_overrides_alone_can_switch_backend() -> None:
     config = load_config(None, ["backend.kind=openai_compat", "backend.model=m", "backend.base_url=http://h:1/v1"])
-    assert (config.backend.kind, config.backend.model, config.backend.base_url) == ("openai_compat", "m", "http://h:1/v1")
+    backend = config.backend
+    assert (backend.kind, backend.model, backend.base_url) == ("openai_compat", "m", "http://h:1/v1")
 
 
 BAD_OVERRIDES = [
@@ -163,16 +160,11 @@ def test_override_error_is_blamed_on_set_not_on_the_file(tmp_path: Path) -> None
     path = tmp_path / "run.yaml"
     path.write_text("name: r\nbackend:\n  kind: vllm\n  model: m\n")
     assert _error(path, ["backend.max_in_flight=-1"]).startswith("--set: backend.max_in_flight: ")
-    assert _error(path, ["backend.kind.x=1"]) == "--set backend.kind.x: backend.kind is not a mapping, it cannot have keys"
+    assert _error(path, ["backend.kind.x=1"]) == \
+        "--set backend.kind.x: backend.kind is not a mapping, it cannot have keys"
     # An error in the file is still the file's, even with overrides present.
     path.write_text("name: r\nconcurrency: 0\n")
     assert _error(path, ["backend.max_in_flight=8"]).startswith(f"{path}: concurrency (line 2): ")
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "graphs.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
 
 
 @pytest.mark.parametrize(("text", "args", "expected"), [
@@ -184,7 +176,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path, text: str, args: list[str], expected: str) -> None:
     (tmp_path / "bad.yaml").write_text(text)
     before = sorted(tmp_path.rglob("*"))
-    result = _cli("doctor", "bad.yaml", *args, cwd=tmp_path)
+    result = run_cli("doctor", "bad.yaml", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {expected}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -193,5 +185,5 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path, text: str, args: l
 
 
 def test_cli_missing_config_file(tmp_path: Path) -> None:
-    result = _cli("doctor", "nope.yaml", cwd=tmp_path)
+    result = run_cli("doctor", "nope.yaml", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (2, "error: nope.yaml: config file not found\n")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.cli import run_cli
 from tests.engines import free_port
 from tests.fakeserver import FakeOpenAIServer
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(tmp_path: Path, base_url: str, model: str) -> Path:
@@ -21,9 +18,7 @@ def _config(tmp_path: Path, base_url: str, model: str) -> Path:
 
 
 def _doctor(config: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "graphs.cli", "doctor", str(config)], cwd=config.parent, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_cli("doctor", str(config), cwd=config.parent)
 
 
 def _rows(stdout: str) -> dict[str, str]:
