@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agents.backends.config import BackendConfig
 from agents.backends.types import SamplingParams
@@ -48,6 +48,21 @@ class StageSampling(BaseModel):
     """Dialogue summaries (the paper's downstream task)."""
     judge: SamplingParams = SamplingParams(temperature=0.0, max_tokens=8, logprobs=5)
     """LLM-as-judge scores (G-Eval)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_stage_defaults(cls, data: Any) -> Any:
+        """``critic: {temperature: 0.3}`` changes the critic's temperature and keeps the rest of
+        the critic's defaults; without this, pydantic would fill the rest from SamplingParams'
+        generic defaults (max_tokens 512, and the judge would lose its logprobs)."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            if field is not None and isinstance(value, dict) and isinstance(field.default, SamplingParams):
+                merged[name] = {**field.default.model_dump(exclude_unset=True), **value}
+        return merged
 
 
 class TracingConfig(BaseModel):
@@ -145,7 +160,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], lines: LineMap) 
         elif isinstance(node, dict):
             node[str(last)] = value
         else:
-            raise InputError(f"--set {dotted(path)}: cannot set a key there")
+            raise InputError(f"--set {dotted(path)}: {dotted(path[:-1])} is not a mapping, it cannot have keys")
         lines.lines.pop(tuple(path), None)  # its line in the file no longer applies
         lines.overridden.add(tuple(path))
     return data

@@ -124,8 +124,11 @@ def parse_yaml(text: str, *, source: str) -> tuple[Any, LineMap]:
         loader.dispose()
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: LineMap, source: str) -> Any:
-    lines.lines[path] = node.start_mark.line + 1
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: LineMap, source: str,
+           line: int | None = None) -> Any:
+    # A value under a key is located at its key: for a block (``backend:`` then
+    # indented keys) that is the line the user thinks of as the block's.
+    lines.lines[path] = line if line is not None else node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
@@ -138,7 +141,7 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: LineMap
             if key in out:
                 raise InputError(f"key '{key}' is given twice", source=source,
                                  field=dotted((*path, key)), line=key_node.start_mark.line + 1)
-            out[key] = _build(loader, value_node, (*path, key), lines, source)
+            out[key] = _build(loader, value_node, (*path, key), lines, source, key_node.start_mark.line + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(loader, item, (*path, i), lines, source) for i, item in enumerate(node.value)]
@@ -157,7 +160,7 @@ def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
     full = (*prefix, *loc)
     kind = err["type"]
     line = lines.line_of(full)
-    if any(full[:len(p)] == p for p in lines.overridden):
+    if _from_command_line(full, lines):
         source, line = "--set", None
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else "?"
@@ -172,7 +175,8 @@ def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
         return InputError(msg, source=source, field=dotted(full), line=line)
     if kind == "missing":
         return InputError("required key is missing", source=source, field=dotted(full), line=line)
-    msg = err["msg"]
+    # "Value error, ..." is how pydantic wraps a validator's ValueError: our text is the message.
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     # Echo the offending value when it is short and cannot be a secret.
     value = err.get("input")
     last = str(full[-1]) if full else ""
@@ -181,3 +185,14 @@ def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
             and not last.endswith("_env") and len(repr(value)) <= 60):
         msg = f"{msg} (got {value!r})"
     return InputError(msg, source=source, field=dotted(full), line=line)
+
+
+def _from_command_line(path: Path_, lines: LineMap) -> bool:
+    """True when the value at ``path`` came from ``--set`` rather than the file: it lies inside an
+    overridden value, or it is a block the file lacks that only an override created."""
+    for overridden in lines.overridden:
+        if path[:len(overridden)] == overridden:
+            return True
+        if overridden[:len(path)] == path and path not in lines.lines:
+            return True
+    return False

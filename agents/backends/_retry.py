@@ -58,9 +58,11 @@ async def with_retries(call: Callable[[int], Awaitable[RawCompletion]], policy: 
                 return result, attempt_index
             attempt_index += 1
     except TransientBackendError as exc:
-        exc.attempts = attempt_index + 1
+        # Tenacity raises only once the stop condition is met, i.e. after the
+        # failed attempt has been counted above: attempt_index is the number tried.
+        exc.attempts = attempt_index
         if "gave up after" not in str(exc):
-            exc.args = (f"{exc} (gave up after {attempt_index + 1} attempts)",)
+            exc.args = (f"{exc} (gave up after {attempt_index} attempt{'s' if attempt_index != 1 else ''})",)
         raise
     raise AssertionError("unreachable: tenacity either returns or raises")
 

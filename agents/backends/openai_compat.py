@@ -113,7 +113,12 @@ class OpenAICompatBackend(Backend):
         except openai.APITimeoutError:
             raise TransientBackendError(f"timed out after {self.config.retry.timeout_s:g}s") from None
         except openai.APIConnectionError as exc:
-            raise TransientBackendError(self._scrub(f"connection error: {exc}")) from None
+            # The SDK's own text is a bare "Connection error."; the cause says what happened
+            # (refused, reset, closed without a response).
+            cause = exc.__cause__ or exc.__context__ or exc
+            raise TransientBackendError(self._scrub(
+                f"connection error to {_redact_url(self.config.base_url or '')}: "
+                f"{type(cause).__name__}: {cause}")) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
             text = self._scrub(f"HTTP {status}: {_message(exc)}")
@@ -127,7 +132,10 @@ class OpenAICompatBackend(Backend):
         except openai.APIResponseValidationError as exc:
             raise TransientBackendError(self._scrub(f"malformed response: {exc}")) from None
         except ValueError as exc:  # a body that is not JSON at all
-            raise TransientBackendError(self._scrub(f"malformed response: {exc}")) from None
+            raise TransientBackendError(self._scrub(f"malformed response: the body is not JSON ({exc})")) from None
+        if isinstance(resp, str):
+            # A 200 whose content-type is not JSON: the SDK hands back the body as text.
+            raise TransientBackendError(self._scrub(f"malformed response: the body is not JSON: {resp[:80]!r}"))
         return self._to_raw(resp)
 
     def _to_raw(self, resp: Any) -> RawCompletion:
@@ -143,7 +151,8 @@ class OpenAICompatBackend(Backend):
                             completion_tokens=getattr(usage, "completion_tokens", 0) or 0),
                 finish_reason=choice.finish_reason, model=resp.model or self.model)
         except (AttributeError, IndexError, TypeError) as exc:
-            raise TransientBackendError(f"malformed response (no choices/message): {type(exc).__name__}") from None
+            raise TransientBackendError(f"malformed response: no choices[0].message in the body "
+                                        f"({type(exc).__name__})") from None
         lp = getattr(choice, "logprobs", None)
         if lp is not None and getattr(lp, "content", None):
             raw.logprobs = [TokenLogprob(token=t.token, logprob=t.logprob,

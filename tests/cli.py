@@ -1,0 +1,17 @@
+"""Running ``sparring`` as users do: a subprocess of this checkout (the project need not be installed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m graphs.cli ARGS`` in ``cwd``, output captured as text; a wide terminal keeps tables on one line."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "graphs.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
