@@ -43,7 +43,7 @@ async def test_request_shape(fake_server: FakeOpenAIServer, monkeypatch: pytest.
     assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"], body["stop"], body["seed"]) == \
         (fake_server.model, 0.3, 0.9, 50, ["END"], 11)
     assert body["top_k"] == 20  # extra_body fields travel at the top level of the JSON body
-    assert body["messages"][0]["role"] == "system" and "JSON schema" in body["messages"][0]["content"]
+    assert body["messages"][0]["role"] == "system" and "JSON object" in body["messages"][0]["content"]
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert fmt["json_schema"]["name"] == "Verdicts"
@@ -56,7 +56,8 @@ async def test_request_shape(fake_server: FakeOpenAIServer, monkeypatch: pytest.
 
 
 async def test_a_server_that_refuses_schemas_gets_parse_and_reask() -> None:
-    """A 400 naming response_format switches the backend to re-ask mode for good; nothing is retried."""
+    """A 400 naming response_format switches the backend to re-ask mode for good, after one try
+    with length bounds removed (strict servers refuse those keywords but may take the rest)."""
     reply = '{"turns": [{"speaker": "A", "text": "hi"}], "done": true}'
     with FakeOpenAIServer(schema_support="reject", responder=lambda body: reply) as server:
         backend = create_backend(server.backend_config())
@@ -69,4 +70,7 @@ async def test_a_server_that_refuses_schemas_gets_parse_and_reask() -> None:
     assert first.parsed == second.parsed == Verdicts(turns=[Turn(speaker="A", text="hi")], done=True)
     assert first.structured_mode == second.structured_mode == "reask"
     assert backend.structured_mode_label() == "reask"
-    assert sent_format == [True, False, False]
+    assert sent_format == [True, True, False, False]
+    schemas = [r.body["response_format"]["json_schema"]["schema"] for r in server.requests[:2]]
+    assert "maxItems" in str(schemas[0]) or "maxLength" in str(schemas[0]) or schemas[0] == schemas[1]
+    assert "maxLength" not in str(schemas[1]) and "maxItems" not in str(schemas[1])
