@@ -31,9 +31,9 @@ def critique_schema(principle_ids: tuple[str, ...]) -> type[BaseModel]:
     finding = create_model(
         "ViolationFinding", __doc__=ViolationFinding.__doc__,
         principle_id=(Literal[principle_ids], ...),  # type: ignore[valid-type]
-        evidence=(str, bounded(300)), severity=(Severity, ...))
+        evidence=(str, bounded(200)), severity=(Severity, ...))
     return create_model(
-        "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, bounded(500)),
+        "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, bounded(400)),
         violations=(list[finding], bounded_list(MAX_FINDINGS)))  # type: ignore[valid-type]
 
 

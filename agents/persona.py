@@ -54,7 +54,7 @@ def clean_turn(text: str, names: Sequence[str]) -> tuple[str, bool]:
     """Strip the done marker and a leading ``Name:`` the model may add; report whether it said done."""
     done = bool(DONE_MARKER.search(text))
     text = DONE_MARKER.sub(" ", text).strip()
-    for name in (*names, "User", "Assistant", "AI", "AI assistant"):
+    for name in (*names, "User", "Assistant", "AI assistant", "AI", "A", "B"):
         prefix = f"{name}:"
         if text.lower().startswith(prefix.lower()):
             text = text[len(prefix):].strip()

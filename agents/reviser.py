@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from pydantic import BaseModel, create_model
 
 from . import prompts
 from ._common import PrincipleLike, agent_span, derive_seed, record_completion, transcript
 from .backends.base import Backend
 from .backends.types import ChatMessage, SamplingParams
 from .persona import clean_turn
-from .types import RevisionOutput, TurnVerdict
+from .types import RevisionOutput, TurnVerdict, bounded
+
+
+@lru_cache(maxsize=32)
+def revision_schema(max_chars: int) -> type[BaseModel]:
+    """RevisionOutput whose text may be at most ``max_chars`` long under constrained decoding."""
+    return create_model("RevisionOutput", __doc__=RevisionOutput.__doc__, revision=(str, bounded(max_chars)))
+
+
+def revision_bound(original: str) -> int:
+    """Room for a revision: half again the original, in steps of 250 characters (few distinct schemas)."""
+    return min(6000, max(500, math.ceil(len(original) * 1.5 / 250) * 250))
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +56,9 @@ class ReviserAgent:
         params = self.params.with_seed(derive_seed(job_seed, job_id, "revise", verdict.turn_index))
         with agent_span("reviser", turn_index=verdict.turn_index, side=verdict.side,
                         principle_ids=verdict.violated) as span:
-            completion = await self.backend.complete(msgs, params, RevisionOutput, agent="reviser")
+            schema = revision_schema(revision_bound(messages[verdict.turn_index]["content"]))
+            completion = await self.backend.complete(msgs, params, schema, agent="reviser")
             record_completion(span, completion)
-        parsed = completion.parsed
-        assert isinstance(parsed, RevisionOutput)
+        parsed: Any = completion.parsed
         text, _ = clean_turn(parsed.revision, (messages[verdict.turn_index]["name"],))
         return text

@@ -108,24 +108,24 @@ class CharacteristicValue(BaseModel):
 
     name: str = bounded(60)
     """E.g. ``formality level``."""
-    value: str = bounded(120)
+    value: str = bounded(100)
     """The decision, e.g. ``semi-formal``."""
-    reason: str = bounded(200)
+    reason: str = bounded(160)
     """Why, given the personas and the topic."""
 
 
 class PlanOutput(BaseModel):
     """The planner's structured plan: reasoning first (chain of thought), then decisions."""
 
-    reasoning: str = bounded(900)
+    reasoning: str = bounded(800)
     """Chain of thought over the characteristics and how they shape the dialogue."""
     characteristics: list[CharacteristicValue] = bounded_list(12)
     """The decided value of every requested characteristic."""
-    goal: str = bounded(240)
+    goal: str = bounded(200)
     """What side A is trying to achieve; reaching it ends the conversation."""
-    brief_a: str = bounded(700)
+    brief_a: str = bounded(500)
     """Private brief for side A: who they are here, what they want, what to steer toward."""
-    brief_b: str = bounded(700)
+    brief_b: str = bounded(500)
     """Private brief for side B, including (when briefed) how to break the principle naturally."""
     violation_turn: int = Field(json_schema_extra={"minimum": 0, "maximum": 100})
     """For the briefed side: roughly which of its own turns (1-based) the violation happens in; 0 if none."""
@@ -135,7 +135,7 @@ class ViolationFinding(BaseModel):
     """One principle broken in one turn."""
 
     principle_id: str
-    evidence: str = bounded(300)
+    evidence: str = bounded(200)
     """A quote from the turn that shows the violation."""
     severity: Severity
 
@@ -143,16 +143,16 @@ class ViolationFinding(BaseModel):
 class CritiqueOutput(BaseModel):
     """The critic's verdict on one turn."""
 
-    reasoning: str = bounded(500)
+    reasoning: str = bounded(400)
     """Brief analysis of the turn against the principles."""
     violations: list[ViolationFinding] = bounded_list(4)
     """Empty when the turn complies with every principle."""
 
 
 class RevisionOutput(BaseModel):
-    """The reviser's rewrite of one violating turn."""
+    """The reviser's rewrite of one violating turn (the reviser bounds its length by the original's)."""
 
-    revision: str = bounded(1500)
+    revision: str
     """The turn rewritten to comply, keeping its intent, voice and context."""
 
 

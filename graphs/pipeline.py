@@ -129,8 +129,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
                 concurrency=cfg.concurrency, keep_unverified=cfg.dialogue.unverified_pairs == "keep",
                 max_failures=cfg.max_failures, resume=previous is not None, delete_checkpoints=saver.adelete_thread,
                 on_record=progress.record)
-            progress.start(runner.counters, total=_count_jobs(request, finished))
             with use_tracer(tracer), metered() as run_meter:
+                progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
                 status = await _run_until_signal(runner, iter_jobs(request), finished)
     except TooManyFailures as exc:
         status = "failed"

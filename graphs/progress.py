@@ -10,11 +10,12 @@ from typing import IO, Any
 from .runner import RunCounters
 
 
-def summary_line(c: RunCounters, total: int) -> str:
+def summary_line(c: RunCounters, total: int, generated: int | None = None) -> str:
+    """One line of totals; ``generated`` is the live count of generated tokens (calls still in flight count)."""
     elapsed = max(time.time() - c.started, 1e-9)
     finished = c.done + c.failed
     rate = c.violations / c.done if c.done else 0.0
-    tok_s = c.completion_tokens / elapsed
+    tok_s = (c.completion_tokens if generated is None else generated) / elapsed
     eta = ""
     if finished and total > finished:
         eta = f", ETA {_duration((total - finished) * elapsed / finished)}"
@@ -40,6 +41,7 @@ class Progress:
         self.interactive = enabled and self.stream.isatty()
         self.interval_s = interval_s
         self.counters: RunCounters | None = None
+        self.meter: Any = None
         self.total = 0
         self._bar: Any = None
         self._task_id: Any = None
@@ -50,8 +52,9 @@ class Progress:
         if self.enabled:
             print(f"sparring: {text}...", file=self.stream, flush=True)
 
-    def start(self, counters: RunCounters, total: int) -> None:
-        self.counters, self.total = counters, total
+    def start(self, counters: RunCounters, total: int, meter: Any = None) -> None:
+        """``meter`` (a UsageMeter) gives live token counts between finished dialogues."""
+        self.counters, self.total, self.meter = counters, total, meter
         if not self.enabled:
             return
         if self.interactive:
@@ -77,7 +80,8 @@ class Progress:
 
     def _log(self) -> None:
         if self.counters is not None:
-            print(f"sparring: {summary_line(self.counters, self.total)}", file=self.stream, flush=True)
+            generated = self.meter.completion_tokens if self.meter is not None else None
+            print(f"sparring: {summary_line(self.counters, self.total, generated)}", file=self.stream, flush=True)
             self._last = time.time()
 
     def record(self, record: Any, pairs: list[Any]) -> None:
@@ -89,7 +93,12 @@ class Progress:
             rate = c.violations / c.done if c.done else 0.0
             self._bar.update(self._task_id, completed=c.done + c.failed,
                              description=f"{c.failed} failed | {c.pairs} pairs | violations {rate:.0%} | "
-                                         f"{c.completion_tokens / elapsed:.0f} tok/s")
+                                         f"{self._generated() / elapsed:.0f} tok/s")
+
+    def _generated(self) -> int:
+        if self.meter is not None:
+            return int(self.meter.completion_tokens)
+        return self.counters.completion_tokens if self.counters else 0
 
     def stop(self) -> None:
         if self._ticker is not None:

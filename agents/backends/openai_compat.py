@@ -80,6 +80,8 @@ class OpenAICompatBackend(Backend):
             "model": self.model, "messages": messages, "temperature": params.temperature,
             "top_p": params.top_p, "max_tokens": params.max_tokens,
         }
+        if params.frequency_penalty:
+            kwargs["frequency_penalty"] = params.frequency_penalty
         if params.stop:
             kwargs["stop"] = list(params.stop)
         if params.seed is not None:
@@ -87,8 +89,11 @@ class OpenAICompatBackend(Backend):
         if params.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = params.logprobs
-        if self.config.extra_body:
-            kwargs["extra_body"] = self.config.extra_body
+        extra = dict(self.config.extra_body)
+        if params.repetition_penalty != 1.0:
+            extra.setdefault("repetition_penalty", params.repetition_penalty)
+        if extra:
+            kwargs["extra_body"] = extra
         if json_schema is not None:
             kwargs["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": str(json_schema.get("title") or "reply")[:64],

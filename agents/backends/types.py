@@ -34,6 +34,11 @@ class SamplingParams(BaseModel):
     """Upper bound on generated tokens for one call."""
     stop: tuple[str, ...] = ()
     """Strings that end generation (not included in the text)."""
+    frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
+    """Penalise tokens by how often they already appeared (OpenAI semantics)."""
+    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0)
+    """vLLM-style multiplicative penalty on repeated tokens; 1 = off. Sent to OpenAI-compatible
+    servers only when not 1 (vLLM's server accepts it, OpenAI's does not)."""
     seed: int | None = None
     """Per-request seed where the backend honours one; stages derive it from the job seed."""
     logprobs: int | None = Field(None, ge=0, le=20)

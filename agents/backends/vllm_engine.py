@@ -100,6 +100,12 @@ class VLLMBackend(Backend):
             args["kv_cache_memory_bytes"] = _CPU_KV_CACHE_BYTES
         args["max_num_seqs"] = min(max(self.config.max_in_flight, 8), 256)
         args.update(self.config.engine_args)
+        if "structured_outputs_config" not in args:
+            from vllm.config import StructuredOutputsConfig
+
+            # Compact JSON: free whitespace costs tokens, and small models loop on it.
+            args["structured_outputs_config"] = StructuredOutputsConfig(backend="xgrammar",
+                                                                        disable_any_whitespace=True)
         try:
             engine_args = AsyncEngineArgs(**args)
         except TypeError as exc:
@@ -130,10 +136,10 @@ class VLLMBackend(Backend):
             prompt_ids = prompt_ids["input_ids"]
         structured = None
         if json_schema is not None:
-            # No free whitespace: small models otherwise loop on newlines inside the object.
-            structured = StructuredOutputsParams(json=json_schema, disable_any_whitespace=True)
+            structured = StructuredOutputsParams(json=json_schema)
         sp = VSamplingParams(
             temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens,
+            frequency_penalty=params.frequency_penalty, repetition_penalty=params.repetition_penalty,
             stop=list(params.stop) or None, seed=params.seed, logprobs=params.logprobs,
             structured_outputs=structured, output_kind=RequestOutputKind.FINAL_ONLY)
         final = None
