@@ -112,7 +112,10 @@ def _parse_line(raw: str, path: Path, lineno: int) -> FewShotExample:
     try:
         line = ExampleLine.model_validate(data)
     except ValidationError as exc:
-        raise pydantic_error(exc, source=source, lines=LineMap(lines={(): lineno})) from None
+        err = pydantic_error(exc, source=source, lines=LineMap(lines={(): lineno}))
+        if not exc.errors()[0]["loc"]:  # a whole-line rule, not a field
+            err = InputError(err.message.removeprefix("Value error, "), source=source, line=lineno)
+        raise err from None
     if line.turns is not None:
         text = "\n".join(f"{t.speaker.strip()}: {' '.join(t.text.split())}" for t in line.turns)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from pydantic import BaseModel, Field, create_model
@@ -43,8 +44,22 @@ def sized_output(count: int) -> type[PersonasOutput]:
 
 
 def persona_text(persona: Persona) -> str:
-    """What deduplication compares: the role in the name matters as much as the description."""
-    return f"{persona.name}. {persona.description}".strip() if persona.description else persona.name
+    """What deduplication compares: the role and the description, without the personal name.
+
+    Sentence embeddings weigh first names heavily: two personas whose
+    descriptions are word for word the same but who are called Jane and
+    Michael score only ~0.6, far below any useful threshold. A name is a label,
+    not a difference in who the person is, so it is left out.
+    """
+    first, sep, role = persona.name.partition(",")
+    first = first.strip()
+    if not sep and len(first.split()) > 1:
+        first, role = "", persona.name  # no comma and several words: a role such as "Night-shift nurse"
+    text = f"{role.strip()}. {persona.description}" if role.strip() else persona.description
+    if first:
+        text = re.sub(rf"\b{re.escape(first)}\b", "", text)
+    text = " ".join(text.split()).strip(" .")
+    return text or persona.name
 
 
 def persona_messages(topic: str, subtopic: str, count: int, taken: list[Persona]) -> list[ChatMessage]:

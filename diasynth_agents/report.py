@@ -48,8 +48,6 @@ class ListReport(BaseModel):
     dropped: list[DroppedItem] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
     """Calls that failed for good (after the backend's retries and re-asks)."""
-    extra: int = 0
-    """Distinct items beyond the number asked, left unused."""
     missing_pairs: int = 0
     """Persona pairs lost because this list fell short (filled in by the scenario graph)."""
 

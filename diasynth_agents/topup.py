@@ -48,7 +48,6 @@ async def generate_distinct(ask: Ask[T], *, wanted: int, threshold: float, text:
         for d in result.dropped:
             report.dropped.append(DroppedItem(text=d.text, reason=d.reason, duplicate_of=d.duplicate_of_text,
                                               similarity=round(d.similarity, 4), call=call + 1))
-        kept.extend(result.kept[:needed])
-        report.extra += max(len(result.kept) - needed, 0)
+        kept.extend(result.kept[:needed])  # the sized schema already caps a reply at ``needed``
     report.kept = len(kept)
     return kept
