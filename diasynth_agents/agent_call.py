@@ -31,13 +31,3 @@ def topup_params(params: SamplingParams, call: int, seed: int) -> SamplingParams
     temperature = params.temperature if call == 0 else max(params.temperature, min(1.0, params.temperature + 0.3 * call))
     return params.model_copy(update={"seed": seed, "temperature": temperature})
 
-
-def clean_item(text: str) -> str:
-    """One generated phrase without list markers, quotes or trailing punctuation ("1. Foo," -> "Foo")."""
-    text = " ".join(text.split())
-    while text[:1] in {"-", "*", "\u2022"}:
-        text = text[1:].lstrip()
-    head, sep, rest = text.partition(" ")
-    if sep and head.rstrip(".):").isdigit() and head[-1:] in {".", ")", ":"}:
-        text = rest
-    return text.strip().strip("\"'").rstrip(",;").strip()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.types import CharacteristicValue
 
 from .templates import render
+from .text import normalize
 
 
 class Characteristic(BaseModel):
@@ -53,15 +54,10 @@ TABLE_11: tuple[Characteristic, ...] = (
 )
 
 
-def key(name: str) -> str:
-    """How names are compared: case and surrounding space do not matter."""
-    return " ".join(name.split()).casefold()
-
-
 def builtin(name: str) -> Characteristic | None:
     """The Table 11 characteristic called ``name``, if there is one."""
-    wanted = key(name)
-    return next((c for c in TABLE_11 if key(c.name) == wanted), None)
+    wanted = normalize(name)
+    return next((c for c in TABLE_11 if normalize(c.name) == wanted), None)
 
 
 def resolve(items: Iterable[Characteristic | str]) -> list[Characteristic]:
@@ -108,10 +104,10 @@ def match_decided(requested: Sequence[Characteristic | str],
     """
     by_name: dict[str, CharacteristicValue] = {}
     for value in decided:
-        by_name.setdefault(key(value.name), value)
+        by_name.setdefault(normalize(value.name), value)
     ordered, missing = [], []
     for c in resolve(requested):
-        found = by_name.get(key(c.name))
+        found = by_name.get(normalize(c.name))
         if found is None:
             missing.append(c.name)
         else:

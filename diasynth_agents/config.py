@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from .characteristics import TABLE_11, Characteristic, builtin, key, names
+from .characteristics import TABLE_11, Characteristic, builtin, names
+from .text import normalize
 
 # Cosine similarity of all-MiniLM-L6-v2 embeddings, measured on this project's
 # probes: restatements of one subtopic or persona score 0.82-0.98 ("Marathon
@@ -56,9 +57,9 @@ class DiaSynthConfig(BaseModel):
             topic = " ".join(topic.split())
             if not topic:
                 raise ValueError(f"topic [{i}] is empty")
-            if key(topic) in seen:
-                raise ValueError(f"topic [{i}] {topic!r} repeats topic [{seen[key(topic)]}]")
-            seen[key(topic)] = i
+            if normalize(topic) in seen:
+                raise ValueError(f"topic [{i}] {topic!r} repeats topic [{seen[normalize(topic)]}]")
+            seen[normalize(topic)] = i
             out.append(topic)
         return out
 
@@ -76,9 +77,9 @@ class DiaSynthConfig(BaseModel):
         for c in value:
             if not c.name.strip():
                 raise ValueError("a characteristic needs a name")
-            if key(c.name) in seen:
+            if normalize(c.name) in seen:
                 raise ValueError(f"characteristic {c.name!r} is listed twice")
-            seen.add(key(c.name))
+            seen.add(normalize(c.name))
         return value
 
     @field_validator("few_shot")

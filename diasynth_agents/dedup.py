@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from .text import normalize
+
 T = TypeVar("T")
 
 
@@ -105,7 +107,7 @@ class Duplicate(Generic[T]):
 
     @property
     def text_equal(self) -> bool:
-        return _normal(self.text) == _normal(self.duplicate_of_text)
+        return normalize(self.text) == normalize(self.duplicate_of_text)
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,6 @@ class DedupResult(Generic[T]):
     """Distinct items, in their original order."""
     dropped: list[Duplicate[T]] = field(default_factory=list)
     """Each removed item with the item it duplicated and why."""
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.split()).casefold()
 
 
 def dedup(items: Sequence[T], threshold: float, *, text: Callable[[T], str] = str,
@@ -137,12 +135,12 @@ def dedup(items: Sequence[T], threshold: float, *, text: Callable[[T], str] = st
     similarity = vectors @ vectors.T
     pool = list(existing) + list(items)
     kept_rows = list(range(len(existing)))
-    by_text = {_normal(texts[i]): i for i in reversed(kept_rows)}
+    by_text = {normalize(texts[i]): i for i in reversed(kept_rows)}
     kept: list[T] = []
     dropped: list[Duplicate[T]] = []
     for offset, item in enumerate(items):
         row = len(existing) + offset
-        same = by_text.get(_normal(texts[row]))
+        same = by_text.get(normalize(texts[row]))
         if same is not None:
             match, score = same, 1.0
         elif kept_rows:
@@ -157,5 +155,5 @@ def dedup(items: Sequence[T], threshold: float, *, text: Callable[[T], str] = st
             continue
         kept.append(item)
         kept_rows.append(row)
-        by_text.setdefault(_normal(texts[row]), row)
+        by_text.setdefault(normalize(texts[row]), row)
     return DedupResult(kept=kept, dropped=dropped)

@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field, create_model
 from agents.backends import ChatBackend, ChatMessage, SamplingParams
 from agents.types import Persona
 
-from .agent_call import call_agent, clean_item, topup_params
+from .agent_call import call_agent, topup_params
 from .dedup import Embedder
 from .report import DroppedItem, ListReport
 from .seeding import derive_seed
 from .subtopics import avoid_block
 from .templates import render
+from .text import clean_item, normalize
 from .topup import generate_distinct
 
 AGENT_NAME = "persona_generator"
@@ -41,6 +42,11 @@ def sized_output(count: int) -> type[PersonasOutput]:
     """PersonasOutput holding exactly ``count`` items (see subtopics.sized_output)."""
     return create_model("PersonasOutput", __base__=PersonasOutput,
                         personas=(list[PersonaItem], Field(min_length=count, max_length=count)))
+
+
+def first_name(persona: Persona) -> str:
+    """The personal name, compared without case: ``Dana`` for ``Dana, a night-shift nurse``."""
+    return normalize(persona.name.partition(",")[0])
 
 
 def persona_text(persona: Persona) -> str:
@@ -87,13 +93,20 @@ async def generate_personas(backend: ChatBackend, topic: str, subtopic: str, cou
             topup_params(params, call, derive_seed(seed, "personas", topic, subtopic, call)), sized_output(needed),
             {"app.topic": topic, "app.subtopic": subtopic, "app.call": call + 1, "app.asked": needed})
         assert isinstance(completion.parsed, PersonasOutput)
-        personas = []
+        personas: list[Persona] = []
         for item in completion.parsed.personas:
             persona = to_persona(item)
             if persona is None:
                 report.dropped.append(DroppedItem(text=item.description, reason="no name", call=call + 1))
-            else:
-                personas.append(persona)
+                continue
+            # Two speakers of one dialogue must be told apart by name, however
+            # different their descriptions (a small model reuses one name a lot).
+            clash = next((p for p in (*taken, *personas) if first_name(p) == first_name(persona)), None)
+            if clash is not None:
+                report.dropped.append(DroppedItem(text=persona_text(persona), duplicate_of=clash.name, call=call + 1,
+                                                  reason=f"same first name as {clash.name!r}"))
+                continue
+            personas.append(persona)
         return personas
 
     kept = await generate_distinct(ask, wanted=count, threshold=threshold, text=persona_text,

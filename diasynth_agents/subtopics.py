@@ -9,11 +9,12 @@ from pydantic import BaseModel, Field, create_model
 
 from agents.backends import ChatBackend, ChatMessage, SamplingParams
 
-from .agent_call import call_agent, clean_item, topup_params
+from .agent_call import call_agent, topup_params
 from .dedup import Embedder
-from .report import ListReport
+from .report import DroppedItem, ListReport
 from .seeding import derive_seed
 from .templates import render
+from .text import clean_item, normalize
 from .topup import generate_distinct
 
 AGENT_NAME = "subtopic_generator"
@@ -63,7 +64,15 @@ async def generate_subtopics(backend: ChatBackend, topic: str, count: int, param
             topup_params(params, call, derive_seed(seed, "subtopics", topic, call)), sized_output(needed),
             {"app.topic": topic, "app.call": call + 1, "app.asked": needed})
         assert isinstance(completion.parsed, SubtopicsOutput)
-        return [clean_item(s) for s in completion.parsed.subtopics]
+        subtopics = []
+        for text in map(clean_item, completion.parsed.subtopics):
+            # Only an exact repeat: real subtopics share the topic's words, and
+            # their embeddings sit as close to it (~0.8) as paraphrases do.
+            if normalize(text) == normalize(topic):
+                report.dropped.append(DroppedItem(text=text, reason="repeats the topic", call=call + 1))
+            else:
+                subtopics.append(text)
+        return subtopics
 
     kept = await generate_distinct(ask, wanted=count, threshold=threshold, text=lambda s: s,
                                    max_topups=max_topups, report=report, embedder=embedder)

@@ -10,7 +10,7 @@ import pytest
 
 from agents.backends import BackendConfig, SamplingParams
 from agents.backends.scripted import ScriptedBackend
-from diasynth_agents.agent_call import clean_item
+from diasynth_agents.text import clean_item
 from diasynth_agents.personas import generate_personas
 from diasynth_agents.subtopics import generate_subtopics
 from traces.spans import Tracer, use_tracer
@@ -118,3 +118,24 @@ async def test_personas_are_conditioned_on_topic_and_subtopic():
 ])
 def test_clean_item(raw, clean):
     assert clean_item(raw) == clean
+
+
+async def test_personas_need_distinct_first_names_and_subtopics_must_not_repeat_the_topic():
+    def respond(messages, params, schema):
+        prompt = messages[-1]["content"]
+        if "Subtopic:" not in prompt:
+            return json.dumps({"subtopics": ["pets", "Grooming long-haired cats"][:asked(messages)]})
+        if "already taken" in prompt:
+            return json.dumps({"personas": [{"name": "Bo, a dog walker", "description": "Walks ten dogs a day."}]})
+        return json.dumps({"personas": [
+            {"name": "Dana, a veterinarian", "description": "Runs a small-animal clinic in town."},
+            {"name": "dana", "description": "A teenager saving up for her first hamster."}]})
+
+    backend = ScriptedBackend(respond)
+    subtopics, sub_report = await generate_subtopics(backend, "Pets", 2, PARAMS, max_topups=0, **OPTS)
+    assert subtopics == ["Grooming long-haired cats"]
+    assert [d.reason for d in sub_report.dropped] == ["repeats the topic"]
+    personas, report = await generate_personas(backend, "Pets", subtopics[0], 2, PARAMS, max_topups=1, **OPTS)
+    assert [p.name for p in personas] == ["Dana, a veterinarian", "Bo, a dog walker"]
+    [drop] = report.dropped
+    assert drop.reason == "same first name as 'Dana, a veterinarian'" and report.calls == 2
