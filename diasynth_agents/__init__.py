@@ -1,0 +1,23 @@
+"""DiaSynth scenario expansion: topics -> subtopics -> personas -> persona pairs, plus the
+dialogue characteristics (chain of thought), few-shot register examples and summaries.
+
+Importing this package loads no model and reads no file; the embedding model
+loads on the first deduplication.
+"""
+
+from .characteristics import TABLE_11, Characteristic, planner_instructions
+from .config import DEFAULT_DEDUP_THRESHOLD, DiaSynthConfig
+from .counts import Counts, expected_counts
+from .dedup import DedupResult, Duplicate, Embedder, dedup, default_embedder
+from .fewshot import FewShotExample, FewShotPool, load_pool
+from .personas import generate_personas
+from .report import ExpansionReport, ListReport
+from .subtopics import generate_subtopics
+from .summaries import summarization_rows, summarize
+
+__all__ = [
+    "DEFAULT_DEDUP_THRESHOLD", "TABLE_11", "Characteristic", "Counts", "DedupResult", "DiaSynthConfig", "Duplicate",
+    "Embedder", "ExpansionReport", "FewShotExample", "FewShotPool", "ListReport", "dedup", "default_embedder",
+    "expected_counts", "generate_personas", "generate_subtopics", "load_pool", "planner_instructions",
+    "summarization_rows", "summarize",
+]

@@ -1,0 +1,115 @@
+"""Dialogue characteristics the planner reasons about before a dialogue starts (DiaSynth, Table 11).
+
+The planner asks the LLM for ``agents.types.PlanOutput``: its ``reasoning`` is
+the chain of thought as text, its ``characteristics`` the decided values as
+structured fields. This module supplies what to reason about and how to ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.types import CharacteristicValue
+
+from .templates import render
+from .text import normalize
+
+
+class Characteristic(BaseModel):
+    """One aspect of a dialogue to decide before it starts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100)
+    """Short name, e.g. ``formality level``; the planner's decision carries the same name."""
+    description: str = Field("", max_length=1000)
+    """What the aspect covers and why it matters to the dialogue."""
+
+
+# The ten characteristics of DiaSynth's Table 11, described in this project's words.
+TABLE_11: tuple[Characteristic, ...] = (
+    Characteristic(name="age and gender", description=(
+        "How old each speaker is and their gender; shapes vocabulary, references and tone.")),
+    Characteristic(name="familiarity level", description=(
+        "How well the speakers know each other (strangers, acquaintances, colleagues, friends, family); "
+        "sets how personal and how formal they are.")),
+    Characteristic(name="emotional states", description=(
+        "How each speaker feels going in (relaxed, anxious, excited, irritated, ...); colours tone and pace.")),
+    Characteristic(name="formality level", description=(
+        "How polite or casual the exchange is, from formal courtesy to slang.")),
+    Characteristic(name="duration of the conversation", description=(
+        "How long the exchange runs and how deep it goes, from a quick check-in to a long discussion.")),
+    Characteristic(name="communication medium", description=(
+        "How the words travel: face to face, phone call, video call, text chat; changes turn length and style.")),
+    Characteristic(name="topic of the conversation", description=(
+        "What exactly is discussed, and where the discussion is heading.")),
+    Characteristic(name="location of the conversation", description=(
+        "Where the speakers are (office, cafe, home, apart); adds context for formality and content.")),
+    Characteristic(name="agreement or disagreement", description=(
+        "How far the speakers agree on the subject; drives the dynamics, from easy consensus to debate.")),
+    Characteristic(name="natural dialogue features", description=(
+        "Fillers, pauses, interruptions, slang and other marks of real speech, where they fit the speakers.")),
+)
+
+
+def builtin(name: str) -> Characteristic | None:
+    """The Table 11 characteristic called ``name``, if there is one."""
+    wanted = normalize(name)
+    return next((c for c in TABLE_11 if normalize(c.name) == wanted), None)
+
+
+def resolve(items: Iterable[Characteristic | str]) -> list[Characteristic]:
+    """Characteristics from objects or bare names; a Table 11 name brings its description."""
+    out = []
+    for item in items:
+        if isinstance(item, Characteristic):
+            out.append(item)
+        else:
+            out.append(builtin(item) or Characteristic(name=item.strip()))
+    return out
+
+
+def names(items: Iterable[Characteristic | str]) -> tuple[str, ...]:
+    """The names alone, as ``DialogueJob.characteristics`` stores them."""
+    return tuple(c.name for c in resolve(items))
+
+
+def render_list(items: Iterable[Characteristic | str]) -> str:
+    """A numbered list, one characteristic per line with its description."""
+    lines = []
+    for i, c in enumerate(resolve(items), 1):
+        lines.append(f"{i}. {c.name}: {c.description}" if c.description else f"{i}. {c.name}")
+    return "\n".join(lines)
+
+
+def planner_instructions(items: Iterable[Characteristic | str]) -> str:
+    """The chain-of-thought instructions for the planner prompt (after DiaSynth's Appendix G.1).
+
+    Empty when there is nothing to reason about, so the planner can include it unconditionally.
+    """
+    chars = resolve(items)
+    if not chars:
+        return ""
+    return render("characteristics.txt", characteristics=render_list(chars))
+
+
+def match_decided(requested: Sequence[Characteristic | str],
+                  decided: Sequence[CharacteristicValue]) -> tuple[list[CharacteristicValue], list[str]]:
+    """The decided values in the requested order, and the names the model left out.
+
+    Small models rename or skip items; names are matched without regard to
+    case, and a decision for something not requested is dropped.
+    """
+    by_name: dict[str, CharacteristicValue] = {}
+    for value in decided:
+        by_name.setdefault(normalize(value.name), value)
+    ordered, missing = [], []
+    for c in resolve(requested):
+        found = by_name.get(normalize(c.name))
+        if found is None:
+            missing.append(c.name)
+        else:
+            ordered.append(found.model_copy(update={"name": c.name}))
+    return ordered, missing
