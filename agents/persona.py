@@ -75,8 +75,7 @@ class PersonaAgent:
             violation = prompts.render("persona_violation", role="assistant" if job.mode == "assistant" and side == "B"
                                        else "person", turn=max(plan.violation_turn, 1),
                                        principles=principle_lines(targets))
-        style = (f"Match the register of this example conversation (tone, turn length, formality), "
-                 f"not its content:\n{style_example}\n") if style_example else ""
+        style = f"{style_example}\n" if style_example else ""
         persona = job.scenario.personas[0 if side == "A" else 1]
         persona_text = persona.name + (f": {persona.description}" if persona.description else "")
         if job.mode == "assistant":

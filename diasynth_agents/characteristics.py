@@ -8,8 +8,9 @@ structured fields. This module supplies what to reason about and how to ask.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from agents.types import CharacteristicValue
 
@@ -113,3 +114,38 @@ def match_decided(requested: Sequence[Characteristic | str],
         else:
             ordered.append(found.model_copy(update={"name": c.name}))
     return ordered, missing
+
+
+# Defaults for a user-and-assistant chat: Table 11 is about two people talking.
+ASSISTANT_DEFAULTS = ("age and gender", "emotional states", "formality level", "topic of the conversation",
+                      "natural dialogue features")
+
+
+def _from_names(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [(builtin(item) or {"name": item.strip()}) if isinstance(item, str) else item for item in value]
+
+
+def _unique(value: list[Characteristic]) -> list[Characteristic]:
+    seen = set()
+    for c in value:
+        if not c.name.strip():
+            raise ValueError("a characteristic needs a name")
+        if normalize(c.name) in seen:
+            raise ValueError(f"characteristic {c.name!r} is listed twice")
+        seen.add(normalize(c.name))
+    return value
+
+
+CharacteristicList = Annotated[list[Characteristic], BeforeValidator(_from_names), AfterValidator(_unique)]
+"""A config list of characteristics: ``{name, description}`` mappings or bare names
+(a Table 11 name brings its description); names must be unique."""
+
+
+def defaults_for(mode: str) -> tuple[Characteristic, ...]:
+    """What the planner reasons about when the config does not say: Table 11 for two people,
+    a subset of it for a user talking to an assistant."""
+    if mode == "peers":
+        return TABLE_11
+    return tuple(c for c in TABLE_11 if c.name in ASSISTANT_DEFAULTS)

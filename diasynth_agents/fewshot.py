@@ -17,12 +17,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from principles.yamlfile import InputError, LineMap, pydantic_error
 
 from .seeding import derive_seed
 from .templates import render as render_template
+
+
+def _resolve_paths(value: list[Path], info: ValidationInfo) -> list[Path]:
+    # The config loader passes context={"config_dir": ...}: then paths are
+    # resolved and checked here, so a missing file is reported with its line.
+    base = (info.context or {}).get("config_dir") if isinstance(info.context, dict) else None
+    if base is None:
+        return value
+    resolved = [p if p.is_absolute() else Path(base) / p for p in value]
+    for given, path in zip(value, resolved):
+        if not path.is_file():
+            raise ValueError(f"few-shot file {str(given)!r} not found (looked at {path})")
+    return resolved
+
+
+FewShotPaths = Annotated[list[Path], AfterValidator(_resolve_paths)]
+"""Few-shot JSONL files in a config, relative to the config file's folder."""
 
 
 class Turn(BaseModel):

@@ -44,7 +44,8 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         is_violation=bool(violated), violated_principles=violated,
         targeted_violated=bool(set(violated) & set(job.target_principles)),
         stop_reason="error" if error else state.get("stop_reason", "max_turns"),
-        turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3))
+        turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
+        summary=state.get("summary"))
 
 
 def _side_view(record: DialogueRecord, side: Side, upto: int) -> list[dict[str, str]]:

@@ -8,6 +8,7 @@ names the file, the key path and the line.
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,10 @@ from agents.backends.types import SamplingParams
 from principles.config import PrincipleSelection
 from principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
 
+from diasynth_agents.config import DiaSynthConfig
+
+from .dialogue_config import DialogueConfig
 from .jobs import JobsConfig, ScenarioSpec
-from .selfplay import DialogueConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -99,6 +102,8 @@ class RunConfig(BaseModel):
     """How scenarios and principles combine into dialogues."""
     scenarios: list[ScenarioSpec] = Field(default_factory=list)
     """Scenarios written out in the config."""
+    diasynth: DiaSynthConfig | None = None
+    """Expand topics into scenarios (subtopics, personas, persona pairs) before simulating."""
     tracing: TracingConfig = TracingConfig()
     """What spans record."""
     max_failures: int | None = Field(None, ge=0)
@@ -119,9 +124,9 @@ def _known_keys(model: type[BaseModel], prefix: tuple[str | int, ...] = ()) -> d
     """Field names at each path, for 'did you mean' hints."""
     out: dict[tuple[str | int, ...], list[str]] = {prefix: list(model.model_fields)}
     for name, info in model.model_fields.items():
-        ann = info.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out.update(_known_keys(ann, (*prefix, name)))
+        for ann in (info.annotation, *typing.get_args(info.annotation)):  # unwrap `X | None`
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out.update(_known_keys(ann, (*prefix, name)))
     return out
 
 
@@ -189,8 +194,10 @@ def load_config_with_lines(path: str | Path | None, overrides: list[str] | tuple
     if not isinstance(data, dict):
         raise InputError("the config must be a mapping of keys to values", source=source, line=1)
     data = apply_overrides(data, list(overrides), lines)
+    base = Path(path).parent if path is not None else Path.cwd()
     try:
-        config = model.model_validate(data)
+        # The context lets file-valued fields (few-shot files) resolve against the config's folder.
+        config = model.model_validate(data, context={"config_dir": base})
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines, known_keys=_known_keys(model)) from None
     return config, lines

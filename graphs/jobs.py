@@ -7,7 +7,7 @@ resumed run skip exactly the dialogues it already wrote.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -80,7 +80,7 @@ class JobsConfig(BaseModel):
 
 def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,
                 seed: int, characteristics: Sequence[str] = (), max_dialogues: int | None = None,
-                few_shot_ids: Sequence[str] = ()) -> Iterator[DialogueJob]:
+                choose_few_shot: Callable[[str], str | None] | None = None) -> Iterator[DialogueJob]:
     """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
     that every principle is targeted about equally often, whatever the number of jobs."""
     rng = random.Random(seed)
@@ -103,10 +103,9 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                     if pid not in targets:
                         targets.append(pid)
             job_seed = rng.randrange(2**31)
-            few_shot = few_shot_ids[rng.randrange(len(few_shot_ids))] if few_shot_ids else None
             principles = tuple(sorted(targets))
-            yield DialogueJob(id=DialogueJob.make_id(scenario.id, principles, mode, job_seed, index),
-                              scenario=scenario, mode=mode, target_principles=principles, briefed_side=side,
-                              seed=job_seed, index=index, characteristics=tuple(characteristics),
-                              few_shot_id=few_shot)
+            job_id = DialogueJob.make_id(scenario.id, principles, mode, job_seed, index)
+            yield DialogueJob(id=job_id, scenario=scenario, mode=mode, target_principles=principles,
+                              briefed_side=side, seed=job_seed, index=index, characteristics=tuple(characteristics),
+                              few_shot_id=choose_few_shot(job_id) if choose_few_shot else None)
             made += 1

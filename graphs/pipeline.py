@@ -12,7 +12,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from agents.persona import PersonaAgent
 from agents.planner import PlannerAgent
 from agents.reviser import ReviserAgent
 from agents.types import DialogueJob, Scenario
+from diasynth_agents.fewshot import FewShotPool, style_instruction
 from principles.yamlfile import InputError
 from traces.sinks import JsonlSpanSink
 from traces.spans import Tracer, use_tracer
@@ -44,6 +45,8 @@ class RunRequest:
     run_dir: Path
     principles: list[PrincipleLike]
     scenarios: list[Scenario]
+    """Scenarios from the config; with a ``diasynth:`` block, filled by the expansion when the run starts."""
+    few_shot: FewShotPool = field(default_factory=FewShotPool)
     max_dialogues: int | None = None
     force: bool = False
     """Run into a directory made by a different config."""
@@ -82,8 +85,50 @@ def make_agents(config: RunConfig, backend: Backend) -> SelfPlayAgents:
 
 def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
     cfg = request.config
+    pool = request.few_shot
+
+    def few_shot_for(job_id: str) -> str | None:
+        example = pool.choose(cfg.seed, job_id)
+        return example.id if example is not None else None
+
     return assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
-                       seed=cfg.seed, max_dialogues=request.max_dialogues)
+                       seed=cfg.seed, max_dialogues=request.max_dialogues,
+                       characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
+                       choose_few_shot=few_shot_for if pool else None)
+
+
+def make_selfplay(request: RunRequest, backend: Backend) -> SelfPlay:
+    cfg = request.config
+    pool = request.few_shot
+
+    def style(job: DialogueJob) -> str | None:
+        return style_instruction(pool.get(job.few_shot_id)) if job.few_shot_id else None
+
+    return SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue,
+                    characteristics=[(c.name, c.description) for c in cfg.dialogue.planner_characteristics()],
+                    style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None)
+
+
+async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStore, manifest: dict[str, Any],
+                           progress: Progress) -> None:
+    """Run the DiaSynth expansion once per run directory; a resumed run reads scenarios.jsonl instead."""
+    cfg = request.config
+    if cfg.diasynth is None:
+        return
+    if manifest.get("expansion") is not None:
+        request.scenarios = [Scenario.model_validate(r) for r in iter_jsonl(request.run_dir / SCENARIOS)]
+        return
+    from .scenario_graph import expand_scenarios
+
+    progress.stage(f"expanding {len(cfg.diasynth.topics)} topics into scenarios (DiaSynth)")
+    scenarios, report = await expand_scenarios(cfg.diasynth, backend, cfg.sampling, cfg.seed)
+    request.scenarios = [*request.scenarios, *scenarios]
+    for scenario in request.scenarios:
+        store.append(SCENARIOS, scenario)
+    manifest["expansion"] = {"report": report.model_dump(mode="json"), "explain": report.explain()}
+    store.write_manifest(manifest)
+    for line in report.explain():
+        progress.stage(line)
 
 
 async def execute(request: RunRequest, *, progress: Progress | None = None) -> RunResult:
@@ -109,12 +154,13 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
     sink = JsonlSpanSink(request.run_dir / TRACES).open()
     tracer = Tracer([sink], record_content=cfg.tracing.record_content)
     finished = store.finished_ids()
-    known_scenarios = {row["id"] for row in iter_jsonl(request.run_dir / SCENARIOS)}
-    for scenario in request.scenarios:
-        if scenario.id not in known_scenarios:
-            store.append(SCENARIOS, scenario)
     manifest["status"] = "running"
     store.write_manifest(manifest)
+    if cfg.diasynth is None:
+        known_scenarios = {row["id"] for row in iter_jsonl(request.run_dir / SCENARIOS)}
+        for scenario in request.scenarios:
+            if scenario.id not in known_scenarios:
+                store.append(SCENARIOS, scenario)
 
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -123,13 +169,14 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
     run_meter = None
     try:
         async with AsyncSqliteSaver.from_conn_string(str(request.run_dir / CHECKPOINTS)) as saver:
-            selfplay = SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue)
-            runner = DialogueRunner(
-                selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=store,
-                concurrency=cfg.concurrency, keep_unverified=cfg.dialogue.unverified_pairs == "keep",
-                max_failures=cfg.max_failures, resume=previous is not None, delete_checkpoints=saver.adelete_thread,
-                on_record=progress.record)
             with use_tracer(tracer), metered() as run_meter:
+                await expand_if_needed(request, backend, store, manifest, progress)
+                selfplay = make_selfplay(request, backend)
+                runner = DialogueRunner(
+                    selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=store,
+                    concurrency=cfg.concurrency, keep_unverified=cfg.dialogue.unverified_pairs == "keep",
+                    max_failures=cfg.max_failures, resume=previous is not None,
+                    delete_checkpoints=saver.adelete_thread, on_record=progress.record)
                 progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
                 status = await _run_until_signal(runner, iter_jobs(request), finished)
     except TooManyFailures as exc:

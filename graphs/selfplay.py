@@ -12,37 +12,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.graph import END, START, StateGraph
-from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from agents._common import PrincipleLike
+from agents._common import PrincipleLike, derive_seed
 from agents.critic import CriticAgent
 from agents.persona import PersonaAgent, own_turn_count, speaker_name
 from agents.planner import PlannerAgent
 from agents.reviser import ReviserAgent
+from agents.backends.types import SamplingParams
 from agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
+from diasynth_agents.characteristics import match_decided
+from diasynth_agents.summaries import summarize
 
-
-class DialogueConfig(BaseModel):
-    """The ``dialogue:`` block: how one conversation runs and is judged."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mode: Literal["assistant", "peers"] = "assistant"
-    """``assistant``: a user persona talks to an AI assistant (SDSD). ``peers``: two people talk (DiaSynth)."""
-    max_turns: int = Field(8, ge=2, le=200)
-    """Turn cap, both sides counted."""
-    min_turns: int = Field(2, ge=1, le=200)
-    """A done signal before this many turns is ignored."""
-    stop_on_violation: bool = False
-    """Judge the briefed side as it speaks and stop once a targeted principle is broken."""
-    critic_scope: Literal["set", "targeted"] = "set"
-    """Judge turns against the whole selected principle set, or only the targeted principles."""
-    unverified_pairs: Literal["keep", "drop"] = "keep"
-    """What to do with a pair whose revision failed verification: keep it (``verified: false``) or drop it."""
+from .dialogue_config import DialogueConfig
 
 
 class DialogueState(TypedDict, total=False):
@@ -59,6 +44,8 @@ class DialogueState(TypedDict, total=False):
     """TurnVerdicts of the judged side, by turn index order."""
     revisions: list[dict[str, Any]]
     """Revisions of violating turns; ``verified`` is set by the verify node."""
+    summary: str
+    """The dialogue's summary, when the summary stage is on."""
 
 
 @dataclass
@@ -78,7 +65,11 @@ class SelfPlay:
     principles: Sequence[PrincipleLike]
     settings: DialogueConfig
     characteristics: Sequence[tuple[str, str]] = ()
+    """(name, description) of what the planner reasons about before the first turn."""
     style_example: Callable[[DialogueJob], str | None] = field(default=lambda job: None)
+    """The few-shot style paragraph for a job's persona prompts, if it has one."""
+    summary_params: SamplingParams | None = None
+    """Sampling for the summary stage; None leaves summaries out."""
     _by_id: dict[str, PrincipleLike] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +96,10 @@ class SelfPlay:
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
         plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
+        if self.characteristics:
+            # Keep the requested order and names; small models rename, reorder or skip items.
+            decided, _missing = match_decided([name for name, _ in self.characteristics], plan.characteristics)
+            plan = plan.model_copy(update={"characteristics": decided})
         return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False}
 
     async def speak(self, state: DialogueState) -> dict[str, Any]:
@@ -152,9 +147,10 @@ class SelfPlay:
         verdicts = sorted([*state.get("verdicts", []), *(v.model_dump() for v in new)], key=lambda v: v["turn_index"])
         return {"verdicts": verdicts, "stop_reason": stop_reason}
 
-    @staticmethod
-    def route_after_critique(state: DialogueState) -> str:
-        return "revise" if any(v["violated"] for v in state.get("verdicts", [])) else "finalize"
+    def route_after_critique(self, state: DialogueState) -> str:
+        if any(v["violated"] for v in state.get("verdicts", [])):
+            return "revise"
+        return self.route_to_end(state)
 
     async def revise(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
@@ -182,6 +178,15 @@ class SelfPlay:
 
         return {"revisions": list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))}
 
+    def route_to_end(self, state: DialogueState) -> str:
+        return "summarize" if self.summary_params is not None else "finalize"
+
+    async def summarize(self, state: DialogueState) -> dict[str, Any]:
+        assert self.summary_params is not None
+        job = DialogueJob.model_validate(state["job"])
+        params = self.summary_params.with_seed(derive_seed(job.seed, job.id, "summary"))
+        return {"summary": await summarize(self.agents.planner.backend, state["messages"], params)}
+
     @staticmethod
     async def finalize(state: DialogueState) -> dict[str, Any]:
         return {"stop_reason": state.get("stop_reason") or "max_turns"}
@@ -194,12 +199,14 @@ class SelfPlay:
         g.add_node("critique", self.critique)
         g.add_node("revise", self.revise)
         g.add_node("verify", self.verify)
+        g.add_node("summarize", self.summarize)
         g.add_node("finalize", self.finalize)
         g.add_edge(START, "plan")
         g.add_edge("plan", "speak")
         g.add_conditional_edges("speak", self.route_after_turn, ["speak", "critique"])
-        g.add_conditional_edges("critique", self.route_after_critique, ["revise", "finalize"])
+        g.add_conditional_edges("critique", self.route_after_critique, ["revise", "summarize", "finalize"])
         g.add_edge("revise", "verify")
-        g.add_edge("verify", "finalize")
+        g.add_conditional_edges("verify", self.route_to_end, ["summarize", "finalize"])
+        g.add_edge("summarize", "finalize")
         g.add_edge("finalize", END)
         return g.compile(checkpointer=checkpointer, name="selfplay")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from diasynth_agents.characteristics import TABLE_11
 from diasynth_agents.config import DiaSynthConfig
 from principles.yamlfile import InputError, parse_yaml, pydantic_error
 
@@ -22,9 +21,8 @@ def load_block(text: str, *, context: dict | None = None) -> DiaSynthConfig:
 def test_defaults_follow_the_paper():
     config = DiaSynthConfig(topics=["Pets"])
     assert (config.subtopics_per_topic, config.personas_per_subtopic) == (6, 6)
-    assert config.characteristics == list(TABLE_11)
     assert 0.0 < config.dedup_threshold < 1.0
-    assert config.max_scenarios is None and config.few_shot == [] and config.summaries is False
+    assert config.max_scenarios is None
 
 
 def test_config_is_frozen_and_rejects_unknown_keys():
@@ -37,17 +35,15 @@ def test_config_is_frozen_and_rejects_unknown_keys():
 
 @pytest.mark.parametrize("yaml_text, field, line, message", [
     ("diasynth:\n  topics: []\n", "diasynth.topics", 2, "at least 1"),
-    ("diasynth:\n  subtopics_per_topic: 2\n", "diasynth.topics", 2, "required"),
+    ("diasynth:\n  subtopics_per_topic: 2\n", "diasynth.topics", 1, "required"),  # the block that lacks it
     ("diasynth:\n  topics: [Pets]\n  personas_per_subtopic: 1\n", "diasynth.personas_per_subtopic", 3,
      "greater than or equal to 2"),
     ("diasynth:\n  topics: [Pets]\n  dedup_threshold: 1.2\n", "diasynth.dedup_threshold", 3, "less than or equal to 1"),
     ("diasynth:\n  topics: [Pets]\n  dedup_threshold: -0.5\n", "diasynth.dedup_threshold", 3,
      "greater than or equal to 0"),
-    ("diasynth:\n  topics:\n    - Pets\n    - '  '\n", "diasynth.topics", 3, "topic [1] is empty"),
+    ("diasynth:\n  topics:\n    - Pets\n    - '  '\n", "diasynth.topics", 2, "topic [1] is empty"),  # the key
     ("diasynth:\n  topics: [Pets, food, Food]\n", "diasynth.topics", 2, "repeats topic [1]"),
     ("diasynth:\n  topics: [Pets]\n  max_scenarios: 0\n", "diasynth.max_scenarios", 3, "greater than or equal to 1"),
-    ("diasynth:\n  topics: [Pets]\n  characteristics: [formality level, Formality Level]\n",
-     "diasynth.characteristics", 3, "listed twice"),
 ])
 def test_bad_values_name_field_and_line(yaml_text, field, line, message):
     with pytest.raises(InputError) as info:
@@ -56,27 +52,3 @@ def test_bad_values_name_field_and_line(yaml_text, field, line, message):
     assert (err.source, err.field, err.line) == ("run.yaml", field, line)
     assert message in err.message
     assert str(err).startswith(f"run.yaml: {field} (line {line}): ")
-
-
-def test_characteristics_by_name_or_mapping():
-    config = load_block("diasynth:\n  topics: [Pets]\n  characteristics:\n    - Formality Level\n"
-                        "    - {name: pet ownership, description: whether each speaker owns a pet}\n    - weather\n")
-    formality, custom, bare = config.characteristics
-    assert formality == next(c for c in TABLE_11 if c.name == "formality level")
-    assert (custom.name, custom.description) == ("pet ownership", "whether each speaker owns a pet")
-    assert (bare.name, bare.description) == ("weather", "")
-    assert config.characteristic_names() == ("formality level", "pet ownership", "weather")
-    assert load_block("diasynth:\n  topics: [Pets]\n  characteristics: []\n").characteristics == []
-
-
-def test_few_shot_paths_resolve_against_the_config_folder(tmp_path):
-    (tmp_path / "shots").mkdir()
-    (tmp_path / "shots" / "a.jsonl").write_text("{}\n")
-    text = "diasynth:\n  topics: [Pets]\n  few_shot: [shots/a.jsonl]\n"
-    plain = load_block(text)
-    assert plain.few_shot_paths(tmp_path) == [tmp_path / "shots" / "a.jsonl"]
-    assert load_block(text, context={"config_dir": tmp_path}).few_shot == [tmp_path / "shots" / "a.jsonl"]
-    with pytest.raises(InputError) as info:
-        load_block("diasynth:\n  topics: [Pets]\n  few_shot:\n    - shots/missing.jsonl\n",
-                   context={"config_dir": tmp_path})
-    assert info.value.field == "diasynth.few_shot" and "not found" in info.value.message
