@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from traces import spans
 
-from .backends.types import Completion
+from pydantic import BaseModel
+
+from .backends.base import Backend
+from .backends.types import ChatMessage, Completion, SamplingParams
+from .types import derive_seed
+
+__all__ = ["PrincipleLike", "PrincipleLookup", "agent_span", "call_agent", "derive_seed", "principle_lines",
+           "record_completion", "transcript"]
 
 
 class PrincipleLike(Protocol):
@@ -26,12 +32,6 @@ class PrincipleLookup(Protocol):
     def get(self, principle_id: str) -> PrincipleLike | None: ...
 
     def __iter__(self) -> Iterator[PrincipleLike]: ...
-
-
-def derive_seed(*parts: object) -> int:
-    """A per-call seed from the job seed and where the call happens, so reruns sample the same."""
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
 @contextmanager
@@ -54,6 +54,16 @@ def record_completion(span: Any, completion: Completion) -> None:
         "app.retries": completion.retries,
         "app.latency_s": round(completion.latency_s, 4),
     })
+
+
+async def call_agent(backend: Backend, agent: str, messages: list[ChatMessage], params: SamplingParams,
+                     schema: type[BaseModel] | None = None, *, span_name: str = "invoke_agent",
+                     **app: Any) -> Completion:
+    """One model call made as a named agent, inside its own span with the call's usage on it."""
+    with agent_span(agent, name=span_name, **app) as span:
+        completion = await backend.complete(messages, params, schema, agent=agent)
+        record_completion(span, completion)
+    return completion
 
 
 def transcript(messages: Sequence[dict[str, Any]], *, limit: int | None = None) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import prompts
-from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion
+from ._common import PrincipleLike, call_agent, derive_seed, principle_lines
 from .backends.base import Backend
 from .backends.types import ChatMessage, Completion, SamplingParams
 from .types import DialogueJob, PlanOutput
@@ -74,9 +74,8 @@ class PlannerAgent:
                    characteristics: Sequence[tuple[str, str]]) -> tuple[PlanOutput, Completion]:
         msgs = self.messages(job, targets, max_turns, characteristics)
         params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
-        with agent_span("planner", name="plan", principle_ids=list(job.target_principles)) as span:
-            completion = await self.backend.complete(msgs, params, PlanOutput, agent="planner")
-            record_completion(span, completion)
+        completion = await call_agent(self.backend, "planner", msgs, params, PlanOutput, span_name="plan",
+                                      principle_ids=list(job.target_principles))
         plan = completion.parsed
         assert isinstance(plan, PlanOutput)
         if job.scenario.goal:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from . import prompts
-from ._common import PrincipleLike, agent_span, derive_seed, record_completion, transcript
+from ._common import PrincipleLike, call_agent, derive_seed, transcript
 from .backends.base import Backend
 from .backends.types import ChatMessage, SamplingParams
 from .persona import clean_turn
@@ -54,11 +54,9 @@ class ReviserAgent:
                      principles: dict[str, PrincipleLike]) -> str:
         msgs = self.messages(messages, verdict, principles)
         params = self.params.with_seed(derive_seed(job_seed, job_id, "revise", verdict.turn_index))
-        with agent_span("reviser", turn_index=verdict.turn_index, side=verdict.side,
-                        principle_ids=verdict.violated) as span:
-            schema = revision_schema(revision_bound(messages[verdict.turn_index]["content"]))
-            completion = await self.backend.complete(msgs, params, schema, agent="reviser")
-            record_completion(span, completion)
+        schema = revision_schema(revision_bound(messages[verdict.turn_index]["content"]))
+        completion = await call_agent(self.backend, "reviser", msgs, params, schema, turn_index=verdict.turn_index,
+                                      side=verdict.side, principle_ids=verdict.violated)
         parsed: Any = completion.parsed
         text, _ = clean_turn(parsed.revision, (messages[verdict.turn_index]["name"],))
         return text

@@ -38,6 +38,12 @@ def stable_id(*parts: object, length: int = 16) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
 
 
+def derive_seed(*parts: object) -> int:
+    """A non-negative 31-bit seed that depends only on ``parts`` (fits every backend's seed field),
+    so that every model call and sampled choice of a run is reproducible."""
+    return int(stable_id("seed", *parts), 16) % (2**31)
+
+
 class Persona(BaseModel):
     """One participant of a dialogue."""
 

@@ -21,9 +21,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
+from agents.types import derive_seed
 from principles.yamlfile import InputError, LineMap, pydantic_error
 
-from .seeding import derive_seed
 from .templates import render as render_template
 
 

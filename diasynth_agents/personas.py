@@ -10,10 +10,11 @@ from pydantic import BaseModel, Field, create_model
 from agents.backends import ChatBackend, ChatMessage, SamplingParams
 from agents.types import Persona
 
-from .agent_call import call_agent, topup_params
+from agents._common import call_agent, derive_seed
+
+from .topup_sampling import topup_params
 from .dedup import Embedder
 from .report import DroppedItem, ListReport
-from .seeding import derive_seed
 from .subtopics import avoid_block
 from .templates import render
 from .text import clean_item, normalize
@@ -91,7 +92,7 @@ async def generate_personas(backend: ChatBackend, topic: str, subtopic: str, cou
         completion = await call_agent(
             backend, AGENT_NAME, persona_messages(topic, subtopic, needed, taken),
             topup_params(params, call, derive_seed(seed, "personas", topic, subtopic, call)), sized_output(needed),
-            {"app.topic": topic, "app.subtopic": subtopic, "app.call": call + 1, "app.asked": needed})
+            topic=topic, subtopic=subtopic, call=call + 1, asked=needed)
         assert isinstance(completion.parsed, PersonasOutput)
         personas: list[Persona] = []
         for item in completion.parsed.personas:

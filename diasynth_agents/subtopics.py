@@ -9,10 +9,11 @@ from pydantic import BaseModel, Field, create_model
 
 from agents.backends import ChatBackend, ChatMessage, SamplingParams
 
-from .agent_call import call_agent, topup_params
+from agents._common import call_agent, derive_seed
+
+from .topup_sampling import topup_params
 from .dedup import Embedder
 from .report import DroppedItem, ListReport
-from .seeding import derive_seed
 from .templates import render
 from .text import clean_item, normalize
 from .topup import generate_distinct
@@ -62,7 +63,7 @@ async def generate_subtopics(backend: ChatBackend, topic: str, count: int, param
         completion = await call_agent(
             backend, AGENT_NAME, subtopic_messages(topic, needed, taken),
             topup_params(params, call, derive_seed(seed, "subtopics", topic, call)), sized_output(needed),
-            {"app.topic": topic, "app.call": call + 1, "app.asked": needed})
+            topic=topic, call=call + 1, asked=needed)
         assert isinstance(completion.parsed, SubtopicsOutput)
         subtopics = []
         for text in map(clean_item, completion.parsed.subtopics):

@@ -5,35 +5,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agents.backends import ChatBackend, ChatMessage, SamplingParams
+from agents._common import call_agent, transcript
+from agents.backends import Backend, ChatMessage, SamplingParams
 
-from .agent_call import call_agent
 from .templates import render
 
 AGENT_NAME = "summarizer"
 
 
-def _get(message: Mapping[str, Any] | Any, field: str) -> Any:
-    return message.get(field) if isinstance(message, Mapping) else getattr(message, field, None)
-
-
-def transcript(messages: Sequence[Mapping[str, Any] | Any]) -> str:
-    """``Name: text`` per turn, from record messages (dicts or models with speaker/name/content)."""
-    lines = []
-    for m in messages:
-        who = _get(m, "name") or _get(m, "speaker") or _get(m, "role") or "?"
-        lines.append(f"{who}: {' '.join(str(_get(m, 'content') or '').split())}")
-    return "\n".join(lines)
-
-
-async def summarize(backend: ChatBackend, messages: Sequence[Mapping[str, Any] | Any],
+async def summarize(backend: Backend, messages: Sequence[Mapping[str, Any]],
                     params: SamplingParams) -> str:
     """A few-sentence summary of one dialogue, as plain text."""
     prompt: list[ChatMessage] = [
         {"role": "system", "content": render("summary_system.txt")},
         {"role": "user", "content": render("summary_user.txt", dialogue=transcript(messages))},
     ]
-    completion = await call_agent(backend, AGENT_NAME, prompt, params, None, {"app.turns": len(messages)})
+    completion = await call_agent(backend, AGENT_NAME, prompt, params, None, turns=len(messages))
     return " ".join(completion.text.split())
 
 

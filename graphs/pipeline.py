@@ -164,7 +164,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
 
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    status = "completed"
+    status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
     runner: DialogueRunner | None = None
     run_meter = None
     try:
@@ -182,6 +182,9 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
     except TooManyFailures as exc:
         status = "failed"
         attempt["error"] = str(exc)
+    except BaseException as exc:
+        attempt["error"] = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         progress.stop()
         sink.close()

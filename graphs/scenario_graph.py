@@ -33,7 +33,7 @@ from diasynth_agents.counts import Counts, expected_counts, pairs_per_subtopic
 from diasynth_agents.dedup import Embedder
 from diasynth_agents.personas import generate_personas
 from diasynth_agents.report import ExpansionReport, ListReport
-from diasynth_agents.seeding import derive_seed
+from agents.types import derive_seed
 from diasynth_agents.subtopics import generate_subtopics
 from graphs.config import StageSampling
 from traces import spans

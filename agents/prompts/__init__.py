@@ -11,12 +11,18 @@ from importlib import resources
 from string import Template
 
 
-@lru_cache(maxsize=64)
-def template(name: str) -> Template:
-    text = resources.files(__package__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
-    return Template(text)
+@lru_cache(maxsize=128)
+def template_in(package: str, filename: str) -> Template:
+    """The template file ``filename`` of ``package`` (any package that keeps prompt files), read once."""
+    return Template(resources.files(package).joinpath(filename).read_text(encoding="utf-8"))
+
+
+def render_in(package: str, filename: str, /, **values: object) -> str:
+    """Fill a template file of ``package``; a missing value is a bug, so it raises KeyError."""
+    return template_in(package, filename).substitute(
+        {k: "" if v is None else str(v) for k, v in values.items()}).strip()
 
 
 def render(template_name: str, /, **values: object) -> str:
-    """Fill template ``template_name`` (file ``<template_name>.txt``); a missing value is a bug, so it raises KeyError."""
-    return template(template_name).substitute({k: "" if v is None else str(v) for k, v in values.items()}).strip()
+    """Fill this package's template ``<template_name>.txt``."""
+    return render_in(__package__, f"{template_name}.txt", **values)

@@ -13,8 +13,8 @@ MESSAGES = [
 ]
 
 
-def test_transcript_names_speakers():
-    assert transcript(MESSAGES) == "Dana: Did you book the vet?\nMarcus: Yes, Friday at nine."
+def test_transcript_names_speakers_and_keeps_what_they_said():
+    assert transcript(MESSAGES) == "Dana: Did you  book the vet?\nMarcus: Yes, Friday at nine."
 
 
 async def test_summarize_sends_the_transcript_and_returns_plain_text():
