@@ -131,10 +131,16 @@ async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStor
         progress.stage(line)
 
 
-async def execute(request: RunRequest, *, progress: Progress | None = None) -> RunResult:
+async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
+                  callbacks: list[Any] | None = None) -> RunResult:
+    """Run ``request`` to the end (or to a signal). ``backend``: an already started backend to use
+    instead of the configured one (it is left running); ``callbacks``: LangChain callback handlers
+    (LangSmith, Langfuse, ...) that see every graph run."""
     cfg = request.config
     previous = check_run_dir(request)
-    backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
+    owned = backend is None
+    if backend is None:
+        backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
     store = RunStore(request.run_dir)
     manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
     if previous is None:
@@ -145,7 +151,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
     progress = progress or Progress(enabled=False)
     progress.stage(f"starting the {cfg.backend.kind} backend")
     t0 = time.perf_counter()
-    await backend.start()
+    await backend.start()  # a no-op for a backend that is already running
     attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
     manifest["backend"] = backend.describe()
     if previous is not None:
@@ -176,7 +182,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
                     selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=store,
                     concurrency=cfg.concurrency, keep_unverified=cfg.dialogue.unverified_pairs == "keep",
                     max_failures=cfg.max_failures, resume=previous is not None,
-                    delete_checkpoints=saver.adelete_thread, on_record=progress.record)
+                    delete_checkpoints=saver.adelete_thread, on_record=progress.record,
+                    callbacks=list(callbacks or []))
                 progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
                 status = await _run_until_signal(runner, iter_jobs(request), finished)
     except TooManyFailures as exc:
@@ -189,7 +196,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None) -> R
         progress.stop()
         sink.close()
         store.close()
-        await backend.aclose()
+        if owned:
+            await backend.aclose()
         counters = runner.counters.as_dict() if runner else {}
         attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
         if run_meter is not None:
