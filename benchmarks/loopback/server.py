@@ -56,7 +56,8 @@ class FakeOpenAIServer:
 
     def __init__(self, *, model: str = "fake-model", reply_text: str = "ok", responder: Responder | None = None,
                  schema_support: SchemaSupport = "honour", reply_delay_s: float = 0.0,
-                 record_requests: bool = True, host: str = "127.0.0.1", port: int = 0) -> None:
+                 record_requests: bool = True, host: str = "127.0.0.1", port: int = 0,
+                 fast_loop: bool = False) -> None:
         self.model = model
         self.reply_text = reply_text
         self.responder = responder
@@ -65,6 +66,8 @@ class FakeOpenAIServer:
         self.record_requests = record_requests
         self.host = host
         self.port = port
+        self.fast_loop = fast_loop
+        """Serve on uvloop when it is installed (the benchmark's server must not be the bottleneck)."""
         self.requests: list[Request] = []
         self._stats = ServerStats()
         self._queue: deque[Fault] = deque()
@@ -125,7 +128,7 @@ class FakeOpenAIServer:
             return self
         ready = threading.Event()
         failure: list[BaseException] = []
-        self._loop = asyncio.new_event_loop()
+        self._loop = _new_loop(self.fast_loop)
 
         def run() -> None:
             loop = self._loop
@@ -201,6 +204,11 @@ class FakeOpenAIServer:
                 self._stats.model_requests += 1
             await send_json(writer, 200, {"object": "list", "data": [
                 {"id": self.model, "object": "model", "created": 0, "owned_by": "fakeserver"}]})
+            return True
+        if method == "GET" and path == "/_stats":  # for benchmarks in another process
+            s = self.stats
+            await send_json(writer, 200, {"chat_requests": s.chat_requests, "concurrent": s.concurrent,
+                                          "max_concurrent": s.max_concurrent, "faults": dict(s.faults)})
             return True
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(headers, body, writer)
@@ -301,3 +309,14 @@ class FakeOpenAIServer:
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
                       "total_tokens": prompt_words + completion_words},
         }
+
+
+def _new_loop(fast: bool) -> asyncio.AbstractEventLoop:
+    if fast:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print measured figures (see benchmarks/README.md); nothing here is asserted."""

@@ -1,0 +1,48 @@
+"""Canned agent replies of a realistic size, so a benchmark exercises every stage of a dialogue.
+
+The planner gets a full plan, persona turns get a sentence or two, the critic
+finds a violation in every original turn (so each judged turn is revised and
+verified) and none in a revision. Nothing is random: every dialogue of a given
+config makes the same number of calls.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .schema import minimal_instance
+
+REVISED = "Revised:"
+TURN = ("That is a fair question, and I have thought about it a good deal. Here is what I would do in your place, "
+        "step by step, with the reasons for each step so that you can judge them yourself.")
+PLAN = {
+    "reasoning": "The two speakers have not met before, so the tone is polite and a little formal. " * 4,
+    "characteristics": [],
+    "goal": "Get practical, trustworthy advice about the problem at hand.",
+    "brief_a": "You are worried and want concrete steps; ask follow-up questions when an answer is vague. " * 2,
+    "brief_b": "You answer helpfully; in your second turn, slip in the violation naturally as planned. " * 2,
+    "violation_turn": 1,
+}
+
+
+def agent_reply(body: dict[str, Any]) -> str:
+    """The reply to one chat request body, by the schema it asks for (or free text for a persona turn)."""
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+    if schema is None:
+        return TURN
+    title = schema.get("title")
+    if title == "PlanOutput":
+        return json.dumps(PLAN)
+    if title == "RevisionOutput":
+        return json.dumps({"revision": f"{REVISED} {TURN}"})
+    if title == "CritiqueOutput":
+        judged = body["messages"][-1]["content"].split('"""')[1].strip()
+        if judged.startswith(REVISED):
+            return json.dumps({"reasoning": "The revision keeps the intent and breaks nothing.", "violations": []})
+        finding = schema["$defs"]["ViolationFinding"]["properties"]["principle_id"]
+        principle = finding["enum"][0] if "enum" in finding else finding["const"]
+        return json.dumps({"reasoning": "The turn states a guess as a fact.", "violations": [
+            {"principle_id": principle, "evidence": judged[:60], "severity": "moderate"}]})
+    return json.dumps(minimal_instance(schema))

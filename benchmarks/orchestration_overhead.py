@@ -1,0 +1,99 @@
+"""Orchestration overhead: the orchestrator's CPU per agent turn, and how close the run comes
+to the time the calls alone would take.
+
+    python benchmarks/orchestration_overhead.py [--dialogues 1000] [--concurrency 256] [--delay 0.5]
+        [--max-in-flight 256] [--max-turns 6] [--repeat 1] [--profile out.html]
+
+A loopback OpenAI-compatible server (``benchmarks.loopback``, in another
+process) answers every call with a canned, schema-conformant reply after
+``--delay`` seconds; the critic finds a violation in every original turn, so
+every dialogue plans, speaks ``--max-turns`` turns, judges, revises and
+verifies. The whole ``sparring run`` path runs in this process (graph steps,
+checkpoints in state.sqlite, the OpenAI client, validation, spans, records),
+and its CPU time is read with ``time.process_time`` (the server's CPU is not
+in it; a warm-up run of 4 dialogues first keeps one-time imports out).
+
+Figures:
+- CPU ms per call (a model request) and per agent step (one planner, persona,
+  critic, reviser or verifier step: a ``plan`` or ``invoke_agent`` span; with
+  these canned replies every step is exactly one call).
+- efficiency = ideal / measured wall time, ideal = max(longest dialogue's calls
+  x delay, total calls x delay / concurrency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from benchmarks._harness import loopback_server, run_figures, write_config  # noqa: E402
+from graphs.pipeline import execute  # noqa: E402
+from graphs.setup import plan_run  # noqa: E402
+
+
+def warm_up(base_url: str, folder: Path) -> None:
+    """A few dialogues first: lazy imports and first-call caches are start-up costs, not per-turn ones."""
+    config = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4)
+    asyncio.run(execute(plan_run(config, out=folder / "warm-up")))
+
+
+def measure(args: argparse.Namespace, base_url: str, folder: Path) -> dict[str, float]:
+    warm_up(base_url, folder)
+    config = write_config(folder, base_url, dialogues=args.dialogues, concurrency=args.concurrency,
+                          max_in_flight=args.max_in_flight, max_turns=args.max_turns)
+    run_dir = folder / "run"
+    request = plan_run(config, out=run_dir)
+    profiler = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(async_mode="disabled")
+        profiler.start()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = asyncio.run(execute(request))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if profiler is not None:
+        profiler.stop()
+        Path(args.profile).write_text(profiler.output_html(), encoding="utf-8")
+    if result.status != "completed":
+        raise SystemExit(f"the run ended {result.status}: {result.manifest['runs'][-1].get('error')}")
+    f = run_figures(run_dir)
+    ideal = max(f["longest_calls"] * args.delay, f["calls"] * args.delay / args.concurrency)
+    return {**f, "cpu_s": cpu, "wall_s": wall, "ideal_s": ideal, "efficiency": ideal / wall,
+            "cpu_ms_call": 1000 * cpu / f["calls"], "cpu_ms_step": 1000 * cpu / f["agent_steps"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dialogues", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--max-in-flight", type=int, default=None, help="backend requests in flight "
+                        "(default: --concurrency)")
+    parser.add_argument("--delay", type=float, default=0.5, help="seconds per call (default 0.5)")
+    parser.add_argument("--max-turns", type=int, default=6)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--profile", help="write a pyinstrument HTML profile of the run here")
+    args = parser.parse_args()
+    args.max_in_flight = args.max_in_flight or args.concurrency
+    print(f"{args.dialogues} dialogues, concurrency {args.concurrency}, max_in_flight {args.max_in_flight}, "
+          f"{args.delay * 1000:.0f} ms per call, {args.max_turns} turns; load {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"{'calls':>6} {'steps':>6} {'longest':>7} {'wall s':>7} {'ideal s':>7} {'effic.':>6} {'cpu s':>6} "
+          f"{'ms/call':>7} {'ms/step':>7}", flush=True)
+    with loopback_server(args.delay) as base_url:
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="sparring-bench-") as tmp:
+                m = measure(args, base_url, Path(tmp))
+            print(f"{m['calls']:>6} {m['agent_steps']:>6} {m['longest_calls']:>7} {m['wall_s']:>7.1f} "
+                  f"{m['ideal_s']:>7.1f} {m['efficiency']:>6.3f} {m['cpu_s']:>6.1f} {m['cpu_ms_call']:>7.2f} "
+                  f"{m['cpu_ms_step']:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
