@@ -160,6 +160,13 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     sink = JsonlSpanSink(request.run_dir / TRACES).open()
     tracer = Tracer([sink], record_content=cfg.tracing.record_content)
     finished = store.finished_ids()
+    for earlier in manifest["runs"]:
+        if earlier.get("status") == "running":
+            # That process never wrote its end: it was killed (SIGKILL, OOM, power).
+            earlier["status"] = "killed"
+    # Recorded now, not at the end, so that a killed attempt still shows in the manifest.
+    manifest["runs"].append(attempt)
+    attempt["status"] = "running"
     manifest["status"] = "running"
     store.write_manifest(manifest)
     if cfg.diasynth is None:
@@ -175,6 +182,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     run_meter = None
     try:
         async with AsyncSqliteSaver.from_conn_string(str(request.run_dir / CHECKPOINTS)) as saver:
+            await open_checkpoints(saver)
             with use_tracer(tracer), metered() as run_meter:
                 await expand_if_needed(request, backend, store, manifest, progress)
                 selfplay = make_selfplay(request, backend)
@@ -203,13 +211,18 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         if run_meter is not None:
             attempt["usage"] = {"prompt_tokens": run_meter.prompt_tokens,
                                 "completion_tokens": run_meter.completion_tokens, "calls": run_meter.calls}
-        manifest["runs"].append(attempt)
+        if attempt not in manifest["runs"]:  # ended before it was recorded
+            manifest["runs"].append(attempt)
         manifest["status"] = status
         manifest["counts"] = _totals(request.run_dir, counters)
+        # Over all attempts: dialogues continued from a checkpoint, and attempts that were killed.
+        manifest["counts"]["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
+        manifest["counts"]["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
         manifest["usage"] = {k: sum(r.get("usage", {}).get(k, 0) for r in manifest["runs"])
                              for k in ("prompt_tokens", "completion_tokens", "calls")}
         manifest["timings"]["updated_at"] = time.time()
-        manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]), 2)
+        manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
+                                                  if "finished_at" in r), 2)
         store.write_manifest(manifest)
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
@@ -243,6 +256,15 @@ async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob],
         for sig in installed:
             loop.remove_signal_handler(sig)
     return "interrupted" if interrupted else "completed"
+
+
+async def open_checkpoints(saver: Any) -> None:
+    """Create the tables now (deleting a thread before the first write would find none), and
+    commit without fsync: in WAL mode ``synchronous=NORMAL`` loses nothing when the process is
+    killed, only on power loss or an OS crash, the same guarantee the JSONL records have
+    (written, not fsynced). With fsync on every commit, checkpoint writes bounded the run."""
+    await saver.setup()
+    await saver.conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def _principle_dict(p: PrincipleLike) -> dict[str, Any]:

@@ -141,13 +141,26 @@ class DialogueRunner:
                 trace_id = root.trace_id
                 try:
                     start: Any = {"job": job.model_dump(mode="json")}
+                    finished_state: dict[str, Any] | None = None
                     if self.resume:
                         snapshot = await self.graph.aget_state(config)
-                        if snapshot.next:
+                        # ``next`` leaves out the tasks of the step whose writes were saved
+                        # before the kill; they still belong to an unfinished run.
+                        if snapshot.next or snapshot.tasks:
                             start = None  # continue from the last checkpoint
                             self.counters.resumed += 1
                             root.set("app.resumed", True)
-                    state = await self.graph.ainvoke(start, config)
+                        elif snapshot.values:
+                            # The graph had reached its end when the process died, before the
+                            # record was written. Invoking the thread again would start a second
+                            # run on top of the old state; its final state is the result.
+                            finished_state = dict(snapshot.values)
+                            self.counters.resumed += 1
+                            root.set("app.resumed", True)
+                    if finished_state is not None:
+                        state = finished_state
+                    else:
+                        state = await self.graph.ainvoke(start, config)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # one dialogue's failure must not stop the run

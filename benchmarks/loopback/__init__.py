@@ -19,7 +19,8 @@ asks for a JSON schema, the smallest instance of that schema
 
 Fault kinds (``fail(kind, times=N, **options)`` queues N of them, consumed in
 order by chat requests; ``fail_share(kind, share)`` hits that share of the
-calls not covered by the queue, from a seeded RNG so runs repeat):
+calls not covered by the queue, from a seeded RNG so runs repeat; ``fail_mix({kind: share, ...})``
+several kinds at once):
 
 - ``http_500``: 500 with an OpenAI-style error body.
 - ``http_429``: 429 with ``retry-after`` (option ``retry_after`` seconds, default 0)

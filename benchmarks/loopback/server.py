@@ -71,7 +71,7 @@ class FakeOpenAIServer:
         self.requests: list[Request] = []
         self._stats = ServerStats()
         self._queue: deque[Fault] = deque()
-        self._share: tuple[Fault, float, random.Random] | None = None
+        self._share: tuple[list[tuple[Fault, float]], random.Random] | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -97,10 +97,17 @@ class FakeOpenAIServer:
 
     def fail_share(self, kind: str, share: float, *, seed: int = 0, **options: Any) -> None:
         """Give a fault to ``share`` (0..1) of the chat requests the queue does not cover."""
-        if not 0.0 <= share <= 1.0:
-            raise ValueError("share must lie in [0, 1]")
+        self.fail_mix({kind: share}, seed=seed, options={kind: options})
+
+    def fail_mix(self, shares: dict[str, float], *, seed: int = 0,
+                 options: dict[str, dict[str, Any]] | None = None) -> None:
+        """Several fault kinds at once: ``shares`` maps a kind to the share of calls it hits
+        (one seeded draw per call; the shares must sum to at most 1). Replaces any earlier share."""
+        if any(not 0.0 <= v <= 1.0 for v in shares.values()) or sum(shares.values()) > 1.0 + 1e-9:
+            raise ValueError("shares must lie in [0, 1] and sum to at most 1")
+        plan = [(Fault(kind, (options or {}).get(kind, {})), share) for kind, share in shares.items()]
         with self._lock:
-            self._share = (Fault(kind, options), share, random.Random(seed))
+            self._share = (plan, random.Random(seed))
 
     def reset(self) -> None:
         """Forget the fault plan, the counters and the recorded requests."""
@@ -247,9 +254,12 @@ class FakeOpenAIServer:
         if self._queue:
             return self._queue.popleft()
         if self._share is not None:
-            fault, share, rng = self._share
-            if rng.random() < share:
-                return fault
+            plan, rng = self._share
+            draw = rng.random()
+            for fault, share in plan:
+                if draw < share:
+                    return fault
+                draw -= share
         return None
 
     async def _serve_fault(self, fault: Fault, headers: dict[str, str], body: dict[str, Any],

@@ -1,0 +1,110 @@
+"""Runs against the loopback server: a config pointed at it, the CLI as a killable subprocess,
+and the checks every scale test makes on a run directory (each record once, every line whole)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.loopback import FakeOpenAIServer
+from benchmarks.loopback.canned import agent_reply
+from tests.cli import REPO
+
+JSONL = ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "scenarios.jsonl", "traces.jsonl")
+
+
+def canned_server(delay_s: float = 0.0) -> FakeOpenAIServer:
+    """Realistic agent replies: every dialogue plans, speaks, gets one violation found, revised and verified."""
+    return FakeOpenAIServer(responder=agent_reply, reply_delay_s=delay_s, record_requests=False)
+
+
+def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: int, max_in_flight: int = 64,
+                 max_turns: int = 2, retry: dict[str, Any] | None = None) -> Path:
+    """Assistant-mode dialogues over 4 scenarios. With ``max_turns: 2`` a dialogue makes 6 calls
+    (plan, 2 turns, critique, revise, verify), one at a time."""
+    config = {
+        "name": "scale-test", "seed": 5, "concurrency": concurrency,
+        "backend": {"kind": "openai_compat", "base_url": base_url, "model": "fake-model",
+                    "max_in_flight": max_in_flight,
+                    "retry": retry or {"attempts": 3, "initial_wait_s": 0.01, "max_wait_s": 0.05, "timeout_s": 10}},
+        "principles": {"sets": ["quickstart"]},
+        "dialogue": {"mode": "assistant", "max_turns": max_turns},
+        "jobs": {"dialogues_per_scenario": -(-dialogues // 4), "max_dialogues": dialogues},
+        "scenarios": [{"topic": f"topic {i}", "subtopic": f"a question about thing {i}",
+                       "personas": [f"Person{i}: a curious customer", "an adviser: knows the subject"]}
+                      for i in range(4)],
+    }
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def expected_ids(config: Path) -> list[str]:
+    """The dialogue ids the config makes (ids are deterministic)."""
+    from graphs.pipeline import iter_jobs
+    from graphs.setup import plan_run
+
+    return [job.id for job in iter_jobs(plan_run(config))]
+
+
+def start_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    return subprocess.Popen([sys.executable, "-m", "graphs.cli", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for_requests(proc: subprocess.Popen[str], server: FakeOpenAIServer, n: int, timeout: float = 60) -> None:
+    """Until the server has seen ``n`` chat requests; the process must still be running by then."""
+    deadline = time.monotonic() + timeout
+    while server.stats.chat_requests < n:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the run ended (status {proc.returncode}) before request {n}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no request {n} within {timeout}s (saw {server.stats.chat_requests})")
+        time.sleep(0.005)
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a JSONL file, which must each be whole, valid JSON objects."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    assert not data or data.endswith(b"\n"), f"{path.name}: torn last line {data[-80:]!r}"
+    rows = []
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            rows.append(json.loads(line))
+        except ValueError as exc:
+            raise AssertionError(f"{path.name} line {number} is not JSON: {line[:120]!r}") from exc
+        assert isinstance(rows[-1], dict), f"{path.name} line {number} is not an object"
+    return rows
+
+
+def check_complete(run_dir: Path, expected: list[str], *, pairs_per_dialogue: int = 1) -> dict[str, Any]:
+    """Every expected dialogue written exactly once and ok, its pairs and SFT row exactly once,
+    nothing else, every line of every file valid. Returns the manifest."""
+    rows = {name: read_lines(run_dir / name) for name in JSONL}
+    dialogues = rows["dialogues.jsonl"]
+    counts = Counter(d["id"] for d in dialogues)
+    assert sorted(counts) == sorted(expected), "dialogue ids differ from the config's jobs"
+    assert [i for i, c in counts.items() if c > 1] == [], "a dialogue was written twice"
+    assert {d["status"] for d in dialogues} == {"ok"}
+    pairs = rows["preferences.jsonl"]
+    assert len({p["id"] for p in pairs}) == len(pairs), "a preference pair was written twice"
+    assert Counter(p["dialogue_id"] for p in pairs) == {i: pairs_per_dialogue for i in expected}
+    sft = Counter(r["dialogue_id"] for r in rows["sft.jsonl"])
+    assert sft == {i: 1 for i in expected}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["counts"]["dialogues"] == len(expected) and manifest["counts"]["failed"] == 0
+    return manifest
