@@ -175,14 +175,14 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
             if scenario.id not in known_scenarios:
                 store.append(SCENARIOS, scenario)
 
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from .checkpoints import InlineSqliteSaver
 
     status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
     runner: DialogueRunner | None = None
     run_meter = None
     try:
-        async with AsyncSqliteSaver.from_conn_string(str(request.run_dir / CHECKPOINTS)) as saver:
-            await open_checkpoints(saver)
+        saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
+        try:
             with use_tracer(tracer), metered() as run_meter:
                 await expand_if_needed(request, backend, store, manifest, progress)
                 selfplay = make_selfplay(request, backend)
@@ -194,6 +194,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
                     callbacks=list(callbacks or []))
                 progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
                 status = await _run_until_signal(runner, iter_jobs(request), finished)
+        finally:
+            saver.close()
     except TooManyFailures as exc:
         status = "failed"
         attempt["error"] = str(exc)
@@ -256,15 +258,6 @@ async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob],
         for sig in installed:
             loop.remove_signal_handler(sig)
     return "interrupted" if interrupted else "completed"
-
-
-async def open_checkpoints(saver: Any) -> None:
-    """Create the tables now (deleting a thread before the first write would find none), and
-    commit without fsync: in WAL mode ``synchronous=NORMAL`` loses nothing when the process is
-    killed, only on power loss or an OS crash, the same guarantee the JSONL records have
-    (written, not fsynced). With fsync on every commit, checkpoint writes bounded the run."""
-    await saver.setup()
-    await saver.conn.execute("PRAGMA synchronous=NORMAL")
 
 
 def _principle_dict(p: PrincipleLike) -> dict[str, Any]:

@@ -12,7 +12,7 @@ not trace pay almost nothing.
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,12 +27,18 @@ SpanSink = Callable[["Span"], None]
 INHERITED = ("gen_ai.conversation.id", "gen_ai.agent.name")
 
 
+# Ids need to be unique, not unpredictable: a private PRNG (seeded from the OS once) costs
+# half of os.urandom and, unlike it, never releases the GIL, which a busy event loop
+# then waits to take back. Private, so code that seeds ``random`` cannot make ids repeat.
+_ids = random.Random()
+
+
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def new_span_id() -> str:
-    return os.urandom(8).hex()
+    return f"{_ids.getrandbits(64):016x}"
 
 
 @dataclass(slots=True)

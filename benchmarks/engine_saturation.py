@@ -1,0 +1,133 @@
+"""Engine saturation: does the pipeline keep the embedded engine as busy as a plain batch would?
+
+    flock /tmp/sparring-engine.lock python benchmarks/engine_saturation.py [--dialogues 32] [--concurrency 32]
+
+One embedded engine (SmolLM2-135M on vLLM, in-process) serves two measurements:
+
+1. pipeline: ``--dialogues`` assistant-mode dialogues (plan, turns, critique, revise,
+   verify; JSON-schema constrained where the agents ask for it) at ``concurrency``
+   dialogues in flight; generated tokens / wall time of the run (engine start excluded).
+2. raw engine: ``--concurrency`` requests at once straight into vLLM's engine, prompts
+   of the pipeline's mean prompt length, ``ignore_eos`` with the pipeline's mean
+   completion length, ``--rounds`` times over: the engine's own ceiling for that shape
+   of work.
+
+Prints both tokens/s and the ratio (pipeline / raw). Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from agents.backends import BackendConfig, create_backend  # noqa: E402
+from benchmarks._harness import rows  # noqa: E402
+from graphs.pipeline import execute  # noqa: E402
+from graphs.setup import plan_run  # noqa: E402
+
+WORDS = ("the customer asked about savings accounts interest rates and how long the money "
+         "would be locked before it could be withdrawn without a penalty ").split()
+
+
+def write_config(folder: Path, dialogues: int, concurrency: int, max_turns: int) -> Path:
+    scenarios = [{"topic": f"topic {i}", "subtopic": s, "personas": [f"{n}: a worried customer", "an adviser: "
+                  "knows the subject well"], "goal": "get clear, practical advice"}
+                 for i, (s, n) in enumerate([("choosing a savings account", "Priya"), ("rebooking a flight", "Tomasz"),
+                                             ("a noisy neighbour", "Amara"), ("learning to cook", "Jonas")])]
+    config = {
+        "name": "saturation", "seed": 3, "concurrency": concurrency,
+        "backend": {"kind": "embedded", "max_in_flight": concurrency},
+        "principles": {"sets": ["quickstart"]},
+        "dialogue": {"mode": "assistant", "max_turns": max_turns},
+        "jobs": {"dialogues_per_scenario": -(-dialogues // len(scenarios)), "max_dialogues": dialogues},
+        "sampling": {"planner": {"temperature": 0.7, "max_tokens": 300},
+                     "persona": {"temperature": 0.8, "max_tokens": 80, "repetition_penalty": 1.15},
+                     "critic": {"temperature": 0.0, "max_tokens": 200},
+                     "reviser": {"temperature": 0.4, "max_tokens": 100, "repetition_penalty": 1.15},
+                     "verifier": {"temperature": 0.0, "max_tokens": 200}},
+        "scenarios": scenarios,
+    }
+    path = folder / "saturation.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+async def raw_engine(backend, concurrency: int, rounds: int, prompt_tokens: int, max_tokens: int) -> tuple[int, float]:
+    """(generated tokens, wall s): ``concurrency`` workers, ``rounds`` requests each, straight into vLLM."""
+    from vllm import SamplingParams as VSamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    engine, tokenizer = backend._engine, backend._tokenizer  # the benchmark peeks past the adapter on purpose
+    tokens = 0
+
+    async def worker(w: int) -> None:
+        nonlocal tokens
+        for r in range(rounds):
+            text = " ".join(WORDS[(w + r + k) % len(WORDS)] for k in range(prompt_tokens))
+            ids = tokenizer(text)["input_ids"][:prompt_tokens]
+            sp = VSamplingParams(temperature=0.8, max_tokens=max_tokens, ignore_eos=True, seed=w * rounds + r,
+                                 output_kind=RequestOutputKind.FINAL_ONLY)
+            final = None
+            async for out in engine.generate({"prompt_token_ids": ids}, sp, request_id=uuid.uuid4().hex):
+                final = out
+            generated = len(final.outputs[0].token_ids) if final is not None else 0
+            tokens += generated
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    return tokens, time.perf_counter() - t0
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="sparring-saturation-") as tmp:
+        config = write_config(Path(tmp), args.dialogues, args.concurrency, args.max_turns)
+        request = plan_run(config, out=Path(tmp) / "run")
+        backend = create_backend(BackendConfig(kind="embedded", max_in_flight=args.concurrency))
+        t0 = time.perf_counter()
+        await backend.start()
+        print(f"engine start: {time.perf_counter() - t0:.1f} s", flush=True)
+        try:
+            t0 = time.perf_counter()
+            result = await execute(request, backend=backend)
+            wall = time.perf_counter() - t0
+            usage = result.manifest["usage"]
+            dialogues = list(rows(request.run_dir / "dialogues.jsonl"))
+            pipe_tps = usage["completion_tokens"] / wall
+            mean_prompt = usage["prompt_tokens"] // max(usage["calls"], 1)
+            mean_completion = usage["completion_tokens"] // max(usage["calls"], 1)
+            print(f"pipeline: {len(dialogues)} dialogues ({sum(d['status'] != 'ok' for d in dialogues)} failed), "
+                  f"{usage['calls']} calls, {usage['completion_tokens']} generated tokens in {wall:.1f} s "
+                  f"= {pipe_tps:.1f} tok/s (mean call: {mean_prompt} prompt, {mean_completion} generated tokens)",
+                  flush=True)
+            tokens, raw_wall = await raw_engine(backend, args.concurrency, args.rounds, mean_prompt, mean_completion)
+            raw_tps = tokens / raw_wall
+            print(f"raw engine: {args.concurrency} x {args.rounds} requests of {mean_prompt} prompt tokens, "
+                  f"{mean_completion} generated each: {tokens} tokens in {raw_wall:.1f} s = {raw_tps:.1f} tok/s",
+                  flush=True)
+            print(json.dumps({"pipeline_tok_s": round(pipe_tps, 1), "raw_tok_s": round(raw_tps, 1),
+                              "saturation": round(pipe_tps / raw_tps, 3)}), flush=True)
+        finally:
+            await backend.aclose()
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dialogues", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-turns", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":  # the engine spawns processes: this guard is required
+    asyncio.run(main(parse_args()))

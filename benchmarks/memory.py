@@ -1,0 +1,84 @@
+"""Memory: the orchestrator's peak RSS with many dialogues in flight at once.
+
+    python benchmarks/memory.py [--in-flight 1000] [--delay 5] [--max-turns 6]
+
+The loopback server (another process) answers every call after ``--delay`` seconds,
+long enough that all ``--in-flight`` dialogues (concurrency = max_in_flight =
+``--in-flight``, that many dialogues in the run) are in flight together. RSS of
+this process is sampled every 50 ms: before the run (interpreter, imports, a
+warm-up run) and at its peak. Per in-flight dialogue = (peak - before) / N; the
+extrapolation to 10,000 in flight is before + 10,000 x that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from benchmarks._harness import loopback_server, run_figures, server_stats, write_config  # noqa: E402
+from graphs.pipeline import execute  # noqa: E402
+from graphs.setup import plan_run  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+class PeakRss:
+    """Samples this process's RSS in a thread (the event loop is busy; a thread still gets the GIL)."""
+
+    def __init__(self) -> None:
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self.peak = self.proc.memory_info().rss
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--in-flight", type=int, default=1000)
+    parser.add_argument("--delay", type=float, default=5.0, help="seconds per call (default 5)")
+    parser.add_argument("--max-turns", type=int, default=6)
+    args = parser.parse_args()
+    n = args.in_flight
+    with loopback_server(args.delay) as base_url, tempfile.TemporaryDirectory(prefix="sparring-mem-") as tmp:
+        folder = Path(tmp)
+        warm = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, max_turns=args.max_turns)
+        asyncio.run(execute(plan_run(warm, out=folder / "warm-up")))
+        config = write_config(folder, base_url, dialogues=n, concurrency=n, max_in_flight=n,
+                              max_turns=args.max_turns)
+        request = plan_run(config, out=folder / "run")
+        before = psutil.Process().memory_info().rss
+        with PeakRss() as rss:
+            result = asyncio.run(execute(request))
+        figures = run_figures(folder / "run")
+        stats = server_stats(base_url)
+    per = (rss.peak - before) / n
+    print(f"{n} dialogues in flight ({figures['dialogues']} written, {figures['failed']} failed, status "
+          f"{result.status}); the server saw up to {stats['max_concurrent']} requests at once")
+    print(f"RSS before the run {before / MIB:.0f} MiB, peak {rss.peak / MIB:.0f} MiB: "
+          f"{per / 1024:.1f} KiB per in-flight dialogue")
+    print(f"extrapolated to 10,000 in flight: {(before + 10_000 * per) / MIB / 1024:.2f} GiB")
+
+
+if __name__ == "__main__":
+    main()
