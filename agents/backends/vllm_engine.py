@@ -98,6 +98,12 @@ class VLLMBackend(Backend):
             # torch.compile costs ~80 s of start-up on CPU for no measured gain.
             args["enforce_eager"] = True
             args["kv_cache_memory_bytes"] = _CPU_KV_CACHE_BYTES
+            # vLLM 0.32's CPU worker crashes the engine ("CPU Generator does not use offset")
+            # when a seeded request's prompt is prefilled in chunks: it rewinds the request's
+            # torch generator, which CPU generators cannot do. Agents seed every call, and 32
+            # dialogues' prompts at once exceed one step's token budget, so prefill whole
+            # prompts (vLLM then raises the step budget to max_model_len).
+            args["enable_chunked_prefill"] = False
         args["max_num_seqs"] = min(max(self.config.max_in_flight, 8), 256)
         args.update(self.config.engine_args)
         if "structured_outputs_config" not in args:
