@@ -203,10 +203,22 @@ class SelfPlay:
         g.add_node("finalize", self.finalize)
         g.add_edge(START, "plan")
         g.add_edge("plan", "speak")
-        g.add_conditional_edges("speak", self.route_after_turn, ["speak", "critique"])
-        g.add_conditional_edges("critique", self.route_after_critique, ["revise", "summarize", "finalize"])
+        g.add_conditional_edges("speak", _on_loop(self.route_after_turn), ["speak", "critique"])
+        g.add_conditional_edges("critique", _on_loop(self.route_after_critique), ["revise", "summarize", "finalize"])
         g.add_edge("revise", "verify")
-        g.add_conditional_edges("verify", self.route_to_end, ["summarize", "finalize"])
+        g.add_conditional_edges("verify", _on_loop(self.route_to_end), ["summarize", "finalize"])
         g.add_edge("summarize", "finalize")
         g.add_edge("finalize", END)
         return g.compile(checkpointer=checkpointer, name="selfplay")
+
+
+def _on_loop(route: Callable[[DialogueState], str]) -> Callable[[DialogueState], Any]:
+    """An async wrapper of a routing function: LangGraph runs a sync one through
+    ``run_in_executor`` on every step of an async graph, a thread hop (and a fight for
+    the GIL) that costs far more than the routing itself."""
+
+    async def routed(state: DialogueState) -> str:
+        return route(state)
+
+    routed.__name__ = route.__name__
+    return routed
