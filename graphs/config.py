@@ -33,7 +33,7 @@ class StageSampling(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    planner: SamplingParams = SamplingParams(temperature=0.7, max_tokens=700)
+    planner: SamplingParams = SamplingParams(temperature=0.7, max_tokens=1200)
     """The conversation plan and the chain of thought over dialogue characteristics."""
     persona: SamplingParams = SamplingParams(temperature=0.8, max_tokens=220)
     """Each turn of the two persona agents."""
@@ -41,7 +41,7 @@ class StageSampling(BaseModel):
     """The per-turn verdicts."""
     reviser: SamplingParams = SamplingParams(temperature=0.4, max_tokens=300)
     """Rewrites of violating turns."""
-    verifier: SamplingParams = SamplingParams(temperature=0.0, max_tokens=300)
+    verifier: SamplingParams = SamplingParams(temperature=0.0, max_tokens=500)
     """Re-judging a revision."""
     subtopics: SamplingParams = SamplingParams(temperature=0.1, max_tokens=2048)
     """DiaSynth subtopic generation (paper: 0.1 / 2048)."""
