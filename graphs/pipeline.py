@@ -128,7 +128,7 @@ async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStor
     manifest["expansion"] = {"report": report.model_dump(mode="json"), "explain": report.explain()}
     store.write_manifest(manifest)
     for line in report.explain():
-        progress.stage(line)
+        progress.note(line)
 
 
 async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
