@@ -19,12 +19,11 @@ from typing_extensions import TypedDict
 
 from agents._common import PrincipleLike, derive_seed
 from agents.critic import CriticAgent
-from agents.persona import PersonaAgent, own_turn_count, speaker_name
+from agents.persona import PersonaAgent, speaker_name
 from agents.planner import PlannerAgent
 from agents.reviser import ReviserAgent
 from agents.backends.types import SamplingParams
 from agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
-from diasynth_agents.characteristics import match_decided
 from diasynth_agents.summaries import summarize
 
 from .dialogue_config import DialogueConfig
@@ -96,10 +95,6 @@ class SelfPlay:
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
         plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
-        if self.characteristics:
-            # Keep the requested order and names; small models rename, reorder or skip items.
-            decided, _missing = match_decided([name for name, _ in self.characteristics], plan.characteristics)
-            plan = plan.model_copy(update={"characteristics": decided})
         return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False}
 
     async def speak(self, state: DialogueState) -> dict[str, Any]:
