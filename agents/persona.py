@@ -35,10 +35,6 @@ def speaker_name(job: DialogueJob, side: Side) -> str:
     return job.scenario.personas[0 if side == "A" else 1].name
 
 
-def own_turn_count(messages: Sequence[dict[str, Any]], side: Side) -> int:
-    return sum(1 for m in messages if m["speaker"] == side)
-
-
 def view_from(side: Side, messages: Sequence[dict[str, Any]], kickoff: str) -> list[ChatMessage]:
     """The conversation as ``side`` sees it. Chat templates need a user message first,
     so the side that opens gets a short cue to start."""
