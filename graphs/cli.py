@@ -8,6 +8,7 @@ import click
 from .commands.doctor import doctor
 from .commands.principles import principles
 from .commands.run import resume, run
+from .commands.trace import trace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ main.add_command(run)
 main.add_command(resume)
 main.add_command(doctor)
 main.add_command(principles)
+main.add_command(trace)
 
 if __name__ == "__main__":
     main()
