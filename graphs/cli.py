@@ -7,6 +7,7 @@ import click
 
 from .commands.doctor import doctor
 from .commands.principles import principles
+from .commands.report import report
 from .commands.run import resume, run
 from .commands.trace import trace
 
@@ -23,6 +24,7 @@ main.add_command(resume)
 main.add_command(doctor)
 main.add_command(principles)
 main.add_command(trace)
+main.add_command(report)
 
 if __name__ == "__main__":
     main()

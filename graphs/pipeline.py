@@ -33,6 +33,7 @@ from .config import RunConfig
 from .jobs import assign_jobs
 from .manifest import fingerprint, new_manifest
 from .progress import Progress
+from .reporting import write_report_quietly
 from .runner import DialogueRunner, TooManyFailures
 from .selfplay import SelfPlay, SelfPlayAgents
 from .store import CHECKPOINTS, SCENARIOS, TRACES, RunStore, iter_jsonl
@@ -211,6 +212,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         manifest["timings"]["updated_at"] = time.time()
         manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]), 2)
         store.write_manifest(manifest)
+        write_report_quietly(request.run_dir)
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
 
