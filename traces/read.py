@@ -17,18 +17,22 @@ def iter_spans(path: Path, trace_ids: Collection[str] | None = None) -> Iterator
     """Span dicts of ``path`` (all, or those of ``trace_ids``); a torn last line is skipped."""
     if not path.exists():
         return
-    # The sink writes compact JSON that starts with the trace id, so a cheap
-    # prefix test skips other traces' lines without parsing them.
-    prefixes = tuple(f'{{"trace_id":"{t}"'.encode() for t in trace_ids) if trace_ids is not None else None
+    # A byte search for the id skips other traces' lines without parsing them;
+    # the parsed id is then checked exactly.
+    wanted = set(trace_ids) if trace_ids is not None else None
+    needles = [t.encode() for t in wanted] if wanted is not None else []
     with path.open("rb") as fh:
         for raw in fh:
             if not raw.endswith(b"\n"):
                 return
-            if prefixes is not None and not raw.startswith(prefixes):
+            if wanted is not None and not any(n in raw for n in needles):
                 continue
             line = raw.strip()
-            if line:
-                yield json.loads(line)
+            if not line:
+                continue
+            span = json.loads(line)
+            if wanted is None or span.get("trace_id") in wanted:
+                yield span
 
 
 def by_trace(spans: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
