@@ -51,7 +51,16 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
         click.echo(viewer.dumps([viewer.dialogue_row(r) for r in records]) if as_json
                    else viewer.render_list(records, color=use_color), nl=False)
         return
-    record = find_dialogue(run_dir / DIALOGUES, dialogue_id)
+    try:
+        record = find_dialogue(run_dir / DIALOGUES, dialogue_id)
+    except InputError:
+        # Not a dialogue: maybe another trace of the run (the DiaSynth expansion), by its full id.
+        other = list(iter_spans(run_dir / TRACES, {dialogue_id})) if not replay else []
+        if not other:
+            raise
+        click.echo(viewer.dumps(viewer.tree_json(other)) if as_json
+                   else viewer.render_dialogue(None, other, color=use_color, limit=None if full else 160), nl=False)
+        return
     if replay:
         _replay(run_dir, record, strict=strict, as_json=as_json)
         return

@@ -91,3 +91,17 @@ def test_bad_input_is_one_line_and_exit_2(args, expected):
 def test_not_a_run_directory(tmp_path: Path):
     result = run_cli("trace", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "not a sparring run directory" in result.stderr
+
+
+def test_a_trace_that_is_not_a_dialogue_is_shown_by_its_id(tmp_path: Path):
+    import shutil
+
+    run = shutil.copytree(RUN, tmp_path / "run")
+    span = {"trace_id": "ab" * 16, "span_id": "cd" * 8, "parent_id": None, "name": "invoke_workflow",
+            "start_time": 1.0, "end_time": 3.5, "status": "ok", "error": None,
+            "attributes": {"app.workflow": "scenario_expansion", "app.topics": 2}}
+    with (run / "traces.jsonl").open("a") as fh:
+        fh.write(json.dumps(span) + "\n")
+    result = run_cli("trace", str(run), "ab" * 16, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "workflow scenario_expansion  2.50s\n"
