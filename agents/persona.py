@@ -97,7 +97,8 @@ class PersonaAgent:
         # Stop before the model starts writing the other side's lines.
         stop = tuple(dict.fromkeys((*self.params.stop, f"\n{other}:", "\nUser:", "\nAssistant:")))
         turn_index = len(messages)
-        with agent_span(f"persona_{side}", turn_index=turn_index, side=side) as span:
+        briefed = list(job.target_principles) if side == job.briefed_side and job.target_principles else None
+        with agent_span(f"persona_{side}", turn_index=turn_index, side=side, principle_ids=briefed) as span:
             for resample in range(3):
                 params = self.params.model_copy(update={
                     "stop": stop, "seed": derive_seed(job.seed, job.id, "turn", turn_index, resample)})
@@ -109,4 +110,6 @@ class PersonaAgent:
                 raise EmptyTurnError(f"side {side} produced an empty turn {turn_index} three times")
             record_completion(span, completion)
             span.set("app.done_signal", done)
+            if resample:
+                span.set("app.resamples", resample)
         return text, done, completion

@@ -7,7 +7,9 @@ import click
 
 from .commands.doctor import doctor
 from .commands.principles import principles
+from .commands.report import report
 from .commands.run import resume, run
+from .commands.trace import trace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +23,8 @@ main.add_command(run)
 main.add_command(resume)
 main.add_command(doctor)
 main.add_command(principles)
+main.add_command(trace)
+main.add_command(report)
 
 if __name__ == "__main__":
     main()

@@ -33,6 +33,8 @@ from .config import RunConfig
 from .jobs import assign_jobs
 from .manifest import fingerprint, new_manifest
 from .progress import Progress
+from .reporting import write_report_quietly
+from .tracing import span_exporters
 from .runner import DialogueRunner, TooManyFailures
 from .selfplay import SelfPlay, SelfPlayAgents
 from .store import CHECKPOINTS, SCENARIOS, TRACES, RunStore, iter_jsonl
@@ -141,6 +143,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     owned = backend is None
     if backend is None:
         backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
+    exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
     store = RunStore(request.run_dir)
     manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
     if previous is None:
@@ -158,7 +161,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         attempt["repaired"] = store.repair()
     store.open()
     sink = JsonlSpanSink(request.run_dir / TRACES).open()
-    tracer = Tracer([sink], record_content=cfg.tracing.record_content)
+    tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
     finished = store.finished_ids()
     manifest["status"] = "running"
     store.write_manifest(manifest)
@@ -194,7 +197,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         raise
     finally:
         progress.stop()
-        sink.close()
+        tracer.close()
         store.close()
         if owned:
             await backend.aclose()
@@ -211,6 +214,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         manifest["timings"]["updated_at"] = time.time()
         manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]), 2)
         store.write_manifest(manifest)
+        write_report_quietly(request.run_dir)
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
 
