@@ -6,8 +6,11 @@ from __future__ import annotations
 import click
 
 from .commands.doctor import doctor
+from .commands.filter import filter_run
+from .commands.judge import judge
 from .commands.principles import principles
 from .commands.run import resume, run
+from .commands.stats import stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +24,9 @@ main.add_command(run)
 main.add_command(resume)
 main.add_command(doctor)
 main.add_command(principles)
+main.add_command(stats)
+main.add_command(judge)
+main.add_command(filter_run)
 
 if __name__ == "__main__":
     main()

@@ -71,6 +71,9 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
             raise InputError("is not empty and holds no manifest.json; choose another --out",
                              source=str(request.run_dir))
         return None
+    if old.get("parent") is not None:
+        raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
+                         "continued; resume the parent run instead", source=str(request.run_dir))
     if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
