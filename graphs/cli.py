@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .commands.doctor import doctor
+from .commands.export import export
 from .commands.filter import filter_run
 from .commands.judge import judge
 from .commands.principles import principles
@@ -27,6 +28,7 @@ main.add_command(principles)
 main.add_command(stats)
 main.add_command(judge)
 main.add_command(filter_run)
+main.add_command(export)
 
 if __name__ == "__main__":
     main()
