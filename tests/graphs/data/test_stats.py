@@ -119,11 +119,7 @@ async def tiny_run(run_dir: Path):
     return await execute(request, backend=World(violating_turns={1: ["privacy.no-doxxing"]}).backend())
 
 
-async def test_stats_json_is_written_at_the_end_of_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    dedup_module = importlib.import_module("diasynth_agents.dedup")  # the package re-exports dedup(), a function
-    monkeypatch.setattr(dedup_module, "default_embedder", lambda: FixedEmbedder({}))
+async def test_stats_json_is_written_at_the_end_of_a_run(tmp_path: Path) -> None:
     result = await tiny_run(tmp_path / "run")
     assert result.status == "completed"
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
