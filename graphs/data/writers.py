@@ -16,7 +16,7 @@ from principles.yamlfile import InputError
 
 from ..store import STATS
 from .dataset_card import render_card
-from .exports import FORMATS, JSONL_FORMATS, ExportTable, build_export
+from .exports import FORMATS, JSONL_FORMATS, TABLE_FORMATS, ExportTable, build_export
 from .rundata import RunData, load_run
 from .stats import compute_stats
 from .validate import Problem
@@ -51,6 +51,13 @@ def _nothing_to_export(fmt: str) -> InputError:
             "trl-dpo": "the run has no valid preference pairs", "trl-kto": "the run has no valid preference pairs",
             "sft": "the run has no valid SFT rows"}.get(fmt, "the run has no valid rows")
     return InputError(f"nothing to export: {hint}")
+
+
+def _require_datasets(what: str) -> None:
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        raise InputError(f"{what} needs the 'datasets' package: pip install 'sparring[hub]'") from None
 
 
 def _check_out(out: Path) -> None:
@@ -120,6 +127,8 @@ def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: boo
     if push_to is not None and token is None:
         raise InputError(f"--push-to-hub needs a Hugging Face token in the {TOKEN_ENV} environment variable "
                          "(a write token from https://huggingface.co/settings/tokens)")
+    if fmt in TABLE_FORMATS or push_to is not None:
+        _require_datasets("--push-to-hub" if push_to is not None else f"--format {fmt}")
     if out is not None:
         _check_out(out)
     run = load_run(run_dir)
