@@ -45,7 +45,7 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         targeted_violated=bool(set(violated) & set(job.target_principles)),
         stop_reason="error" if error else state.get("stop_reason", "max_turns"),
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
-        summary=state.get("summary"))
+        summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"))
 
 
 def _side_view(record: DialogueRecord, side: Side, upto: int) -> list[dict[str, str]]:

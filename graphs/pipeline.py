@@ -20,6 +20,7 @@ from agents._common import PrincipleLike
 from agents.backends import Backend, create_backend
 from agents.backends.base import metered
 from agents.critic import CriticAgent
+from agents.judge import JudgeAgent
 from agents.persona import PersonaAgent
 from agents.planner import PlannerAgent
 from agents.reviser import ReviserAgent
@@ -72,6 +73,9 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
             raise InputError("is not empty and holds no manifest.json; choose another --out",
                              source=str(request.run_dir))
         return None
+    if old.get("parent") is not None:
+        raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
+                         "continued; resume the parent run instead", source=str(request.run_dir))
     if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
@@ -108,7 +112,8 @@ def make_selfplay(request: RunRequest, backend: Backend) -> SelfPlay:
 
     return SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue,
                     characteristics=[(c.name, c.description) for c in cfg.dialogue.planner_characteristics()],
-                    style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None)
+                    style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None,
+                    judge=JudgeAgent(backend, cfg.sampling.judge, cfg.dialogue.judge) if cfg.dialogue.judge else None)
 
 
 async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStore, manifest: dict[str, Any],
@@ -214,6 +219,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         manifest["timings"]["updated_at"] = time.time()
         manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]), 2)
         store.write_manifest(manifest)
+        if status in ("completed", "failed"):
+            _write_stats(request.run_dir, store, manifest)
         write_report_quietly(request.run_dir)
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
@@ -247,6 +254,18 @@ async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob],
         for sig in installed:
             loop.remove_signal_handler(sig)
     return "interrupted" if interrupted else "completed"
+
+
+def _write_stats(run_dir: Path, store: RunStore, manifest: dict[str, Any]) -> None:
+    """stats.json of the finished run. Statistics are a report on the data, not the data: when they
+    fail, the manifest says why and the run keeps its status."""
+    from .data.stats import write_stats
+
+    try:
+        write_stats(run_dir)
+    except Exception as exc:
+        manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
+        store.write_manifest(manifest)
 
 
 def _principle_dict(p: PrincipleLike) -> dict[str, Any]:

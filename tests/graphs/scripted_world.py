@@ -49,8 +49,9 @@ class World:
         title = (schema or {}).get("title")
         user = messages[-1]["content"]
         if title == "PlanOutput":
-            return json.dumps({"reasoning": "they are strangers; formal", "characteristics": [
-                {"name": "formality", "value": "formal", "reason": "first contact"}],
+            return json.dumps({"reasoning": "they are strangers; formal",
+                "characteristics": {name: {"value": "formal", "reason": "first contact"}
+                                    for name in _characteristic_names(schema or {})},
                 "goal": "get advice", "brief_a": "SECRET-A brief", "brief_b": "SECRET-B brief",
                 "violation_turn": 1})
         if title == "CritiqueOutput":
@@ -82,3 +83,10 @@ def _allowed_ids(schema: dict[str, Any] | None) -> set[str]:
     finding = (schema or {}).get("$defs", {}).get("ViolationFinding", {})
     prop = finding.get("properties", {}).get("principle_id", {})
     return set(prop.get("enum", [])) | ({prop["const"]} if "const" in prop else set())
+
+
+def _characteristic_names(schema: dict[str, Any]) -> list[str]:
+    """The keys the plan schema asks for under ``characteristics`` (one per requested characteristic)."""
+    ref = schema.get("properties", {}).get("characteristics", {}).get("$ref", "")
+    decided = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
+    return list(decided.get("properties", {}))
