@@ -53,13 +53,18 @@ def _side_view(record: DialogueRecord, side: Side, upto: int) -> list[dict[str, 
     return [dict(m) for m in view_from(side, messages, _KICKOFF)]
 
 
+def is_preference(original: str, revised: str) -> bool:
+    """An empty or unchanged revision teaches a trainer nothing (DPO would see chosen == rejected)."""
+    return bool(revised.strip()) and revised.strip() != original.strip()
+
+
 def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
                              keep_unverified: bool = True) -> list[PreferenceRecord]:
     """One TRL conversational preference row per revised turn."""
     verdicts = {v.turn_index: v for v in record.verdicts}
     pairs = []
     for rev in record.revisions:
-        if not rev.verified and not keep_unverified:
+        if not is_preference(rev.original, rev.revised) or (not rev.verified and not keep_unverified):
             continue
         turn = record.messages[rev.turn_index]
         verdict = verdicts.get(rev.turn_index)

@@ -28,6 +28,7 @@ from agents.backends.types import SamplingParams
 from agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
 from diasynth_agents.summaries import summarize
 
+from .assemble import is_preference
 from .dialogue_config import DialogueConfig
 
 
@@ -171,13 +172,14 @@ class SelfPlay:
         messages = state["messages"]
 
         async def check(rev: dict[str, Any]) -> dict[str, Any]:
+            if not is_preference(rev["original"], rev["revised"]):
+                # Nothing to verify: an empty or unchanged revision is no fix, and no pair.
+                return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
             principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
             verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"], principles,
                                                        focus=rev["principle_ids"], text=rev["revised"])
             remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
-            # A revision identical to the original cannot be a fix, whatever the verifier says.
-            verified = not remaining and rev["revised"].strip() != rev["original"].strip()
-            return {**rev, "verified": verified, "remaining": remaining}
+            return {**rev, "verified": not remaining, "remaining": remaining}
 
         return {"revisions": list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))}
 

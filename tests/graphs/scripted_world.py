@@ -39,6 +39,8 @@ class World:
     done_at: int | None = None
     """Side A signals done in the turn with this index."""
     revision_still_violates: bool = False
+    revision_prefix: str = "REVISED "
+    """What the reviser puts before the original turn ("" = returns it unchanged)."""
     seen_systems: dict[str, list[str]] = field(default_factory=lambda: {"A": [], "B": []})
     seen_convos: dict[str, list[list[dict[str, str]]]] = field(default_factory=lambda: {"A": [], "B": []})
 
@@ -66,7 +68,7 @@ class World:
                 for pid in ids if pid in allowed]})
         if title == "RevisionOutput":
             original = user.split('"""')[1].strip()
-            return json.dumps({"revision": f"REVISED {original}"})
+            return json.dumps({"revision": f"{self.revision_prefix}{original}"})
         system = messages[0]["content"]
         side = "A" if "SECRET-A" in system else "B"
         self.seen_systems[side].append(system)
