@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from graphs.assemble import is_preference
 from graphs.pipeline import execute
 from graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
 from graphs.setup import plan_run
-from graphs.store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, TRACES
+from graphs.replay import replay_dialogue
+from graphs.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
 
 pytestmark = pytest.mark.engine
 
@@ -70,7 +72,8 @@ async def test_small_run_on_the_embedded_engine(embedded_backend, run_dir: Path,
     pairs = [PreferenceRecord.model_validate(r) for r in rows(run_dir / PREFERENCES)]
     sft = [SFTRecord.model_validate(r) for r in rows(run_dir / SFT)]
     assert len(sft) == 2
-    revised = sum(len(d.revisions) for d in dialogues)
+    # One pair per revision that changed the turn (an empty or unchanged one teaches nothing).
+    revised = sum(is_preference(r.original, r.revised) for d in dialogues for r in d.revisions)
     assert len(pairs) == revised
     manifest = json.loads((run_dir / MANIFEST).read_text())
     assert manifest["counts"]["dialogues"] == 2 and manifest["counts"]["pairs"] == len(pairs)
@@ -99,3 +102,33 @@ async def test_preference_rows_are_trl_conversational_preference_data(run_dir: P
         rendered = apply_chat_template(example, tokenizer)
         assert set(rendered) >= {"prompt", "chosen", "rejected"}
         assert rendered["prompt"].endswith("<|im_start|>assistant\n")
+
+
+async def test_every_call_is_a_chat_span_and_tokens_add_up(run_dir: Path) -> None:
+    """Uses the run of the first test: every model call a ``chat`` span under the agent that made
+    it, span tokens adding up to the manifest's totals, and replay reproducing the records."""
+    spans = list(iter_jsonl(run_dir / TRACES))
+    dialogues = list(iter_jsonl(run_dir / DIALOGUES))
+    usage = json.loads((run_dir / MANIFEST).read_text())["usage"]
+    assert dialogues and (run_dir / REPORT).exists()
+    by_id = {s["span_id"]: s for s in spans}
+    chats = [s for s in spans if s["name"] == "chat"]
+    assert chats
+    for chat in chats:
+        agent = by_id[chat["parent_id"]]
+        assert agent["name"] in ("plan", "invoke_agent")
+        assert agent["attributes"]["gen_ai.agent.name"] == chat["attributes"]["gen_ai.agent.name"]
+        assert by_id[agent["parent_id"]]["name"] == "invoke_workflow"
+        assert chat["trace_id"] == agent["trace_id"]
+        assert chat["attributes"]["gen_ai.provider.name"] == "vllm"
+    ok = [c for c in chats if c["status"] == "ok"]
+    assert sum(c["attributes"]["gen_ai.usage.input_tokens"] for c in ok) == usage["prompt_tokens"]
+    assert sum(c["attributes"]["gen_ai.usage.output_tokens"] for c in ok) == usage["completion_tokens"]
+    assert len(ok) == usage["calls"] and usage["completion_tokens"] > 0
+    for d in dialogues:  # each dialogue's own usage is its trace's
+        mine = [c for c in ok if c["trace_id"] == d["trace_id"]]
+        assert sum(c["attributes"]["gen_ai.usage.output_tokens"] for c in mine) == d["usage"]["completion_tokens"]
+    # Replay: the same graph on the recorded replies, no model, gives the same records.
+    for d in dialogues:
+        outcome = await replay_dialogue(run_dir, d)
+        assert outcome.reproduced, outcome.describe()
