@@ -89,5 +89,5 @@ class CriticAgent:
                                                  severity=f.severity))
             verdict = TurnVerdict(turn_index=turn_index, side=side, violated=[f.principle_id for f in findings],
                                   findings=findings, reasoning=parsed.reasoning, severity=worst(findings))
-            span.set("app.violated", verdict.violated)
+            span.update({"app.violated": verdict.violated, "app.severity": verdict.severity})
         return verdict

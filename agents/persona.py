@@ -35,10 +35,6 @@ def speaker_name(job: DialogueJob, side: Side) -> str:
     return job.scenario.personas[0 if side == "A" else 1].name
 
 
-def own_turn_count(messages: Sequence[dict[str, Any]], side: Side) -> int:
-    return sum(1 for m in messages if m["speaker"] == side)
-
-
 def view_from(side: Side, messages: Sequence[dict[str, Any]], kickoff: str) -> list[ChatMessage]:
     """The conversation as ``side`` sees it. Chat templates need a user message first,
     so the side that opens gets a short cue to start."""
@@ -101,7 +97,8 @@ class PersonaAgent:
         # Stop before the model starts writing the other side's lines.
         stop = tuple(dict.fromkeys((*self.params.stop, f"\n{other}:", "\nUser:", "\nAssistant:")))
         turn_index = len(messages)
-        with agent_span(f"persona_{side}", turn_index=turn_index, side=side) as span:
+        briefed = list(job.target_principles) if side == job.briefed_side and job.target_principles else None
+        with agent_span(f"persona_{side}", turn_index=turn_index, side=side, principle_ids=briefed) as span:
             for resample in range(3):
                 params = self.params.model_copy(update={
                     "stop": stop, "seed": derive_seed(job.seed, job.id, "turn", turn_index, resample)})
@@ -113,4 +110,6 @@ class PersonaAgent:
                 raise EmptyTurnError(f"side {side} produced an empty turn {turn_index} three times")
             record_completion(span, completion)
             span.set("app.done_signal", done)
+            if resample:
+                span.set("app.resamples", resample)
         return text, done, completion

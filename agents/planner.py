@@ -9,12 +9,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import prompts
 from ._common import PrincipleLike, call_agent, derive_seed, principle_lines
 from .backends.base import Backend
 from .backends.types import ChatMessage, Completion, SamplingParams
-from .types import DialogueJob, PlanOutput
+from .types import CharacteristicValue, DialogueJob, PlanOutput, bounded
+
+
+class Decision(BaseModel):
+    """The planner's decision on one characteristic."""
+
+    value: str = bounded(100)
+    reason: str = bounded(120)
+
+
+@lru_cache(maxsize=32)
+def plan_schema(names: tuple[str, ...]) -> type[BaseModel]:
+    """PlanOutput as the model is asked for it: ``characteristics`` is an object with one
+    required key per requested characteristic, so constrained decoding cannot skip or
+    rename one (small models do both when asked for a free list)."""
+    fields: dict[str, Any] = {"reasoning": (str, bounded(800))}
+    if names:
+        decided = create_model(
+            "Characteristics", __config__=ConfigDict(populate_by_name=True),
+            **{f"c{i}": (Decision, Field(alias=name)) for i, name in enumerate(names)})
+        fields["characteristics"] = (decided, ...)
+    for name in ("goal", "brief_a", "brief_b", "violation_turn"):
+        info = PlanOutput.model_fields[name]
+        fields[name] = (info.annotation, info)
+    return create_model("PlanOutput", __doc__=PlanOutput.__doc__, **fields)
+
+
+def to_plan(parsed: Any, names: tuple[str, ...]) -> PlanOutput:
+    """The stored PlanOutput (characteristics as a list, in the requested order) from a parsed reply."""
+    characteristics = []
+    if names:
+        decided = parsed.characteristics
+        for i, name in enumerate(names):
+            d = getattr(decided, f"c{i}")
+            characteristics.append(CharacteristicValue(name=name, value=d.value, reason=d.reason))
+    return PlanOutput(reasoning=parsed.reasoning, characteristics=characteristics, goal=parsed.goal,
+                      brief_a=parsed.brief_a, brief_b=parsed.brief_b, violation_turn=parsed.violation_turn)
 
 ASSISTANT_NAME = "AI assistant"
 
@@ -65,7 +105,13 @@ class PlannerAgent:
             persona_a=describe_persona(job, "A"), persona_b=describe_persona(job, "B"),
             goal_line=f"Side A's goal: {scenario.goal}" if scenario.goal else "",
             max_turns=max_turns,
-            characteristics="\n".join(f"- {name}: {desc}" for name, desc in characteristics) or "- (none)",
+            characteristics_block=prompts.render(
+                "planner_characteristics",
+                characteristics="\n".join(f"{i}. {name}: {desc}" if desc else f"{i}. {name}"
+                                          for i, (name, desc) in enumerate(characteristics, 1)))
+            if characteristics else "",
+            characteristics_item="\n- characteristics: for each characteristic above (keyed by its name), the value "
+                                 "you chose and a one-sentence reason." if characteristics else "",
             violation_block=violation_block, brief_b_extra=brief_b_extra, violation_turn_rule=turn_rule)
         return [{"role": "system", "content": prompts.render("planner_system")},
                 {"role": "user", "content": user}]
@@ -74,10 +120,10 @@ class PlannerAgent:
                    characteristics: Sequence[tuple[str, str]]) -> tuple[PlanOutput, Completion]:
         msgs = self.messages(job, targets, max_turns, characteristics)
         params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
-        completion = await call_agent(self.backend, "planner", msgs, params, PlanOutput, span_name="plan",
+        names = tuple(name for name, _ in characteristics)
+        completion = await call_agent(self.backend, "planner", msgs, params, plan_schema(names), span_name="plan",
                                       principle_ids=list(job.target_principles))
-        plan = completion.parsed
-        assert isinstance(plan, PlanOutput)
+        plan = to_plan(completion.parsed, names)
         if job.scenario.goal:
             plan = plan.model_copy(update={"goal": job.scenario.goal})
         return plan, completion

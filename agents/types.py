@@ -116,7 +116,7 @@ class CharacteristicValue(BaseModel):
     """E.g. ``formality level``."""
     value: str = bounded(100)
     """The decision, e.g. ``semi-formal``."""
-    reason: str = bounded(160)
+    reason: str = bounded(120)
     """Why, given the personas and the topic."""
 
 

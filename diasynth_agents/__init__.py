@@ -5,7 +5,7 @@ Importing this package loads no model and reads no file; the embedding model
 loads on the first deduplication.
 """
 
-from .characteristics import TABLE_11, Characteristic, planner_instructions
+from .characteristics import TABLE_11, Characteristic
 from .config import DEFAULT_DEDUP_THRESHOLD, DiaSynthConfig
 from .counts import Counts, expected_counts
 from .dedup import DedupResult, Duplicate, Embedder, dedup, default_embedder
@@ -18,6 +18,6 @@ from .summaries import summarization_rows, summarize
 __all__ = [
     "DEFAULT_DEDUP_THRESHOLD", "TABLE_11", "Characteristic", "Counts", "DedupResult", "DiaSynthConfig", "Duplicate",
     "Embedder", "ExpansionReport", "FewShotExample", "FewShotPool", "ListReport", "dedup", "default_embedder",
-    "expected_counts", "generate_personas", "generate_subtopics", "load_pool", "planner_instructions",
+    "expected_counts", "generate_personas", "generate_subtopics", "load_pool",
     "summarization_rows", "summarize",
 ]

@@ -1,20 +1,15 @@
 """Dialogue characteristics the planner reasons about before a dialogue starts (DiaSynth, Table 11).
 
-The planner asks the LLM for ``agents.types.PlanOutput``: its ``reasoning`` is
-the chain of thought as text, its ``characteristics`` the decided values as
-structured fields. This module supplies what to reason about and how to ask.
+The planner (agents/planner.py) asks for a decision per characteristic and the
+reasoning behind them; this module supplies what to reason about.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from agents.types import CharacteristicValue
-
-from .templates import render
 from .text import normalize
 
 
@@ -59,61 +54,6 @@ def builtin(name: str) -> Characteristic | None:
     """The Table 11 characteristic called ``name``, if there is one."""
     wanted = normalize(name)
     return next((c for c in TABLE_11 if normalize(c.name) == wanted), None)
-
-
-def resolve(items: Iterable[Characteristic | str]) -> list[Characteristic]:
-    """Characteristics from objects or bare names; a Table 11 name brings its description."""
-    out = []
-    for item in items:
-        if isinstance(item, Characteristic):
-            out.append(item)
-        else:
-            out.append(builtin(item) or Characteristic(name=item.strip()))
-    return out
-
-
-def names(items: Iterable[Characteristic | str]) -> tuple[str, ...]:
-    """The names alone, as ``DialogueJob.characteristics`` stores them."""
-    return tuple(c.name for c in resolve(items))
-
-
-def render_list(items: Iterable[Characteristic | str]) -> str:
-    """A numbered list, one characteristic per line with its description."""
-    lines = []
-    for i, c in enumerate(resolve(items), 1):
-        lines.append(f"{i}. {c.name}: {c.description}" if c.description else f"{i}. {c.name}")
-    return "\n".join(lines)
-
-
-def planner_instructions(items: Iterable[Characteristic | str]) -> str:
-    """The chain-of-thought instructions for the planner prompt (after DiaSynth's Appendix G.1).
-
-    Empty when there is nothing to reason about, so the planner can include it unconditionally.
-    """
-    chars = resolve(items)
-    if not chars:
-        return ""
-    return render("characteristics.txt", characteristics=render_list(chars))
-
-
-def match_decided(requested: Sequence[Characteristic | str],
-                  decided: Sequence[CharacteristicValue]) -> tuple[list[CharacteristicValue], list[str]]:
-    """The decided values in the requested order, and the names the model left out.
-
-    Small models rename or skip items; names are matched without regard to
-    case, and a decision for something not requested is dropped.
-    """
-    by_name: dict[str, CharacteristicValue] = {}
-    for value in decided:
-        by_name.setdefault(normalize(value.name), value)
-    ordered, missing = [], []
-    for c in resolve(requested):
-        found = by_name.get(normalize(c.name))
-        if found is None:
-            missing.append(c.name)
-        else:
-            ordered.append(found.model_copy(update={"name": c.name}))
-    return ordered, missing
 
 
 # Defaults for a user-and-assistant chat: Table 11 is about two people talking.

@@ -45,12 +45,17 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         targeted_violated=bool(set(violated) & set(job.target_principles)),
         stop_reason="error" if error else state.get("stop_reason", "max_turns"),
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
-        summary=state.get("summary"))
+        summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"))
 
 
 def _side_view(record: DialogueRecord, side: Side, upto: int) -> list[dict[str, str]]:
     messages = [m.model_dump() for m in record.messages[:upto]]
     return [dict(m) for m in view_from(side, messages, _KICKOFF)]
+
+
+def is_preference(original: str, revised: str) -> bool:
+    """An empty or unchanged revision teaches a trainer nothing (DPO would see chosen == rejected)."""
+    return bool(revised.strip()) and revised.strip() != original.strip()
 
 
 def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
@@ -59,7 +64,7 @@ def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
     verdicts = {v.turn_index: v for v in record.verdicts}
     pairs = []
     for rev in record.revisions:
-        if not rev.verified and not keep_unverified:
+        if not is_preference(rev.original, rev.revised) or (not rev.verified and not keep_unverified):
             continue
         turn = record.messages[rev.turn_index]
         verdict = verdicts.get(rev.turn_index)

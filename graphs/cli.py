@@ -6,8 +6,14 @@ from __future__ import annotations
 import click
 
 from .commands.doctor import doctor
+from .commands.export import export
+from .commands.filter import filter_run
+from .commands.judge import judge
 from .commands.principles import principles
+from .commands.report import report
 from .commands.run import resume, run
+from .commands.trace import trace
+from .commands.stats import stats
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +27,12 @@ main.add_command(run)
 main.add_command(resume)
 main.add_command(doctor)
 main.add_command(principles)
+main.add_command(trace)
+main.add_command(report)
+main.add_command(stats)
+main.add_command(judge)
+main.add_command(filter_run)
+main.add_command(export)
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ from .dialogue_config import DialogueConfig
 from .jobs import JobsConfig, ScenarioSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class StageSampling(BaseModel):
@@ -33,7 +34,7 @@ class StageSampling(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    planner: SamplingParams = SamplingParams(temperature=0.7, max_tokens=700)
+    planner: SamplingParams = SamplingParams(temperature=0.7, max_tokens=1200)
     """The conversation plan and the chain of thought over dialogue characteristics."""
     persona: SamplingParams = SamplingParams(temperature=0.8, max_tokens=220)
     """Each turn of the two persona agents."""
@@ -41,7 +42,7 @@ class StageSampling(BaseModel):
     """The per-turn verdicts."""
     reviser: SamplingParams = SamplingParams(temperature=0.4, max_tokens=300)
     """Rewrites of violating turns."""
-    verifier: SamplingParams = SamplingParams(temperature=0.0, max_tokens=300)
+    verifier: SamplingParams = SamplingParams(temperature=0.0, max_tokens=500)
     """Re-judging a revision."""
     subtopics: SamplingParams = SamplingParams(temperature=0.1, max_tokens=2048)
     """DiaSynth subtopic generation (paper: 0.1 / 2048)."""
@@ -74,7 +75,31 @@ class TracingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     record_content: bool = True
-    """Record prompts and completions in spans. Turn off for sensitive data; structure and usage stay."""
+    """Record prompts and completions in spans. Turn off for sensitive data; structure and usage stay
+    (replay needs them)."""
+    otlp_endpoint: str | None = None
+    """Also export every span to this OpenTelemetry collector (OTLP/HTTP, protobuf), e.g.
+    ``http://localhost:4318`` (``/v1/traces`` is added to a URL without a path). Needs
+    ``pip install 'sparring[otel]'``."""
+    otlp_headers_env: dict[str, str] = Field(default_factory=dict)
+    """Headers sent to the collector, as header name -> NAME of the environment variable holding its
+    value (e.g. ``{Authorization: OTLP_AUTH}``); values never sit in the file."""
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("otlp_endpoint must start with http:// or https:// (OTLP over HTTP)")
+        return value
+
+    @field_validator("otlp_headers_env")
+    @classmethod
+    def _check_header_vars(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, env in value.items():
+            if not _ENV_NAME.match(env):
+                raise ValueError(f"otlp_headers_env.{header} must be the NAME of an environment variable, "
+                                 "not the header value itself")
+        return value
 
 
 class RunConfig(BaseModel):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agents.judge import JudgeConfig
 from diasynth_agents.characteristics import Characteristic, CharacteristicList, defaults_for
 from diasynth_agents.fewshot import FewShotPaths
 
@@ -36,6 +37,17 @@ class DialogueConfig(BaseModel):
     file. Each dialogue gets one example, chosen by its seed, recorded as ``few_shot_id``."""
     summaries: bool = False
     """Write a summary of each dialogue into dialogues.jsonl (DiaSynth's downstream task)."""
+    judge: JudgeConfig | None = None
+    """Score each dialogue with an LLM judge (G-Eval: engagingness, naturalness, coherence, groundedness on
+    1-3) into dialogues.jsonl's ``scores``. ``true`` for the defaults, or ``{criteria, samples,
+    sample_temperature}``; sampling in ``sampling.judge``. ``sparring judge RUN_DIR`` scores a finished run."""
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_shorthand(cls, value: object) -> object:
+        if value is True:
+            return {}
+        return None if value is False else value
 
     @model_validator(mode="after")
     def _check_turns(self) -> DialogueConfig:

@@ -20,6 +20,7 @@ from agents._common import PrincipleLike
 from agents.backends import Backend, create_backend
 from agents.backends.base import metered
 from agents.critic import CriticAgent
+from agents.judge import JudgeAgent
 from agents.persona import PersonaAgent
 from agents.planner import PlannerAgent
 from agents.reviser import ReviserAgent
@@ -33,6 +34,8 @@ from .config import RunConfig
 from .jobs import assign_jobs
 from .manifest import fingerprint, new_manifest
 from .progress import Progress
+from .reporting import write_report_quietly
+from .tracing import span_exporters
 from .runner import DialogueRunner, TooManyFailures
 from .selfplay import SelfPlay, SelfPlayAgents
 from .store import CHECKPOINTS, SCENARIOS, TRACES, RunStore, iter_jsonl
@@ -70,6 +73,9 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
             raise InputError("is not empty and holds no manifest.json; choose another --out",
                              source=str(request.run_dir))
         return None
+    if old.get("parent") is not None:
+        raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
+                         "continued; resume the parent run instead", source=str(request.run_dir))
     if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
@@ -106,7 +112,8 @@ def make_selfplay(request: RunRequest, backend: Backend) -> SelfPlay:
 
     return SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue,
                     characteristics=[(c.name, c.description) for c in cfg.dialogue.planner_characteristics()],
-                    style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None)
+                    style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None,
+                    judge=JudgeAgent(backend, cfg.sampling.judge, cfg.dialogue.judge) if cfg.dialogue.judge else None)
 
 
 async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStore, manifest: dict[str, Any],
@@ -128,7 +135,7 @@ async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStor
     manifest["expansion"] = {"report": report.model_dump(mode="json"), "explain": report.explain()}
     store.write_manifest(manifest)
     for line in report.explain():
-        progress.stage(line)
+        progress.note(line)
 
 
 async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
@@ -141,6 +148,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     owned = backend is None
     if backend is None:
         backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
+    exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
     store = RunStore(request.run_dir)
     manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
     if previous is None:
@@ -158,7 +166,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         attempt["repaired"] = store.repair()
     store.open()
     sink = JsonlSpanSink(request.run_dir / TRACES).open()
-    tracer = Tracer([sink], record_content=cfg.tracing.record_content)
+    tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
     finished = store.finished_ids()
     for earlier in manifest["runs"]:
         if earlier.get("status") == "running":
@@ -204,7 +212,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         raise
     finally:
         progress.stop()
-        sink.close()
+        tracer.close()
         store.close()
         if owned:
             await backend.aclose()
@@ -226,6 +234,9 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
                                                   if "finished_at" in r), 2)
         store.write_manifest(manifest)
+        if status in ("completed", "failed"):
+            _write_stats(request.run_dir, store, manifest)
+        write_report_quietly(request.run_dir)
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
 
@@ -258,6 +269,18 @@ async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob],
         for sig in installed:
             loop.remove_signal_handler(sig)
     return "interrupted" if interrupted else "completed"
+
+
+def _write_stats(run_dir: Path, store: RunStore, manifest: dict[str, Any]) -> None:
+    """stats.json of the finished run. Statistics are a report on the data, not the data: when they
+    fail, the manifest says why and the run keeps its status."""
+    from .data.stats import write_stats
+
+    try:
+        write_stats(run_dir)
+    except Exception as exc:
+        manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
+        store.write_manifest(manifest)
 
 
 def _principle_dict(p: PrincipleLike) -> dict[str, Any]:

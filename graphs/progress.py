@@ -49,8 +49,14 @@ class Progress:
         self._last = 0.0
 
     def stage(self, text: str) -> None:
+        """A step that is starting ("starting the backend...")."""
         if self.enabled:
             print(f"sparring: {text}...", file=self.stream, flush=True)
+
+    def note(self, text: str) -> None:
+        """A finished fact worth a line (what an expansion produced)."""
+        if self.enabled:
+            print(f"sparring: {text}", file=self.stream, flush=True)
 
     def start(self, counters: RunCounters, total: int, meter: Any = None) -> None:
         """``meter`` (a UsageMeter) gives live token counts between finished dialogues."""

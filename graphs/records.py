@@ -100,7 +100,11 @@ class DialogueRecord(BaseModel):
     summary: str | None = None
     """Optional summary (DiaSynth's downstream task)."""
     scores: dict[str, float] = Field(default_factory=dict)
-    """Optional LLM-as-judge scores."""
+    """Optional LLM-as-judge scores by criterion (G-Eval, 1-3): engagingness, naturalness, coherence,
+    groundedness."""
+    scoring: str | None = None
+    """How ``scores`` were computed: ``logprobs`` (probability-weighted over the ratings 1-3) or
+    ``samples:N`` (mean of N sampled ratings); None when unscored."""
 
 
 class PreferenceRecord(BaseModel):

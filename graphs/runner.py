@@ -61,6 +61,15 @@ class RunCounters:
         return {k: v for k, v in self.__dict__.items() if k != "started"}
 
 
+def workflow_outcome(record: DialogueRecord) -> dict[str, Any]:
+    """What the dialogue's ``invoke_workflow`` span says of its outcome (the trace alone tells the story)."""
+    return {"app.stop_reason": record.stop_reason, "app.is_violation": record.is_violation,
+            "app.violated_principles": record.violated_principles, "app.turns": record.turns,
+            "app.revisions": len(record.revisions),
+            "gen_ai.usage.input_tokens": record.usage.prompt_tokens,
+            "gen_ai.usage.output_tokens": record.usage.completion_tokens}
+
+
 class TooManyFailures(RuntimeError):
     pass
 
@@ -167,10 +176,11 @@ class DialogueRunner:
                     error = f"{type(exc).__name__}: {exc}"
                     root.fail(error)
                     state = await self._last_state(config)
-        usage = Usage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
-                      calls=meter.calls)
-        record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
-                                       duration_s=time.perf_counter() - t0, error=error)
+                usage = Usage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
+                              calls=meter.calls)
+                record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
+                                               duration_s=time.perf_counter() - t0, error=error)
+                root.update(workflow_outcome(record))
         pairs: list[PreferenceRecord] = []
         if error is None:
             pairs = extract_preference_pairs(record, job, keep_unverified=self.keep_unverified)

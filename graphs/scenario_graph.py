@@ -185,6 +185,7 @@ async def expand_scenarios(config: DiaSynthConfig, backend: ChatBackend, samplin
     """
     graph = build_scenario_graph(config, backend, sampling, seed, embedder=embedder)
     with spans.span("invoke_workflow", {"gen_ai.operation.name": "invoke_workflow",
+                                        "gen_ai.agent.name": "scenario_expansion",
                                         "app.workflow": "scenario_expansion", "app.topics": len(config.topics)}) as s:
         # Three supersteps plus the barrier; the limit only guards against a wiring mistake.
         final = await graph.ainvoke({"topics": list(config.topics)}, {"recursion_limit": 25})

@@ -1,6 +1,7 @@
 """The self-play graph for one dialogue:
 
-    plan -> speak (A, B, A, ...) -> continue | stop -> critique -> [revise -> verify] -> finalize
+    plan -> speak (A, B, A, ...) -> continue | stop -> critique -> [revise -> verify]
+         -> [summarize] -> [judge] -> finalize
 
 State holds plain JSON-able values only, so checkpoints stay small, portable
 and readable. The agents, principles and settings are bound when the graph is
@@ -19,14 +20,15 @@ from typing_extensions import TypedDict
 
 from agents._common import PrincipleLike, derive_seed
 from agents.critic import CriticAgent
-from agents.persona import PersonaAgent, own_turn_count, speaker_name
+from agents.judge import JudgeAgent
+from agents.persona import PersonaAgent, speaker_name
 from agents.planner import PlannerAgent
 from agents.reviser import ReviserAgent
 from agents.backends.types import SamplingParams
 from agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
-from diasynth_agents.characteristics import match_decided
 from diasynth_agents.summaries import summarize
 
+from .assemble import is_preference
 from .dialogue_config import DialogueConfig
 
 
@@ -46,6 +48,10 @@ class DialogueState(TypedDict, total=False):
     """Revisions of violating turns; ``verified`` is set by the verify node."""
     summary: str
     """The dialogue's summary, when the summary stage is on."""
+    scores: dict[str, float]
+    """LLM-as-judge scores by criterion, when the judge stage is on."""
+    scoring: str
+    """How the judge scored: ``logprobs`` or ``samples:N``."""
 
 
 @dataclass
@@ -70,6 +76,8 @@ class SelfPlay:
     """The few-shot style paragraph for a job's persona prompts, if it has one."""
     summary_params: SamplingParams | None = None
     """Sampling for the summary stage; None leaves summaries out."""
+    judge: JudgeAgent | None = None
+    """Scores each finished dialogue (G-Eval); None leaves the judge stage out."""
     _by_id: dict[str, PrincipleLike] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,10 +104,6 @@ class SelfPlay:
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
         plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
-        if self.characteristics:
-            # Keep the requested order and names; small models rename, reorder or skip items.
-            decided, _missing = match_decided([name for name, _ in self.characteristics], plan.characteristics)
-            plan = plan.model_copy(update={"characteristics": decided})
         return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False}
 
     async def speak(self, state: DialogueState) -> dict[str, Any]:
@@ -168,24 +172,35 @@ class SelfPlay:
         messages = state["messages"]
 
         async def check(rev: dict[str, Any]) -> dict[str, Any]:
+            if not is_preference(rev["original"], rev["revised"]):
+                # Nothing to verify: an empty or unchanged revision is no fix, and no pair.
+                return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
             principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
             verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"], principles,
                                                        focus=rev["principle_ids"], text=rev["revised"])
             remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
-            # A revision identical to the original cannot be a fix, whatever the verifier says.
-            verified = not remaining and rev["revised"].strip() != rev["original"].strip()
-            return {**rev, "verified": verified, "remaining": remaining}
+            return {**rev, "verified": not remaining, "remaining": remaining}
 
         return {"revisions": list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))}
 
     def route_to_end(self, state: DialogueState) -> str:
-        return "summarize" if self.summary_params is not None else "finalize"
+        return "summarize" if self.summary_params is not None else self.route_after_summary(state)
+
+    def route_after_summary(self, state: DialogueState) -> str:
+        return "judge" if self.judge is not None else "finalize"
 
     async def summarize(self, state: DialogueState) -> dict[str, Any]:
         assert self.summary_params is not None
         job = DialogueJob.model_validate(state["job"])
         params = self.summary_params.with_seed(derive_seed(job.seed, job.id, "summary"))
         return {"summary": await summarize(self.agents.planner.backend, state["messages"], params)}
+
+    async def score(self, state: DialogueState) -> dict[str, Any]:
+        assert self.judge is not None
+        job = DialogueJob.model_validate(state["job"])
+        goal = (state.get("plan") or {}).get("goal") or job.scenario.goal
+        result = await self.judge.score(job.seed, job.id, job.scenario.model_dump(), goal, state["messages"])
+        return {"scores": result.scores, "scoring": result.method}
 
     @staticmethod
     async def finalize(state: DialogueState) -> dict[str, Any]:
@@ -200,14 +215,17 @@ class SelfPlay:
         g.add_node("revise", self.revise)
         g.add_node("verify", self.verify)
         g.add_node("summarize", self.summarize)
+        g.add_node("judge", self.score)
         g.add_node("finalize", self.finalize)
         g.add_edge(START, "plan")
         g.add_edge("plan", "speak")
         g.add_conditional_edges("speak", _on_loop(self.route_after_turn), ["speak", "critique"])
-        g.add_conditional_edges("critique", _on_loop(self.route_after_critique), ["revise", "summarize", "finalize"])
+        g.add_conditional_edges("critique", _on_loop(self.route_after_critique),
+                                ["revise", "summarize", "judge", "finalize"])
         g.add_edge("revise", "verify")
-        g.add_conditional_edges("verify", _on_loop(self.route_to_end), ["summarize", "finalize"])
-        g.add_edge("summarize", "finalize")
+        g.add_conditional_edges("verify", _on_loop(self.route_to_end), ["summarize", "judge", "finalize"])
+        g.add_conditional_edges("summarize", _on_loop(self.route_after_summary), ["judge", "finalize"])
+        g.add_edge("judge", "finalize")
         g.add_edge("finalize", END)
         return g.compile(checkpointer=checkpointer, name="selfplay")
 

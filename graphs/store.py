@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,18 @@ class RunStore:
         return {k: v for k, v in dropped.items() if v}
 
 
+def replace_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write ``rows`` as the whole of ``path``, swapped in atomically: a reader sees the old file or the new."""
+    _rewrite(path, rows)
+
+
+def replace_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path``, swapped in atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _truncate_torn_tail(path: Path) -> int:
     """Cut a last line that has no newline (a write interrupted by a kill). Returns 1 if cut."""
     if not path.exists() or path.stat().st_size == 0:
@@ -137,7 +149,7 @@ def _truncate_torn_tail(path: Path) -> int:
         return 1
 
 
-def _rewrite(path: Path, rows: list[dict[str, Any]]) -> None:
+def _rewrite(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:

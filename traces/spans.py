@@ -23,8 +23,9 @@ from typing import Any
 SpanSink = Callable[["Span"], None]
 
 # Copied from a parent span to its children, so a ``chat`` span deep in a
-# backend knows its dialogue and its agent without being told.
-INHERITED = ("gen_ai.conversation.id", "gen_ai.agent.name")
+# backend knows its dialogue, its agent and the turn it is about without being
+# told (replay matches recorded calls by agent and turn).
+INHERITED = ("gen_ai.conversation.id", "gen_ai.agent.name", "app.turn_index")
 
 
 # Ids need to be unique, not unpredictable: a private PRNG (seeded from the OS once) costs
@@ -122,6 +123,13 @@ class Tracer:
     def emit(self, span: Span) -> None:
         for sink in self.sinks:
             sink(span)
+
+    def close(self) -> None:
+        """Close every sink that has a ``close`` (files, exporters flushing their last batch)."""
+        for sink in self.sinks:
+            close = getattr(sink, "close", None)
+            if close is not None:
+                close()
 
 
 _tracer: ContextVar[Tracer | None] = ContextVar("sparring_tracer", default=None)

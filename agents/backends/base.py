@@ -216,6 +216,13 @@ class Backend(ABC):
         }
         if params.seed is not None:
             attrs["gen_ai.request.seed"] = params.seed
+        if params.stop:
+            attrs["gen_ai.request.stop_sequences"] = list(params.stop)
+        if params.frequency_penalty:
+            attrs["gen_ai.request.frequency_penalty"] = params.frequency_penalty
+        if params.repetition_penalty != 1.0:
+            attrs["app.repetition_penalty"] = params.repetition_penalty
+        attrs["gen_ai.output.type"] = "text" if mode == "none" else "json"
         if reask:
             attrs["app.reask"] = reask
         return attrs

@@ -39,6 +39,8 @@ class World:
     done_at: int | None = None
     """Side A signals done in the turn with this index."""
     revision_still_violates: bool = False
+    revision_prefix: str = "REVISED "
+    """What the reviser puts before the original turn ("" = returns it unchanged)."""
     seen_systems: dict[str, list[str]] = field(default_factory=lambda: {"A": [], "B": []})
     seen_convos: dict[str, list[list[dict[str, str]]]] = field(default_factory=lambda: {"A": [], "B": []})
 
@@ -49,8 +51,9 @@ class World:
         title = (schema or {}).get("title")
         user = messages[-1]["content"]
         if title == "PlanOutput":
-            return json.dumps({"reasoning": "they are strangers; formal", "characteristics": [
-                {"name": "formality", "value": "formal", "reason": "first contact"}],
+            return json.dumps({"reasoning": "they are strangers; formal",
+                "characteristics": {name: {"value": "formal", "reason": "first contact"}
+                                    for name in _characteristic_names(schema or {})},
                 "goal": "get advice", "brief_a": "SECRET-A brief", "brief_b": "SECRET-B brief",
                 "violation_turn": 1})
         if title == "CritiqueOutput":
@@ -65,7 +68,7 @@ class World:
                 for pid in ids if pid in allowed]})
         if title == "RevisionOutput":
             original = user.split('"""')[1].strip()
-            return json.dumps({"revision": f"REVISED {original}"})
+            return json.dumps({"revision": f"{self.revision_prefix}{original}"})
         system = messages[0]["content"]
         side = "A" if "SECRET-A" in system else "B"
         self.seen_systems[side].append(system)
@@ -82,3 +85,10 @@ def _allowed_ids(schema: dict[str, Any] | None) -> set[str]:
     finding = (schema or {}).get("$defs", {}).get("ViolationFinding", {})
     prop = finding.get("properties", {}).get("principle_id", {})
     return set(prop.get("enum", [])) | ({prop["const"]} if "const" in prop else set())
+
+
+def _characteristic_names(schema: dict[str, Any]) -> list[str]:
+    """The keys the plan schema asks for under ``characteristics`` (one per requested characteristic)."""
+    ref = schema.get("properties", {}).get("characteristics", {}).get("$ref", "")
+    decided = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
+    return list(decided.get("properties", {}))

@@ -116,6 +116,16 @@ async def test_revision_failing_verification_is_kept_unverified_or_dropped():
     assert extract_preference_pairs(record, job, keep_unverified=False) == []
 
 
+
+async def test_unchanged_revision_is_unverified_and_no_pair():
+    world = World(violating_turns={1: ["privacy.no-doxxing"]}, revision_prefix="")
+    job = make_job()
+    _, record = await run(world, job, max_turns=2)
+    assert record.revisions[0].revised == record.revisions[0].original
+    assert record.revisions[0].verified is False
+    assert extract_preference_pairs(record, job, keep_unverified=True) == []
+
+
 async def test_stop_on_violation_stops_after_the_briefed_turn():
     world = World(violating_turns={3: ["privacy.no-doxxing"]})
     _, record = await run(world, make_job(), max_turns=10, stop_on_violation=True)

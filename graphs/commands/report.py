@@ -1,0 +1,27 @@
+"""``sparring report RUN_DIR``: the run's self-contained HTML report (also written at the end of every run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import user_errors
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report here (default: RUN_DIR/report.html).")
+@user_errors
+def report(run_dir: Path, out: Path | None) -> None:
+    """Write RUN_DIR's HTML report: run summary, charts (violation rate per principle and per
+    category, turns per dialogue, tokens per turn, latency per agent role) and every dialogue with
+    its critique, rejected and chosen turns side by side, and its trace. Opens offline."""
+    from graphs.reporting import write_report
+    from graphs.store import MANIFEST
+    from principles.yamlfile import InputError
+
+    if not (run_dir / MANIFEST).is_file():
+        raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
+    click.echo(write_report(run_dir, out))

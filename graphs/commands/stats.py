@@ -1,0 +1,123 @@
+"""``sparring stats RUN_DIR``: the seed papers' table figures and data-quality checks of a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import user_errors
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON (the content of stats.json).")
+@click.option("--write", is_flag=True, help="Also write them to RUN_DIR/stats.json (runs write it when they end).")
+@click.option("--no-embeddings", is_flag=True,
+              help="Skip the embedding diversity and near-duplicate rate (no sentence-embedding model load).")
+@click.option("--rouge-exact-limit", type=click.IntRange(min=2), default=None,
+              help="Compare every dialogue with every other for ROUGE-L up to this many dialogues "
+                   "(default 500; above it, a seeded sample).")
+@user_errors
+def stats(run_dir: Path, as_json: bool, write: bool, no_embeddings: bool, rouge_exact_limit: int | None) -> None:
+    """DiaSynth Table 1 (samples, turns, tokens per turn, ROUGE-L diversity), SDSD's figures (share with a
+    violation, violation rate per principle and category), catch and verification rates, near-duplicates,
+    turn-length distribution, failures and judge scores of RUN_DIR."""
+    from dataclasses import replace
+
+    from graphs.data.rundata import load_run
+    from graphs.data.similarity import ROUGE_RULE
+    from graphs.data.stats import StatsOptions, compute_stats
+    from graphs.store import STATS, replace_json
+
+    options = StatsOptions(embeddings=not no_embeddings)
+    if rouge_exact_limit is not None:
+        options.rouge = replace(ROUGE_RULE, exact_limit=rouge_exact_limit)
+    result = compute_stats(load_run(run_dir), options)
+    if write:
+        replace_json(run_dir / STATS, result)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    print_stats(result)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _diversity_note(block: dict[str, Any] | None) -> str:
+    if not block:
+        return "(skipped)"
+    if block.get("error"):
+        return f"(failed: {block['error']})"
+    return f"({block.get('method')}: {block.get('queries')} dialogues x {block.get('references')} others)"
+
+
+def print_stats(s: dict[str, Any]) -> None:
+    """The statistics as tables on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+
+    def pairs_table(title: str, rows: list[tuple[str, str]]) -> None:
+        table = Table(title=title, show_header=False, title_justify="left", box=None, pad_edge=False)
+        for key, value in rows:
+            table.add_row(f"[bold]{key}[/]", value)
+        console.print(table)
+        console.print()
+
+    t1, sdsd, div = s["diasynth_table1"], s["sdsd"], s["diversity"]
+    pairs_table("DiaSynth Table 1", [
+        ("samples", _num(t1["samples"])), ("avg. turns", _num(t1["avg_turns"])),
+        ("avg. tokens per turn", _num(t1["avg_tokens_per_turn"])),
+        ("diversity (ROUGE-L)", f"{_num(t1['diversity_rouge_l'])} {_diversity_note(div['rouge_l'])}"),
+        ("diversity (embedding)", f"{_num(t1['diversity_embedding'])} {_diversity_note(div['embedding'])}"),
+    ])
+    pairs_table("SDSD", [
+        ("dialogues", _num(sdsd["dialogues"])), ("avg. turns", _num(sdsd["avg_turns"])),
+        ("share with a violation", _pct(sdsd["share_with_violation"])),
+        ("pairs", f"{sdsd['pairs']} ({s['revisions']['verified_pairs']} verified)"),
+    ])
+    for title, rows in (("per principle", s["principles"]), ("per category", s["categories"])):
+        if not rows:
+            continue
+        table = Table(title=f"Violations {title}", title_justify="left")
+        for column in ("", "targeted", "violated", "violation rate", "catch rate", "pairs"):
+            table.add_column(column, justify="right" if column else "left", no_wrap=not column)
+        for key, row in rows.items():
+            table.add_row(key, str(row["targeted"]), str(row["violated"]), _pct(row["violation_rate"]),
+                          _pct(row["catch_rate"]), str(row["pairs"]))
+        console.print(table)
+        console.print()
+    critic, rev, fail, emb = s["critic"], s["revisions"], s["failures"], div["embedding"] or {}
+    pairs_table("Quality", [
+        ("critic catch rate", f"{_pct(critic['catch_rate'])} ({critic['caught']}/{critic['targeted_dialogues']} "
+                              "dialogues briefed to break a principle)"),
+        ("revision verification", f"{_pct(rev['verification_rate'])} ({rev['verified']}/{rev['revisions']})"),
+        ("near-duplicate dialogues", f"{_pct(emb.get('near_duplicate_rate'))} (cosine >= "
+                                     f"{emb['near_duplicate_threshold']})" if "near_duplicate_rate" in emb
+                                     else _diversity_note(div["embedding"])),
+        ("failed dialogues", f"{fail['count']} ({_pct(fail['share'])})"
+                             + "".join(f", {k}: {v}" for k, v in fail["by_error"].items())),
+        ("stop reasons", ", ".join(f"{k}: {v}" for k, v in s["stop_reasons"].items()) or "-"),
+    ])
+    tok = s["turn_tokens"]
+    pairs_table("Turns", [
+        ("turns per dialogue", ", ".join(f"{k}: {v}" for k, v in s["turns"]["histogram"].items()) or "-"),
+        ("tokens per turn", f"mean {_num(tok['mean'])}, min {_num(tok['min'])}, median {_num(tok['p50'])}, "
+                            f"p90 {_num(tok['p90'])}, max {_num(tok['max'])}"),
+        ("turn lengths (tokens)", ", ".join(f"{k}: {v}" for k, v in tok["histogram"].items())),
+        ("tokenizer", s["tokenizer"]),
+    ])
+    if s.get("judge"):
+        judge = s["judge"]
+        pairs_table(f"Judge (G-Eval, 1-3; {judge['scored_dialogues']} dialogues)",
+                    [(name, f"{c['mean']} (n={c['n']})") for name, c in judge["criteria"].items()])

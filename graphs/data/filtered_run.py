@@ -1,0 +1,71 @@
+"""A filtered copy of a run: a new run directory with the kept rows of every file and a manifest
+that names its parent and the filter, so stats, export and judge work on it as on any run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from principles.yamlfile import InputError
+
+from ..store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES, RunStore, iter_jsonl, replace_jsonl
+from .filters import FilterSpec, apply_filters, spec_as_dict
+from .rundata import load_run
+from .stats import StatsOptions, write_stats
+
+
+def _check_out(parent: Path, out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", source=str(out))
+    if out.exists() and any(out.iterdir()):
+        raise InputError("is not empty; a filtered copy goes into a new directory", source=str(out))
+    if out.resolve() == parent.resolve():
+        raise InputError("is the run being filtered; give another --out", source=str(out))
+
+
+def _copy_traces(parent: Path, out: Path, dropped_traces: set[str]) -> None:
+    """Spans of kept dialogues, and spans that belong to no dialogue (the scenario expansion)."""
+    path = parent / TRACES
+    if not path.exists():
+        return
+    replace_jsonl(out / TRACES, (span for span in iter_jsonl(path) if span.get("trace_id") not in dropped_traces))
+
+
+def write_filtered_run(parent_dir: Path, out_dir: Path, spec: FilterSpec, *, embedder: Any = None) -> dict[str, Any]:
+    """Write the rows ``spec`` keeps from ``parent_dir`` into the new run directory ``out_dir``;
+    returns its manifest. Writes stats.json of the copy too."""
+    parent_dir, out_dir = Path(parent_dir), Path(out_dir)
+    run = load_run(parent_dir)
+    _check_out(parent_dir, out_dir)
+    if run.manifest.get("status") == "running":
+        raise InputError("is being written by a run (manifest status 'running'); filter it once the run is over",
+                         source=str(parent_dir))
+    result = apply_filters(run, spec, embedder=embedder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in ((DIALOGUES, result.dialogues), (PREFERENCES, result.pairs), (SFT, result.sft),
+                       (SCENARIOS, result.scenarios)):
+        replace_jsonl(out_dir / name, rows)
+    kept = {d["id"] for d in result.dialogues}
+    _copy_traces(parent_dir, out_dir, {d["trace_id"] for d in run.dialogues
+                                       if d.get("trace_id") and d["id"] not in kept})
+    parent = run.manifest
+    manifest = {
+        **parent,
+        "run_dir": str(out_dir),
+        "parent": {"run_dir": str(parent_dir), "name": parent.get("name"),
+                   "config_fingerprint": parent.get("config_fingerprint"), "parent": parent.get("parent")},
+        "filter": {"options": spec_as_dict(spec), "description": spec.describe(), "removed": result.removed,
+                   "near_duplicates": result.near_duplicates, "created_at": time.time()},
+    }
+    manifest.pop("stats_error", None)
+    store = RunStore(out_dir)
+    store.write_manifest(manifest)
+    stats = write_stats(out_dir, StatsOptions(embedder=embedder))
+    manifest["counts"] = {
+        "dialogues": stats["counts"]["dialogues"], "failed": stats["counts"]["failed"],
+        "with_violation": sum(bool(d.get("is_violation")) for d in result.dialogues),
+        "violation_rate": stats["sdsd"]["share_with_violation"] or 0.0, "avg_turns": stats["turns"]["mean"] or 0.0,
+        "pairs": stats["counts"]["pairs"], "verified_pairs": stats["counts"]["verified_pairs"]}
+    store.write_manifest(manifest)
+    return manifest

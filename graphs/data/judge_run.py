@@ -1,0 +1,116 @@
+"""``sparring judge RUN_DIR``: score the dialogues of a finished run with the G-Eval judge, in place.
+
+The judge stage can run inside a run (``dialogue.judge``); this scores a run
+made without it, or rescores one with another judge model (``--set
+backend.model=...``: a judge stronger than the generator is the usual choice).
+Scores are merged into dialogues.jsonl (swapped in atomically), the manifest
+records which backend judged, and stats.json is rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agents.backends import Backend, create_backend
+from agents.backends.base import metered
+from agents.judge import JudgeAgent, JudgeConfig
+from principles.yamlfile import InputError, LineMap, pydantic_error
+
+from ..config import RunConfig, apply_overrides
+from ..store import DIALOGUES, RunStore, replace_jsonl
+from .rundata import Row, load_run
+from .stats import write_stats
+
+
+def config_for_judging(manifest: dict[str, Any], overrides: Sequence[str], *, source: str) -> RunConfig:
+    """The run's own config (from its manifest) with ``--set`` overrides applied."""
+    lines = LineMap()
+    data = apply_overrides(copy.deepcopy(manifest.get("config") or {}), list(overrides), lines)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(exc, source=source, lines=lines) from None
+
+
+def judge_settings(config: RunConfig, criteria: Sequence[str] = (), samples: int | None = None) -> JudgeConfig:
+    """The run's ``dialogue.judge`` block (or the defaults), with command-line choices on top."""
+    base = config.dialogue.judge or JudgeConfig()
+    update: dict[str, Any] = {}
+    if criteria:
+        update["criteria"] = tuple(criteria)
+    if samples is not None:
+        update["samples"] = samples
+    try:
+        return JudgeConfig.model_validate({**base.model_dump(), **update})
+    except ValidationError as exc:
+        raise pydantic_error(exc, source="--criteria/--samples", lines=LineMap()) from None
+
+
+def needs_scores(row: Row, criteria: Sequence[str], force: bool) -> bool:
+    """An ok dialogue lacking one of ``criteria`` (every ok dialogue with ``force``)."""
+    if row.get("status", "ok") != "ok" or not row.get("messages"):
+        return False
+    return force or any(c not in (row.get("scores") or {}) for c in criteria)
+
+
+async def judge_run(run_dir: Path, *, overrides: Sequence[str] = (), criteria: Sequence[str] = (),
+                    samples: int | None = None, force: bool = False,
+                    backend: Backend | None = None) -> dict[str, Any]:
+    """Score the dialogues of ``run_dir`` that lack scores; returns what was done (also in the manifest)."""
+    run = load_run(run_dir)
+    if run.manifest.get("status") == "running":
+        raise InputError("is being written by a run (manifest status 'running'); judge it once the run is over",
+                         source=str(run_dir))
+    config = config_for_judging(run.manifest, overrides, source=f"{run_dir}/manifest.json")
+    settings = judge_settings(config, criteria, samples)
+    todo = [row for row in run.dialogues if needs_scores(row, settings.criteria, force)]
+    summary: dict[str, Any] = {"criteria": list(settings.criteria), "to_score": len(todo), "scored": 0,
+                               "failed": 0, "methods": {}}
+    if not todo:
+        return summary
+    owned = backend is None
+    backend = backend or create_backend(config.backend)
+    await backend.start()
+    judge = JudgeAgent(backend, config.sampling.judge, settings)
+    slots = asyncio.Semaphore(config.concurrency)
+    methods: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+
+    async def score(row: Row) -> None:
+        async with slots:
+            try:
+                result = await judge.score(int(row.get("seed", 0)), row["id"], row.get("scenario") or {},
+                                           row.get("goal"), row["messages"])
+            except Exception as exc:  # one dialogue's failure leaves it unscored, not the rest
+                errors[type(exc).__name__] += 1
+                return
+        row["scores"] = {**(row.get("scores") or {}), **result.scores}
+        row["scoring"] = result.method
+        methods[result.method] += 1
+
+    t0 = time.perf_counter()
+    try:
+        with metered() as meter:
+            await asyncio.gather(*(score(row) for row in todo))
+    finally:
+        if owned:
+            await backend.aclose()
+        if methods:  # keep whatever was scored, even when interrupted
+            replace_jsonl(run.dir / DIALOGUES, run.dialogues)
+        summary.update(scored=sum(methods.values()), failed=sum(errors.values()), methods=dict(methods),
+                       errors=dict(errors), backend=backend.describe(), judged_at=time.time(),
+                       wall_s=round(time.perf_counter() - t0, 2),
+                       usage={"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
+                              "calls": meter.calls})
+        manifest = {**run.manifest, "judge": summary}
+        RunStore(run.dir).write_manifest(manifest)
+    write_stats(run.dir)
+    return summary

@@ -1,0 +1,73 @@
+"""A run directory's records read back as plain row dicts (the JSONL files' own shape)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from principles.yamlfile import InputError
+
+from ..store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, iter_jsonl
+
+Row = dict[str, Any]
+
+
+@dataclass
+class RunData:
+    """Every record file of one run directory, as rows."""
+
+    dir: Path
+    manifest: dict[str, Any]
+    dialogues: list[Row] = field(default_factory=list)
+    """All dialogue rows, failed ones included (``status``)."""
+    pairs: list[Row] = field(default_factory=list)
+    sft: list[Row] = field(default_factory=list)
+    scenarios: list[Row] = field(default_factory=list)
+
+    @property
+    def ok_dialogues(self) -> list[Row]:
+        return [d for d in self.dialogues if d.get("status", "ok") == "ok"]
+
+    def principle_categories(self) -> dict[str, str]:
+        """Principle id -> category, from the principles the manifest records."""
+        return {p["id"]: p.get("category", "") for p in self.manifest.get("principles", []) if "id" in p}
+
+
+def read_rows(path: Path) -> list[Row]:
+    """Rows of a JSONL file; a line that is not JSON is bad input naming the file and line."""
+    try:
+        return list(iter_jsonl(path))
+    except json.JSONDecodeError as exc:
+        # iter_jsonl skips blank lines, so count lines to name the bad one.
+        line = _bad_line(path)
+        raise InputError(f"is not valid JSON ({exc.msg})", source=str(path), line=line) from None
+
+
+def _bad_line(path: Path) -> int:
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if raw.strip():
+                try:
+                    json.loads(raw)
+                except json.JSONDecodeError:
+                    return number
+    return 0
+
+
+def load_run(run_dir: Path) -> RunData:
+    """The records of ``run_dir``; InputError when it is not a sparring run directory."""
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / MANIFEST
+    if not run_dir.is_dir():
+        raise InputError("is not a directory", source=str(run_dir))
+    if not manifest_path.is_file():
+        raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"is not valid JSON ({exc.msg})", source=str(manifest_path), line=exc.lineno) from None
+    return RunData(dir=run_dir, manifest=manifest, dialogues=read_rows(run_dir / DIALOGUES),
+                   pairs=read_rows(run_dir / PREFERENCES), sft=read_rows(run_dir / SFT),
+                   scenarios=read_rows(run_dir / SCENARIOS))

@@ -1,0 +1,193 @@
+"""Checks every exported row against what its trainer expects, before anything is written.
+
+A ``validate_*`` function returns the reasons a row fails (empty = valid), so a
+bad row is reported with why, never silently written or silently dropped.
+
+Conversation rules (TRL's conversational format, as its chat templates need it):
+messages are ``{"role", "content"}`` dicts with a known role and non-empty text;
+an optional system message comes first, then user and assistant alternate,
+starting with user. A prompt ends with a user turn (the completion answers it);
+a completion (chosen, rejected, KTO completion) is assistant turns starting with
+the assistant; an SFT conversation ends with the assistant (the last target).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Row = dict[str, Any]
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One row that failed, and why."""
+
+    index: int
+    """Position of the row in what was validated."""
+    row_id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"row {self.index}" + (f" ({self.row_id})" if self.row_id else "") + f": {self.reason}"
+
+
+@dataclass
+class ValidationReport:
+    valid: list[Row] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _message_problems(messages: Any, what: str) -> list[str]:
+    if not isinstance(messages, list) or not messages:
+        return [f"{what} is not a non-empty list of messages"]
+    problems = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or set(m) != {"role", "content"}:
+            problems.append(f"{what} message {i} is not a {{role, content}} dict")
+        elif m["role"] not in ROLES:
+            problems.append(f"{what} message {i} has unknown role {m['role']!r}")
+        elif not isinstance(m["content"], str) or not m["content"].strip():
+            problems.append(f"{what} message {i} ({m['role']}) is empty")
+    return problems
+
+
+def _alternation_problems(roles: Sequence[str], what: str, *, first: str) -> list[str]:
+    """Roles after an optional leading system message must alternate, starting with ``first``."""
+    body = list(roles[1:] if roles and roles[0] == "system" else roles)
+    if "system" in body:
+        return [f"{what} has a system message after the first position"]
+    other = {"user": "assistant", "assistant": "user"}
+    expected = first
+    for i, role in enumerate(body):
+        if role != expected:
+            return [f"{what} roles do not alternate: turn {i} is {role!r}, expected {expected!r}"]
+        expected = other[role]
+    return []
+
+
+def validate_conversation(messages: Any, what: str, *, first: str, last: str | None = None) -> list[str]:
+    """Well-formed messages, alternating roles from ``first``, ending on ``last`` when given."""
+    problems = _message_problems(messages, what)
+    if problems:
+        return problems
+    roles = [m["role"] for m in messages]
+    problems = _alternation_problems(roles, what, first=first)
+    if not problems and last is not None and roles[-1] != last:
+        problems.append(f"{what} ends with {roles[-1]!r}, expected {last!r}")
+    return problems
+
+
+def _keys_problems(row: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
+    missing = [k for k in keys if k not in row]
+    return [f"missing column(s) {', '.join(missing)}"] if missing else []
+
+
+def validate_dpo_row(row: Mapping[str, Any]) -> list[str]:
+    """A conversational preference row: prompt ending on the user, chosen and rejected non-empty
+    assistant completions that differ."""
+    problems = _keys_problems(row, ("prompt", "chosen", "rejected"))
+    if problems:
+        return problems
+    problems = validate_conversation(row["prompt"], "prompt", first="user", last="user")
+    problems += validate_conversation(row["chosen"], "chosen", first="assistant")
+    problems += validate_conversation(row["rejected"], "rejected", first="assistant")
+    if not problems and _texts(row["chosen"]) == _texts(row["rejected"]):
+        problems.append("chosen and rejected are the same text")
+    return problems
+
+
+def validate_kto_row(row: Mapping[str, Any]) -> list[str]:
+    """An unpaired preference row: prompt, an assistant completion, a boolean label."""
+    problems = _keys_problems(row, ("prompt", "completion", "label"))
+    if problems:
+        return problems
+    problems = validate_conversation(row["prompt"], "prompt", first="user", last="user")
+    problems += validate_conversation(row["completion"], "completion", first="assistant")
+    if not isinstance(row["label"], bool):
+        problems.append(f"label is {type(row['label']).__name__}, not a boolean")
+    return problems
+
+
+def validate_sft_row(row: Mapping[str, Any]) -> list[str]:
+    """A conversation for supervised fine-tuning: user first, assistant last (the final target)."""
+    return _keys_problems(row, ("messages",)) or validate_conversation(
+        row["messages"], "messages", first="user", last="assistant")
+
+
+def validate_summarization_row(row: Mapping[str, Any]) -> list[str]:
+    problems = _keys_problems(row, ("dialogue", "summary"))
+    for key in ("dialogue", "summary") if not problems else ():
+        if not isinstance(row[key], str) or not row[key].strip():
+            problems.append(f"{key} is empty")
+    return problems
+
+
+def validate_dialogue_row(row: Mapping[str, Any]) -> list[str]:
+    """A dialogue record: at least one turn, none of them empty."""
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return ["has no turns"]
+    return [f"turn {i} is empty" for i, m in enumerate(messages) if not str(m.get("content", "")).strip()]
+
+
+def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[str, Any] | None) -> list[str]:
+    """The pair's prompt is a prefix of its dialogue (seen from the side that spoke the turn) and its
+    rejected side is that turn as spoken."""
+    if dialogue is None:
+        return [f"its dialogue {pair.get('dialogue_id')!r} is not in dialogues.jsonl"]
+    turns = dialogue.get("messages") or []
+    t = pair.get("turn_index")
+    if not isinstance(t, int) or not 0 <= t < len(turns):
+        return [f"turn_index {t!r} is outside its dialogue ({len(turns)} turns)"]
+    speaker = turns[t].get("speaker")
+    expected = [{"role": "assistant" if m.get("speaker") == speaker else "user", "content": m.get("content")}
+                for m in turns[:t]]
+    convo = [dict(m) for m in pair.get("prompt") or [] if isinstance(m, Mapping) and m.get("role") != "system"]
+    opens = not turns[:t] or turns[0].get("speaker") == speaker
+    if opens and len(convo) == len(expected) + 1 and convo[0].get("role") == "user":
+        convo = convo[1:]  # the cue a side that opens the conversation gets
+    if convo != expected:
+        at = next((i for i, (a, b) in enumerate(zip(convo, expected)) if a != b), min(len(convo), len(expected)))
+        return [f"prompt is not a prefix of its dialogue: message {at} differs "
+                f"({len(convo)} messages vs the dialogue's {len(expected)} before turn {t})"]
+    rejected = _texts(pair.get("rejected") or [])
+    if rejected != [turns[t].get("content")]:
+        return [f"rejected is not turn {t} of its dialogue as spoken"]
+    return []
+
+
+def _texts(messages: Iterable[Mapping[str, Any]]) -> list[Any]:
+    return [str(m.get("content", "")).strip() for m in messages]
+
+
+def _shape(row: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The column names and which columns are conversations: rows of one dataset share both."""
+    conversational = tuple(sorted(k for k, v in row.items()
+                                  if isinstance(v, list) and v and isinstance(v[0], Mapping) and "role" in v[0]))
+    return tuple(sorted(row)), conversational
+
+
+def validate_rows(rows: Sequence[Row], check: Callable[[Row], list[str]], *,
+                  ids: Sequence[str | None] | None = None) -> ValidationReport:
+    """Run ``check`` on every row and require one format throughout (the first row's columns, and
+    the same columns holding conversations)."""
+    report = ValidationReport()
+    shape = _shape(rows[0]) if rows else None
+    for index, row in enumerate(rows):
+        reasons = check(row)
+        if not reasons and _shape(row) != shape:
+            assert shape is not None
+            reasons = [f"its format differs from row 0 (columns {list(_shape(row)[0])} vs {list(shape[0])}; "
+                       f"conversational {list(_shape(row)[1])} vs {list(shape[1])})"]
+        if reasons:
+            report.problems.append(Problem(index, ids[index] if ids else None, "; ".join(reasons)))
+        else:
+            report.valid.append(row)
+    return report

@@ -1,0 +1,36 @@
+"""Writing a run's report.html from its files (the page itself is traces.report's)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from traces.read import iter_spans
+from traces.report import render_report
+
+from .store import DIALOGUES, PREFERENCES, REPORT, TRACES, RunStore, iter_jsonl
+
+log = logging.getLogger(__name__)
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically."""
+    manifest = RunStore(run_dir).read_manifest() or {}
+    html = render_report(manifest, list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES)),
+                         iter_spans(run_dir / TRACES), run_dir=str(run_dir))
+    target = out or run_dir / REPORT
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def write_report_quietly(run_dir: Path) -> Path | None:
+    """``write_report`` at the end of a run: a report that cannot be written must not fail the run."""
+    try:
+        return write_report(run_dir)
+    except Exception as exc:  # the data is written; the report can be made later with `sparring report`
+        log.warning("could not write %s: %s: %s (run `sparring report %s` to retry)",
+                    run_dir / REPORT, type(exc).__name__, exc, run_dir)
+        return None

@@ -1,0 +1,189 @@
+"""The run report: one self-contained HTML file (inline CSS, SVG and a little JS; no network).
+
+It takes plain data, the rows of the run directory's files as dicts, so it
+does not depend on how they were written: the manifest, the dialogue and
+preference rows, and the spans (streamed once; only aggregates and the agent
+steps of the listed dialogues are kept).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from html import escape
+from importlib import resources
+from string import Template
+from typing import Any
+
+from . import charts
+from .report_dialogues import dialogue_entry
+
+AGENT_SPANS = ("plan", "invoke_agent")
+MAX_LISTED = 500
+"""Dialogues listed in full; a larger run lists the first ones (violating and failed ones first)."""
+
+
+@dataclass
+class SpanStats:
+    """What the report needs of traces.jsonl."""
+
+    latency: dict[str, list[float]] = field(default_factory=dict)
+    """Agent role -> seconds of each of its steps."""
+    turn_tokens: list[int] = field(default_factory=list)
+    """Generated tokens of each persona turn."""
+    steps: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Trace id -> agent steps, for the listed dialogues only."""
+    content_recorded: bool = False
+
+
+def collect_span_stats(spans: Iterable[dict[str, Any]], listed_traces: set[str]) -> SpanStats:
+    stats = SpanStats()
+    for s in spans:
+        a = s.get("attributes") or {}
+        if s["name"] == "chat":
+            stats.content_recorded = stats.content_recorded or "gen_ai.input.messages" in a
+            continue
+        if s["name"] not in AGENT_SPANS or s.get("end_time") is None:
+            continue
+        role = a.get("gen_ai.agent.name", s["name"])
+        seconds = s["end_time"] - s["start_time"]
+        stats.latency.setdefault(role, []).append(seconds)
+        if role.startswith("persona_") and s.get("status") == "ok":
+            stats.turn_tokens.append(int(a.get("gen_ai.usage.output_tokens", 0)))
+        if s["trace_id"] in listed_traces:
+            stats.steps.setdefault(s["trace_id"], []).append({
+                "agent": role, "turn": a.get("app.turn_index"), "start": s["start_time"], "seconds": seconds,
+                "input_tokens": a.get("gen_ai.usage.input_tokens", 0),
+                "output_tokens": a.get("gen_ai.usage.output_tokens", 0), "retries": a.get("app.retries", 0),
+                "error": s.get("error") if s.get("status") == "error" else None})
+    for steps in stats.steps.values():
+        steps.sort(key=lambda st: st["start"])
+    return stats
+
+
+def violation_rates(dialogues: Sequence[dict[str, Any]], categories: dict[str, str]
+                    ) -> tuple[list[tuple[str, float, str]], list[tuple[str, float, str]]]:
+    """Per principle and per category: the share of dialogues briefed to break it in which the critic
+    found it broken (finished dialogues only)."""
+    per_p: dict[str, list[int]] = {}
+    per_c: dict[str, list[int]] = {}
+    for d in dialogues:
+        if d.get("status") != "ok":
+            continue
+        found = set(d.get("violated_principles") or [])
+        for pid in d.get("target_principles") or []:
+            for key, table in ((pid, per_p), (categories.get(pid, "(unknown)"), per_c)):
+                hits = table.setdefault(key, [0, 0])
+                hits[0] += pid in found
+                hits[1] += 1
+
+    def rows(table: dict[str, list[int]]) -> list[tuple[str, float, str]]:
+        return [(k, h / n, f"({h}/{n})") for k, (h, n) in sorted(table.items())]
+
+    return rows(per_p), rows(per_c)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def latency_rows(latency: dict[str, list[float]]) -> list[tuple[str, float, str]]:
+    return [(role, statistics.fmean(v), f"s mean; p50 {_percentile(v, 0.5):.2f}s, p95 {_percentile(v, 0.95):.2f}s, "
+             f"n={len(v)}") for role, v in sorted(latency.items())]
+
+
+def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
+                 preferences: Sequence[dict[str, Any]]) -> str:
+    ok = [d for d in dialogues if d.get("status") == "ok"]
+    failed = len(dialogues) - len(ok)
+    violating = sum(1 for d in ok if d.get("is_violation"))
+    targeted = [d for d in ok if d.get("target_principles")]
+    caught = sum(1 for d in targeted if d.get("targeted_violated"))
+    controls = [d for d in ok if not d.get("target_principles")]
+    verified = sum(1 for p in preferences if p.get("verified"))
+    usage = manifest.get("usage") or {}
+    backend = manifest.get("backend") or {}
+    config = manifest.get("config") or {}
+    dialogue_cfg = config.get("dialogue") or {}
+    turns = [d.get("turns", 0) for d in ok]
+    stats = [
+        ("stat-dialogues", len(ok), "dialogues"),
+        ("stat-failed", failed, "failed"),
+        ("stat-violation", f"{violating / len(ok):.0%}" if ok else "-", "with a violation"),
+        ("stat-caught", f"{caught / len(targeted):.0%}" if targeted else "-", "planted violations caught"),
+        ("stat-pairs", len(preferences), f"preference pairs ({verified} verified)"),
+        ("stat-turns", f"{statistics.fmean(turns):.1f}" if turns else "-", "turns on average"),
+    ]
+    cards = "".join(f'<div class="stat" id="{sid}"><b>{escape(str(value))}</b><span>{escape(label)}</span></div>'
+                    for sid, value, label in stats)
+    facts = [
+        ("run", manifest.get("name", "")), ("status", manifest.get("status", "")),
+        ("model", f"{backend.get('model', '?')} ({backend.get('provider', '?')}, {backend.get('kind', '?')})"),
+        ("mode", f"{dialogue_cfg.get('mode', '?')}, up to {dialogue_cfg.get('max_turns', '?')} turns"),
+        ("seed", manifest.get("seed", "")),
+        ("principles", len(manifest.get("principles") or [])),
+        ("controls", f"{len(controls)} dialogues without a planted violation, "
+                     f"{sum(1 for d in controls if d.get('is_violation'))} flagged by the critic"),
+        ("tokens", f"{usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} generated "
+                   f"in {usage.get('calls', 0):,} calls"),
+        ("wall time", f"{(manifest.get('timings') or {}).get('wall_s', 0)} s"),
+    ]
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
+    return f'<div class="stats">{cards}</div><table class="facts">{rows}</table>'
+
+
+def charts_html(dialogues: Sequence[dict[str, Any]], categories: dict[str, str], stats: SpanStats) -> str:
+    per_principle, per_category = violation_rates(dialogues, categories)
+    found_note = "Share of the dialogues briefed to break it in which the critic found it broken."
+    figures = [
+        charts.bar_chart("Violation rate per principle", per_principle, max_value=1.0, percent=True,
+                         caption=found_note),
+        charts.bar_chart("Violation rate per category", per_category, max_value=1.0, percent=True,
+                         caption=found_note),
+        charts.histogram("Turns per dialogue", [d.get("turns", 0) for d in dialogues if d.get("status") == "ok"],
+                         x_label="turns"),
+        charts.histogram("Tokens per turn", stats.turn_tokens, x_label="generated tokens per persona turn"),
+        charts.bar_chart("Latency per agent role", latency_rows(stats.latency),
+                         caption="Seconds per step (all model calls of the step, retries included)."),
+    ]
+    return "".join(figures)
+
+
+def listed(dialogues: Sequence[dict[str, Any]], limit: int = MAX_LISTED) -> list[dict[str, Any]]:
+    """The dialogues listed in full: all of a small run; of a large one, the failed and violating first."""
+    if len(dialogues) <= limit:
+        return list(dialogues)
+    rank = sorted(range(len(dialogues)), key=lambda i: (dialogues[i].get("status") == "ok",
+                                                        not dialogues[i].get("is_violation"), i))
+    return [dialogues[i] for i in sorted(rank[:limit])]
+
+
+def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
+                  preferences: Sequence[dict[str, Any]], spans: Iterable[dict[str, Any]], *,
+                  run_dir: str, max_listed: int = MAX_LISTED) -> str:
+    """The whole HTML page."""
+    shown = listed(dialogues, max_listed)
+    stats = collect_span_stats(spans, {d["trace_id"] for d in shown if d.get("trace_id")})
+    categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or []}
+    entries = "".join(dialogue_entry(d, stats.steps.get(d.get("trace_id") or "", []), run_dir=run_dir)
+                      for d in shown)
+    note = "" if len(shown) == len(dialogues) else (
+        f'<p class="muted">Listing {len(shown)} of {len(dialogues)} dialogues (failed and violating ones first).</p>')
+    if not stats.content_recorded:
+        note += '<p class="muted">Prompts and replies were not recorded (tracing.record_content: false).</p>'
+    template = Template(resources.files("traces").joinpath("templates/report.html").read_text(encoding="utf-8"))
+    updated = (manifest.get("timings") or {}).get("updated_at")
+    return template.substitute(
+        title=escape(f"sparring report: {manifest.get('name', 'run')}"),
+        run_dir=escape(run_dir), updated=escape(_utc(updated)), summary=summary_html(manifest, dialogues, preferences),
+        charts=charts_html(dialogues, categories, stats), note=note, dialogues=entries, total=len(shown))
+
+
+def _utc(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    import datetime
+
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,1 @@
+"""The HTML report template (a package so it installs with the code)."""
