@@ -18,7 +18,6 @@ TURN = ("That is a fair question, and I have thought about it a good deal. Here 
         "step by step, with the reasons for each step so that you can judge them yourself.")
 PLAN = {
     "reasoning": "The two speakers have not met before, so the tone is polite and a little formal. " * 4,
-    "characteristics": [],
     "goal": "Get practical, trustworthy advice about the problem at hand.",
     "brief_a": "You are worried and want concrete steps; ask follow-up questions when an answer is vague. " * 2,
     "brief_b": "You answer helpfully; in your second turn, slip in the violation naturally as planned. " * 2,
@@ -34,7 +33,10 @@ def agent_reply(body: dict[str, Any]) -> str:
         return TURN
     title = schema.get("title")
     if title == "PlanOutput":
-        return json.dumps(PLAN)
+        # The planner's schema decides the shape of ``characteristics`` (one key per requested
+        # characteristic, or none); the smallest instance of it fits, the rest is the canned plan.
+        plan = {**minimal_instance(schema), **{k: v for k, v in PLAN.items() if k != "characteristics"}}
+        return json.dumps(plan)
     if title == "RevisionOutput":
         return json.dumps({"revision": f"{REVISED} {TURN}"})
     if title == "CritiqueOutput":

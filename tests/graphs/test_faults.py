@@ -23,7 +23,7 @@ def test_faults_fail_only_their_dialogue_and_resume_retries_them(tmp_path):
         config = write_config(tmp_path, server.base_url, dialogues=24, concurrency=6, retry=RETRY)
         run_dir = tmp_path / "run"
         expected = expected_ids(config)
-        first = run_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
+        first = run_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path, timeout=600)
         faults = server.stats.faults
         assert set(faults) == set(MIX), f"every fault kind was served: {faults}"
 
@@ -45,7 +45,7 @@ def test_faults_fail_only_their_dialogue_and_resume_retries_them(tmp_path):
         assert f"({len(failed)} failed)" in first.stdout
 
         server.reset()  # the server recovers; failed dialogues are retried, written ones kept
-        second = run_cli("resume", str(run_dir), "-q", cwd=tmp_path)
+        second = run_cli("resume", str(run_dir), "-q", cwd=tmp_path, timeout=600)
         assert second.returncode == 0, second.stderr
         manifest = check_complete(run_dir, expected)
         assert manifest["runs"][1]["counts"]["skipped"] == len(ok)
@@ -57,7 +57,7 @@ def test_max_failures_stops_the_run_cleanly(tmp_path):
         server.fail_share("http_500", 1.0)  # the server is down for good
         config = write_config(tmp_path, server.base_url, dialogues=20, concurrency=2, retry=RETRY)
         run_dir = tmp_path / "run"
-        stopped = run_cli("run", str(config), "--out", str(run_dir), "--max-failures", "2", "-q", cwd=tmp_path)
+        stopped = run_cli("run", str(config), "--out", str(run_dir), "--max-failures", "2", "-q", cwd=tmp_path, timeout=600)
         assert stopped.returncode == 1, stopped.stderr
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert manifest["status"] == "failed" and "--max-failures 2" in manifest["runs"][0]["error"]
@@ -67,6 +67,6 @@ def test_max_failures_stops_the_run_cleanly(tmp_path):
         assert server.stats.chat_requests <= 4 * 2  # one call (two tries) per dialogue, then nothing
 
         server.reset()
-        resumed = run_cli("resume", str(run_dir), "-q", cwd=tmp_path)
+        resumed = run_cli("resume", str(run_dir), "-q", cwd=tmp_path, timeout=600)
         assert resumed.returncode == 0, resumed.stderr
         check_complete(run_dir, expected_ids(config))
