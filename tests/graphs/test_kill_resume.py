@@ -31,11 +31,11 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         config = write_config(tmp_path, server.base_url, dialogues=DIALOGUES, concurrency=4)
         run_dir = tmp_path / "run"
         expected = expected_ids(config)
-        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path, timeout=600)
+        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
         # Kill points: mid-first-turns, then a few dialogues in, then late in the run.
         for n, command in ((10, None), (35, "resume"), (70, "resume")):
             if command is not None:
-                proc = start_cli(command, str(run_dir), "-q", cwd=tmp_path, timeout=600)
+                proc = start_cli(command, str(run_dir), "-q", cwd=tmp_path)
             wait_for_requests(proc, server, n)
             proc.kill()  # SIGKILL: no handler runs, nothing is flushed
             proc.wait(10)
@@ -62,7 +62,7 @@ def test_signal_stops_cleanly_and_resume_finishes(tmp_path, sig):
     with canned_server(delay_s=0.04) as server:
         config = write_config(tmp_path, server.base_url, dialogues=DIALOGUES, concurrency=4)
         run_dir = tmp_path / "run"
-        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path, timeout=600)
+        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
         wait_for_requests(proc, server, 30)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
