@@ -5,8 +5,10 @@
 One embedded engine (SmolLM2-135M on vLLM, in-process) serves two measurements:
 
 1. pipeline: ``--dialogues`` assistant-mode dialogues (plan, turns, critique, revise,
-   verify; JSON-schema constrained where the agents ask for it) at ``concurrency``
-   dialogues in flight; generated tokens / wall time of the run (engine start excluded).
+   verify; JSON-schema constrained where the agents ask for it) at ``--concurrency``
+   dialogues in flight. Tokens/s = tokens of the calls that finished inside a window
+   (``--warm-up`` s after the start, ``--window`` s long), so start-up and the tail of
+   the last dialogues are left out; the run is then stopped.
 2. raw engine: ``--concurrency`` requests at once straight into vLLM's engine, prompts
    of the pipeline's mean prompt length, ``ignore_eos`` with the pipeline's mean
    completion length, ``--rounds`` times over: the engine's own ceiling for that shape
@@ -31,7 +33,6 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from agents.backends import BackendConfig, create_backend  # noqa: E402
-from benchmarks._harness import rows  # noqa: E402
 from graphs.pipeline import execute  # noqa: E402
 from graphs.setup import plan_run  # noqa: E402
 
@@ -50,11 +51,12 @@ def write_config(folder: Path, dialogues: int, concurrency: int, max_turns: int)
         "principles": {"sets": ["quickstart"]},
         "dialogue": {"mode": "assistant", "max_turns": max_turns},
         "jobs": {"dialogues_per_scenario": -(-dialogues // len(scenarios)), "max_dialogues": dialogues},
-        "sampling": {"planner": {"temperature": 0.7, "max_tokens": 300},
+        # The quickstart's budgets: a plan needs ~500 tokens (a smaller budget truncates it and re-asks).
+        "sampling": {"planner": {"temperature": 0.7, "max_tokens": 700},
                      "persona": {"temperature": 0.8, "max_tokens": 80, "repetition_penalty": 1.15},
-                     "critic": {"temperature": 0.0, "max_tokens": 200},
-                     "reviser": {"temperature": 0.4, "max_tokens": 100, "repetition_penalty": 1.15},
-                     "verifier": {"temperature": 0.0, "max_tokens": 200}},
+                     "critic": {"temperature": 0.0, "max_tokens": 400},
+                     "reviser": {"temperature": 0.4, "max_tokens": 200, "repetition_penalty": 1.15},
+                     "verifier": {"temperature": 0.0, "max_tokens": 400}},
         "scenarios": scenarios,
     }
     path = folder / "saturation.yaml"
@@ -97,18 +99,29 @@ async def main(args: argparse.Namespace) -> None:
         await backend.start()
         print(f"engine start: {time.perf_counter() - t0:.1f} s", flush=True)
         try:
+            calls: list[tuple[float, int, int]] = []  # (finished at, prompt tokens, generated tokens)
+            generate = backend._generate  # the benchmark peeks past the adapter on purpose
+
+            async def counted(*a, **k):
+                raw = await generate(*a, **k)
+                calls.append((time.perf_counter(), raw.usage.prompt_tokens, raw.usage.completion_tokens))
+                return raw
+
+            backend._generate = counted
             t0 = time.perf_counter()
-            result = await execute(request, backend=backend)
-            wall = time.perf_counter() - t0
-            usage = result.manifest["usage"]
-            dialogues = list(rows(request.run_dir / "dialogues.jsonl"))
-            pipe_tps = usage["completion_tokens"] / wall
-            mean_prompt = usage["prompt_tokens"] // max(usage["calls"], 1)
-            mean_completion = usage["completion_tokens"] // max(usage["calls"], 1)
-            print(f"pipeline: {len(dialogues)} dialogues ({sum(d['status'] != 'ok' for d in dialogues)} failed), "
-                  f"{usage['calls']} calls, {usage['completion_tokens']} generated tokens in {wall:.1f} s "
-                  f"= {pipe_tps:.1f} tok/s (mean call: {mean_prompt} prompt, {mean_completion} generated tokens)",
-                  flush=True)
+            run = asyncio.ensure_future(execute(request, backend=backend))
+            await asyncio.sleep(args.warm_up + args.window)
+            run.cancel()
+            await asyncio.gather(run, return_exceptions=True)
+            backend._generate = generate
+            inside = [c for c in calls if t0 + args.warm_up <= c[0] < t0 + args.warm_up + args.window]
+            generated = sum(c[2] for c in inside)
+            pipe_tps = generated / args.window
+            mean_prompt = sum(c[1] for c in inside) // max(len(inside), 1)
+            mean_completion = max(generated // max(len(inside), 1), 1)
+            print(f"pipeline: {len(inside)} calls finished in the {args.window:.0f} s window, {generated} generated "
+                  f"tokens = {pipe_tps:.1f} tok/s (mean call: {mean_prompt} prompt, {mean_completion} generated "
+                  f"tokens)", flush=True)
             tokens, raw_wall = await raw_engine(backend, args.concurrency, args.rounds, mean_prompt, mean_completion)
             raw_tps = tokens / raw_wall
             print(f"raw engine: {args.concurrency} x {args.rounds} requests of {mean_prompt} prompt tokens, "
@@ -122,10 +135,12 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dialogues", type=int, default=32)
+    parser.add_argument("--dialogues", type=int, default=96)
+    parser.add_argument("--warm-up", type=float, default=60.0)
+    parser.add_argument("--window", type=float, default=120.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-turns", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2)
     return parser.parse_args()
 
 

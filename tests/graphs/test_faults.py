@@ -57,7 +57,8 @@ def test_max_failures_stops_the_run_cleanly(tmp_path):
         server.fail_share("http_500", 1.0)  # the server is down for good
         config = write_config(tmp_path, server.base_url, dialogues=20, concurrency=2, retry=RETRY)
         run_dir = tmp_path / "run"
-        stopped = run_cli("run", str(config), "--out", str(run_dir), "--max-failures", "2", "-q", cwd=tmp_path, timeout=600)
+        stopped = run_cli("run", str(config), "--out", str(run_dir), "--max-failures", "2", "-q", cwd=tmp_path,
+                          timeout=600)
         assert stopped.returncode == 1, stopped.stderr
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert manifest["status"] == "failed" and "--max-failures 2" in manifest["runs"][0]["error"]

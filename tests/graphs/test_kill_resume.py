@@ -88,7 +88,8 @@ def test_run_into_a_run_dir_of_another_config_is_refused(tmp_path):
         again = run_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path, timeout=600)
         assert again.returncode == 0  # same config: continues (nothing left to do)
         assert json.loads((run_dir / "manifest.json").read_text())["runs"][1]["counts"]["skipped"] == 2
-        other = run_cli("run", str(config), "--out", str(run_dir), "--set", "seed=6", "-q", cwd=tmp_path, timeout=600)
+        other = run_cli("run", str(config), "--out", str(run_dir), "--set", "seed=6", "-q", cwd=tmp_path,
+                        timeout=600)
         assert other.returncode == 2
         assert "different config" in other.stderr and "--force" in other.stderr
         forced = run_cli("run", str(config), "--out", str(run_dir), "--set", "seed=6", "--force", "-q",
