@@ -23,7 +23,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from benchmarks._harness import loopback_server, run_figures, server_stats, write_config  # noqa: E402
+from benchmarks._harness import loopback_server, run_figures, server_stats, skip_post_run, write_config  # noqa: E402
 from graphs.pipeline import execute  # noqa: E402
 from graphs.setup import plan_run  # noqa: E402
 
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=6)
     args = parser.parse_args()
     n = args.in_flight
+    skip_post_run()  # the statistics' embedding model would be the peak, not the dialogues in flight
     with loopback_server(args.delay) as base_url, tempfile.TemporaryDirectory(prefix="sparring-mem-") as tmp:
         folder = Path(tmp)
         warm = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, max_turns=args.max_turns)
