@@ -64,10 +64,12 @@ def write_config(folder: Path, dialogues: int, concurrency: int, max_turns: int)
     return path
 
 
-async def raw_engine(backend, concurrency: int, rounds: int, prompt_tokens: int, max_tokens: int) -> tuple[int, float]:
-    """(generated tokens, wall s): ``concurrency`` workers, ``rounds`` requests each, straight into vLLM."""
+async def raw_engine(backend, concurrency: int, rounds: int, prompt_tokens: int, max_tokens: int,
+                     schema: dict | None = None) -> tuple[int, float]:
+    """(generated tokens, wall s): ``concurrency`` workers, ``rounds`` requests each, straight into vLLM.
+    With ``schema``: constrained to it (and ending where the JSON ends, so no ``ignore_eos``)."""
     from vllm import SamplingParams as VSamplingParams
-    from vllm.sampling_params import RequestOutputKind
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     engine, tokenizer = backend._engine, backend._tokenizer  # the benchmark peeks past the adapter on purpose
     tokens = 0
@@ -77,8 +79,10 @@ async def raw_engine(backend, concurrency: int, rounds: int, prompt_tokens: int,
         for r in range(rounds):
             text = " ".join(WORDS[(w + r + k) % len(WORDS)] for k in range(prompt_tokens))
             ids = tokenizer(text)["input_ids"][:prompt_tokens]
-            sp = VSamplingParams(temperature=0.8, max_tokens=max_tokens, ignore_eos=True, seed=w * rounds + r,
-                                 output_kind=RequestOutputKind.FINAL_ONLY)
+            constrained = StructuredOutputsParams(json=schema) if schema is not None else None
+            sp = VSamplingParams(temperature=0.8, max_tokens=max_tokens, ignore_eos=schema is None,
+                                 seed=w * rounds + r, output_kind=RequestOutputKind.FINAL_ONLY,
+                                 structured_outputs=constrained)
             final = None
             async for out in engine.generate({"prompt_token_ids": ids}, sp, request_id=uuid.uuid4().hex):
                 final = out
@@ -99,6 +103,9 @@ async def main(args: argparse.Namespace) -> None:
         await backend.start()
         print(f"engine start: {time.perf_counter() - t0:.1f} s", flush=True)
         try:
+            if args.raw_only:
+                await raw_only(backend, args)
+                return
             calls: list[tuple[float, int, int]] = []  # (finished at, prompt tokens, generated tokens)
             generate = backend._generate  # the benchmark peeks past the adapter on purpose
 
@@ -133,6 +140,20 @@ async def main(args: argparse.Namespace) -> None:
             await backend.aclose()
 
 
+async def raw_only(backend, args: argparse.Namespace) -> None:
+    """The raw engine with and without a JSON-schema constraint (the critic's verdict schema):
+    what constrained decoding costs the engine by itself."""
+    from agents.backends._retry import json_schema_of
+    from agents.critic import CritiqueOutput
+
+    schema = json_schema_of(CritiqueOutput)
+    for label, constraint in (("unconstrained", None), ("json-schema", schema)):
+        tokens, wall = await raw_engine(backend, args.concurrency, args.rounds, args.prompt_tokens,
+                                        args.max_tokens, constraint)
+        print(f"raw engine, {label}: {args.concurrency} x {args.rounds} requests of {args.prompt_tokens} prompt "
+              f"tokens: {tokens} tokens in {wall:.1f} s = {tokens / wall:.1f} tok/s", flush=True)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dialogues", type=int, default=96)
@@ -141,6 +162,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-turns", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--raw-only", action="store_true",
+                        help="only the raw engine, unconstrained and JSON-schema constrained")
+    parser.add_argument("--prompt-tokens", type=int, default=550, help="with --raw-only")
+    parser.add_argument("--max-tokens", type=int, default=170, help="with --raw-only")
     return parser.parse_args()
 
 
