@@ -13,6 +13,7 @@ from typing import Any
 
 from agents.backends.scripted import ScriptedBackend
 from agents.backends.types import SamplingParams
+from tests.fakeserver import minimal_instance
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class World:
         if title == "PlanOutput":
             return json.dumps({"reasoning": "they are strangers; formal",
                 "characteristics": {name: {"value": "formal", "reason": "first contact"}
-                                    for name in _characteristic_names(schema or {})},
+                                    for name in minimal_instance(schema or {}).get("characteristics", {})},
                 "goal": "get advice", "brief_a": "SECRET-A brief", "brief_b": "SECRET-B brief",
                 "violation_turn": 1})
         if title == "CritiqueOutput":
@@ -86,9 +87,3 @@ def _allowed_ids(schema: dict[str, Any] | None) -> set[str]:
     prop = finding.get("properties", {}).get("principle_id", {})
     return set(prop.get("enum", [])) | ({prop["const"]} if "const" in prop else set())
 
-
-def _characteristic_names(schema: dict[str, Any]) -> list[str]:
-    """The keys the plan schema asks for under ``characteristics`` (one per requested characteristic)."""
-    ref = schema.get("properties", {}).get("characteristics", {}).get("$ref", "")
-    decided = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], {})
-    return list(decided.get("properties", {}))
