@@ -5,8 +5,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from .spans import Span
+
+try:  # a dependency of langsmith, so always there with langchain-core; json is the fallback
+    import orjson
+
+    def encode_line(obj: Any) -> bytes:
+        """One JSON line, UTF-8; what json cannot encode is written as its ``str``."""
+        return orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+except ImportError:  # pragma: no cover
+    def encode_line(obj: Any) -> bytes:
+        """One JSON line, UTF-8; what json cannot encode is written as its ``str``."""
+        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
 
 
 class JsonlSpanSink:
@@ -25,8 +37,9 @@ class JsonlSpanSink:
     def __call__(self, span: Span) -> None:
         if self._fd is None:
             self.open()
-        line = json.dumps(span.to_dict(), ensure_ascii=False, separators=(",", ":"), default=str) + "\n"
-        os.write(self._fd, line.encode("utf-8"))  # type: ignore[arg-type]
+        # A span with its prompts is the biggest line a run writes, hundreds a second: orjson
+        # encodes it ~5x faster than json.
+        os.write(self._fd, encode_line(span.to_dict()))  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self._fd is not None:

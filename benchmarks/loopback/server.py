@@ -68,6 +68,8 @@ class FakeOpenAIServer:
         self.port = port
         self.fast_loop = fast_loop
         """Serve on uvloop when it is installed (the benchmark's server must not be the bottleneck)."""
+        self.backend_defaults: dict[str, Any] = {}
+        """Fields every ``backend_config()`` gets unless overridden (tests set the transport here)."""
         self.requests: list[Request] = []
         self._stats = ServerStats()
         self._queue: deque[Fault] = deque()
@@ -88,7 +90,8 @@ class FakeOpenAIServer:
         """A ``BackendConfig`` for ``openai_compat`` pointed at this server."""
         from agents.backends.config import BackendConfig
 
-        return BackendConfig(**{"kind": "openai_compat", "base_url": self.base_url, "model": self.model, **overrides})
+        return BackendConfig(**{"kind": "openai_compat", "base_url": self.base_url, "model": self.model,
+                                **self.backend_defaults, **overrides})
 
     def fail(self, kind: str, times: int = 1, **options: Any) -> None:
         """Queue ``times`` faults of ``kind``; the next chat requests get them, in order."""

@@ -1,4 +1,5 @@
-"""The ``openai_compat`` backend against a real OpenAI-compatible server: vLLM's, on the embedded model."""
+"""The ``openai_compat`` backend against a real OpenAI-compatible server: vLLM's, on the embedded model,
+through the real openai client on both request paths (``transport: direct`` and ``sdk``)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ class Verdict(BaseModel):
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def backend(vllm_server: VLLMServer) -> AsyncIterator[Backend]:
-    b = create_backend(BackendConfig(kind="openai_compat", base_url=vllm_server.base_url, model=vllm_server.model))
+async def backend(vllm_server: VLLMServer, transport: str) -> AsyncIterator[Backend]:
+    b = create_backend(BackendConfig(kind="openai_compat", base_url=vllm_server.base_url, model=vllm_server.model,
+                                     transport=transport))
     await b.start()
     yield b
     await b.aclose()
@@ -54,8 +56,9 @@ async def test_json_schema_is_detected_and_validates(backend: Backend) -> None:
     assert backend.structured_mode_label() == "json_schema"
 
 
-async def test_unknown_model_is_a_permanent_error(vllm_server: VLLMServer) -> None:
-    b = create_backend(BackendConfig(kind="openai_compat", base_url=vllm_server.base_url, model="no-such-model"))
+async def test_unknown_model_is_a_permanent_error(vllm_server: VLLMServer, transport: str) -> None:
+    b = create_backend(BackendConfig(kind="openai_compat", base_url=vllm_server.base_url, model="no-such-model",
+                                     transport=transport))
     try:
         with pytest.raises(BackendError) as info:
             await b.complete([{"role": "user", "content": "hi"}], SamplingParams(max_tokens=4))
@@ -65,9 +68,9 @@ async def test_unknown_model_is_a_permanent_error(vllm_server: VLLMServer) -> No
     assert "HTTP 404" in str(info.value) and "'no-such-model'" in str(info.value)
 
 
-async def test_doctor_against_the_server(vllm_server: VLLMServer) -> None:
+async def test_doctor_against_the_server(vllm_server: VLLMServer, transport: str) -> None:
     report = await diagnose(BackendConfig(kind="openai_compat", base_url=vllm_server.base_url,
-                                          model=vllm_server.model))
+                                          model=vllm_server.model, transport=transport))
     assert report.ok, report.failure
     rows = dict(report.rows)
     assert rows["reachable"] == "yes" and rows["model"] == vllm_server.model

@@ -40,6 +40,9 @@ async def test_request_shape(fake_server: FakeOpenAIServer, monkeypatch: pytest.
     request = fake_server.requests[0]
     body = request.body
     assert request.headers["authorization"] == "Bearer k-123"
+    # Either path sends what the openai client would: its user agent and content type.
+    assert request.headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert request.headers["content-type"] == "application/json"
     assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"], body["stop"], body["seed"]) == \
         (fake_server.model, 0.3, 0.9, 50, ["END"], 11)
     assert body["top_k"] == 20  # extra_body fields travel at the top level of the JSON body
@@ -55,12 +58,12 @@ async def test_request_shape(fake_server: FakeOpenAIServer, monkeypatch: pytest.
     assert "default" not in turn["properties"]["text"]
 
 
-async def test_a_server_that_refuses_schemas_gets_parse_and_reask() -> None:
+async def test_a_server_that_refuses_schemas_gets_parse_and_reask(transport: str) -> None:
     """A 400 naming response_format switches the backend to re-ask mode for good, after one try
     with length bounds removed (strict servers refuse those keywords but may take the rest)."""
     reply = '{"turns": [{"speaker": "A", "text": "hi"}], "done": true}'
     with FakeOpenAIServer(schema_support="reject", responder=lambda body: reply) as server:
-        backend = create_backend(server.backend_config())
+        backend = create_backend(server.backend_config(transport=transport))
         try:
             first = await backend.complete(ASK, SamplingParams(), Verdicts)
             second = await backend.complete(ASK, SamplingParams(), Verdicts)
