@@ -1,7 +1,13 @@
 """The self-play graph for one dialogue:
 
     plan -> speak (A, B, A, ...) -> continue | stop -> critique -> [revise -> verify]
-         -> [summarize] -> [judge] -> finalize
+         -> [summarize] -> [judge] -> end
+
+Nodes that branch return a ``Command`` naming the next node, computed from the
+state they just wrote. Conditional edges would do the same, but LangGraph
+rebuilds a fresh copy of the state to route on after every step, which cost
+~0.1 ms a step, a twentieth of the orchestrator's CPU per model call
+(benchmarks/orchestration_overhead.py).
 
 State holds plain JSON-able values only, so checkpoints stay small, portable
 and readable. The agents, principles and settings are bound when the graph is
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from agents._common import PrincipleLike, derive_seed
@@ -93,7 +100,7 @@ class SelfPlay:
         return list(self.principles)
 
     def recursion_limit(self) -> int:
-        # plan + one step per turn + critique/revise/verify/finalize, with room to spare.
+        # plan + one step per turn + critique/revise/verify/summarize/judge, with room to spare.
         return self.settings.max_turns + 16
 
     @staticmethod
@@ -106,7 +113,7 @@ class SelfPlay:
         plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
         return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False}
 
-    async def speak(self, state: DialogueState) -> dict[str, Any]:
+    async def speak(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
         plan = PlanOutput.model_validate(state["plan"])
         messages = state.get("messages", [])
@@ -124,7 +131,7 @@ class SelfPlay:
             update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
             if set(verdict.violated) & set(job.target_principles):
                 update["stop_reason"] = "violation"
-        return update
+        return Command(update=update, goto=self.route_after_turn({**state, **update}))  # type: ignore[typeddict-item]
 
     def route_after_turn(self, state: DialogueState) -> str:
         n = len(state.get("messages", []))
@@ -136,7 +143,7 @@ class SelfPlay:
             return "critique"
         return "speak"
 
-    async def critique(self, state: DialogueState) -> dict[str, Any]:
+    async def critique(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
         messages = state["messages"]
         n = len(messages)
@@ -149,7 +156,8 @@ class SelfPlay:
             self.agents.critic.judge(job.seed, job.id, messages, i, principles, focus=job.target_principles)
             for i in todo))
         verdicts = sorted([*state.get("verdicts", []), *(v.model_dump() for v in new)], key=lambda v: v["turn_index"])
-        return {"verdicts": verdicts, "stop_reason": stop_reason}
+        update = {"verdicts": verdicts, "stop_reason": stop_reason}
+        return Command(update=update, goto=self.route_after_critique({**state, **update}))  # type: ignore[typeddict-item]
 
     def route_after_critique(self, state: DialogueState) -> str:
         if any(v["violated"] for v in state.get("verdicts", [])):
@@ -167,7 +175,7 @@ class SelfPlay:
                      for v, text in zip(verdicts, texts)]
         return {"revisions": revisions}
 
-    async def verify(self, state: DialogueState) -> dict[str, Any]:
+    async def verify(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
         messages = state["messages"]
 
@@ -181,19 +189,21 @@ class SelfPlay:
             remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
             return {**rev, "verified": not remaining, "remaining": remaining}
 
-        return {"revisions": list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))}
+        revisions = list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))
+        return Command(update={"revisions": revisions}, goto=self.route_to_end(state))
 
     def route_to_end(self, state: DialogueState) -> str:
         return "summarize" if self.summary_params is not None else self.route_after_summary(state)
 
     def route_after_summary(self, state: DialogueState) -> str:
-        return "judge" if self.judge is not None else "finalize"
+        return "judge" if self.judge is not None else END
 
-    async def summarize(self, state: DialogueState) -> dict[str, Any]:
+    async def summarize(self, state: DialogueState) -> Command[Any]:
         assert self.summary_params is not None
         job = DialogueJob.model_validate(state["job"])
         params = self.summary_params.with_seed(derive_seed(job.seed, job.id, "summary"))
-        return {"summary": await summarize(self.agents.planner.backend, state["messages"], params)}
+        summary = await summarize(self.agents.planner.backend, state["messages"], params)
+        return Command(update={"summary": summary}, goto=self.route_after_summary(state))
 
     async def score(self, state: DialogueState) -> dict[str, Any]:
         assert self.judge is not None
@@ -202,41 +212,19 @@ class SelfPlay:
         result = await self.judge.score(job.seed, job.id, job.scenario.model_dump(), goal, state["messages"])
         return {"scores": result.scores, "scoring": result.method}
 
-    @staticmethod
-    async def finalize(state: DialogueState) -> dict[str, Any]:
-        return {"stop_reason": state.get("stop_reason") or "max_turns"}
-
     # -- wiring ------------------------------------------------------------------
     def build(self, checkpointer: Any = None) -> Any:
         g = StateGraph(DialogueState)
         g.add_node("plan", self.plan)
-        g.add_node("speak", self.speak)
-        g.add_node("critique", self.critique)
+        # ``destinations``: where each Command may go, for drawings of the graph.
+        g.add_node("speak", self.speak, destinations=("speak", "critique"))
+        g.add_node("critique", self.critique, destinations=("revise", "summarize", "judge", END))
         g.add_node("revise", self.revise)
-        g.add_node("verify", self.verify)
-        g.add_node("summarize", self.summarize)
+        g.add_node("verify", self.verify, destinations=("summarize", "judge", END))
+        g.add_node("summarize", self.summarize, destinations=("judge", END))
         g.add_node("judge", self.score)
-        g.add_node("finalize", self.finalize)
         g.add_edge(START, "plan")
         g.add_edge("plan", "speak")
-        g.add_conditional_edges("speak", _on_loop(self.route_after_turn), ["speak", "critique"])
-        g.add_conditional_edges("critique", _on_loop(self.route_after_critique),
-                                ["revise", "summarize", "judge", "finalize"])
         g.add_edge("revise", "verify")
-        g.add_conditional_edges("verify", _on_loop(self.route_to_end), ["summarize", "judge", "finalize"])
-        g.add_conditional_edges("summarize", _on_loop(self.route_after_summary), ["judge", "finalize"])
-        g.add_edge("judge", "finalize")
-        g.add_edge("finalize", END)
+        g.add_edge("judge", END)
         return g.compile(checkpointer=checkpointer, name="selfplay")
-
-
-def _on_loop(route: Callable[[DialogueState], str]) -> Callable[[DialogueState], Any]:
-    """An async wrapper of a routing function: LangGraph runs a sync one through
-    ``run_in_executor`` on every step of an async graph, a thread hop (and a fight for
-    the GIL) that costs far more than the routing itself."""
-
-    async def routed(state: DialogueState) -> str:
-        return route(state)
-
-    routed.__name__ = route.__name__
-    return routed

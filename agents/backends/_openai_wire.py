@@ -19,7 +19,13 @@ import asyncio
 import json
 from typing import Any
 
-_JSON_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+try:  # orjson comes with langchain-core (through langsmith); ~0.1 ms less per request body
+    from orjson import dumps as _encode_body
+except ImportError:  # pragma: no cover
+    _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+    def _encode_body(obj: Any) -> bytes:
+        return _json_encoder.encode(obj).encode("utf-8")
 
 
 class DirectChatPath:
@@ -52,7 +58,7 @@ class DirectChatPath:
         ``ValueError`` for a body labelled JSON that does not parse."""
         aiohttp = self._aiohttp
         try:
-            async with self._session.post(self._url, data=_JSON_DUMPS(body).encode(), headers=self._headers,
+            async with self._session.post(self._url, data=_encode_body(body), headers=self._headers,
                                           timeout=self._timeout, proxy=self._proxy) as resp:
                 status, content = resp.status, await resp.read()
                 if status >= 300:

@@ -34,7 +34,7 @@ async def test_a_callback_handler_sees_every_dialogue_graph_and_its_nodes(tmp_pa
     roots = [meta for name, meta in recorder.started if name == "selfplay"]
     assert len(roots) == 2  # one graph run per dialogue, named by the runner
     assert {meta["dialogue_id"] for meta in roots} == {r["id"] for r in _dialogues(tmp_path)}
-    for node in ("plan", "speak", "critique", "revise", "verify", "finalize"):
+    for node in ("plan", "speak", "critique", "revise", "verify"):
         assert node in names
     assert names.count("speak") == 2 * 4  # max_turns 4, two dialogues
     assert recorder.ended == len(recorder.started)  # every run that started also ended
