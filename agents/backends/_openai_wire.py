@@ -36,7 +36,10 @@ class DirectChatPath:
 
         self._client = client
         self._aiohttp = aiohttp
+        import yarl  # aiohttp's URL type; parsed once here rather than on every request
+
         self._url = str(client.base_url).rstrip("/") + "/chat/completions"
+        self._target = yarl.URL(self._url)
         # The SDK's headers as it would send them; ``Omit`` markers are headers it leaves out.
         headers = {**client.default_headers, **client.auth_headers}
         self._headers = {k: v for k, v in headers.items() if isinstance(v, str)}
@@ -58,7 +61,7 @@ class DirectChatPath:
         ``ValueError`` for a body labelled JSON that does not parse."""
         aiohttp = self._aiohttp
         try:
-            async with self._session.post(self._url, data=_encode_body(body), headers=self._headers,
+            async with self._session.post(self._target, data=_encode_body(body), headers=self._headers,
                                           timeout=self._timeout, proxy=self._proxy) as resp:
                 status, content = resp.status, await resp.read()
                 if status >= 300:
