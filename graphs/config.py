@@ -69,6 +69,18 @@ class StageSampling(BaseModel):
         return merged
 
 
+class ReportConfig(BaseModel):
+    """The ``report:`` block: what a finished run writes about its own data."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stats: bool = True
+    """Write stats.json and report.html when the run ends (``sparring stats``/``report`` can do it later)."""
+    embeddings: bool = True
+    """Include the embedding diversity and near-duplicate rate in stats.json. They load a
+    sentence-embedding model (seconds to tens of seconds on a CPU); off for quick or test runs."""
+
+
 class TracingConfig(BaseModel):
     """The ``tracing:`` block."""
 
@@ -131,6 +143,8 @@ class RunConfig(BaseModel):
     """Expand topics into scenarios (subtopics, personas, persona pairs) before simulating."""
     tracing: TracingConfig = TracingConfig()
     """What spans record."""
+    report: ReportConfig = ReportConfig()
+    """What a finished run writes about its data (stats.json, report.html)."""
     max_failures: int | None = Field(None, ge=0)
     """Stop the run cleanly once more than this many dialogues have failed."""
 

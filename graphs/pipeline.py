@@ -234,9 +234,10 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
                                                   if "finished_at" in r), 2)
         store.write_manifest(manifest)
-        if status in ("completed", "failed"):
-            _write_stats(request.run_dir, store, manifest)
-        write_report_quietly(request.run_dir)
+        if cfg.report.stats:
+            if status in ("completed", "failed"):
+                _write_stats(request.run_dir, store, manifest, embeddings=cfg.report.embeddings)
+            write_report_quietly(request.run_dir)
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
 
@@ -271,13 +272,13 @@ async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob],
     return "interrupted" if interrupted else "completed"
 
 
-def _write_stats(run_dir: Path, store: RunStore, manifest: dict[str, Any]) -> None:
+def _write_stats(run_dir: Path, store: RunStore, manifest: dict[str, Any], *, embeddings: bool = True) -> None:
     """stats.json of the finished run. Statistics are a report on the data, not the data: when they
     fail, the manifest says why and the run keeps its status."""
-    from .data.stats import write_stats
+    from .data.stats import StatsOptions, write_stats
 
     try:
-        write_stats(run_dir)
+        write_stats(run_dir, StatsOptions(embeddings=embeddings))
     except Exception as exc:
         manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
         store.write_manifest(manifest)

@@ -38,6 +38,8 @@ def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: in
         "principles": {"sets": ["quickstart"]},
         "dialogue": {"mode": "assistant", "max_turns": max_turns},
         "jobs": {"dialogues_per_scenario": -(-dialogues // 4), "max_dialogues": dialogues},
+        # These tests check records, not statistics: no embedding model loaded at each run's end.
+        "report": {"embeddings": False},
         "scenarios": [{"topic": f"topic {i}", "subtopic": f"a question about thing {i}",
                        "personas": [f"Person{i}: a curious customer", "an adviser: knows the subject"]}
                       for i in range(4)],
