@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from traces import spans
 
 from . import _retry
+from ._slots import FairSlots
 from .config import BackendConfig
 from .types import (
     ChatMessage,
@@ -76,7 +77,7 @@ class Backend(ABC):
     def __init__(self, config: BackendConfig, model: str) -> None:
         self.config = config
         self.model = model
-        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._slots = FairSlots(config.max_in_flight)
         # None = not known yet; detection happens on the first structured call.
         self._schema_supported: bool | None = {"auto": None, "json_schema": True, "reask": False}[
             config.structured_output]
@@ -174,7 +175,10 @@ class Backend(ABC):
 
         async def attempt(index: int) -> RawCompletion:
             nonlocal elapsed
-            async with self._slots:
+            meter = _meter.get()
+            # The dialogue's calls so far: when the slots bind, the least advanced dialogue goes first.
+            await self._slots.acquire(meter.calls if meter is not None else 0)
+            try:
                 self.in_flight += 1
                 self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
                 t0 = time.perf_counter()
@@ -191,13 +195,14 @@ class Backend(ABC):
                         })
                         if spans.content_enabled():
                             s.set("gen_ai.output.messages", [{"role": "assistant", "content": raw.text}])
-                        meter = _meter.get()
                         if meter is not None:
                             meter.add(raw.usage)
                         return raw
                 finally:
                     self.in_flight -= 1
                     elapsed += time.perf_counter() - t0
+            finally:
+                self._slots.release()
 
         raw, retries = await _retry.with_retries(attempt, self.config.retry)
         return raw, retries, elapsed
