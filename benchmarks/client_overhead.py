@@ -11,10 +11,12 @@ process's CPU ms per request:
   (messages, the whole schema) and builds a ``ChatCompletion`` model;
 - ``raw``: ``client.chat.completions.with_raw_response.create(...)``;
 - ``post``: ``client.post("/chat/completions", body=..., cast_to=object)``, the
-  SDK's way to send a body as it is (what openai_compat does);
+  SDK's way to send a body as it is (openai_compat's ``transport: sdk``);
 
 each on the SDK's default httpx transport and on its aiohttp one
-(``openai.DefaultAioHttpClient``).
+(``openai.DefaultAioHttpClient``); and ``direct``: openai_compat's default path
+(``agents.backends._openai_wire``: the client's URL, headers and errors, the
+body POSTed on an aiohttp session).
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from agents.backends._openai_wire import DirectChatPath  # noqa: E402
 from benchmarks._harness import loopback_server  # noqa: E402
 
-VARIANTS = ("httpx-create", "httpx-raw", "httpx-post", "aiohttp-create", "aiohttp-raw", "aiohttp-post")
+VARIANTS = ("httpx-create", "httpx-raw", "httpx-post", "aiohttp-create", "aiohttp-raw", "aiohttp-post", "direct")
 SCHEMA = {"title": "Verdict", "type": "object", "additionalProperties": False, "required": ["reasoning", "violations"],
           "properties": {"reasoning": {"type": "string", "maxLength": 600},
                          "violations": {"type": "array", "maxItems": 4, "items": {
@@ -51,17 +54,20 @@ async def measure(variant: str, base_url: str, requests: int, in_flight: int) ->
         import httpx2 as httpx
     except ImportError:  # older openai
         import httpx
-    transport, path = variant.split("-")
+    transport, _, path = variant.partition("-")
     limits = httpx.Limits(max_connections=in_flight + 16, max_keepalive_connections=in_flight, keepalive_expiry=30)
     http = (openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient)(limits=limits)
     client = openai.AsyncOpenAI(base_url=base_url, api_key="x", max_retries=0, timeout=60, http_client=http)
+    direct = DirectChatPath(client, max_connections=in_flight + 16, timeout_s=60) if transport == "direct" else None
     body = {"model": "fake-model", "messages": MESSAGES, "response_format": FORMAT, "temperature": 0.0,
             "top_p": 1.0, "max_tokens": 300}
     slots = asyncio.Semaphore(in_flight)
 
     async def one() -> None:
         async with slots:
-            if path == "create":
+            if direct is not None:
+                (await direct.post(body))["choices"][0]
+            elif path == "create":
                 (await client.chat.completions.create(**body)).choices[0].message.content
             elif path == "raw":
                 (await client.chat.completions.with_raw_response.create(**body)).http_response.json()
@@ -72,6 +78,8 @@ async def measure(variant: str, base_url: str, requests: int, in_flight: int) ->
     cpu = time.process_time()
     await asyncio.gather(*(one() for _ in range(requests)))
     cpu = time.process_time() - cpu
+    if direct is not None:
+        await direct.aclose()
     await client.close()
     return 1000 * cpu / requests
 
