@@ -131,7 +131,7 @@ async def test_stats_json_is_written_at_the_end_of_a_run(tmp_path: Path) -> None
 async def test_a_stats_failure_does_not_fail_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import graphs.data.stats
 
-    def broken(run_dir: Path) -> None:
+    def broken(run_dir: Path, options: object = None) -> None:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(graphs.data.stats, "write_stats", broken)
