@@ -130,8 +130,9 @@ async def pipeline(backend, meter: EngineMeter, request, args: argparse.Namespac
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     run = asyncio.ensure_future(execute(request, backend=backend))
-    await asyncio.sleep(args.warm_up + args.window)
+    await asyncio.wait([run], timeout=args.warm_up + args.window)
     cpu = time.process_time() - cpu0
+    finished_early = run.done()
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
     backend._generate = generate
@@ -139,6 +140,8 @@ async def pipeline(backend, meter: EngineMeter, request, args: argparse.Namespac
     figures["front_end_cpu"] = round(cpu / (args.warm_up + args.window), 3)
     figures["mean_prompt"] = sum(len(ids) for ids, _ in sent) // max(len(sent), 1)
     figures["mean_completion"] = sum(generated) // max(len(generated), 1)
+    if finished_early:
+        figures["note"] = "the run ended inside the window (too few --dialogues): the figure includes idle time"
     return figures, sent
 
 
@@ -168,7 +171,7 @@ async def closed_loop(engine, meter: EngineMeter, requests, concurrency: int, wa
         await asyncio.wait_for(asyncio.shield(done), warm_up + window)
     except asyncio.TimeoutError:
         pass
-    cpu = time.process_time() - cpu0
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     for w in workers:
         w.cancel()  # cancelling engine.generate aborts the request in the engine
     await asyncio.gather(done, return_exceptions=True)
@@ -176,7 +179,7 @@ async def closed_loop(engine, meter: EngineMeter, requests, concurrency: int, wa
     if end <= t0 + warm_up:
         return {"tok_s": float("nan"), "note": f"requests ran out {end - t0:.0f} s in, before the window"}
     figures = meter.summary(t0 + warm_up, end)
-    figures["front_end_cpu"] = round(cpu / (time.perf_counter() - t0), 3)
+    figures["front_end_cpu"] = round(cpu / wall, 3)
     if end < t0 + warm_up + window:
         figures["note"] = f"window cut to {end - t0 - warm_up:.0f} s: the recorded requests ran out"
     return figures
