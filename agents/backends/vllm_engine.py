@@ -130,10 +130,10 @@ class VLLMBackend(Backend):
         return {**super().describe(), "device": self.device, "dtype": self.dtype,
                 "vllm_version": getattr(self._vllm, "__version__", None)}
 
-    async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
-                        json_schema: dict[str, Any] | None) -> RawCompletion:
-        if self._engine is None:
-            await self.start()
+    def engine_request(self, messages: list[ChatMessage], params: SamplingParams,
+                       json_schema: dict[str, Any] | None) -> tuple[list[int], Any]:
+        """(prompt token ids, vLLM SamplingParams) of one call: what ``_generate`` hands the engine.
+        Public so that a benchmark can send the very same requests to the engine directly."""
         from vllm import SamplingParams as VSamplingParams
         from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
@@ -148,9 +148,17 @@ class VLLMBackend(Backend):
             frequency_penalty=params.frequency_penalty, repetition_penalty=params.repetition_penalty,
             stop=list(params.stop) or None, seed=params.seed, logprobs=params.logprobs,
             structured_outputs=structured, output_kind=RequestOutputKind.FINAL_ONLY)
+        return list(prompt_ids), sp
+
+    async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
+                        json_schema: dict[str, Any] | None) -> RawCompletion:
+        if self._engine is None:
+            await self.start()
+        prompt_ids, sp = self.engine_request(messages, params, json_schema)
+        structured = sp.structured_outputs
         final = None
         try:
-            async for out in self._engine.generate({"prompt_token_ids": list(prompt_ids)}, sp,
+            async for out in self._engine.generate({"prompt_token_ids": prompt_ids}, sp,
                                                    request_id=uuid.uuid4().hex):
                 final = out
         except ValueError as exc:
