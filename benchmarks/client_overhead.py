@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from agents.backends._openai_wire import DirectChatPath  # noqa: E402
+from agents.backends._openai_wire import DirectChatPath, httpx_module  # noqa: E402
 from benchmarks._harness import loopback_server  # noqa: E402
 
 VARIANTS = ("httpx-create", "httpx-raw", "httpx-post", "aiohttp-create", "aiohttp-raw", "aiohttp-post", "direct")
@@ -50,10 +50,7 @@ FORMAT = {"type": "json_schema", "json_schema": {"name": "Verdict", "schema": SC
 async def measure(variant: str, base_url: str, requests: int, in_flight: int) -> float:
     import openai
 
-    try:
-        import httpx2 as httpx
-    except ImportError:  # older openai
-        import httpx
+    httpx = httpx_module()
     transport, _, path = variant.partition("-")
     limits = httpx.Limits(max_connections=in_flight + 16, max_keepalive_connections=in_flight, keepalive_expiry=30)
     http = (openai.DefaultAioHttpClient if transport == "aiohttp" else openai.DefaultAsyncHttpxClient)(limits=limits)

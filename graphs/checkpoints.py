@@ -85,8 +85,7 @@ class InlineSqliteSaver(SqliteSaver):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # called outside an event loop (a tool reading or cleaning up)
-            with self.lock:
-                self.conn.commit()
+            self.flush()
             return
         self._commit_handle = loop.call_later(self.commit_interval_s, self.flush)
 

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .spans import Span
 
-try:  # a dependency of langsmith, so always there with langchain-core; json is the fallback
-    import orjson
 
-    def encode_line(obj: Any) -> bytes:
-        """One JSON line, UTF-8; what json cannot encode is written as its ``str``."""
-        return orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
-except ImportError:  # pragma: no cover
-    def encode_line(obj: Any) -> bytes:
-        """One JSON line, UTF-8; what json cannot encode is written as its ``str``."""
-        return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+def encode_line(obj: Any) -> bytes:
+    """One JSON line, UTF-8; what JSON cannot encode is written as its ``str``."""
+    return orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
 
 class JsonlSpanSink:

@@ -19,13 +19,7 @@ import asyncio
 import json
 from typing import Any
 
-try:  # orjson comes with langchain-core (through langsmith); ~0.1 ms less per request body
-    from orjson import dumps as _encode_body
-except ImportError:  # pragma: no cover
-    _json_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-
-    def _encode_body(obj: Any) -> bytes:
-        return _json_encoder.encode(obj).encode("utf-8")
+import orjson
 
 
 class DirectChatPath:
@@ -33,13 +27,12 @@ class DirectChatPath:
 
     def __init__(self, client: Any, *, max_connections: int, timeout_s: float) -> None:
         import aiohttp
+        import yarl  # aiohttp's URL type
 
         self._client = client
         self._aiohttp = aiohttp
-        import yarl  # aiohttp's URL type; parsed once here rather than on every request
-
         self._url = str(client.base_url).rstrip("/") + "/chat/completions"
-        self._target = yarl.URL(self._url)
+        self._target = yarl.URL(self._url)  # parsed once here rather than on every request
         # The SDK's headers as it would send them; ``Omit`` markers are headers it leaves out.
         headers = {**client.default_headers, **client.auth_headers}
         self._headers = {k: v for k, v in headers.items() if isinstance(v, str)}
@@ -61,7 +54,7 @@ class DirectChatPath:
         ``ValueError`` for a body labelled JSON that does not parse."""
         aiohttp = self._aiohttp
         try:
-            async with self._session.post(self._target, data=_encode_body(body), headers=self._headers,
+            async with self._session.post(self._target, data=orjson.dumps(body), headers=self._headers,
                                           timeout=self._timeout, proxy=self._proxy) as resp:
                 status, content = resp.status, await resp.read()
                 if status >= 300:
@@ -84,10 +77,10 @@ class DirectChatPath:
 
     def _request(self) -> Any:
         """The SDK's request object, which its exceptions carry; only built when something failed."""
-        return _httpx().Request("POST", self._url)
+        return httpx_module().Request("POST", self._url)
 
     def _status_error(self, status: int, headers: Any, content: bytes) -> Exception:
-        response = _httpx().Response(status, headers=list(headers.items()), content=content, request=self._request())
+        response = httpx_module().Response(status, headers=list(headers.items()), content=content, request=self._request())
         return self._client._make_status_error_from_response(response)
 
 
@@ -102,7 +95,7 @@ def _env_proxy(url: str) -> str | None:
     return urllib.request.getproxies_environment().get(parts.scheme)
 
 
-def _httpx() -> Any:
+def httpx_module() -> Any:
     """The HTTP models package the installed SDK is built on."""
     try:
         import httpx2  # openai >= 3

@@ -30,7 +30,7 @@ from typing import Any
 
 from principles.yamlfile import InputError
 
-from ._openai_wire import DirectChatPath
+from ._openai_wire import DirectChatPath, httpx_module
 from .base import Backend
 from .config import BackendConfig
 from .types import (
@@ -275,10 +275,7 @@ def _redact_url(url: str) -> str:
 def _http_client(openai: Any, max_in_flight: int) -> Any:
     """The SDK's aiohttp-based client when aiohttp is installed, else its httpx one; either way
     a pooled connection per request in flight (the SDK's default pool keeps 100)."""
-    try:
-        import httpx2 as httpx  # openai >= 3
-    except ImportError:  # pragma: no cover - older openai
-        import httpx
+    httpx = httpx_module()
     n = max(max_in_flight, 10)
     limits = httpx.Limits(max_connections=n + 16, max_keepalive_connections=n, keepalive_expiry=30.0)
     try:
