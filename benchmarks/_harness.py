@@ -42,11 +42,11 @@ def server_stats(base_url: str) -> dict[str, Any]:
 
 
 def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: int, max_in_flight: int,
-                 max_turns: int = 6, record_content: bool = True) -> Path:
+                 max_turns: int = 6, record_content: bool = True, workers: int = 1) -> Path:
     """A run of ``dialogues`` assistant-mode dialogues over 10 scenarios, every turn to ``max_turns``."""
     scenarios = 10 if dialogues >= 10 else 1
     config = {
-        "name": "bench", "seed": 1, "concurrency": concurrency,
+        "name": "bench", "seed": 1, "concurrency": concurrency, "workers": workers,
         "backend": {"kind": "openai_compat", "base_url": base_url, "model": "fake-model",
                     "max_in_flight": max_in_flight, "retry": {"timeout_s": 3600}},
         "principles": {"sets": ["quickstart"]},

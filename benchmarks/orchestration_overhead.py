@@ -2,7 +2,7 @@
 to the time the calls alone would take.
 
     python benchmarks/orchestration_overhead.py [--dialogues 1000] [--concurrency 256] [--delay 0.5]
-        [--max-in-flight 256] [--max-turns 6] [--repeat 1] [--profile out.html]
+        [--max-in-flight 256] [--max-turns 6] [--workers 1] [--repeat 1] [--profile out.html]
 
 A loopback OpenAI-compatible server (``benchmarks.loopback``, in another
 process) answers every call with a canned, schema-conformant reply after
@@ -10,8 +10,9 @@ process) answers every call with a canned, schema-conformant reply after
 every dialogue plans, speaks ``--max-turns`` turns, judges, revises and
 verifies. The whole ``sparring run`` path runs in this process (graph steps,
 checkpoints in state.sqlite, the OpenAI client, validation, spans, records),
-and its CPU time is read with ``time.process_time`` (the server's CPU is not
-in it; a warm-up run of 4 dialogues first keeps one-time imports out).
+and its CPU time is read with ``time.process_time`` plus, with ``--workers N``,
+the CPU of the worker processes it forked (the server's CPU is not in it; a
+warm-up run of 4 dialogues first keeps one-time imports out).
 
 Figures:
 - CPU ms per call (a model request) and per agent step (one planner, persona,
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -41,17 +43,25 @@ from graphs.pipeline import execute  # noqa: E402
 from graphs.setup import plan_run  # noqa: E402
 
 
-def warm_up(base_url: str, folder: Path) -> None:
+def process_cpu() -> float:
+    """CPU seconds of this process and of the children it has waited for (the run's workers;
+    the loopback server is waited for only when the benchmark ends)."""
+    own = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own + children.ru_utime + children.ru_stime
+
+
+def warm_up(base_url: str, folder: Path, workers: int) -> None:
     """A few dialogues first: lazy imports and first-call caches are start-up costs, not per-turn ones."""
-    config = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4)
+    config = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, workers=workers)
     asyncio.run(execute(plan_run(config, out=folder / "warm-up")))
 
 
 def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: list[float]) -> dict[str, float]:
     """One run; ``post_run`` is the accumulator of ``time_post_run``."""
-    warm_up(base_url, folder)
+    warm_up(base_url, folder, args.workers)
     config = write_config(folder, base_url, dialogues=args.dialogues, concurrency=args.concurrency,
-                          max_in_flight=args.max_in_flight, max_turns=args.max_turns)
+                          max_in_flight=args.max_in_flight, max_turns=args.max_turns, workers=args.workers)
     run_dir = folder / "run"
     request = plan_run(config, out=run_dir)
     profiler = None
@@ -60,10 +70,10 @@ def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: lis
 
         profiler = Profiler(async_mode="disabled")
         profiler.start()
-    cpu0, wall0, post0, post_wall0 = time.process_time(), time.perf_counter(), *post_run
+    cpu0, wall0, post0, post_wall0 = process_cpu(), time.perf_counter(), *post_run
     result = asyncio.run(execute(request))
     post, post_wall = post_run[0] - post0, post_run[1] - post_wall0
-    cpu, wall = time.process_time() - cpu0 - post, time.perf_counter() - wall0 - post_wall
+    cpu, wall = process_cpu() - cpu0 - post, time.perf_counter() - wall0 - post_wall
     if profiler is not None:
         profiler.stop()
         Path(args.profile).write_text(profiler.output_html(), encoding="utf-8")
@@ -83,11 +93,13 @@ def main() -> None:
                         "(default: --concurrency)")
     parser.add_argument("--delay", type=float, default=0.5, help="seconds per call (default 0.5)")
     parser.add_argument("--max-turns", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1, help="the run's worker processes (config 'workers')")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", help="write a pyinstrument HTML profile of the run here")
     args = parser.parse_args()
     args.max_in_flight = args.max_in_flight or args.concurrency
     print(f"{args.dialogues} dialogues, concurrency {args.concurrency}, max_in_flight {args.max_in_flight}, "
+          f"{args.workers} worker(s), "
           f"{args.delay * 1000:.0f} ms per call, {args.max_turns} turns; load {os.getloadavg()[0]:.2f}", flush=True)
     print(f"{'calls':>6} {'steps':>6} {'longest':>7} {'wall s':>7} {'ideal s':>7} {'effic.':>6} {'cpu s':>6} "
           f"{'ms/call':>7} {'ms/step':>7} {'post s':>6}", flush=True)

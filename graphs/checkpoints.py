@@ -106,3 +106,61 @@ class InlineSqliteSaver(SqliteSaver):
 
     async def adelete_thread(self, thread_id: str) -> None:
         self.delete_thread(thread_id)
+
+
+def checkpoint_path(run_dir: Path, worker: int) -> Path:
+    """Worker 0 (and a run without workers) uses state.sqlite; worker i > 0 its own state.<i>.sqlite."""
+    return run_dir / ("state.sqlite" if worker == 0 else f"state.{worker}.sqlite")
+
+
+def place_checkpoints(run_dir: Path, worker_of: dict[str, int], workers: int) -> dict[str, int]:
+    """Move each unfinished dialogue's checkpoints into the file of the worker that will run it.
+
+    A run resumed with another number of workers (or other dialogues left) finds its
+    checkpoints spread over the files of the last attempt; a LangGraph saver reads one
+    file. ``worker_of`` maps dialogue (thread) ids to workers; threads not in it (finished
+    dialogues) go to worker 0's file, and files past the last worker are removed once empty.
+    Rows are copied, then deleted at the source: a kill in between leaves a copy in both
+    files, and the next placement copies again over it (same primary keys). Returns the
+    number of threads moved into each file."""
+    numbered = sorted((p for p in run_dir.glob("state.*.sqlite") if p.name.split(".")[1].isdigit()),
+                      key=lambda p: int(p.name.split(".")[1]))
+    sources = [p for p in [checkpoint_path(run_dir, 0), *numbered] if p.exists()]
+    if workers == 1 and sources in ([], [checkpoint_path(run_dir, 0)]):
+        return {}  # the usual case: one process, one file, nothing to move
+    moved: dict[str, int] = {}
+    for source in sources:
+        conn = sqlite3.connect(str(source))
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            threads = set()
+            if {"checkpoints", "writes"} <= tables:  # a file killed before its tables were made has none
+                threads = {row[0] for row in conn.execute("SELECT thread_id FROM checkpoints UNION "
+                                                          "SELECT thread_id FROM writes")}
+            by_target: dict[int, list[str]] = {}
+            for thread in threads:
+                target = worker_of.get(thread, 0)
+                if checkpoint_path(run_dir, target) != source:
+                    by_target.setdefault(target, []).append(thread)
+            for target, ids in sorted(by_target.items()):
+                destination = checkpoint_path(run_dir, target)
+                InlineSqliteSaver.open(destination).close()  # its tables exist before rows go in
+                conn.execute("ATTACH DATABASE ? AS dst", (str(destination),))
+                conn.execute("CREATE TEMP TABLE moving (thread_id TEXT PRIMARY KEY)")
+                conn.executemany("INSERT INTO moving VALUES (?)", [(t,) for t in ids])
+                for table in ("checkpoints", "writes"):
+                    conn.execute(f"INSERT OR REPLACE INTO dst.{table} SELECT * FROM main.{table} "
+                                 "WHERE thread_id IN (SELECT thread_id FROM moving)")
+                conn.commit()
+                for table in ("checkpoints", "writes"):
+                    conn.execute(f"DELETE FROM main.{table} WHERE thread_id IN (SELECT thread_id FROM moving)")
+                conn.execute("DROP TABLE moving")
+                conn.commit()
+                conn.execute("DETACH DATABASE dst")
+                moved[destination.name] = moved.get(destination.name, 0) + len(ids)
+        finally:
+            conn.close()
+        if source not in [checkpoint_path(run_dir, i) for i in range(workers)]:
+            for leftover in (source, source.with_name(source.name + "-wal"), source.with_name(source.name + "-shm")):
+                leftover.unlink(missing_ok=True)
+    return moved

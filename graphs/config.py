@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from agents.backends.config import BackendConfig
 from agents.backends.types import SamplingParams
@@ -128,7 +128,12 @@ class RunConfig(BaseModel):
     backend: BackendConfig = BackendConfig()
     """Which model serves the agents."""
     concurrency: int = Field(16, ge=1, le=100_000)
-    """Dialogues in flight at once."""
+    """Dialogues in flight at once (over all workers)."""
+    workers: int = Field(1, ge=1, le=64)
+    """Processes that run the dialogues (``openai_compat`` only). One Python process keeps up
+    with ~500 model calls a second; past that its event loop, not the server, sets the pace.
+    ``concurrency`` and ``backend.max_in_flight`` are shared out among the workers; the
+    records, traces and manifest are still written by the one process you started."""
     sampling: StageSampling = StageSampling()
     """Sampling parameters per stage."""
     principles: PrincipleSelection = PrincipleSelection()
@@ -153,6 +158,21 @@ class RunConfig(BaseModel):
     def _check_name(cls, value: str) -> str:
         if not _NAME.match(value):
             raise ValueError("name may use letters, digits, '.', '_' and '-' (it names a folder)")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _check_workers(cls, value: int, info: ValidationInfo) -> int:
+        # backend and concurrency are declared above workers, so they are validated by now.
+        backend, concurrency = info.data.get("backend"), info.data.get("concurrency")
+        if value == 1 or backend is None or concurrency is None:
+            return value
+        if backend.kind != "openai_compat":
+            raise ValueError(f"{value} workers need backend kind openai_compat; the {backend.kind} engine "
+                             "lives in one process (use workers: 1)")
+        if value > min(concurrency, backend.max_in_flight):
+            raise ValueError(f"{value} workers is more than concurrency ({concurrency}) or backend.max_in_flight "
+                             f"({backend.max_in_flight}): each worker needs at least one of each")
         return value
 
     def run_dir(self) -> Path:

@@ -21,7 +21,7 @@ from .config import RunConfig
 
 # Keys that change how a run is driven, not what it produces.
 _OPERATIONAL = {
-    ("output_dir",), ("concurrency",), ("max_failures",), ("jobs", "max_dialogues"), ("backend", "max_in_flight"),
+    ("output_dir",), ("concurrency",), ("workers",), ("max_failures",), ("jobs", "max_dialogues"), ("backend", "max_in_flight"),
     ("backend", "retry"), ("backend", "base_url"), ("backend", "api_key_env"), ("backend", "engine_args"),
     ("tracing",),
 }

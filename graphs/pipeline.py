@@ -37,6 +37,7 @@ from .progress import Progress
 from .reporting import write_report_quietly
 from .tracing import span_exporters
 from .runner import DialogueRunner, TooManyFailures
+from .workers import WorkerContext, WorkerPool
 from .selfplay import SelfPlay, SelfPlayAgents
 from .store import CHECKPOINTS, SCENARIOS, TRACES, RunStore, iter_jsonl
 
@@ -144,6 +145,9 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     instead of the configured one (it is left running); ``callbacks``: LangChain callback handlers
     (LangSmith, Langfuse, ...) that see every graph run."""
     cfg = request.config
+    if cfg.workers > 1 and (backend is not None or callbacks):
+        raise ValueError("workers > 1 make their own backends from the config and cannot carry callback "
+                         "handlers; pass neither a backend nor callbacks, or set workers: 1")
     previous = check_run_dir(request)
     owned = backend is None
     if backend is None:
@@ -183,27 +187,36 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
             if scenario.id not in known_scenarios:
                 store.append(SCENARIOS, scenario)
 
-    from .checkpoints import InlineSqliteSaver
+    from .checkpoints import InlineSqliteSaver, place_checkpoints
 
     status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
-    runner: DialogueRunner | None = None
+    runner: DialogueRunner | WorkerPool | None = None
     run_meter = None
+    saver: InlineSqliteSaver | None = None
     try:
-        saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
-        try:
-            with use_tracer(tracer), metered() as run_meter:
-                await expand_if_needed(request, backend, store, manifest, progress)
+        if cfg.workers == 1:
+            place_checkpoints(request.run_dir, {}, 1)  # gathers the files of an attempt that had workers
+            saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
+        with use_tracer(tracer), metered() as run_meter:
+            await expand_if_needed(request, backend, store, manifest, progress)
+            keep_unverified = cfg.dialogue.unverified_pairs == "keep"
+            if saver is None:
+                runner = WorkerPool(
+                    context=WorkerContext(config=cfg, run_dir=request.run_dir, jobs=lambda: iter_jobs(request),
+                                          make_selfplay=lambda b: make_selfplay(request, b),
+                                          resume=previous is not None, keep_unverified=keep_unverified),
+                    workers=cfg.workers, store=store, spans=sink, meter=run_meter, max_failures=cfg.max_failures,
+                    on_record=progress.record, on_started=lambda pids: _note_workers(store, manifest, attempt, pids))
+            else:
                 selfplay = make_selfplay(request, backend)
                 runner = DialogueRunner(
                     selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=store,
-                    concurrency=cfg.concurrency, keep_unverified=cfg.dialogue.unverified_pairs == "keep",
+                    concurrency=cfg.concurrency, keep_unverified=keep_unverified,
                     max_failures=cfg.max_failures, resume=previous is not None,
                     delete_checkpoints=saver.adelete_thread, on_record=progress.record,
                     callbacks=list(callbacks or []))
-                progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
-                status = await _run_until_signal(runner, iter_jobs(request), finished)
-        finally:
-            saver.close()
+            progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
+            status = await _run_until_signal(runner, iter_jobs(request), finished)
     except TooManyFailures as exc:
         status = "failed"
         attempt["error"] = str(exc)
@@ -211,6 +224,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         attempt["error"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if saver is not None:
+            saver.close()
         progress.stop()
         tracer.close()
         store.close()
@@ -241,7 +256,12 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
 
 
-async def _run_until_signal(runner: DialogueRunner, jobs: Iterator[DialogueJob], finished: dict[str, str]) -> str:
+def _note_workers(store: RunStore, manifest: dict[str, Any], attempt: dict[str, Any], pids: list[int]) -> None:
+    attempt["worker_pids"] = pids  # who wrote this attempt's checkpoints; what to look for if one hangs
+    store.write_manifest(manifest)
+
+
+async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[DialogueJob], finished: dict[str, str]) -> str:
     """Run; SIGINT/SIGTERM stop it cleanly: in-flight dialogues are cancelled (their
     checkpoints stay), written records stay, and a resume picks up."""
     loop = asyncio.get_running_loop()

@@ -47,20 +47,32 @@ class RunCounters:
     started: float = field(default_factory=time.time)
 
     def add(self, record: DialogueRecord, pairs: list[PreferenceRecord]) -> None:
-        if record.status == "failed":
+        self.add_outcome(outcome_of(record, pairs))
+
+    def add_outcome(self, outcome: dict[str, Any]) -> None:
+        """Count one finished dialogue, as summed up by ``outcome_of`` (here or in a worker process)."""
+        if outcome["failed"]:
             self.failed += 1
         else:
             self.done += 1
-            self.violations += int(record.is_violation)
-            self.pairs += len(pairs)
-            self.verified_pairs += sum(p.verified for p in pairs)
-            self.turns += record.turns
-        self.prompt_tokens += record.usage.prompt_tokens
-        self.completion_tokens += record.usage.completion_tokens
-        self.calls += record.usage.calls
+            self.violations += int(outcome["is_violation"])
+            self.pairs += outcome["pairs"]
+            self.verified_pairs += outcome["verified_pairs"]
+            self.turns += outcome["turns"]
+        self.prompt_tokens += outcome["prompt_tokens"]
+        self.completion_tokens += outcome["completion_tokens"]
+        self.calls += outcome["calls"]
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "started"}
+
+
+def outcome_of(record: DialogueRecord, pairs: list[PreferenceRecord]) -> dict[str, Any]:
+    """What the run's totals need of one finished dialogue: a few numbers, cheap to send between processes."""
+    return {"failed": record.status == "failed", "is_violation": record.is_violation, "pairs": len(pairs),
+            "verified_pairs": sum(p.verified for p in pairs), "turns": record.turns,
+            "prompt_tokens": record.usage.prompt_tokens, "completion_tokens": record.usage.completion_tokens,
+            "calls": record.usage.calls}
 
 
 def workflow_outcome(record: DialogueRecord) -> dict[str, Any]:
@@ -112,6 +124,8 @@ class DialogueRunner:
     on_record: Callable[[DialogueRecord, list[PreferenceRecord]], None] | None = None
     callbacks: list[Any] = field(default_factory=list)
     """LangChain callback handlers (LangSmith, Langfuse, ...) passed to every graph invocation."""
+    workflow_attributes: dict[str, Any] = field(default_factory=dict)
+    """Extra attributes of every ``invoke_workflow`` span (``app.worker`` in a worker process)."""
     counters: RunCounters = field(default_factory=RunCounters)
     _stopping: bool = False
 
@@ -173,8 +187,8 @@ class DialogueRunner:
             with spans.span("invoke_workflow", {
                     "gen_ai.operation.name": "invoke_workflow", "gen_ai.conversation.id": job.id,
                     "gen_ai.agent.name": "selfplay", "app.mode": job.mode,
-                    "app.principle_ids": list(job.target_principles), "app.scenario_id": job.scenario.id},
-                    reraise=True) as root:
+                    "app.principle_ids": list(job.target_principles), "app.scenario_id": job.scenario.id,
+                    **self.workflow_attributes}, reraise=True) as root:
                 trace_id = root.trace_id
                 try:
                     start: Any = {"job": job.model_dump(mode="json")}

@@ -24,6 +24,8 @@ SCENARIOS = "scenarios.jsonl"
 TRACES = "traces.jsonl"
 MANIFEST = "manifest.json"
 CHECKPOINTS = "state.sqlite"
+"""LangGraph checkpoints of unfinished dialogues; with ``workers: N`` worker i > 0 keeps its own
+``state.<i>.sqlite`` (SQLite has one writer at a time per file)."""
 REPORT = "report.html"
 STATS = "stats.json"
 
@@ -42,6 +44,15 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             line = raw.strip()
             if line:
                 yield json.loads(line)
+
+
+def encode_record(record: BaseModel | dict[str, Any]) -> bytes:
+    """One record as the JSONL line the store writes, newline included."""
+    if isinstance(record, BaseModel):
+        line = record.model_dump_json(exclude_none=False)
+    else:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    return (line + "\n").encode("utf-8")
 
 
 class RunStore:
@@ -63,11 +74,10 @@ class RunStore:
         self._fds.clear()
 
     def append(self, name: str, record: BaseModel | dict[str, Any]) -> None:
-        if isinstance(record, BaseModel):
-            line = record.model_dump_json(exclude_none=False)
-        else:
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-        data = (line + "\n").encode("utf-8")
+        self.write_line(name, encode_record(record))
+
+    def write_line(self, name: str, data: bytes) -> None:
+        """Append one already encoded line (newline included): what workers send."""
         fd = self._fds[name]
         # os.write may write less than asked only for huge buffers or signals; loop to be safe.
         view = memoryview(data)

@@ -53,6 +53,15 @@ class UsageMeter:
             meter.calls += 1
             meter = meter.parent
 
+    def add_counts(self, prompt_tokens: int, completion_tokens: int, calls: int) -> None:
+        """Usage counted elsewhere (a worker process's meter), added here and to the meters above."""
+        meter: UsageMeter | None = self
+        while meter is not None:
+            meter.prompt_tokens += prompt_tokens
+            meter.completion_tokens += completion_tokens
+            meter.calls += calls
+            meter = meter.parent
+
 
 _meter: ContextVar[UsageMeter | None] = ContextVar("sparring_usage_meter", default=None)
 

@@ -27,11 +27,11 @@ def canned_server(delay_s: float = 0.0) -> FakeOpenAIServer:
 
 
 def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: int, max_in_flight: int = 64,
-                 max_turns: int = 2, retry: dict[str, Any] | None = None) -> Path:
+                 max_turns: int = 2, retry: dict[str, Any] | None = None, workers: int = 1) -> Path:
     """Assistant-mode dialogues over 4 scenarios. With ``max_turns: 2`` a dialogue makes 6 calls
     (plan, 2 turns, critique, revise, verify), one at a time."""
     config = {
-        "name": "scale-test", "seed": 5, "concurrency": concurrency,
+        "name": "scale-test", "seed": 5, "concurrency": concurrency, "workers": workers,
         "backend": {"kind": "openai_compat", "base_url": base_url, "model": "fake-model",
                     "max_in_flight": max_in_flight,
                     "retry": retry or {"attempts": 3, "initial_wait_s": 0.01, "max_wait_s": 0.05, "timeout_s": 10}},
@@ -57,10 +57,10 @@ def expected_ids(config: Path) -> list[str]:
     return [job.id for job in iter_jobs(plan_run(config))]
 
 
-def start_cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def start_cli(*args: str, cwd: Path, new_session: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     return subprocess.Popen([sys.executable, "-m", "graphs.cli", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=new_session)
 
 
 def wait_for_requests(proc: subprocess.Popen[str], server: FakeOpenAIServer, n: int, timeout: float = 60) -> None:
@@ -110,3 +110,21 @@ def check_complete(run_dir: Path, expected: list[str], *, pairs_per_dialogue: in
     assert manifest["status"] == "completed"
     assert manifest["counts"]["dialogues"] == len(expected) and manifest["counts"]["failed"] == 0
     return manifest
+
+
+def assert_processes_gone(pids: list[int], timeout: float = 10) -> None:
+    """Each process has exited (a zombie waiting for its reaper counts as exited)."""
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if _running(pid)]
+        time.sleep(0.05)
+    assert not alive, f"worker processes outlived their parent: {alive}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")

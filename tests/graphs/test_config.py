@@ -68,6 +68,15 @@ BAD_FILES = [
                  "backend.kind (line 4): key 'kind' is given twice", None, id="duplicate-key"),
     pytest.param("- a\n- b\n",
                  "(line 1): the config must be a mapping of keys to values", None, id="not-a-mapping"),
+    pytest.param("name: r\nworkers: 2\n",
+                 "workers (line 2): 2 workers need backend kind openai_compat; the embedded engine lives in one "
+                 "process (use workers: 1)", None, id="workers-with-an-in-process-engine"),
+    pytest.param("concurrency: 2\nbackend:\n  kind: openai_compat\n  model: m\n  base_url: http://x/v1\n"
+                 "workers: 3\n",
+                 "workers (line 6): 3 workers is more than concurrency (2) or backend.max_in_flight (64): each "
+                 "worker needs at least one of each", None, id="more-workers-than-concurrency"),
+    pytest.param("workers: 0\n",
+                 "workers (line 1): Input should be greater than or equal to 1 (got 0)", None, id="workers-0"),
 ]
 
 

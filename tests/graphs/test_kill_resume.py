@@ -8,12 +8,14 @@ spends most of its time on the end-of-run statistics (an embedding model), hence
 from __future__ import annotations
 
 import json
+import os
 import signal
 
 import pytest
 
 from tests.cli import run_cli
 from tests.graphs.loopback_run import (
+    assert_processes_gone,
     canned_server,
     check_complete,
     expected_ids,
@@ -26,19 +28,26 @@ from tests.graphs.loopback_run import (
 DIALOGUES = 16  # 6 calls each: 96 calls; at 4 in flight and 40 ms a call, ~1 s of model time
 
 
-def test_sigkill_at_several_points_then_resume(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+def test_sigkill_at_several_points_then_resume(tmp_path, workers):
     with canned_server(delay_s=0.04) as server:
-        config = write_config(tmp_path, server.base_url, dialogues=DIALOGUES, concurrency=4)
+        config = write_config(tmp_path, server.base_url, dialogues=DIALOGUES, concurrency=4, workers=workers)
         run_dir = tmp_path / "run"
         expected = expected_ids(config)
+        # With workers, the second attempt shares the dialogues out among three: checkpoints
+        # written by two workers must reach the three that continue them, then two again.
+        second = ("run", str(config), "--out", str(run_dir), "--set", "workers=3") if workers > 1 else \
+            ("resume", str(run_dir))
         proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
         # Kill points: mid-first-turns, then a few dialogues in, then late in the run.
-        for n, command in ((10, None), (35, "resume"), (70, "resume")):
+        for n, command in ((10, None), (35, second), (70, ("resume", str(run_dir)))):
             if command is not None:
-                proc = start_cli(command, str(run_dir), "-q", cwd=tmp_path)
+                proc = start_cli(*command, "-q", cwd=tmp_path)
             wait_for_requests(proc, server, n)
             proc.kill()  # SIGKILL: no handler runs, nothing is flushed
             proc.wait(10)
+            if workers > 1:  # the kernel takes the workers down with their parent
+                assert_processes_gone(json.loads((run_dir / "manifest.json").read_text())["runs"][-1]["worker_pids"])
             if n == 10:
                 # A write cut by the kill (the odds of hitting one are small, so make one).
                 with (run_dir / "dialogues.jsonl").open("a") as fh:
@@ -55,21 +64,31 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         assert manifest["counts"]["resumed"] >= 1, "no dialogue continued from its checkpoint"
         # Work done before the kills was kept: the last attempt made far fewer calls than a full run.
         assert server.stats.chat_requests - before < DIALOGUES * 6
+        if workers > 1:
+            assert [len(r["worker_pids"]) for r in runs] == [2, 3, 2, 2]
+            assert not (run_dir / "state.2.sqlite").exists()  # the third worker's file, emptied into the others
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_stops_cleanly_and_resume_finishes(tmp_path, sig):
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGINT, 2)],
+                         ids=["SIGINT", "SIGTERM", "SIGINT-two-workers"])
+def test_signal_stops_cleanly_and_resume_finishes(tmp_path, sig, workers):
     with canned_server(delay_s=0.04) as server:
-        config = write_config(tmp_path, server.base_url, dialogues=DIALOGUES, concurrency=4)
+        config = write_config(tmp_path, server.base_url, dialogues=DIALOGUES, concurrency=4, workers=workers)
         run_dir = tmp_path / "run"
-        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
+        # Its own session, so that a signal can go to the whole group, as Ctrl-C in a terminal does.
+        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path, new_session=True)
         wait_for_requests(proc, server, 30)
-        proc.send_signal(sig)
+        if workers > 1:
+            os.killpg(proc.pid, sig)  # workers get it too, and leave the stopping to their parent
+        else:
+            proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
         assert "sparring resume" in err
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert manifest["status"] == "interrupted" and manifest["runs"][0]["status"] == "interrupted"
+        if workers > 1:
+            assert_processes_gone(manifest["runs"][0]["worker_pids"])
         for name in ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "traces.jsonl"):
             read_lines(run_dir / name)  # whole lines only
         written = len(read_lines(run_dir / "dialogues.jsonl"))

@@ -1,0 +1,417 @@
+"""``workers: N``: one run's dialogues shared out among N forked processes.
+
+One Python process runs ~500 model calls a second (about 1.8 ms of CPU per call:
+LangGraph steps, the HTTP client, spans; benchmarks/orchestration_overhead.py). At
+that rate its event loop is ~90% busy and replies wait their turn, so a server that
+could answer faster waits on the orchestrator instead. Workers are forked from the
+process the user started (the parent) once the run is planned and its directory
+open: they start in milliseconds, with everything already imported.
+
+Who does what:
+
+- each worker runs every N-th of the dialogues left (the shares differ by at most
+  one), with its share of ``concurrency`` and of ``backend.max_in_flight``, its own
+  HTTP client and its own checkpoint file (SQLite lets one process write a file at a
+  time; ``place_checkpoints`` moves checkpoints when a resume shares out differently);
+- the parent writes everything. Workers send records, spans and usage over a socket,
+  batched every ``FLUSH_INTERVAL_S``, and the parent appends them to the run's files:
+  one writer keeps the single-process guarantees (whole lines, a dialogue's line last,
+  nothing twice);
+- the parent stops the workers (a signal, ``--max-failures``, a worker's error) with a
+  message; they cancel their dialogues (checkpoints kept) and send what is left. A
+  worker whose parent dies is killed by the kernel (Linux ``PR_SET_PDEATHSIG``), or
+  exits when its socket closes.
+
+A record a worker sent that the parent had not written when it was killed is not
+lost: its dialogue has no line in dialogues.jsonl, so a resume runs it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from agents.backends import Backend, create_backend
+from agents.backends.base import UsageMeter, metered
+from agents.types import DialogueJob
+from traces.sinks import JsonlSpanSink, encode_line
+from traces.spans import Span, Tracer, use_tracer
+
+from .checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
+from .config import RunConfig
+from .runner import DialogueRunner, RunCounters, TooManyFailures, outcome_of
+from .selfplay import SelfPlay
+from .store import RunStore, encode_record
+from .tracing import span_exporters
+
+FLUSH_INTERVAL_S = 0.02
+"""How long a worker gathers records and spans before sending them as one message."""
+STOP_GRACE_S = 30.0
+"""How long stopped workers get to cancel their dialogues and send the rest before SIGKILL."""
+_HEADER = struct.Struct("!I")  # length of the pickled message that follows
+_STOP = b"s"
+
+
+class WorkerError(RuntimeError):
+    """A worker failed or died; the run stops (a resume continues it)."""
+
+
+def share(total: int, workers: int, index: int) -> int:
+    """Worker ``index``'s part of ``total``: parts differ by at most one and add up to ``total``."""
+    return total // workers + (1 if index < total % workers else 0)
+
+
+def assign_workers(jobs: Iterable[DialogueJob], finished: dict[str, str], workers: int) -> tuple[dict[str, int], int]:
+    """Dialogue id -> worker for every dialogue still to run (round robin in job order), and how
+    many are done already."""
+    worker_of: dict[str, int] = {}
+    skipped = 0
+    for job in jobs:
+        if finished.get(job.id) == "ok":
+            skipped += 1
+        else:
+            worker_of[job.id] = len(worker_of) % workers
+    return worker_of, skipped
+
+
+@dataclass
+class WorkerContext:
+    """What a worker needs of the run; built by the parent, inherited through fork."""
+
+    config: RunConfig
+    run_dir: Path
+    jobs: Callable[[], Iterator[DialogueJob]]
+    """A fresh iterator over all the run's jobs, in order."""
+    make_selfplay: Callable[[Backend], SelfPlay]
+    resume: bool
+    keep_unverified: bool
+
+
+@dataclass
+class WorkerPool:
+    """The parent's side: forks the workers, writes what they send, stops them. Stands in for a
+    ``DialogueRunner`` in the pipeline (same ``run``, ``stop`` and ``counters``)."""
+
+    context: WorkerContext
+    workers: int
+    store: RunStore
+    spans: JsonlSpanSink
+    meter: UsageMeter | None = None
+    """The run's meter; the workers' usage is added to it as it comes."""
+    max_failures: int | None = None
+    on_record: Callable[[Any, list[Any]], None] | None = None
+    on_started: Callable[[list[int]], None] | None = None
+    """Called with the workers' process ids once they run."""
+    counters: RunCounters = field(default_factory=RunCounters)
+    pids: list[int] = field(default_factory=list)
+    _writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    _failure: BaseException | None = None
+    _stopping: bool = False
+    _told: set[int] = field(default_factory=set)
+
+    def stop(self) -> None:
+        """Start no new dialogue (the caller then cancels ``run``, which stops the workers)."""
+        self._request_stop()
+
+    async def run(self, jobs: Iterable[DialogueJob], finished: dict[str, str] | None = None) -> RunCounters:
+        worker_of, self.counters.skipped = assign_workers(jobs, finished or {}, self.workers)
+        place_checkpoints(self.context.run_dir, worker_of, self.workers)
+        socks = self._fork(worker_of)
+        if self.on_started is not None:
+            self.on_started(list(self.pids))
+        pumps = []
+        for index, sock in enumerate(socks):
+            reader, writer = await asyncio.open_connection(sock=sock)
+            self._writers.append(writer)
+            pumps.append(asyncio.create_task(self._pump(index, reader), name=f"worker-{index}"))
+        if self._stopping:  # stopped while the workers were being started
+            self._request_stop()
+        try:
+            await asyncio.wait(pumps)  # each ends when its worker has sent everything
+        except asyncio.CancelledError:  # a signal: the workers checkpoint and send what they have
+            self._request_stop()
+            await self._drain(pumps)
+            raise
+        finally:
+            for writer in self._writers:
+                writer.close()
+            self._reap()
+        if self._failure is not None:
+            raise self._failure
+        return self.counters
+
+    def _fork(self, worker_of: dict[str, int]) -> list[socket.socket]:
+        ours: list[socket.socket] = []
+        parent = os.getpid()
+        gc.freeze()  # what exists now is shared with the workers; a collection would copy its pages
+        try:
+            for index in range(self.workers):
+                mine, theirs = socket.socketpair()
+                with warnings.catch_warnings():
+                    # Python 3.12+ warns when a process with threads forks. A worker touches none of
+                    # the parent's objects (it builds its own loop, client and files) and fork resets
+                    # the interpreter's own locks (imports, logging).
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    pid = os.fork()
+                if pid == 0:
+                    mine.close()
+                    for sock in ours:
+                        sock.close()
+                    _worker_main(self.context, index, self.workers, worker_of, theirs, parent)
+                theirs.close()
+                ours.append(mine)
+                self.pids.append(pid)
+        finally:
+            gc.unfreeze()
+        return ours
+
+    async def _pump(self, index: int, reader: asyncio.StreamReader) -> None:
+        """Write what worker ``index`` sends until it closes its end."""
+        finished = False
+        usage = (0, 0, 0)
+        while True:
+            try:
+                size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
+                batch = pickle.loads(await reader.readexactly(size))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            for kind, *body in batch:
+                if kind == "row":
+                    self.store.write_line(body[0], body[1])
+                elif kind == "spans":
+                    self.spans.write_lines(body[0])
+                elif kind == "outcome":
+                    self._count(body[0])
+                elif kind == "usage":
+                    if self.meter is not None:
+                        self.meter.add_counts(*(now - before for now, before in zip(body[0], usage)))
+                    usage = body[0]
+                elif kind == "error":
+                    self._fail(WorkerError(f"worker {index}: {body[0]}"))
+                elif kind == "done":
+                    finished = True
+                    for key in ("planned", "resumed"):
+                        setattr(self.counters, key, getattr(self.counters, key) + body[0].get(key, 0))
+        if not finished:
+            self._fail(WorkerError(f"worker {index} (pid {self.pids[index]}) ended before its dialogues did "
+                                   f"({_exit_status(self.pids[index])}); resume continues the run"))
+
+    def _count(self, outcome: dict[str, Any]) -> None:
+        self.counters.add_outcome(outcome)
+        if self.on_record is not None:
+            self.on_record(None, [])
+        if self.max_failures is not None and self.counters.failed > self.max_failures:
+            self._fail(TooManyFailures(f"{self.counters.failed} dialogues failed (--max-failures {self.max_failures})"))
+
+    def _fail(self, error: BaseException) -> None:
+        if self._failure is None:
+            self._failure = error
+        self._request_stop()
+
+    def _request_stop(self) -> None:
+        self._stopping = True
+        for index, writer in enumerate(self._writers):
+            if index in self._told:
+                continue
+            self._told.add(index)
+            try:
+                writer.write(_STOP)
+            except (ConnectionError, RuntimeError):  # that worker is already gone
+                pass
+
+    async def _drain(self, pumps: list[asyncio.Task[None]]) -> None:
+        try:
+            _, pending = await asyncio.wait(pumps, timeout=STOP_GRACE_S)
+        except asyncio.CancelledError:  # asked to stop twice: stop waiting
+            pending = {p for p in pumps if not p.done()}
+        if pending:
+            for pid in self.pids:
+                _kill(pid)
+            for pump in pending:
+                pump.cancel()
+
+    def _reap(self) -> None:
+        for pid in self.pids:
+            _exit_status(pid)
+
+
+def _exit_status(pid: int) -> str:
+    """Wait for the worker (it exits right after closing its socket) and say how it ended."""
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:  # reaped already
+        return "exited"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+def _worker_main(context: WorkerContext, index: int, workers: int, worker_of: dict[str, int],
+                 sock: socket.socket, parent: int) -> NoReturn:
+    """The forked process: run this worker's dialogues, then leave without running any of the
+    parent's clean-up (os._exit), since every object but the ones made here is the parent's."""
+    code = 1
+    try:
+        _die_with_parent(parent)
+        signal.set_wakeup_fd(-1)  # the inherited wakeup socket belongs to the parent's event loop
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Ctrl-C reaches the whole process group; the parent decides, and stops the workers.
+            signal.signal(sig, signal.SIG_IGN)
+        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+            runner.run(_serve(context, index, workers, worker_of, sock))
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed. A worker's loop is half idle (that is the point
+    of having workers), so it wakes up for nearly every reply, and asyncio's pure-Python loop
+    spends more per wake-up: ~6% less CPU per model call with uvloop, measured with
+    ``benchmarks/orchestration_overhead.py --workers 2``."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel SIGKILLs this worker when the parent dies (a SIGKILLed parent runs no code)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before that took effect
+        os._exit(1)
+
+
+async def _serve(context: WorkerContext, index: int, workers: int, worker_of: dict[str, int],
+                 sock: socket.socket) -> None:
+    reader, writer = await asyncio.open_connection(sock=sock)
+    outbox = _Outbox(writer)
+    cfg = context.config
+    backend = create_backend(cfg.backend.model_copy(
+        update={"max_in_flight": share(cfg.backend.max_in_flight, workers, index)}))
+    saver: InlineSqliteSaver | None = None
+    tracer: Tracer | None = None
+    runner: DialogueRunner | None = None
+    status = "crashed"
+    try:
+        await backend.start()
+        tracer = Tracer([outbox.add_span, *span_exporters(cfg.tracing)], record_content=cfg.tracing.record_content)
+        saver = InlineSqliteSaver.open(checkpoint_path(context.run_dir, index))
+        with use_tracer(tracer), metered() as meter:
+            outbox.meter = meter
+            selfplay = context.make_selfplay(backend)
+            runner = DialogueRunner(
+                selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=outbox,  # type: ignore[arg-type]
+                concurrency=share(cfg.concurrency, workers, index), keep_unverified=context.keep_unverified,
+                resume=context.resume, delete_checkpoints=saver.adelete_thread, on_record=outbox.add_outcome,
+                workflow_attributes={"app.worker": index})
+            jobs = (job for job in context.jobs() if worker_of.get(job.id) == index)
+            work = asyncio.create_task(runner.run(jobs))
+            control = asyncio.create_task(reader.read(1))
+            await asyncio.wait({work, control}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                if not control.result():
+                    os._exit(1)  # the parent is gone: there is no one to write the records
+                runner.stop()
+                work.cancel()
+                await asyncio.gather(work, return_exceptions=True)  # dialogues cancelled, checkpoints kept
+                status = "interrupted"
+            else:
+                control.cancel()
+                work.result()
+                status = "completed"
+    except Exception as exc:
+        outbox.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        if saver is not None:
+            saver.close()
+        if tracer is not None:
+            tracer.close()
+        await backend.aclose()
+        outbox.send(("done", runner.counters.as_dict() if runner is not None else {}, status))
+        await outbox.close()
+
+
+class _Outbox:
+    """What a worker sends the parent, batched: one message per ``FLUSH_INTERVAL_S``, not one per
+    record or span. Has the ``append`` of a RunStore, so the runner writes its records here."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._items: list[tuple[Any, ...]] = []
+        self._spans: list[bytes] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._usage_sent = (0, 0, 0)
+        self.meter: UsageMeter | None = None
+
+    def append(self, name: str, record: Any) -> None:
+        self.send(("row", name, encode_record(record)))
+
+    def add_span(self, span: Span) -> None:
+        self._spans.append(encode_line(span.to_dict()))
+        self._flush_soon()
+
+    def add_outcome(self, record: Any, pairs: list[Any]) -> None:
+        self.send(("outcome", outcome_of(record, pairs)))
+
+    def send(self, item: tuple[Any, ...]) -> None:
+        self._items.append(item)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self.flush)
+
+    def flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        items, self._items = self._items, []
+        if self._spans:
+            items.append(("spans", b"".join(self._spans)))
+            self._spans = []
+        if self.meter is not None:
+            usage = (self.meter.prompt_tokens, self.meter.completion_tokens, self.meter.calls)
+            if usage != self._usage_sent:
+                items.insert(0, ("usage", usage))
+                self._usage_sent = usage
+        if items:
+            payload = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+            self._writer.write(_HEADER.pack(len(payload)) + payload)
+
+    async def close(self) -> None:
+        self.flush()
+        try:
+            await self._writer.drain()
+            self._writer.close()
+            await self._writer.wait_closed()
+        except ConnectionError:  # the parent is gone
+            pass
