@@ -14,7 +14,7 @@ Who does what:
   HTTP client and its own checkpoint file (SQLite lets one process write a file at a
   time; ``place_checkpoints`` moves checkpoints when a resume shares out differently);
 - the parent writes everything. Workers send records, spans and usage over a socket,
-  batched every ``FLUSH_INTERVAL_S``, and the parent appends them to the run's files:
+  batched every ``_worker_process.FLUSH_INTERVAL_S``, and the parent appends them to the run's files:
   one writer keeps the single-process guarantees (whole lines, a dialogue's line last,
   nothing twice);
 - the parent stops the workers (a signal, ``--max-failures``, a worker's error) with a
@@ -34,43 +34,28 @@ import os
 import pickle
 import signal
 import socket
-import struct
-import sys
-import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from agents.backends import Backend, create_backend
-from agents.backends.base import UsageMeter, metered
+from agents.backends.base import UsageMeter
 from agents.types import DialogueJob
-from traces.sinks import JsonlSpanSink, encode_line
-from traces.spans import Span, Tracer, use_tracer
+from traces.sinks import JsonlSpanSink
 
-from .checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
-from .config import RunConfig
-from .runner import DialogueRunner, RunCounters, TooManyFailures, outcome_of
-from .selfplay import SelfPlay
-from .store import RunStore, encode_record
-from .tracing import span_exporters
+from ._worker_process import _HEADER, _STOP, WorkerContext, share, worker_main
+from .checkpoints import place_checkpoints
+from .runner import RunCounters, TooManyFailures
+from .store import RunStore
 
-FLUSH_INTERVAL_S = 0.02
-"""How long a worker gathers records and spans before sending them as one message."""
+__all__ = ["WorkerContext", "WorkerError", "WorkerPool", "assign_workers", "share"]
+
 STOP_GRACE_S = 30.0
 """How long stopped workers get to cancel their dialogues and send the rest before SIGKILL."""
-_HEADER = struct.Struct("!I")  # length of the pickled message that follows
-_STOP = b"s"
 
 
 class WorkerError(RuntimeError):
     """A worker failed or died; the run stops (a resume continues it)."""
-
-
-def share(total: int, workers: int, index: int) -> int:
-    """Worker ``index``'s part of ``total``: parts differ by at most one and add up to ``total``."""
-    return total // workers + (1 if index < total % workers else 0)
 
 
 def assign_workers(jobs: Iterable[DialogueJob], finished: dict[str, str], workers: int) -> tuple[dict[str, int], int]:
@@ -84,19 +69,6 @@ def assign_workers(jobs: Iterable[DialogueJob], finished: dict[str, str], worker
         else:
             worker_of[job.id] = len(worker_of) % workers
     return worker_of, skipped
-
-
-@dataclass
-class WorkerContext:
-    """What a worker needs of the run; built by the parent, inherited through fork."""
-
-    config: RunConfig
-    run_dir: Path
-    jobs: Callable[[], Iterator[DialogueJob]]
-    """A fresh iterator over all the run's jobs, in order."""
-    make_selfplay: Callable[[Backend], SelfPlay]
-    resume: bool
-    keep_unverified: bool
 
 
 @dataclass
@@ -169,7 +141,7 @@ class WorkerPool:
                     mine.close()
                     for sock in ours:
                         sock.close()
-                    _worker_main(self.context, index, self.workers, worker_of, theirs, parent)
+                    worker_main(self.context, index, self.workers, worker_of, theirs, parent)
                 theirs.close()
                 ours.append(mine)
                 self.pids.append(pid)
@@ -206,7 +178,7 @@ class WorkerPool:
                         setattr(self.counters, key, getattr(self.counters, key) + body[0].get(key, 0))
         if not finished:
             self._fail(WorkerError(f"worker {index} (pid {self.pids[index]}) ended before its dialogues did "
-                                   f"({_exit_status(self.pids[index])}); resume continues the run"))
+                                   f"({_exit_status(self.pids[index])})"))
 
     def _count(self, outcome: dict[str, Any]) -> None:
         self.counters.add_outcome(outcome)
@@ -263,155 +235,3 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-# -- the worker's side ------------------------------------------------------------------------
-
-def _worker_main(context: WorkerContext, index: int, workers: int, worker_of: dict[str, int],
-                 sock: socket.socket, parent: int) -> NoReturn:
-    """The forked process: run this worker's dialogues, then leave without running any of the
-    parent's clean-up (os._exit), since every object but the ones made here is the parent's."""
-    code = 1
-    try:
-        _die_with_parent(parent)
-        signal.set_wakeup_fd(-1)  # the inherited wakeup socket belongs to the parent's event loop
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            # Ctrl-C reaches the whole process group; the parent decides, and stops the workers.
-            signal.signal(sig, signal.SIG_IGN)
-        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
-            runner.run(_serve(context, index, workers, worker_of, sock))
-        code = 0
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stderr.flush()
-        os._exit(code)
-
-
-def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed. A worker's loop is half idle (that is the point
-    of having workers), so it wakes up for nearly every reply, and asyncio's pure-Python loop
-    spends more per wake-up: ~6% less CPU per model call with uvloop, measured with
-    ``benchmarks/orchestration_overhead.py --workers 2``."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel SIGKILLs this worker when the parent dies (a SIGKILLed parent runs no code)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before that took effect
-        os._exit(1)
-
-
-async def _serve(context: WorkerContext, index: int, workers: int, worker_of: dict[str, int],
-                 sock: socket.socket) -> None:
-    reader, writer = await asyncio.open_connection(sock=sock)
-    outbox = _Outbox(writer)
-    cfg = context.config
-    backend = create_backend(cfg.backend.model_copy(
-        update={"max_in_flight": share(cfg.backend.max_in_flight, workers, index)}))
-    saver: InlineSqliteSaver | None = None
-    tracer: Tracer | None = None
-    runner: DialogueRunner | None = None
-    status = "crashed"
-    try:
-        await backend.start()
-        tracer = Tracer([outbox.add_span, *span_exporters(cfg.tracing)], record_content=cfg.tracing.record_content)
-        saver = InlineSqliteSaver.open(checkpoint_path(context.run_dir, index))
-        with use_tracer(tracer), metered() as meter:
-            outbox.meter = meter
-            selfplay = context.make_selfplay(backend)
-            runner = DialogueRunner(
-                selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=outbox,  # type: ignore[arg-type]
-                concurrency=share(cfg.concurrency, workers, index), keep_unverified=context.keep_unverified,
-                resume=context.resume, delete_checkpoints=saver.adelete_thread, on_record=outbox.add_outcome,
-                workflow_attributes={"app.worker": index})
-            jobs = (job for job in context.jobs() if worker_of.get(job.id) == index)
-            work = asyncio.create_task(runner.run(jobs))
-            control = asyncio.create_task(reader.read(1))
-            await asyncio.wait({work, control}, return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                if not control.result():
-                    os._exit(1)  # the parent is gone: there is no one to write the records
-                runner.stop()
-                work.cancel()
-                await asyncio.gather(work, return_exceptions=True)  # dialogues cancelled, checkpoints kept
-                status = "interrupted"
-            else:
-                control.cancel()
-                work.result()
-                status = "completed"
-    except Exception as exc:
-        outbox.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        if saver is not None:
-            saver.close()
-        if tracer is not None:
-            tracer.close()
-        await backend.aclose()
-        outbox.send(("done", runner.counters.as_dict() if runner is not None else {}, status))
-        await outbox.close()
-
-
-class _Outbox:
-    """What a worker sends the parent, batched: one message per ``FLUSH_INTERVAL_S``, not one per
-    record or span. Has the ``append`` of a RunStore, so the runner writes its records here."""
-
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        self._writer = writer
-        self._items: list[tuple[Any, ...]] = []
-        self._spans: list[bytes] = []
-        self._flush_handle: asyncio.TimerHandle | None = None
-        self._usage_sent = (0, 0, 0)
-        self.meter: UsageMeter | None = None
-
-    def append(self, name: str, record: Any) -> None:
-        self.send(("row", name, encode_record(record)))
-
-    def add_span(self, span: Span) -> None:
-        self._spans.append(encode_line(span.to_dict()))
-        self._flush_soon()
-
-    def add_outcome(self, record: Any, pairs: list[Any]) -> None:
-        self.send(("outcome", outcome_of(record, pairs)))
-
-    def send(self, item: tuple[Any, ...]) -> None:
-        self._items.append(item)
-        self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self.flush)
-
-    def flush(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        items, self._items = self._items, []
-        if self._spans:
-            items.append(("spans", b"".join(self._spans)))
-            self._spans = []
-        if self.meter is not None:
-            usage = (self.meter.prompt_tokens, self.meter.completion_tokens, self.meter.calls)
-            if usage != self._usage_sent:
-                items.insert(0, ("usage", usage))
-                self._usage_sent = usage
-        if items:
-            payload = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
-            self._writer.write(_HEADER.pack(len(payload)) + payload)
-
-    async def close(self) -> None:
-        self.flush()
-        try:
-            await self._writer.drain()
-            self._writer.close()
-            await self._writer.wait_closed()
-        except ConnectionError:  # the parent is gone
-            pass

@@ -68,7 +68,7 @@ def test_max_failures_stops_the_run_cleanly(tmp_path, workers):
         assert manifest["status"] == "failed" and "--max-failures 2" in manifest["runs"][0]["error"]
         rows = read_lines(run_dir / "dialogues.jsonl")
         # Stopped after the third failure; the other dialogue in flight may finish (fail) too. A
-        # worker's failures reach the parent in batches (graphs/workers.FLUSH_INTERVAL_S), and a
+        # worker's failures reach the parent in batches (graphs/_worker_process.FLUSH_INTERVAL_S), and a
         # dialogue fails here in ~40 ms, so each worker may fail two more before it hears the stop.
         most = 4 if workers == 1 else 3 + 2 * workers
         assert 3 <= len(rows) <= most and {r["status"] for r in rows} == {"failed"}
