@@ -64,7 +64,13 @@ def _execute(request: object, quiet: bool) -> None:
     from graphs.pipeline import execute
     from graphs.progress import Progress
 
-    result = asyncio.run(execute(request, progress=Progress(enabled=not quiet)))  # type: ignore[arg-type]
+    from graphs.workers import WorkerError
+
+    try:
+        result = asyncio.run(execute(request, progress=Progress(enabled=not quiet)))  # type: ignore[arg-type]
+    except WorkerError as exc:  # an OOM kill, say: the manifest says crashed, and a resume continues
+        click.echo(f"error: {exc}\nresume with: sparring resume {request.run_dir}", err=True)  # type: ignore[attr-defined]
+        sys.exit(EXIT_STOPPED)
     counts = result.manifest.get("counts", {})
     click.echo(
         f"{result.status}: {counts.get('dialogues', 0)} dialogues ({counts.get('failed', 0)} failed), "
