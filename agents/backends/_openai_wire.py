@@ -69,7 +69,11 @@ class DirectChatPath:
 
             raise openai.APIConnectionError(request=self._request()) from exc
         try:
-            return json.loads(content)
+            return orjson.loads(content)  # ~3x faster than json on a reply, every call
+        except ValueError:
+            pass
+        try:
+            return json.loads(content)  # what orjson refuses and json takes: NaN, integers past 64 bits
         except ValueError:
             if "json" in content_type:
                 raise

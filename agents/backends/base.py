@@ -7,7 +7,6 @@ by constrained decoding or by parse-and-re-ask.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
