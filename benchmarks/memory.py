@@ -1,13 +1,16 @@
-"""Memory: the orchestrator's peak RSS with many dialogues in flight at once.
+"""Memory: the orchestrator's peak memory with many dialogues in flight at once.
 
-    python benchmarks/memory.py [--in-flight 1000] [--delay 5] [--max-turns 6]
+    python benchmarks/memory.py [--in-flight 1000] [--delay 5] [--max-turns 6] [--workers 1]
 
 The loopback server (another process) answers every call after ``--delay`` seconds,
 long enough that all ``--in-flight`` dialogues (concurrency = max_in_flight =
-``--in-flight``, that many dialogues in the run) are in flight together. RSS of
-this process is sampled every 50 ms: before the run (interpreter, imports, a
-warm-up run) and at its peak. Per in-flight dialogue = (peak - before) / N; the
-extrapolation to 10,000 in flight is before + 10,000 x that.
+``--in-flight``, that many dialogues in the run) are in flight together. The
+memory of this process, plus with ``--workers N`` the worker processes it forks,
+is sampled every 50 ms: before the run (interpreter, imports, a warm-up run) and
+at its peak. One process: its RSS. With workers: the sum of every process's PSS
+(a page the workers still share with the parent after fork counts once, split
+among them; summed RSS would count it in each). Per in-flight dialogue = (peak -
+before) / N; the extrapolation to 10,000 in flight is before + 10,000 x that.
 """
 
 from __future__ import annotations
@@ -30,21 +33,36 @@ from graphs.setup import plan_run  # noqa: E402
 MIB = 1024 * 1024
 
 
-class PeakRss:
-    """Samples this process's RSS in a thread (the event loop is busy; a thread still gets the GIL)."""
+class PeakMemory:
+    """Samples memory in a thread (the event loop is busy; a thread still gets the GIL)."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int) -> None:
         self.proc = psutil.Process()
+        self.workers = workers
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def now(self) -> int:
+        if self.workers == 1:
+            return self.proc.memory_info().rss
+        # Forked workers run this same command line; the loopback server is another child.
+        me = self.proc.cmdline()
+        total = 0
+        for proc in [self.proc, *self.proc.children()]:
+            try:
+                if proc is self.proc or proc.cmdline() == me:
+                    total += proc.memory_full_info().pss
+            except psutil.NoSuchProcess:  # a worker that just ended
+                pass
+        return total
+
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
+            self.peak = max(self.peak, self.now())
 
-    def __enter__(self) -> PeakRss:
-        self.peak = self.proc.memory_info().rss
+    def __enter__(self) -> PeakMemory:
+        self.peak = self.now()
         self._thread.start()
         return self
 
@@ -58,6 +76,7 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=1000)
     parser.add_argument("--delay", type=float, default=5.0, help="seconds per call (default 5)")
     parser.add_argument("--max-turns", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=1, help="the run's worker processes (config 'workers')")
     args = parser.parse_args()
     n = args.in_flight
     skip_post_run()  # the statistics' embedding model would be the peak, not the dialogues in flight
@@ -66,17 +85,18 @@ def main() -> None:
         warm = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, max_turns=args.max_turns)
         asyncio.run(execute(plan_run(warm, out=folder / "warm-up")))
         config = write_config(folder, base_url, dialogues=n, concurrency=n, max_in_flight=n,
-                              max_turns=args.max_turns)
+                              max_turns=args.max_turns, workers=args.workers)
         request = plan_run(config, out=folder / "run")
-        before = psutil.Process().memory_info().rss
-        with PeakRss() as rss:
+        with PeakMemory(args.workers) as rss:
+            before = rss.peak
             result = asyncio.run(execute(request))
         figures = run_figures(folder / "run")
         stats = server_stats(base_url)
     per = (rss.peak - before) / n
     print(f"{n} dialogues in flight ({figures['dialogues']} written, {figures['failed']} failed, status "
           f"{result.status}); the server saw up to {stats['max_concurrent']} requests at once")
-    print(f"RSS before the run {before / MIB:.0f} MiB, peak {rss.peak / MIB:.0f} MiB: "
+    what = "RSS" if args.workers == 1 else f"PSS of this process and its {args.workers} workers"
+    print(f"{what}: before the run {before / MIB:.0f} MiB, peak {rss.peak / MIB:.0f} MiB: "
           f"{per / 1024:.1f} KiB per in-flight dialogue")
     print(f"extrapolated to 10,000 in flight: {(before + 10_000 * per) / MIB / 1024:.2f} GiB")
 
