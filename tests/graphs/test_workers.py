@@ -23,6 +23,8 @@ from tests.graphs.loopback_run import (
     check_complete,
     expected_ids,
     read_lines,
+    start_cli,
+    wait_for_requests,
     write_config,
 )
 
@@ -137,3 +139,19 @@ async def test_a_worker_that_dies_stops_the_run_and_a_resume_finishes_it(tmp_pat
         assert result.status == "completed"
         manifest = check_complete(run_dir, expected_ids(config))
         assert manifest["runs"][1]["counts"]["skipped"] == written
+
+
+def test_the_cli_names_a_dead_worker_in_one_line_and_how_to_resume(tmp_path):
+    with canned_server(delay_s=0.05) as server:
+        config = write_config(tmp_path, server.base_url, dialogues=16, concurrency=4, workers=2)
+        run_dir = tmp_path / "run"
+        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
+        wait_for_requests(proc, server, 20)
+        pids = json.loads((run_dir / "manifest.json").read_text())["runs"][0]["worker_pids"]
+        os.kill(pids[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert "Traceback" not in err
+        assert f"error: worker 0 (pid {pids[0]}) ended before its dialogues did (killed by SIGKILL)" in err
+        assert f"resume with: sparring resume {run_dir}" in err
+        assert_processes_gone(pids)
