@@ -39,6 +39,8 @@ class PeakMemory:
     def __init__(self, workers: int) -> None:
         self.proc = psutil.Process()
         self.workers = workers
+        self._cmdline = self.proc.cmdline()  # forked workers run this same command line
+        self.before = 0
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -46,12 +48,10 @@ class PeakMemory:
     def now(self) -> int:
         if self.workers == 1:
             return self.proc.memory_info().rss
-        # Forked workers run this same command line; the loopback server is another child.
-        me = self.proc.cmdline()
         total = 0
         for proc in [self.proc, *self.proc.children()]:
-            try:
-                if proc is self.proc or proc.cmdline() == me:
+            try:  # the loopback server is a child too, with another command line
+                if proc is self.proc or proc.cmdline() == self._cmdline:
                     total += proc.memory_full_info().pss
             except psutil.NoSuchProcess:  # a worker that just ended
                 pass
@@ -62,7 +62,7 @@ class PeakMemory:
             self.peak = max(self.peak, self.now())
 
     def __enter__(self) -> PeakMemory:
-        self.peak = self.now()
+        self.before = self.peak = self.now()
         self._thread.start()
         return self
 
@@ -88,10 +88,10 @@ def main() -> None:
                               max_turns=args.max_turns, workers=args.workers)
         request = plan_run(config, out=folder / "run")
         with PeakMemory(args.workers) as rss:
-            before = rss.peak
             result = asyncio.run(execute(request))
         figures = run_figures(folder / "run")
         stats = server_stats(base_url)
+    before = rss.before
     per = (rss.peak - before) / n
     print(f"{n} dialogues in flight ({figures['dialogues']} written, {figures['failed']} failed, status "
           f"{result.status}); the server saw up to {stats['max_concurrent']} requests at once")

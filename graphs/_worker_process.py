@@ -36,8 +36,8 @@ from .tracing import span_exporters
 
 FLUSH_INTERVAL_S = 0.02
 """How long a worker gathers records and spans before sending them as one message."""
-_HEADER = struct.Struct("!I")  # length of the pickled message that follows
-_STOP = b"s"
+HEADER = struct.Struct("!I")  # length of the pickled message that follows
+STOP = b"s"
 
 
 def share(total: int, workers: int, index: int) -> int:
@@ -196,7 +196,7 @@ class _Outbox:
                 self._usage_sent = usage
         if items:
             payload = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
-            self._writer.write(_HEADER.pack(len(payload)) + payload)
+            self._writer.write(HEADER.pack(len(payload)) + payload)
 
     async def close(self) -> None:
         self.flush()

@@ -43,7 +43,7 @@ from agents.backends.base import UsageMeter
 from agents.types import DialogueJob
 from traces.sinks import JsonlSpanSink
 
-from ._worker_process import _HEADER, _STOP, WorkerContext, share, worker_main
+from ._worker_process import HEADER, STOP, WorkerContext, share, worker_main
 from .checkpoints import place_checkpoints
 from .runner import RunCounters, TooManyFailures
 from .store import RunStore
@@ -155,7 +155,7 @@ class WorkerPool:
         usage = (0, 0, 0)
         while True:
             try:
-                size = _HEADER.unpack(await reader.readexactly(_HEADER.size))[0]
+                size = HEADER.unpack(await reader.readexactly(HEADER.size))[0]
                 batch = pickle.loads(await reader.readexactly(size))
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
@@ -199,7 +199,7 @@ class WorkerPool:
                 continue
             self._told.add(index)
             try:
-                writer.write(_STOP)
+                writer.write(STOP)
             except (ConnectionError, RuntimeError):  # that worker is already gone
                 pass
 
