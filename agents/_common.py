@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from traces import spans
+from sparring.traces import spans
 
 from pydantic import BaseModel
 

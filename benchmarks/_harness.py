@@ -84,7 +84,7 @@ def time_post_run() -> list[float]:
     accumulator: [CPU seconds, wall seconds]."""
     import time
 
-    from graphs import pipeline
+    from sparring.graphs import pipeline
 
     spent = [0.0, 0.0]
 
@@ -105,7 +105,7 @@ def time_post_run() -> list[float]:
 
 def skip_post_run() -> None:
     """No end-of-run statistics and report (their embedding model would dominate a memory figure)."""
-    from graphs import pipeline
+    from sparring.graphs import pipeline
 
     pipeline._write_stats = lambda *args, **kwargs: None
     pipeline.write_report_quietly = lambda *args, **kwargs: None

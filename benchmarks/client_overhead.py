@@ -27,9 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
 
-from agents.backends._openai_wire import DirectChatPath, httpx_module  # noqa: E402
+from sparring.agents.backends._openai_wire import DirectChatPath, httpx_module  # noqa: E402
 from benchmarks._harness import loopback_server  # noqa: E402
 
 VARIANTS = ("httpx-create", "httpx-raw", "httpx-post", "aiohttp-create", "aiohttp-raw", "aiohttp-post", "direct")

@@ -39,11 +39,11 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
 
-from agents.backends import BackendConfig, create_backend  # noqa: E402
-from graphs.pipeline import execute  # noqa: E402
-from graphs.setup import plan_run  # noqa: E402
+from sparring.agents.backends import BackendConfig, create_backend  # noqa: E402
+from sparring.graphs.pipeline import execute  # noqa: E402
+from sparring.graphs.setup import plan_run  # noqa: E402
 
 WORDS = ("the customer asked about savings accounts interest rates and how long the money "
          "would be locked before it could be withdrawn without a penalty ").split()
@@ -243,8 +243,8 @@ async def main(args: argparse.Namespace) -> None:
 async def raw_only(engine, meter: EngineMeter, tokenizer, args: argparse.Namespace) -> None:
     """The raw engine with and without a JSON-schema constraint (the critic's verdict schema):
     what constrained decoding costs the engine by itself."""
-    from agents.backends._retry import json_schema_of
-    from agents.critic import CritiqueOutput
+    from sparring.agents.backends._retry import json_schema_of
+    from sparring.agents.critic import CritiqueOutput
 
     schema = json_schema_of(CritiqueOutput)
     for label, constraint in (("unconstrained", None), ("json-schema", schema)):

@@ -24,10 +24,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
 
-from agents.backends import BackendConfig, SamplingParams, create_backend  # noqa: E402
-from agents.backends.vllm_engine import VLLMBackend  # noqa: E402
+from sparring.agents.backends import BackendConfig, SamplingParams, create_backend  # noqa: E402
+from sparring.agents.backends.vllm_engine import VLLMBackend  # noqa: E402
 
 TOPICS = ["a lighthouse keeper", "a lost umbrella", "the first snow", "a chess club", "a night train",
           "a bakery at dawn", "a broken violin", "a garden robot"]

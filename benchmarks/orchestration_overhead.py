@@ -36,11 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
 
 from benchmarks._harness import loopback_server, run_figures, time_post_run, write_config  # noqa: E402
-from graphs.pipeline import execute  # noqa: E402
-from graphs.setup import plan_run  # noqa: E402
+from sparring.graphs.pipeline import execute  # noqa: E402
+from sparring.graphs.setup import plan_run  # noqa: E402
 
 
 def process_cpu() -> float:

@@ -21,8 +21,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from agents.types import derive_seed
-from principles.yamlfile import InputError, LineMap, pydantic_error
+from sparring.agents.types import derive_seed
+from sparring.principles.yamlfile import InputError, LineMap, pydantic_error
 
 from .templates import render as render_template
 

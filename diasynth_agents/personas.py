@@ -7,10 +7,10 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, create_model
 
-from agents.backends import ChatBackend, ChatMessage, SamplingParams
-from agents.types import Persona
+from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
+from sparring.agents.types import Persona
 
-from agents._common import call_agent, derive_seed
+from sparring.agents._common import call_agent, derive_seed
 
 from .topup_sampling import topup_params
 from .dedup import Embedder

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, create_model
 
-from agents.backends import ChatBackend, ChatMessage, SamplingParams
+from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
 
-from agents._common import call_agent, derive_seed
+from sparring.agents._common import call_agent, derive_seed
 
 from .topup_sampling import topup_params
 from .dedup import Embedder

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agents._common import call_agent, transcript
-from agents.backends import Backend, ChatMessage, SamplingParams
+from sparring.agents._common import call_agent, transcript
+from sparring.agents.backends import Backend, ChatMessage, SamplingParams
 
 from .templates import render
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agents.prompts import render_in
+from sparring.agents.prompts import render_in
 
 
 def render(name: str, **values: object) -> str:
     """The template file ``name`` (e.g. ``subtopics_user.txt``) with every placeholder filled."""
-    return render_in("diasynth_agents.prompts", name, **values)
+    return render_in("sparring.diasynth_agents.prompts", name, **values)

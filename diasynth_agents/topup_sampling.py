@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.backends import SamplingParams
+from sparring.agents.backends import SamplingParams
 
 
 def topup_params(params: SamplingParams, call: int, seed: int) -> SamplingParams:

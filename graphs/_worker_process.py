@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from agents.backends import Backend, create_backend
-from agents.backends.base import UsageMeter, metered
-from agents.types import DialogueJob
-from traces.sinks import encode_line
-from traces.spans import Span, Tracer, use_tracer
+from sparring.agents.backends import Backend, create_backend
+from sparring.agents.backends.base import UsageMeter, metered
+from sparring.agents.types import DialogueJob
+from sparring.traces.sinks import encode_line
+from sparring.traces.spans import Span, Tracer, use_tracer
 
 from .checkpoints import InlineSqliteSaver, checkpoint_path
 from .config import RunConfig

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.persona import view_from
-from agents.types import CharacteristicValue, DialogueJob, Side, TurnVerdict, stable_id
+from sparring.agents.persona import view_from
+from sparring.agents.types import CharacteristicValue, DialogueJob, Side, TurnVerdict, stable_id
 
 from .records import DialogueRecord, Message, PreferenceRecord, Revision, SFTRecord, Usage
 

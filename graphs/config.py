@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from agents.backends.config import BackendConfig
-from agents.backends.types import SamplingParams
-from principles.config import PrincipleSelection
-from principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
+from sparring.agents.backends.config import BackendConfig
+from sparring.agents.backends.types import SamplingParams
+from sparring.principles.config import PrincipleSelection
+from sparring.principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
 
-from diasynth_agents.config import DiaSynthConfig
+from sparring.diasynth_agents.config import DiaSynthConfig
 
 from .dialogue_config import DialogueConfig
 from .jobs import JobsConfig, ScenarioSpec

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from agents.judge import JudgeConfig
-from diasynth_agents.characteristics import Characteristic, CharacteristicList, defaults_for
-from diasynth_agents.fewshot import FewShotPaths
+from sparring.agents.judge import JudgeConfig
+from sparring.diasynth_agents.characteristics import Characteristic, CharacteristicList, defaults_for
+from sparring.diasynth_agents.fewshot import FewShotPaths
 
 
 class DialogueConfig(BaseModel):

@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agents.backends import Backend, SamplingParams, create_backend
-from agents.backends.config import BackendConfig
+from sparring.agents.backends import Backend, SamplingParams, create_backend
+from sparring.agents.backends.config import BackendConfig
 
 
 class _Probe(BaseModel):

@@ -15,7 +15,7 @@ import time
 from importlib import metadata
 from typing import Any
 
-from principles.yamlfile import looks_secret
+from sparring.principles.yamlfile import looks_secret
 
 from .config import RunConfig
 

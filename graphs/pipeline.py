@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents._common import PrincipleLike
-from agents.backends import Backend, create_backend
-from agents.backends.base import metered
-from agents.critic import CriticAgent
-from agents.judge import JudgeAgent
-from agents.persona import PersonaAgent
-from agents.planner import PlannerAgent
-from agents.reviser import ReviserAgent
-from agents.types import DialogueJob, Scenario
-from diasynth_agents.fewshot import FewShotPool, style_instruction
-from principles.yamlfile import InputError
-from traces.sinks import JsonlSpanSink
-from traces.spans import Tracer, use_tracer
+from sparring.agents._common import PrincipleLike
+from sparring.agents.backends import Backend, create_backend
+from sparring.agents.backends.base import metered
+from sparring.agents.critic import CriticAgent
+from sparring.agents.judge import JudgeAgent
+from sparring.agents.persona import PersonaAgent
+from sparring.agents.planner import PlannerAgent
+from sparring.agents.reviser import ReviserAgent
+from sparring.agents.types import DialogueJob, Scenario
+from sparring.diasynth_agents.fewshot import FewShotPool, style_instruction
+from sparring.principles.yamlfile import InputError
+from sparring.traces.sinks import JsonlSpanSink
+from sparring.traces.spans import Tracer, use_tracer
 
 from .config import RunConfig
 from .jobs import assign_jobs

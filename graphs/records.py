@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.types import CharacteristicValue, Mode, Scenario, Side, TurnVerdict
+from sparring.agents.types import CharacteristicValue, Mode, Scenario, Side, TurnVerdict
 
 StopReason = Literal["done_signal", "max_turns", "violation", "error"]
 SCHEMA_VERSION = 1

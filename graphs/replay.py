@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agents.backends.config import BackendConfig
-from agents.backends.replay import ReplayBackend, has_content, structured_mode_of
-from principles.yamlfile import InputError
-from traces.read import iter_spans
-from traces.sinks import ListSpanSink
-from traces.spans import Tracer, use_tracer
+from sparring.agents.backends.config import BackendConfig
+from sparring.agents.backends.replay import ReplayBackend, has_content, structured_mode_of
+from sparring.principles.yamlfile import InputError
+from sparring.traces.read import iter_spans
+from sparring.traces.sinks import ListSpanSink
+from sparring.traces.spans import Tracer, use_tracer
 
 from .pipeline import iter_jobs, make_selfplay
 from .runner import DialogueRunner

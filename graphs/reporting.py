@@ -6,8 +6,8 @@ import logging
 import os
 from pathlib import Path
 
-from traces.read import iter_spans
-from traces.report import render_report
+from sparring.traces.read import iter_spans
+from sparring.traces.report import render_report
 
 from .store import DIALOGUES, PREFERENCES, REPORT, TRACES, RunStore, iter_jsonl
 

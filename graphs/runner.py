@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.backends.base import metered
-from agents.types import DialogueJob
-from traces import spans
+from sparring.agents.backends.base import metered
+from sparring.agents.types import DialogueJob
+from sparring.traces import spans
 
 from .assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
 from .records import DialogueRecord, PreferenceRecord, Usage

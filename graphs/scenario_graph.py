@@ -26,17 +26,17 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from typing_extensions import TypedDict
 
-from agents.backends import ChatBackend
-from agents.types import Persona, Scenario
-from diasynth_agents.config import DiaSynthConfig
-from diasynth_agents.counts import Counts, expected_counts, pairs_per_subtopic
-from diasynth_agents.dedup import Embedder
-from diasynth_agents.personas import generate_personas
-from diasynth_agents.report import ExpansionReport, ListReport
-from agents.types import derive_seed
-from diasynth_agents.subtopics import generate_subtopics
-from graphs.config import StageSampling
-from traces import spans
+from sparring.agents.backends import ChatBackend
+from sparring.agents.types import Persona, Scenario
+from sparring.diasynth_agents.config import DiaSynthConfig
+from sparring.diasynth_agents.counts import Counts, expected_counts, pairs_per_subtopic
+from sparring.diasynth_agents.dedup import Embedder
+from sparring.diasynth_agents.personas import generate_personas
+from sparring.diasynth_agents.report import ExpansionReport, ListReport
+from sparring.agents.types import derive_seed
+from sparring.diasynth_agents.subtopics import generate_subtopics
+from sparring.graphs.config import StageSampling
+from sparring.traces import spans
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
-from agents._common import PrincipleLike, derive_seed
-from agents.critic import CriticAgent
-from agents.judge import JudgeAgent
-from agents.persona import PersonaAgent, speaker_name
-from agents.planner import PlannerAgent
-from agents.reviser import ReviserAgent
-from agents.backends.types import SamplingParams
-from agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
-from diasynth_agents.summaries import summarize
+from sparring.agents._common import PrincipleLike, derive_seed
+from sparring.agents.critic import CriticAgent
+from sparring.agents.judge import JudgeAgent
+from sparring.agents.persona import PersonaAgent, speaker_name
+from sparring.agents.planner import PlannerAgent
+from sparring.agents.reviser import ReviserAgent
+from sparring.agents.backends.types import SamplingParams
+from sparring.agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
+from sparring.diasynth_agents.summaries import summarize
 
 from .assemble import is_preference
 from .dialogue_config import DialogueConfig

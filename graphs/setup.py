@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.types import Scenario
-from diasynth_agents.counts import expected_counts
-from diasynth_agents.fewshot import load_pool
-from principles.model import Principle
-from principles.yamlfile import InputError
+from sparring.agents.types import Scenario
+from sparring.diasynth_agents.counts import expected_counts
+from sparring.diasynth_agents.fewshot import load_pool
+from sparring.principles.model import Principle
+from sparring.principles.yamlfile import InputError
 
 from .config import RunConfig, load_config_with_lines
 from .pipeline import RunRequest, iter_jobs

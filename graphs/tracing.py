@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from principles.yamlfile import InputError
-from traces.spans import SpanSink
+from sparring.principles.yamlfile import InputError
+from sparring.traces.spans import SpanSink
 
 from .config import TracingConfig
 
@@ -24,7 +24,7 @@ def span_exporters(config: TracingConfig) -> list[SpanSink]:
             raise InputError(f"environment variable {env} (header {header}) is not set (or empty)",
                              field="tracing.otlp_headers_env")
         headers[header] = value
-    from traces.otlp import OtlpSpanSink
+    from sparring.traces.otlp import OtlpSpanSink
 
     try:
         return [OtlpSpanSink(config.otlp_endpoint, headers)]

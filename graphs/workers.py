@@ -39,9 +39,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.backends.base import UsageMeter
-from agents.types import DialogueJob
-from traces.sinks import JsonlSpanSink
+from sparring.agents.backends.base import UsageMeter
+from sparring.agents.types import DialogueJob
+from sparring.traces.sinks import JsonlSpanSink
 
 from ._worker_process import HEADER, STOP, WorkerContext, share, worker_main
 from .checkpoints import place_checkpoints

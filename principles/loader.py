@@ -223,7 +223,7 @@ def _all_builtins() -> _LoadedSet:
 
 @functools.cache
 def _parse_builtin_files() -> tuple[tuple[PrincipleSet, LineMap, str], ...]:
-    folder = resources.files("principles").joinpath("sets")
+    folder = resources.files("sparring.principles").joinpath("sets")
     files = sorted((f for f in folder.iterdir() if f.name.endswith(_YAML_SUFFIXES)), key=lambda f: f.name)
     out = []
     seen: dict[str, str] = {}

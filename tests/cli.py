@@ -1,4 +1,4 @@
-"""Running ``sparring`` as users do: a subprocess of this checkout (the project need not be installed)."""
+"""Running ``sparring`` as users do: a subprocess of the installed (editable) project."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m graphs.cli ARGS`` in ``cwd``, output captured as text; a wide terminal keeps tables on one line."""
+    """``python -m sparring.graphs.cli ARGS`` in ``cwd``, output captured as text; a wide terminal keeps tables on one line."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "graphs.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sparring.graphs.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from agents.backends import Backend
+from sparring.agents.backends import Backend
 from tests import engines
 from tests.fakeserver import FakeOpenAIServer
 

@@ -26,9 +26,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from agents.backends import Backend, BackendConfig, create_backend
-from agents.backends.embedded import MODEL_NAME, ensure_model
-from agents.backends.vllm_engine import prepare_cpu_environment
+from sparring.agents.backends import Backend, BackendConfig, create_backend
+from sparring.agents.backends.embedded import MODEL_NAME, ensure_model
+from sparring.agents.backends.vllm_engine import prepare_cpu_environment
 
 SERVER_START_TIMEOUT_S = 900.0
 """Generous: a cold start on a busy 2-core machine has been seen past 5 minutes."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agents.backends.openai_compat import strict_schema
+from sparring.agents.backends.openai_compat import strict_schema
 from tests.fakeserver import FakeOpenAIServer, minimal_instance
 
 

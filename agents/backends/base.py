@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from traces import spans
+from sparring.traces import spans
 
 from . import _retry
 from ._slots import FairSlots

@@ -28,7 +28,7 @@ import re
 import time
 from typing import Any
 
-from principles.yamlfile import InputError
+from sparring.principles.yamlfile import InputError
 
 from ._openai_wire import DirectChatPath, httpx_module
 from .base import Backend

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from traces import spans as tracing
+from sparring.traces import spans as tracing
 
 from .base import Backend
 from .config import BackendConfig

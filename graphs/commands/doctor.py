@@ -21,8 +21,8 @@ def doctor(config: Path | None, overrides: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from graphs.config import load_config
-    from graphs.doctor import diagnose
+    from sparring.graphs.config import load_config
+    from sparring.graphs.doctor import diagnose
 
     cfg = load_config(config, overrides)
     console = Console()

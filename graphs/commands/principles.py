@@ -9,7 +9,7 @@ import click
 from ._common import user_errors
 
 if TYPE_CHECKING:
-    from principles.model import Constitution
+    from sparring.principles.model import Constitution
 
 set_choice = click.option(
     "--set", "sets", multiple=True, metavar="NAME_OR_PATH",
@@ -86,7 +86,7 @@ def show_principles(ids: tuple[str, ...], sets: tuple[str, ...], as_json: bool) 
 @user_errors
 def list_sets(as_json: bool) -> None:
     """The built-in sets: id, title, how many principles, what they cover."""
-    from principles.loader import ALL_SETS, builtin_sets, get_builtin
+    from sparring.principles.loader import ALL_SETS, builtin_sets, get_builtin
 
     rows = [get_builtin(ALL_SETS), *builtin_sets()]
     if as_json:
@@ -111,7 +111,7 @@ def list_sets(as_json: bool) -> None:
 
 
 def _selected(sets: tuple[str, ...]) -> Constitution:
-    from principles.loader import ALL_SETS, resolve_principles
+    from sparring.principles.loader import ALL_SETS, resolve_principles
 
     # Relative paths given on the command line are read from the current directory.
     return resolve_principles(list(sets) or [ALL_SETS])

@@ -27,10 +27,10 @@ def stats(run_dir: Path, as_json: bool, write: bool, no_embeddings: bool, rouge_
     turn-length distribution, failures and judge scores of RUN_DIR."""
     from dataclasses import replace
 
-    from graphs.data.rundata import load_run
-    from graphs.data.similarity import ROUGE_RULE
-    from graphs.data.stats import StatsOptions, compute_stats
-    from graphs.store import STATS, replace_json
+    from sparring.graphs.data.rundata import load_run
+    from sparring.graphs.data.similarity import ROUGE_RULE
+    from sparring.graphs.data.stats import StatsOptions, compute_stats
+    from sparring.graphs.store import STATS, replace_json
 
     options = StatsOptions(embeddings=not no_embeddings)
     if rouge_exact_limit is not None:

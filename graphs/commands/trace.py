@@ -33,10 +33,10 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
     """Show the trace of a run: without DIALOGUE_ID the list of dialogues; with it (an id, a unique
     prefix of one, or a trace id), who spoke, what each agent was shown and said, the critic's
     verdicts, the revisions, tokens and latency per step, errors highlighted."""
-    from graphs.store import DIALOGUES, TRACES, iter_jsonl
-    from principles.yamlfile import InputError
-    from traces import viewer
-    from traces.read import iter_spans
+    from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
+    from sparring.principles.yamlfile import InputError
+    from sparring.traces import viewer
+    from sparring.traces.read import iter_spans
 
     if not (run_dir / DIALOGUES).is_file():
         raise InputError("holds no dialogues.jsonl: not a sparring run directory (or nothing finished yet)",
@@ -74,8 +74,8 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
 
 def find_dialogue(path: Path, key: str) -> dict[str, Any]:
     """The dialogue whose id (or trace id) is ``key`` or starts with it; InputError if none or several."""
-    from graphs.store import iter_jsonl
-    from principles.yamlfile import InputError
+    from sparring.graphs.store import iter_jsonl
+    from sparring.principles.yamlfile import InputError
 
     matches = []
     for row in iter_jsonl(path):
@@ -93,8 +93,8 @@ def find_dialogue(path: Path, key: str) -> dict[str, Any]:
 def _replay(run_dir: Path, record: dict[str, Any], *, strict: bool, as_json: bool) -> None:
     import asyncio
 
-    from graphs.replay import replay_dialogue
-    from traces import viewer
+    from sparring.graphs.replay import replay_dialogue
+    from sparring.traces import viewer
 
     outcome = asyncio.run(replay_dialogue(run_dir, record, strict=strict))
     if as_json:

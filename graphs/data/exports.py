@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from diasynth_agents.summaries import summarization_rows
+from sparring.diasynth_agents.summaries import summarization_rows
 
 from .rundata import Row, RunData
 from .validate import (

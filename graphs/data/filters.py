@@ -86,7 +86,7 @@ def filter_near_duplicates(dialogues: Sequence[Row], threshold: float = NEAR_DUP
     least ``threshold``; the first of a group stays."""
     if len(dialogues) < 2:
         return list(dialogues), []
-    from diasynth_agents.dedup import default_embedder
+    from sparring.diasynth_agents.dedup import default_embedder
 
     from .similarity import find_near_duplicates
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agents.backends import Backend, create_backend
-from agents.backends.base import metered
-from agents.judge import JudgeAgent, JudgeConfig
-from principles.yamlfile import InputError, LineMap, pydantic_error
+from sparring.agents.backends import Backend, create_backend
+from sparring.agents.backends.base import metered
+from sparring.agents.judge import JudgeAgent, JudgeConfig
+from sparring.principles.yamlfile import InputError, LineMap, pydantic_error
 
 from ..config import RunConfig, apply_overrides
 from ..store import DIALOGUES, RunStore, replace_jsonl

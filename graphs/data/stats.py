@@ -203,7 +203,7 @@ def compute_embedding_diversity(dialogues: Sequence[Row], options: StatsOptions)
     if len(dialogues) < 2:
         return {**out, "method": "exact", "queries": 0, "references": 0, "population": len(dialogues),
                 "near_duplicates": 0, "near_duplicate_rate": None}
-    from diasynth_agents.dedup import default_embedder
+    from sparring.diasynth_agents.dedup import default_embedder
 
     vectors = (options.embedder or default_embedder()).encode([dialogue_text(d) for d in dialogues])
     result = compute_max_cosine(vectors, options.embedding)

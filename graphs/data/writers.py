@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from principles.yamlfile import InputError
+from sparring.principles.yamlfile import InputError
 
 from ..store import STATS
 from .dataset_card import render_card

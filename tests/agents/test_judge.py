@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from agents.backends.scripted import ScriptedBackend
-from agents.backends.types import RawCompletion, SamplingParams, TokenLogprob, Usage
-from agents.judge import CRITERIA, JudgeAgent, JudgeConfig, rating_from_text, score_from_logprobs
+from sparring.agents.backends.scripted import ScriptedBackend
+from sparring.agents.backends.types import RawCompletion, SamplingParams, TokenLogprob, Usage
+from sparring.agents.judge import CRITERIA, JudgeAgent, JudgeConfig, rating_from_text, score_from_logprobs
 
 JUDGE_PARAMS = SamplingParams(temperature=0.0, max_tokens=8, logprobs=5)
 SCENARIO = {"topic": "pets", "subtopic": "cats", "personas": [{"name": "Dana", "description": "a cat owner"},
@@ -92,8 +92,8 @@ async def test_judge_without_logprobs_averages_sampled_ratings() -> None:
 async def test_judge_stage_in_the_graph_writes_scores_into_the_record() -> None:
     from tests.graphs.scripted_world import World
     from tests.graphs.test_selfplay import make_job, make_selfplay
-    from graphs.assemble import build_dialogue_record
-    from graphs.records import Usage as RecordUsage
+    from sparring.graphs.assemble import build_dialogue_record
+    from sparring.graphs.records import Usage as RecordUsage
 
     world = World()
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from agents.backends import Backend
-from agents.judge import JudgeAgent, JudgeConfig
-from graphs.config import StageSampling
+from sparring.agents.backends import Backend
+from sparring.agents.judge import JudgeAgent, JudgeConfig
+from sparring.graphs.config import StageSampling
 from tests.agents.test_judge import DIALOGUE, SCENARIO
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diasynth_agents.characteristics import TABLE_11
+from sparring.diasynth_agents.characteristics import TABLE_11
 
 PAPER_TABLE_11 = ["age and gender", "familiarity level", "emotional states", "formality level",
                   "duration of the conversation", "communication medium", "topic of the conversation",

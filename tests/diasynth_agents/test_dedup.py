@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agents.types import Persona
-from diasynth_agents.config import DEFAULT_DEDUP_THRESHOLD
-from diasynth_agents.dedup import dedup, default_embedder
-from diasynth_agents.personas import persona_text
+from sparring.agents.types import Persona
+from sparring.diasynth_agents.config import DEFAULT_DEDUP_THRESHOLD
+from sparring.diasynth_agents.dedup import dedup, default_embedder
+from sparring.diasynth_agents.personas import persona_text
 
 SUBTOPICS_DISTINCT = [
     "Setting up a productive home office",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from diasynth_agents.config import DiaSynthConfig
-from principles.yamlfile import InputError, parse_yaml, pydantic_error
+from sparring.diasynth_agents.config import DiaSynthConfig
+from sparring.principles.yamlfile import InputError, parse_yaml, pydantic_error
 
 
 def load_block(text: str, *, context: dict | None = None) -> DiaSynthConfig:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from diasynth_agents.fewshot import FewShotPool, load_file, load_pool, render, style_instruction
-from principles.yamlfile import InputError
+from sparring.diasynth_agents.fewshot import FewShotPool, load_file, load_pool, render, style_instruction
+from sparring.principles.yamlfile import InputError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fewshot"
 

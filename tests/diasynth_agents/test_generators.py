@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from agents.backends import BackendConfig, SamplingParams
-from agents.backends.scripted import ScriptedBackend
-from diasynth_agents.text import clean_item
-from diasynth_agents.personas import generate_personas
-from diasynth_agents.subtopics import generate_subtopics
-from traces.spans import Tracer, use_tracer
+from sparring.agents.backends import BackendConfig, SamplingParams
+from sparring.agents.backends.scripted import ScriptedBackend
+from sparring.diasynth_agents.text import clean_item
+from sparring.diasynth_agents.personas import generate_personas
+from sparring.diasynth_agents.subtopics import generate_subtopics
+from sparring.traces.spans import Tracer, use_tracer
 
 PARAMS = SamplingParams(temperature=0.1, max_tokens=2048)
 OPTS = {"threshold": 0.85, "seed": 3}

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agents.backends import SamplingParams
-from agents.backends.scripted import ScriptedBackend
-from diasynth_agents.summaries import summarization_rows, summarize, transcript
-from traces.spans import Tracer, use_tracer
+from sparring.agents.backends import SamplingParams
+from sparring.agents.backends.scripted import ScriptedBackend
+from sparring.diasynth_agents.summaries import summarization_rows, summarize, transcript
+from sparring.traces.spans import Tracer, use_tracer
 
 MESSAGES = [
     {"role": "user", "speaker": "A", "name": "Dana", "content": "Did you  book the vet?"},

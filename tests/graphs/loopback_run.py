@@ -51,15 +51,15 @@ def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: in
 
 def expected_ids(config: Path) -> list[str]:
     """The dialogue ids the config makes (ids are deterministic)."""
-    from graphs.pipeline import iter_jobs
-    from graphs.setup import plan_run
+    from sparring.graphs.pipeline import iter_jobs
+    from sparring.graphs.setup import plan_run
 
     return [job.id for job in iter_jobs(plan_run(config))]
 
 
 def start_cli(*args: str, cwd: Path, new_session: bool = False) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, "-m", "graphs.cli", *args], cwd=cwd, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "sparring.graphs.cli", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=new_session)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from graphs.pipeline import execute
-from graphs.setup import plan_run
+from sparring.graphs.pipeline import execute
+from sparring.graphs.setup import plan_run
 from tests.graphs.loopback_run import canned_server, check_complete, expected_ids, write_config
 
 

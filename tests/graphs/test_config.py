@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from graphs.config import load_config
-from principles.yamlfile import InputError
+from sparring.graphs.config import load_config
+from sparring.principles.yamlfile import InputError
 from tests.cli import run_cli
 SECRET = "sk-live-Qm9vYmFyYmF6cXV4"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from diasynth_agents.characteristics import TABLE_11
-from graphs.config import load_config
-from principles.yamlfile import InputError
+from sparring.diasynth_agents.characteristics import TABLE_11
+from sparring.graphs.config import load_config
+from sparring.principles.yamlfile import InputError
 
 
 def write(tmp_path, text: str):

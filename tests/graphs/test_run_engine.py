@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from graphs.assemble import is_preference
-from graphs.pipeline import execute
-from graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
-from graphs.setup import plan_run
-from graphs.replay import replay_dialogue
-from graphs.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
+from sparring.graphs.assemble import is_preference
+from sparring.graphs.pipeline import execute
+from sparring.graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
+from sparring.graphs.setup import plan_run
+from sparring.graphs.replay import replay_dialogue
+from sparring.graphs.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
 
 pytestmark = pytest.mark.engine
 
@@ -86,7 +86,7 @@ async def test_preference_rows_are_trl_conversational_preference_data(run_dir: P
     from transformers import AutoTokenizer
     from trl.data_utils import apply_chat_template, is_conversational
 
-    from agents.backends.embedded import ensure_model
+    from sparring.agents.backends.embedded import ensure_model
 
     path = run_dir / PREFERENCES
     if not path.exists() or not path.read_text().strip():

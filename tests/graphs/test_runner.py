@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from agents.backends.types import BackendError
-from agents.types import Persona, Scenario
-from graphs.jobs import JobsConfig, assign_jobs
-from graphs.runner import DialogueRunner
-from graphs.store import DIALOGUES, PREFERENCES, SFT, RunStore, iter_jsonl
+from sparring.agents.backends.types import BackendError
+from sparring.agents.types import Persona, Scenario
+from sparring.graphs.jobs import JobsConfig, assign_jobs
+from sparring.graphs.runner import DialogueRunner
+from sparring.graphs.store import DIALOGUES, PREFERENCES, SFT, RunStore, iter_jsonl
 from tests.graphs.scripted_world import PRINCIPLES, World
 from tests.graphs.test_selfplay import make_selfplay
 
@@ -44,7 +44,7 @@ class FlakyWorld(World):
         return self.reply(messages, params, schema)
 
     def backend(self):
-        from agents.backends.scripted import ScriptedBackend
+        from sparring.agents.backends.scripted import ScriptedBackend
 
         return ScriptedBackend(self.areply)
 

@@ -12,13 +12,13 @@ from math import comb
 import pytest
 import pytest_asyncio
 
-from agents.backends import BackendConfig, create_backend
-from agents.backends.scripted import ScriptedBackend
-from diasynth_agents.config import DiaSynthConfig
-from diasynth_agents.counts import expected_counts
-from graphs.config import StageSampling
-from graphs.scenario_graph import expand_scenarios
-from traces.spans import Tracer, use_tracer
+from sparring.agents.backends import BackendConfig, create_backend
+from sparring.agents.backends.scripted import ScriptedBackend
+from sparring.diasynth_agents.config import DiaSynthConfig
+from sparring.diasynth_agents.counts import expected_counts
+from sparring.graphs.config import StageSampling
+from sparring.graphs.scenario_graph import expand_scenarios
+from sparring.traces.spans import Tracer, use_tracer
 
 SUBTOPICS = ["Budgeting for a family holiday", "Learning to play chess", "Repairing a leaking roof",
              "Choosing a first smartphone", "Volunteering at an animal shelter", "Planting tomatoes on a balcony",

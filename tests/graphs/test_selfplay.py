@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from agents.critic import CriticAgent
-from agents.persona import PersonaAgent
-from agents.planner import PlannerAgent
-from agents.reviser import ReviserAgent
-from agents.types import DialogueJob, Persona, Scenario
-from graphs.assemble import build_dialogue_record, extract_preference_pairs
-from graphs.records import Usage
-from graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
+from sparring.agents.critic import CriticAgent
+from sparring.agents.persona import PersonaAgent
+from sparring.agents.planner import PlannerAgent
+from sparring.agents.reviser import ReviserAgent
+from sparring.agents.types import DialogueJob, Persona, Scenario
+from sparring.graphs.assemble import build_dialogue_record, extract_preference_pairs
+from sparring.graphs.records import Usage
+from sparring.graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
 from tests.graphs.scripted_world import PRINCIPLES, World
 
-from agents.backends.types import SamplingParams
+from sparring.agents.backends.types import SamplingParams
 
 
 def make_job(targets: tuple[str, ...] = ("privacy.no-doxxing",), mode: str = "assistant") -> DialogueJob:

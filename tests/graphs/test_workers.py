@@ -13,10 +13,10 @@ import sqlite3
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
-from graphs.checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
-from graphs.pipeline import execute
-from graphs.setup import plan_resume, plan_run
-from graphs.workers import WorkerError, assign_workers, share
+from sparring.graphs.checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
+from sparring.graphs.pipeline import execute
+from sparring.graphs.setup import plan_resume, plan_run
+from sparring.graphs.workers import WorkerError, assign_workers, share
 from tests.graphs.loopback_run import (
     assert_processes_gone,
     canned_server,

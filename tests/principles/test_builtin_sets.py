@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
-from principles.loader import ALL_SETS, builtin_constitution, builtin_sets, get_builtin
-from principles.model import BUILTIN_CATEGORIES
-from principles.yamlfile import InputError
+from sparring.principles.loader import ALL_SETS, builtin_constitution, builtin_sets, get_builtin
+from sparring.principles.model import BUILTIN_CATEGORIES
+from sparring.principles.yamlfile import InputError
 
 CATEGORY_SETS = [s for s in builtin_sets() if s.id != "quickstart"]
 

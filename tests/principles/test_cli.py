@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from graphs.cli import main
-from principles.loader import builtin_constitution, get_builtin
+from sparring.graphs.cli import main
+from sparring.principles.loader import builtin_constitution, get_builtin
 
 from .conftest import VALID_SET
 
@@ -105,7 +105,7 @@ def test_broken_user_file_exits_2_naming_file_and_line(write_yaml) -> None:
 
 @pytest.mark.parametrize("args", [["show", "nope.nope"], ["list", "--set", "missing.yaml"]])
 def test_real_process_prints_one_line_and_no_traceback(args: list[str], tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "graphs.cli", "principles", *args], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "sparring.graphs.cli", "principles", *args], cwd=tmp_path,
                           capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert proc.returncode == 2
     assert proc.stdout == "" and "Traceback" not in proc.stderr

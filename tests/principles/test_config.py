@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from graphs.config import RunConfig, load_config
-from principles.config import PrincipleSelection
-from principles.loader import builtin_constitution
-from principles.yamlfile import InputError, load_yaml
+from sparring.graphs.config import RunConfig, load_config
+from sparring.principles.config import PrincipleSelection
+from sparring.principles.loader import builtin_constitution
+from sparring.principles.yamlfile import InputError, load_yaml
 
 from .conftest import VALID_SET
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from principles.loader import builtin_constitution, get_builtin, load_principle_file, resolve_principles
-from principles.yamlfile import InputError
+from sparring.principles.loader import builtin_constitution, get_builtin, load_principle_file, resolve_principles
+from sparring.principles.yamlfile import InputError
 
 from .conftest import VALID_SET
 
@@ -210,7 +210,7 @@ def test_a_name_with_a_yaml_suffix_is_a_path_not_a_set(tmp_path: Path) -> None:
 
 def test_selection_errors_point_into_the_file_that_wrote_it() -> None:
     # A file whose top level is the selection itself (prefix ()), e.g. a shared principles block.
-    from principles.yamlfile import parse_yaml
+    from sparring.principles.yamlfile import parse_yaml
 
     _, lines = parse_yaml("sets:\n  - honesty\nids:\n  - honesty.no-sycophancy\n  - honesty.sycophancy\n",
                           source="sel.yaml")

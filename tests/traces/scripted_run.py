@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.backends import Backend
-from agents.types import Persona, Scenario
-from graphs.config import RunConfig
-from graphs.pipeline import RunRequest, RunResult, execute
-from principles.model import Principle
+from sparring.agents.backends import Backend
+from sparring.agents.types import Persona, Scenario
+from sparring.graphs.config import RunConfig
+from sparring.graphs.pipeline import RunRequest, RunResult, execute
+from sparring.principles.model import Principle
 from tests.graphs.scripted_world import PRINCIPLES
 
 CATEGORIES = {"honesty.no-fabrication": "honesty", "privacy.no-doxxing": "privacy", "harm.no-weapons": "harmlessness"}

@@ -16,12 +16,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
     ExportTraceServiceResponse,
 )
 
-from graphs.config import RunConfig  # noqa: E402
-from graphs.store import TRACES, iter_jsonl  # noqa: E402
-from principles.yamlfile import InputError  # noqa: E402
+from sparring.graphs.config import RunConfig  # noqa: E402
+from sparring.graphs.store import TRACES, iter_jsonl  # noqa: E402
+from sparring.principles.yamlfile import InputError  # noqa: E402
 from tests.graphs.scripted_world import World  # noqa: E402
 from tests.traces.scripted_run import scripted_run  # noqa: E402
-from traces.otlp import otel_value, traces_url  # noqa: E402
+from sparring.traces.otlp import otel_value, traces_url  # noqa: E402
 
 
 class Collector:
@@ -120,8 +120,8 @@ def test_urls_and_attribute_values():
 def test_missing_sdk_is_bad_input_with_the_install_hint(monkeypatch):
     import sys
 
-    from graphs.config import TracingConfig
-    from graphs.tracing import span_exporters
+    from sparring.graphs.config import TracingConfig
+    from sparring.graphs.tracing import span_exporters
 
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with pytest.raises(InputError, match=r"pip install 'sparring\[otel\]'"):

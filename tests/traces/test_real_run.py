@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from graphs.config import RunConfig
-from graphs.pipeline import RunRequest, execute
-from graphs.store import TRACES, iter_jsonl
+from sparring.graphs.config import RunConfig
+from sparring.graphs.pipeline import RunRequest, execute
+from sparring.graphs.store import TRACES, iter_jsonl
 from tests.traces.scripted_run import principles, scenarios
 
 # Two turns, short persona turns: the point is the trace, not the text. The structured stages keep

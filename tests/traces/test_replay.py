@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.backends.scripted import ScriptedBackend
-from agents.backends.types import TransientBackendError
-from graphs.replay import replay_dialogue
-from graphs.store import DIALOGUES, TRACES, iter_jsonl
-from principles.yamlfile import InputError
+from sparring.agents.backends.scripted import ScriptedBackend
+from sparring.agents.backends.types import TransientBackendError
+from sparring.graphs.replay import replay_dialogue
+from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
+from sparring.principles.yamlfile import InputError
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from graphs.store import REPORT
+from sparring.graphs.store import REPORT
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld
 from tests.traces.scripted_run import scripted_run
-from traces import charts
-from traces.diffmark import word_diff
-from traces.report import violation_rates
+from sparring.traces import charts
+from sparring.traces.diffmark import word_diff
+from sparring.traces.report import violation_rates
 
 
 async def make_run(out: Path) -> Path:
@@ -62,8 +62,8 @@ async def test_a_report_failure_does_not_fail_the_run(tmp_path, monkeypatch, cap
     def explode(*args, **kwargs):
         raise RuntimeError("template missing")
 
-    monkeypatch.setattr("graphs.reporting.render_report", explode)
-    with caplog.at_level(logging.WARNING, logger="graphs.reporting"):
+    monkeypatch.setattr("sparring.graphs.reporting.render_report", explode)
+    with caplog.at_level(logging.WARNING, logger="sparring.graphs.reporting"):
         result = await scripted_run(tmp_path / "run", World().backend(), n=1)
     assert result.status == "completed" and not (tmp_path / "run" / REPORT).exists()
     assert "template missing" in caplog.text and "sparring report" in caplog.text

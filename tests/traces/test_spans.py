@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graphs.store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
+from sparring.graphs.store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
 
@@ -73,7 +73,7 @@ async def test_a_failed_call_is_an_error_span_and_the_dialogue_keeps_its_trace_i
     def broken(messages, params, schema):
         raise ValueError("bad weights")
 
-    from agents.backends.scripted import ScriptedBackend
+    from sparring.agents.backends.scripted import ScriptedBackend
 
     await scripted_run(tmp_path, ScriptedBackend(broken), n=1)
     spans, [dialogue], _ = load(tmp_path)

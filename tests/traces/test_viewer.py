@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_cli
-from traces import viewer
-from traces.read import iter_spans
+from sparring.traces import viewer
+from sparring.traces.read import iter_spans
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "run"

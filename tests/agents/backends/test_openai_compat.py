@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel, Field
 
-from agents.backends import Backend, BackendConfig, BackendError, SamplingParams, TransientBackendError, create_backend
-from graphs.doctor import diagnose
+from sparring.agents.backends import Backend, BackendConfig, BackendError, SamplingParams, TransientBackendError, create_backend
+from sparring.graphs.doctor import diagnose
 from tests.engines import VLLMServer
 
 pytestmark = pytest.mark.server

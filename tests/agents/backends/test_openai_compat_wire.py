@@ -10,7 +10,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agents.backends import SamplingParams, create_backend
+from sparring.agents.backends import SamplingParams, create_backend
 from tests.fakeserver import FakeOpenAIServer
 
 

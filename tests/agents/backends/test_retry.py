@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agents.backends import (
+from sparring.agents.backends import (
     Backend,
     BackendError,
     RetryConfig,
@@ -19,7 +19,7 @@ from agents.backends import (
     _retry,
     create_backend,
 )
-from principles.yamlfile import InputError
+from sparring.principles.yamlfile import InputError
 from tests.fakeserver import FakeOpenAIServer
 
 # Tiny waits: the suite measures behaviour, not patience. The timeout stays generous

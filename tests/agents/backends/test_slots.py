@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agents.backends._slots import FairSlots
+from sparring.agents.backends._slots import FairSlots
 
 
 async def _hold(slots: FairSlots, progress: int, log: list[int], release: asyncio.Event) -> None:

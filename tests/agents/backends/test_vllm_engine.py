@@ -8,8 +8,8 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from agents.backends import Backend, SamplingParams
-from agents.backends.embedded import MODEL_NAME
+from sparring.agents.backends import Backend, SamplingParams
+from sparring.agents.backends.embedded import MODEL_NAME
 
 pytestmark = pytest.mark.engine
 

@@ -12,5 +12,5 @@ from tests.graphs.data.fakes import FixedEmbedder
 
 @pytest.fixture(autouse=True)
 def _no_real_embedding_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    dedup_module = importlib.import_module("diasynth_agents.dedup")  # the package re-exports dedup(), a function
+    dedup_module = importlib.import_module("sparring.diasynth_agents.dedup")  # the package re-exports dedup(), a function
     monkeypatch.setattr(dedup_module, "default_embedder", lambda: FixedEmbedder({}))

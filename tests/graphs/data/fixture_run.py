@@ -18,9 +18,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agents.types import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
-from graphs.assemble import build_sft_record, extract_preference_pairs
-from graphs.records import DialogueRecord, Message, Revision
+from sparring.agents.types import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
+from sparring.graphs.assemble import build_sft_record, extract_preference_pairs
+from sparring.graphs.records import DialogueRecord, Message, Revision
 
 SCENARIO = Scenario(topic="pets", subtopic="cats", personas=(Persona(name="Dana", description="a cat owner"),
                                                              Persona(name="Lee", description="a vet")))

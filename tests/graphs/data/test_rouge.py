@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from graphs.data.rouge import LcsIndex, lcs_length, rouge_l, tokenize
+from sparring.graphs.data.rouge import LcsIndex, lcs_length, rouge_l, tokenize
 
 
 def test_tokenizer_lowercases_and_splits_on_everything_but_letters_and_digits() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from graphs.data.stats import StatsOptions, write_stats
-from graphs.data.writers import write_export
+from sparring.graphs.data.stats import StatsOptions, write_stats
+from sparring.graphs.data.writers import write_export
 from tests.graphs.data.fixture_run import make_dialogue, write_run
 from tests.graphs.data.tiny_lm import one_step_args, texts_of, tiny_model, tiny_tokenizer
 
