@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-from sparring.traces import spans
-
 from pydantic import BaseModel
 
-from .backends.base import Backend
-from .backends.types import ChatMessage, Completion, SamplingParams
-from .types import derive_seed
+from sparring.traces import spans
+
+from .backends.messages import ChatBackend, ChatMessage, Completion, SamplingParams
+from .domain import derive_seed
 
 __all__ = ["PrincipleLike", "PrincipleLookup", "agent_span", "call_agent", "derive_seed", "principle_lines",
            "record_completion", "transcript"]
@@ -21,11 +20,16 @@ __all__ = ["PrincipleLike", "PrincipleLookup", "agent_span", "call_agent", "deri
 class PrincipleLike(Protocol):
     """What the agents read of a principle (principles.model.Principle has these and more)."""
 
-    id: str
-    category: str
-    text: str
-    critique: str
-    revision: str
+    @property
+    def id(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def critique(self) -> str: ...
+    @property
+    def revision(self) -> str: ...
 
 
 class PrincipleLookup(Protocol):
@@ -56,7 +60,7 @@ def record_completion(span: Any, completion: Completion) -> None:
     })
 
 
-async def call_agent(backend: Backend, agent: str, messages: list[ChatMessage], params: SamplingParams,
+async def call_agent(backend: ChatBackend, agent: str, messages: list[ChatMessage], params: SamplingParams,
                      schema: type[BaseModel] | None = None, *, span_name: str = "invoke_agent",
                      **app: Any) -> Completion:
     """One model call made as a named agent, inside its own span with the call's usage on it."""
@@ -66,7 +70,7 @@ async def call_agent(backend: Backend, agent: str, messages: list[ChatMessage], 
     return completion
 
 
-def transcript(messages: Sequence[dict[str, Any]], *, limit: int | None = None) -> str:
+def transcript(messages: Sequence[Mapping[str, Any]], *, limit: int | None = None) -> str:
     """``Name: content`` lines of the conversation, oldest first; ``(nothing yet)`` when empty."""
     chosen = messages if limit is None else messages[:limit]
     if not chosen:

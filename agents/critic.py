@@ -18,8 +18,8 @@ from pydantic import BaseModel, create_model
 from . import prompts
 from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion, transcript
 from .backends.base import Backend
-from .backends.types import ChatMessage, SamplingParams
-from .types import CritiqueOutput, Severity, Side, TurnVerdict, ViolationFinding, bounded, bounded_list
+from .backends.messages import ChatMessage, SamplingParams
+from .domain import CritiqueOutput, Severity, Side, TurnVerdict, ViolationFinding, bounded, bounded_list
 
 _SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
 MAX_FINDINGS = 4
@@ -30,11 +30,11 @@ def critique_schema(principle_ids: tuple[str, ...]) -> type[BaseModel]:
     """CritiqueOutput with ``principle_id`` restricted to ``principle_ids``."""
     finding = create_model(
         "ViolationFinding", __doc__=ViolationFinding.__doc__,
-        principle_id=(Literal[principle_ids], ...),  # type: ignore[valid-type]
+        principle_id=(Literal[principle_ids], ...),  # type: ignore[arg-type]
         evidence=(str, bounded(200)), severity=(Severity, ...))
     return create_model(
         "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, bounded(400)),
-        violations=(list[finding], bounded_list(MAX_FINDINGS)))  # type: ignore[valid-type]
+        violations=(list[finding], bounded_list(MAX_FINDINGS)))
 
 
 def worst(findings: Sequence[ViolationFinding]) -> Severity | None:
@@ -57,7 +57,8 @@ class CriticAgent:
         for p in principles:
             lines.append(principle_lines([p], guidance="critique" if p.id in guided else None))
         speaker = messages[turn_index]["name"]
-        user = prompts.render("critic_user", principles="\n".join(lines), history=transcript(messages, limit=turn_index),
+        user = prompts.render("critic_user", principles="\n".join(lines),
+                              history=transcript(messages, limit=turn_index),
                               speaker=speaker, turn=text)
         return [{"role": "system", "content": prompts.render("critic_system")}, {"role": "user", "content": user}]
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import prompts
 from ._common import call_agent, derive_seed, transcript
 from .backends.base import Backend
-from .backends.types import ChatMessage, Completion, SamplingParams, TokenLogprob
+from .backends.messages import ChatMessage, Completion, SamplingParams, TokenLogprob
 
 Criterion = Literal["engagingness", "naturalness", "coherence", "groundedness"]
 CRITERIA: tuple[Criterion, ...] = ("engagingness", "naturalness", "coherence", "groundedness")
@@ -125,7 +125,8 @@ class JudgeAgent:
 
         first, *rest = self.config.criteria
         rated = [await rate(first), *await asyncio.gather(*(rate(c) for c in rest))]
-        scores = {c: round(value, 4) for c, (value, _) in zip(self.config.criteria, rated) if value is not None}
+        scores: dict[str, float] = {c: round(value, 4) for c, (value, _) in zip(self.config.criteria, rated)
+                                    if value is not None}
         methods = {method for _, method in rated}
         return JudgeResult(scores=scores, method=methods.pop() if len(methods) == 1 else "mixed")
 

@@ -11,28 +11,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sparring.errors import EmptyTurnError
+
 from . import prompts
 from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion
 from .backends.base import Backend
-from .backends.types import ChatMessage, Completion, SamplingParams
-from .planner import ASSISTANT_NAME
-from .types import DialogueJob, PlanOutput, Side
+from .backends.messages import ChatMessage, Completion, SamplingParams
+from .domain import DialogueJob, PlanOutput, Side, other_side
 
 DONE_MARKER = re.compile(r"\s*(?:<\s*/?\s*done\s*/?\s*>|\[\s*done\s*\]|\bDONE\b)\s*", re.I)
 _KICKOFF = {
     "assistant": "(You open the chat. Write your first message.)",
     "peers": "(You start the conversation. Say your first line.)",
 }
-
-
-class EmptyTurnError(RuntimeError):
-    """The model produced nothing usable for a turn, even after a resample."""
-
-
-def speaker_name(job: DialogueJob, side: Side) -> str:
-    if job.mode == "assistant" and side == "B":
-        return ASSISTANT_NAME
-    return job.scenario.personas[0 if side == "A" else 1].name
 
 
 def view_from(side: Side, messages: Sequence[dict[str, Any]], kickoff: str) -> list[ChatMessage]:
@@ -68,18 +59,18 @@ class PersonaAgent:
         brief = plan.brief_a if side == "A" else plan.brief_b
         violation = ""
         if targets and side == job.briefed_side:
-            violation = prompts.render("persona_violation", role="assistant" if job.mode == "assistant" and side == "B"
-                                       else "person", turn=max(plan.violation_turn, 1),
+            violation = prompts.render("persona_violation", role="assistant" if job.is_ai_assistant(side) else "person",
+                                       turn=max(plan.violation_turn, 1),
                                        principles=principle_lines(targets))
         style = f"{style_example}\n" if style_example else ""
-        persona = job.scenario.personas[0 if side == "A" else 1]
+        persona = job.persona(side)
         persona_text = persona.name + (f": {persona.description}" if persona.description else "")
         if job.mode == "assistant":
             if side == "A":
                 return prompts.render("persona_user", persona=persona_text, brief=brief, goal=plan.goal, style=style)
             return prompts.render("persona_assistant", expertise=f" You have the expertise of {persona_text}.",
                                   brief=brief, violation=violation)
-        other = job.scenario.personas[1 if side == "A" else 0]
+        other = job.persona(other_side(side))
         done_rule = ("When your goal is reached or the conversation comes to a natural end, finish that line "
                      "with <done>.") if side == "A" else ""
         return prompts.render("persona_peer", name=persona.name, other_name=other.name, persona=persona_text,
@@ -93,7 +84,7 @@ class PersonaAgent:
         system = self.system_prompt(job, plan, side, targets, situation, style_example)
         convo: list[ChatMessage] = [{"role": "system", "content": system},
                                     *view_from(side, messages, _KICKOFF[job.mode])]
-        me, other = speaker_name(job, side), speaker_name(job, "B" if side == "A" else "A")
+        me, other = job.speaker_name(side), job.speaker_name(other_side(side))
         # Stop before the model starts writing the other side's lines.
         stop = tuple(dict.fromkeys((*self.params.stop, f"\n{other}:", "\nUser:", "\nAssistant:")))
         turn_index = len(messages)

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from . import prompts
 from ._common import PrincipleLike, call_agent, derive_seed, principle_lines
 from .backends.base import Backend
-from .backends.types import ChatMessage, Completion, SamplingParams
-from .types import CharacteristicValue, DialogueJob, PlanOutput, bounded
+from .backends.messages import ChatMessage, Completion, SamplingParams
+from .domain import CharacteristicValue, DialogueJob, PlanOutput, Side, bounded
 
 
 class Decision(BaseModel):
@@ -35,7 +35,7 @@ def plan_schema(names: tuple[str, ...]) -> type[BaseModel]:
     rename one (small models do both when asked for a free list)."""
     fields: dict[str, Any] = {"reasoning": (str, bounded(800))}
     if names:
-        decided = create_model(
+        decided = create_model(  # type: ignore[call-overload]
             "Characteristics", __config__=ConfigDict(populate_by_name=True),
             **{f"c{i}": (Decision, Field(alias=name)) for i, name in enumerate(names)})
         fields["characteristics"] = (decided, ...)
@@ -56,24 +56,23 @@ def to_plan(parsed: Any, names: tuple[str, ...]) -> PlanOutput:
     return PlanOutput(reasoning=parsed.reasoning, characteristics=characteristics, goal=parsed.goal,
                       brief_a=parsed.brief_a, brief_b=parsed.brief_b, violation_turn=parsed.violation_turn)
 
-ASSISTANT_NAME = "AI assistant"
-
 SETTINGS = {
     "assistant": "a user (side A) chatting with an AI assistant (side B) in a text chat",
     "peers": "two people (side A and side B) talking with each other",
 }
 
 
-def describe_persona(job: DialogueJob, side: str) -> str:
-    persona = job.scenario.personas[0 if side == "A" else 1]
-    if job.mode == "assistant" and side == "B":
-        expertise = f" whose expertise matches: {persona.name}" + (f" ({persona.description})" if persona.description else "")
+def describe_persona(job: DialogueJob, side: Side) -> str:
+    persona = job.persona(side)
+    if job.is_ai_assistant(side):
+        described = f" ({persona.description})" if persona.description else ""
+        expertise = f" whose expertise matches: {persona.name}{described}"
         return f"an AI assistant{expertise}"
     return persona.name + (f": {persona.description}" if persona.description else "")
 
 
-def side_role(job: DialogueJob, side: str) -> str:
-    return "AI assistant" if job.mode == "assistant" and side == "B" else "person"
+def side_role(job: DialogueJob, side: Side) -> str:
+    return "AI assistant" if job.is_ai_assistant(side) else "person"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from pydantic import BaseModel, create_model
 from . import prompts
 from ._common import PrincipleLike, call_agent, derive_seed, transcript
 from .backends.base import Backend
-from .backends.types import ChatMessage, SamplingParams
+from .backends.messages import ChatMessage, SamplingParams
+from .domain import RevisionOutput, TurnVerdict, bounded
 from .persona import clean_turn
-from .types import RevisionOutput, TurnVerdict, bounded
 
 
 @lru_cache(maxsize=32)

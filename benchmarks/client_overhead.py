@@ -27,10 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
-from sparring.agents.backends._openai_wire import DirectChatPath, httpx_module  # noqa: E402
 from benchmarks._harness import loopback_server  # noqa: E402
+from sparring.agents.backends._openai_wire import DirectChatPath, httpx_module  # noqa: E402
 
 VARIANTS = ("httpx-create", "httpx-raw", "httpx-post", "aiohttp-create", "aiohttp-raw", "aiohttp-post", "direct")
 SCHEMA = {"title": "Verdict", "type": "object", "additionalProperties": False, "required": ["reasoning", "violations"],
@@ -65,7 +65,7 @@ async def measure(variant: str, base_url: str, requests: int, in_flight: int) ->
             if direct is not None:
                 (await direct.post(body))["choices"][0]
             elif path == "create":
-                (await client.chat.completions.create(**body)).choices[0].message.content
+                _ = (await client.chat.completions.create(**body)).choices[0].message.content
             elif path == "raw":
                 (await client.chat.completions.with_raw_response.create(**body)).http_response.json()
             else:

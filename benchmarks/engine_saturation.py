@@ -39,11 +39,11 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
 from sparring.agents.backends import BackendConfig, create_backend  # noqa: E402
 from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.setup import plan_run  # noqa: E402
+from sparring.graphs.run_request import request_from_config  # noqa: E402
 
 WORDS = ("the customer asked about savings accounts interest rates and how long the money "
          "would be locked before it could be withdrawn without a penalty ").split()
@@ -109,7 +109,8 @@ class EngineMeter:
 
 
 def load() -> str:
-    return "load %.2f %.2f %.2f" % tuple(os.getloadavg())
+    a, b, c = os.getloadavg()
+    return f"load {a:.2f} {b:.2f} {c:.2f}"
 
 
 async def pipeline(backend, meter: EngineMeter, request, args: argparse.Namespace) -> tuple[dict, list]:
@@ -169,7 +170,7 @@ async def closed_loop(engine, meter: EngineMeter, requests, concurrency: int, wa
     done = asyncio.gather(*workers)
     try:
         await asyncio.wait_for(asyncio.shield(done), warm_up + window)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
     for w in workers:
@@ -210,7 +211,7 @@ def show(label: str, figures: dict) -> None:
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="sparring-saturation-") as tmp:
         config = write_config(Path(tmp), args.dialogues, args.concurrency, args.max_turns)
-        request = plan_run(config, out=Path(tmp) / "run")
+        request = request_from_config(config, out=Path(tmp) / "run")
         backend = create_backend(BackendConfig(kind="embedded", max_in_flight=args.concurrency,
                                                engine_args=dict(json.loads(args.engine_args))))
         t0 = time.perf_counter()

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
 from sparring.agents.backends import BackendConfig, SamplingParams, create_backend  # noqa: E402
 from sparring.agents.backends.vllm_engine import VLLMBackend  # noqa: E402

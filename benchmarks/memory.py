@@ -24,11 +24,11 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
 from benchmarks._harness import loopback_server, run_figures, server_stats, skip_post_run, write_config  # noqa: E402
 from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.setup import plan_run  # noqa: E402
+from sparring.graphs.run_request import request_from_config  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -83,10 +83,10 @@ def main() -> None:
     with loopback_server(args.delay) as base_url, tempfile.TemporaryDirectory(prefix="sparring-mem-") as tmp:
         folder = Path(tmp)
         warm = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, max_turns=args.max_turns)
-        asyncio.run(execute(plan_run(warm, out=folder / "warm-up")))
+        asyncio.run(execute(request_from_config(warm, out=folder / "warm-up")))
         config = write_config(folder, base_url, dialogues=n, concurrency=n, max_in_flight=n,
                               max_turns=args.max_turns, workers=args.workers)
-        request = plan_run(config, out=folder / "run")
+        request = request_from_config(config, out=folder / "run")
         with PeakMemory(args.workers) as rss:
             result = asyncio.run(execute(request))
         figures = run_figures(folder / "run")

@@ -36,11 +36,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* from a checkout (sparring itself must be installed)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
 from benchmarks._harness import loopback_server, run_figures, time_post_run, write_config  # noqa: E402
 from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.setup import plan_run  # noqa: E402
+from sparring.graphs.run_request import request_from_config  # noqa: E402
 
 
 def process_cpu() -> float:
@@ -54,7 +54,7 @@ def process_cpu() -> float:
 def warm_up(base_url: str, folder: Path, workers: int) -> None:
     """A few dialogues first: lazy imports and first-call caches are start-up costs, not per-turn ones."""
     config = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, workers=workers)
-    asyncio.run(execute(plan_run(config, out=folder / "warm-up")))
+    asyncio.run(execute(request_from_config(config, out=folder / "warm-up")))
 
 
 def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: list[float]) -> dict[str, float]:
@@ -63,7 +63,7 @@ def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: lis
     config = write_config(folder, base_url, dialogues=args.dialogues, concurrency=args.concurrency,
                           max_in_flight=args.max_in_flight, max_turns=args.max_turns, workers=args.workers)
     run_dir = folder / "run"
-    request = plan_run(config, out=run_dir)
+    request = request_from_config(config, out=run_dir)
     profiler = None
     if args.profile:
         from pyinstrument import Profiler

@@ -16,13 +16,13 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from sparring.agents.types import derive_seed
-from sparring.principles.yamlfile import InputError, LineMap, pydantic_error
+from sparring.agents.domain import derive_seed
+from sparring.errors import InputError
+from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from .templates import render as render_template
 

@@ -7,18 +7,17 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, create_model
 
-from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
-from sparring.agents.types import Persona
-
 from sparring.agents._common import call_agent, derive_seed
+from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
+from sparring.agents.domain import Persona
 
-from .topup_sampling import topup_params
 from .dedup import Embedder
 from .report import DroppedItem, ListReport
 from .subtopics import avoid_block
 from .templates import render
 from .text import clean_item, normalize
 from .topup import generate_distinct
+from .topup_sampling import topup_params
 
 AGENT_NAME = "persona_generator"
 

@@ -7,16 +7,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, create_model
 
+from sparring.agents._common import call_agent, derive_seed
 from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
 
-from sparring.agents._common import call_agent, derive_seed
-
-from .topup_sampling import topup_params
 from .dedup import Embedder
 from .report import DroppedItem, ListReport
 from .templates import render
 from .text import clean_item, normalize
 from .topup import generate_distinct
+from .topup_sampling import topup_params
 
 AGENT_NAME = "subtopic_generator"
 SubtopicText = Annotated[str, Field(min_length=1, max_length=160)]

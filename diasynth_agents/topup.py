@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sparring.agents.backends import BackendError
+from sparring.errors import BackendError
 
 from .dedup import Embedder, dedup
 from .report import DroppedItem, ListReport

@@ -12,5 +12,6 @@ def topup_params(params: SamplingParams, call: int, seed: int) -> SamplingParams
     it said, which is exactly what deduplication just removed; each top-up
     adds 0.3, up to 1.0 (never below the configured temperature).
     """
-    temperature = params.temperature if call == 0 else max(params.temperature, min(1.0, params.temperature + 0.3 * call))
+    raised = max(params.temperature, min(1.0, params.temperature + 0.3 * call))
+    temperature = params.temperature if call == 0 else raised
     return params.model_copy(update={"seed": seed, "temperature": temperature})

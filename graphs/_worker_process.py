@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from sparring.agents.backends import Backend, create_backend
 from sparring.agents.backends.base import UsageMeter, metered
-from sparring.agents.types import DialogueJob
+from sparring.agents.domain import DialogueJob
 from sparring.traces.sinks import encode_line
 from sparring.traces.spans import Span, Tracer, use_tracer
 

@@ -8,25 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparring.agents.domain import CharacteristicValue, DialogueJob, Side, TurnVerdict, other_side, stable_id
 from sparring.agents.persona import view_from
-from sparring.agents.types import CharacteristicValue, DialogueJob, Side, TurnVerdict, stable_id
 
-from .records import DialogueRecord, Message, PreferenceRecord, Revision, SFTRecord, Usage
+from .records import DialogueRecord, DialogueUsage, Message, PreferenceRecord, Revision, SFTRecord
 
 _KICKOFF = "(You start the conversation.)"
 
 
 def public_system_prompt(job: DialogueJob, side: Side) -> str:
     """The system message of a training row: the side's role, never its private brief."""
-    if job.mode == "assistant" and side == "B":
+    if job.is_ai_assistant(side):
         return "You are a helpful AI assistant."
-    me = job.scenario.personas[0 if side == "A" else 1]
-    other = job.scenario.personas[1 if side == "A" else 0]
+    me, other = job.persona(side), job.persona(other_side(side))
     described = me.name + (f", {me.description}" if me.description else "")
     return f"You are {described}. You are talking with {other.name}."
 
 
-def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: Usage,
+def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: DialogueUsage,
                           duration_s: float, error: str | None = None) -> DialogueRecord:
     """A DialogueRecord from the graph's final (or, on failure, last checkpointed) state."""
     plan = state.get("plan") or {}
@@ -50,7 +49,7 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
 
 def _side_view(record: DialogueRecord, side: Side, upto: int) -> list[dict[str, str]]:
     messages = [m.model_dump() for m in record.messages[:upto]]
-    return [dict(m) for m in view_from(side, messages, _KICKOFF)]
+    return [{"role": m["role"], "content": m["content"]} for m in view_from(side, messages, _KICKOFF)]
 
 
 def is_preference(original: str, revised: str) -> bool:

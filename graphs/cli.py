@@ -12,8 +12,8 @@ from .commands.judge import judge
 from .commands.principles import principles
 from .commands.report import report
 from .commands.run import resume, run
-from .commands.trace import trace
 from .commands.stats import stats
+from .commands.trace import trace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

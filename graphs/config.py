@@ -16,11 +16,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from sparring.agents.backends.config import BackendConfig
-from sparring.agents.backends.types import SamplingParams
-from sparring.principles.config import PrincipleSelection
-from sparring.principles.yamlfile import InputError, LineMap, dotted, load_yaml, pydantic_error
-
+from sparring.agents.backends.messages import SamplingParams
 from sparring.diasynth_agents.config import DiaSynthConfig
+from sparring.errors import InputError
+from sparring.principles.config import PrincipleSelection
+from sparring.principles.yamlfile import LineMap, dotted, load_yaml, pydantic_error
 
 from .dialogue_config import DialogueConfig
 from .jobs import JobsConfig, ScenarioSpec

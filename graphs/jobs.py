@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sparring.agents.types import DialogueJob, Mode, Persona, Scenario, Side
+from sparring.agents.domain import DialogueJob, Mode, Persona, Scenario, Side
 
 
 class PersonaSpec(BaseModel):

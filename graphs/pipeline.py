@@ -1,9 +1,9 @@
-"""One ``sparring run``: validate everything, start the backend, simulate, write.
+"""One run, start to end: start the backend, open the run directory, simulate, write what is left.
 
-Everything a user can get wrong (config, principle files, scenarios, the
-API-key variable, a run directory made by another config) is checked before
-the run directory is created or an engine is started, so bad input leaves
-nothing behind.
+``execute`` reads as its steps: ``_open_run`` (the directory and the manifest's new attempt),
+``_simulate`` (expansion, then every dialogue on one process or on workers) and ``_close_run``
+(totals, manifest, statistics and report). Everything a user can get wrong was checked by
+``run_request`` before this module is reached, so bad input leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -12,48 +12,27 @@ import asyncio
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparring.agents._common import PrincipleLike
 from sparring.agents.backends import Backend, create_backend
-from sparring.agents.backends.base import metered
-from sparring.agents.critic import CriticAgent
-from sparring.agents.judge import JudgeAgent
-from sparring.agents.persona import PersonaAgent
-from sparring.agents.planner import PlannerAgent
-from sparring.agents.reviser import ReviserAgent
-from sparring.agents.types import DialogueJob, Scenario
-from sparring.diasynth_agents.fewshot import FewShotPool, style_instruction
-from sparring.principles.yamlfile import InputError
+from sparring.agents.backends.base import UsageMeter, metered
+from sparring.agents.domain import DialogueJob, Scenario
+from sparring.errors import TooManyFailures
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
-from .config import RunConfig
-from .jobs import assign_jobs
-from .manifest import fingerprint, new_manifest
+from .manifest import new_manifest
 from .progress import Progress
 from .reporting import write_report_quietly
+from .run_request import RunRequest, check_run_dir, iter_jobs
+from .runner import DialogueRunner
+from .store import CHECKPOINTS, DIALOGUES, PREFERENCES, SCENARIOS, TRACES, RunStore, iter_jsonl
 from .tracing import span_exporters
-from .runner import DialogueRunner, TooManyFailures
+from .wiring import make_selfplay
 from .workers import WorkerContext, WorkerPool
-from .selfplay import SelfPlay, SelfPlayAgents
-from .store import CHECKPOINTS, SCENARIOS, TRACES, RunStore, iter_jsonl
-
-
-@dataclass
-class RunRequest:
-    config: RunConfig
-    config_path: str | None
-    run_dir: Path
-    principles: list[PrincipleLike]
-    scenarios: list[Scenario]
-    """Scenarios from the config; with a ``diasynth:`` block, filled by the expansion when the run starts."""
-    few_shot: FewShotPool = field(default_factory=FewShotPool)
-    max_dialogues: int | None = None
-    force: bool = False
-    """Run into a directory made by a different config."""
 
 
 @dataclass
@@ -63,62 +42,140 @@ class RunResult:
     manifest: dict[str, Any]
 
 
-def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
-    """The existing manifest when resuming; InputError when the directory belongs to another config."""
+@dataclass
+class _OpenRun:
+    """A run directory while an attempt writes to it."""
+
+    request: RunRequest
+    store: RunStore
+    manifest: dict[str, Any]
+    attempt: dict[str, Any]
+    sink: JsonlSpanSink
+    tracer: Tracer
+    finished: dict[str, str]
+    """Dialogue id -> status of the records already written (by earlier attempts)."""
+    resumed: bool
+    runner: DialogueRunner | WorkerPool | None = None
+    """Set once the dialogues start; its counters go into the manifest however the attempt ends."""
+
+
+async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
+                  callbacks: list[Any] | None = None) -> RunResult:
+    """Run ``request`` to the end (or to a signal). ``backend``: an already started backend to use
+    instead of the configured one (it is left running); ``callbacks``: LangChain callback handlers
+    (LangSmith, Langfuse, ...) that see every graph run."""
+    cfg = request.config
+    if cfg.workers > 1 and (backend is not None or callbacks):
+        raise ValueError("workers > 1 make their own backends from the config and cannot carry callback "
+                         "handlers; pass neither a backend nor callbacks, or set workers: 1")
+    previous = check_run_dir(request)
+    owned = backend is None
+    if backend is None:
+        backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
+    exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
+    progress = progress or Progress(enabled=False)
+    attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None}
+    progress.stage(f"starting the {cfg.backend.kind} backend")
+    t0 = time.perf_counter()
+    await backend.start()  # a no-op for a backend that is already running
+    attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
+    run = _open_run(request, previous, attempt, backend, exporters)
+    status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
+    meter: UsageMeter | None = None
+    try:
+        with use_tracer(run.tracer), metered() as meter:
+            status = await _simulate(run, backend, progress, meter, list(callbacks or []))
+    except TooManyFailures as exc:
+        status = "failed"
+        attempt["error"] = str(exc)
+    except BaseException as exc:
+        attempt["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        progress.stop()
+        if owned:
+            await backend.aclose()
+        _close_run(run, status, meter)
+    return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
+
+
+def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dict[str, Any], backend: Backend,
+              exporters: list[Any]) -> _OpenRun:
+    """Repair what a killed attempt left, open the record files and the span sink, and record this
+    attempt in the manifest now, so that a killed attempt still shows there."""
+    cfg = request.config
     store = RunStore(request.run_dir)
-    if request.run_dir.exists() and not request.run_dir.is_dir():
-        raise InputError("exists and is not a directory", source=str(request.run_dir))
-    old = store.read_manifest()
-    if old is None:
-        if request.run_dir.exists() and any(request.run_dir.iterdir()):
-            raise InputError("is not empty and holds no manifest.json; choose another --out",
-                             source=str(request.run_dir))
-        return None
-    if old.get("parent") is not None:
-        raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
-                         "continued; resume the parent run instead", source=str(request.run_dir))
-    if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
-        raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
-                         "use another --out, or --force to continue it anyway", source=str(request.run_dir))
-    return old
+    manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
+    if previous is None:
+        # Enough to rebuild the same jobs on resume, whatever happens to the files the config named.
+        manifest["principles"] = [_principle_dict(p) for p in request.principles]
+        manifest["max_dialogues"] = request.max_dialogues
+    manifest["backend"] = backend.describe()
+    if previous is not None:
+        attempt["repaired"] = store.repair()
+    store.open()
+    sink = JsonlSpanSink(request.run_dir / TRACES).open()
+    tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
+    for earlier in manifest["runs"]:
+        if earlier.get("status") == "running":
+            # That process never wrote its end: it was killed (SIGKILL, OOM, power).
+            earlier["status"] = "killed"
+    manifest["runs"].append(attempt)
+    attempt["status"] = "running"
+    manifest["status"] = "running"
+    store.write_manifest(manifest)
+    if cfg.diasynth is None:
+        _record_scenarios(store, request.run_dir, request.scenarios)
+    return _OpenRun(request=request, store=store, manifest=manifest, attempt=attempt, sink=sink, tracer=tracer,
+                    finished=store.finished_ids(), resumed=previous is not None)
 
 
-def make_agents(config: RunConfig, backend: Backend) -> SelfPlayAgents:
-    s = config.sampling
-    return SelfPlayAgents(planner=PlannerAgent(backend, s.planner), persona=PersonaAgent(backend, s.persona),
-                          critic=CriticAgent(backend, s.critic), reviser=ReviserAgent(backend, s.reviser),
-                          verifier=CriticAgent(backend, s.verifier, name="verifier"))
+def _record_scenarios(store: RunStore, run_dir: Path, scenarios: list[Scenario]) -> None:
+    known = {row["id"] for row in iter_jsonl(run_dir / SCENARIOS)}
+    for scenario in scenarios:
+        if scenario.id not in known:
+            store.append(SCENARIOS, scenario)
 
 
-def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
-    cfg = request.config
-    pool = request.few_shot
+async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: UsageMeter,
+                    callbacks: list[Any]) -> str:
+    """Expand (DiaSynth) if the config asks, then run every unfinished dialogue; the status."""
+    from .checkpoints import InlineSqliteSaver, place_checkpoints
 
-    def few_shot_for(job_id: str) -> str | None:
-        example = pool.choose(cfg.seed, job_id)
-        return example.id if example is not None else None
+    request, cfg = run.request, run.request.config
+    saver: InlineSqliteSaver | None = None
+    if cfg.workers == 1:
+        place_checkpoints(request.run_dir, {}, 1)  # gathers the files of an attempt that had workers
+        saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
+    try:
+        await _expand_if_needed(request, backend, run.store, run.manifest, progress)
+        keep_unverified = cfg.dialogue.unverified_pairs == "keep"
+        runner: DialogueRunner | WorkerPool
+        if saver is None:
+            runner = WorkerPool(
+                context=WorkerContext(config=cfg, run_dir=request.run_dir, jobs=lambda: iter_jobs(request),
+                                      make_selfplay=lambda b: make_selfplay(request, b), resume=run.resumed,
+                                      keep_unverified=keep_unverified),
+                workers=cfg.workers, store=run.store, spans=run.sink, meter=meter,
+                max_failures=cfg.max_failures, on_record=progress.record,
+                on_started=lambda pids: _note_workers(run, pids))
+        else:
+            selfplay = make_selfplay(request, backend)
+            runner = DialogueRunner(
+                selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=run.store,
+                concurrency=cfg.concurrency, keep_unverified=keep_unverified, max_failures=cfg.max_failures,
+                resume=run.resumed, delete_checkpoints=saver.adelete_thread, on_record=progress.record,
+                callbacks=callbacks)
+        run.runner = runner
+        progress.start(runner.counters, total=_count_jobs(request, run.finished), meter=meter)
+        return await _run_until_signal(runner, iter_jobs(request), run.finished)
+    finally:
+        if saver is not None:
+            saver.close()
 
-    return assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
-                       seed=cfg.seed, max_dialogues=request.max_dialogues,
-                       characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
-                       choose_few_shot=few_shot_for if pool else None)
 
-
-def make_selfplay(request: RunRequest, backend: Backend) -> SelfPlay:
-    cfg = request.config
-    pool = request.few_shot
-
-    def style(job: DialogueJob) -> str | None:
-        return style_instruction(pool.get(job.few_shot_id)) if job.few_shot_id else None
-
-    return SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue,
-                    characteristics=[(c.name, c.description) for c in cfg.dialogue.planner_characteristics()],
-                    style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None,
-                    judge=JudgeAgent(backend, cfg.sampling.judge, cfg.dialogue.judge) if cfg.dialogue.judge else None)
-
-
-async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStore, manifest: dict[str, Any],
-                           progress: Progress) -> None:
+async def _expand_if_needed(request: RunRequest, backend: Backend, store: RunStore, manifest: dict[str, Any],
+                            progress: Progress) -> None:
     """Run the DiaSynth expansion once per run directory; a resumed run reads scenarios.jsonl instead."""
     cfg = request.config
     if cfg.diasynth is None:
@@ -139,129 +196,41 @@ async def expand_if_needed(request: RunRequest, backend: Backend, store: RunStor
         progress.note(line)
 
 
-async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
-                  callbacks: list[Any] | None = None) -> RunResult:
-    """Run ``request`` to the end (or to a signal). ``backend``: an already started backend to use
-    instead of the configured one (it is left running); ``callbacks``: LangChain callback handlers
-    (LangSmith, Langfuse, ...) that see every graph run."""
-    cfg = request.config
-    if cfg.workers > 1 and (backend is not None or callbacks):
-        raise ValueError("workers > 1 make their own backends from the config and cannot carry callback "
-                         "handlers; pass neither a backend nor callbacks, or set workers: 1")
-    previous = check_run_dir(request)
-    owned = backend is None
-    if backend is None:
-        backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
-    exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
-    store = RunStore(request.run_dir)
-    manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
-    if previous is None:
-        # Enough to rebuild the same jobs on resume, whatever happens to the files the config named.
-        manifest["principles"] = [_principle_dict(p) for p in request.principles]
-        manifest["max_dialogues"] = request.max_dialogues
-    attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None}
-    progress = progress or Progress(enabled=False)
-    progress.stage(f"starting the {cfg.backend.kind} backend")
-    t0 = time.perf_counter()
-    await backend.start()  # a no-op for a backend that is already running
-    attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
-    manifest["backend"] = backend.describe()
-    if previous is not None:
-        attempt["repaired"] = store.repair()
-    store.open()
-    sink = JsonlSpanSink(request.run_dir / TRACES).open()
-    tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
-    finished = store.finished_ids()
-    for earlier in manifest["runs"]:
-        if earlier.get("status") == "running":
-            # That process never wrote its end: it was killed (SIGKILL, OOM, power).
-            earlier["status"] = "killed"
-    # Recorded now, not at the end, so that a killed attempt still shows in the manifest.
-    manifest["runs"].append(attempt)
-    attempt["status"] = "running"
-    manifest["status"] = "running"
-    store.write_manifest(manifest)
-    if cfg.diasynth is None:
-        known_scenarios = {row["id"] for row in iter_jsonl(request.run_dir / SCENARIOS)}
-        for scenario in request.scenarios:
-            if scenario.id not in known_scenarios:
-                store.append(SCENARIOS, scenario)
-
-    from .checkpoints import InlineSqliteSaver, place_checkpoints
-
-    status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
-    runner: DialogueRunner | WorkerPool | None = None
-    run_meter = None
-    saver: InlineSqliteSaver | None = None
-    try:
-        if cfg.workers == 1:
-            place_checkpoints(request.run_dir, {}, 1)  # gathers the files of an attempt that had workers
-            saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
-        with use_tracer(tracer), metered() as run_meter:
-            await expand_if_needed(request, backend, store, manifest, progress)
-            keep_unverified = cfg.dialogue.unverified_pairs == "keep"
-            if saver is None:
-                runner = WorkerPool(
-                    context=WorkerContext(config=cfg, run_dir=request.run_dir, jobs=lambda: iter_jobs(request),
-                                          make_selfplay=lambda b: make_selfplay(request, b),
-                                          resume=previous is not None, keep_unverified=keep_unverified),
-                    workers=cfg.workers, store=store, spans=sink, meter=run_meter, max_failures=cfg.max_failures,
-                    on_record=progress.record, on_started=lambda pids: _note_workers(store, manifest, attempt, pids))
-            else:
-                selfplay = make_selfplay(request, backend)
-                runner = DialogueRunner(
-                    selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=store,
-                    concurrency=cfg.concurrency, keep_unverified=keep_unverified,
-                    max_failures=cfg.max_failures, resume=previous is not None,
-                    delete_checkpoints=saver.adelete_thread, on_record=progress.record,
-                    callbacks=list(callbacks or []))
-            progress.start(runner.counters, total=_count_jobs(request, finished), meter=run_meter)
-            status = await _run_until_signal(runner, iter_jobs(request), finished)
-    except TooManyFailures as exc:
-        status = "failed"
-        attempt["error"] = str(exc)
-    except BaseException as exc:
-        attempt["error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        if saver is not None:
-            saver.close()
-        progress.stop()
-        tracer.close()
-        store.close()
-        if owned:
-            await backend.aclose()
-        counters = runner.counters.as_dict() if runner else {}
-        attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
-        if run_meter is not None:
-            attempt["usage"] = {"prompt_tokens": run_meter.prompt_tokens,
-                                "completion_tokens": run_meter.completion_tokens, "calls": run_meter.calls}
-        if attempt not in manifest["runs"]:  # ended before it was recorded
-            manifest["runs"].append(attempt)
-        manifest["status"] = status
-        manifest["counts"] = _totals(request.run_dir, counters)
-        # Over all attempts: dialogues continued from a checkpoint, and attempts that were killed.
-        manifest["counts"]["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
-        manifest["counts"]["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
-        manifest["usage"] = {k: sum(r.get("usage", {}).get(k, 0) for r in manifest["runs"])
-                             for k in ("prompt_tokens", "completion_tokens", "calls")}
-        manifest["timings"]["updated_at"] = time.time()
-        manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
-                                                  if "finished_at" in r), 2)
-        store.write_manifest(manifest)
-        if cfg.report.stats:
-            if status in ("completed", "failed"):
-                _write_stats(request.run_dir, store, manifest, embeddings=cfg.report.embeddings)
-            write_report_quietly(request.run_dir)
-    return RunResult(status=status, run_dir=request.run_dir, manifest=manifest)
+def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None) -> None:
+    """Close the files, write the attempt's end and the run's totals, then statistics and report."""
+    run.tracer.close()
+    run.store.close()
+    manifest, attempt = run.manifest, run.attempt
+    counters = run.runner.counters.as_dict() if run.runner else {}
+    attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
+    if meter is not None:
+        attempt["usage"] = {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
+                            "calls": meter.calls}
+    manifest["status"] = status
+    manifest["counts"] = _totals(run.request.run_dir, counters)
+    # Over all attempts: dialogues continued from a checkpoint, and attempts that were killed.
+    manifest["counts"]["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
+    manifest["counts"]["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
+    manifest["usage"] = {k: sum(r.get("usage", {}).get(k, 0) for r in manifest["runs"])
+                         for k in ("prompt_tokens", "completion_tokens", "calls")}
+    manifest["timings"]["updated_at"] = time.time()
+    manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
+                                              if "finished_at" in r), 2)
+    run.store.write_manifest(manifest)
+    report = run.request.config.report
+    if report.stats:
+        if status in ("completed", "failed"):
+            _write_stats(run, embeddings=report.embeddings)
+        write_report_quietly(run.request.run_dir)
 
 
-def _note_workers(store: RunStore, manifest: dict[str, Any], attempt: dict[str, Any], pids: list[int]) -> None:
-    attempt["worker_pids"] = pids  # who wrote this attempt's checkpoints; what to look for if one hangs
-    store.write_manifest(manifest)
+def _note_workers(run: _OpenRun, pids: list[int]) -> None:
+    run.attempt["worker_pids"] = pids  # who wrote this attempt's checkpoints; what to look for if one hangs
+    run.store.write_manifest(run.manifest)
 
 
-async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[DialogueJob], finished: dict[str, str]) -> str:
+async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[DialogueJob],
+                            finished: dict[str, str]) -> str:
     """Run; SIGINT/SIGTERM stop it cleanly: in-flight dialogues are cancelled (their
     checkpoints stay), written records stay, and a resume picks up."""
     loop = asyncio.get_running_loop()
@@ -292,16 +261,16 @@ async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[
     return "interrupted" if interrupted else "completed"
 
 
-def _write_stats(run_dir: Path, store: RunStore, manifest: dict[str, Any], *, embeddings: bool = True) -> None:
+def _write_stats(run: _OpenRun, *, embeddings: bool = True) -> None:
     """stats.json of the finished run. Statistics are a report on the data, not the data: when they
     fail, the manifest says why and the run keeps its status."""
     from .data.stats import StatsOptions, write_stats
 
     try:
-        write_stats(run_dir, StatsOptions(embeddings=embeddings))
+        write_stats(run.request.run_dir, StatsOptions(embeddings=embeddings))
     except Exception as exc:
-        manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
-        store.write_manifest(manifest)
+        run.manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
+        run.store.write_manifest(run.manifest)
 
 
 def _principle_dict(p: PrincipleLike) -> dict[str, Any]:
@@ -317,8 +286,6 @@ def _count_jobs(request: RunRequest, finished: dict[str, str]) -> int:
 
 def _totals(run_dir: Path, counters: dict[str, Any]) -> dict[str, Any]:
     """Counts over the whole run directory (all attempts), read back from the files written."""
-    from .store import DIALOGUES, PREFERENCES
-
     dialogues = failed = violations = turns = 0
     for row in iter_jsonl(run_dir / DIALOGUES):
         if row.get("status") == "failed":

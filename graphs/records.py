@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparring.agents.types import CharacteristicValue, Mode, Scenario, Side, TurnVerdict
+from sparring.agents.domain import CharacteristicValue, Mode, Scenario, Side, TurnVerdict
 
 StopReason = Literal["done_signal", "max_turns", "violation", "error"]
 SCHEMA_VERSION = 1
@@ -50,7 +50,7 @@ class Revision(BaseModel):
     """Principle ids the verifier still found violated in the revision."""
 
 
-class Usage(BaseModel):
+class DialogueUsage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt_tokens: int = 0
@@ -95,7 +95,7 @@ class DialogueRecord(BaseModel):
     stop_reason: StopReason
     turns: int
     error: str | None = None
-    usage: Usage = Usage()
+    usage: DialogueUsage = DialogueUsage()
     duration_s: float = 0.0
     summary: str | None = None
     """Optional summary (DiaSynth's downstream task)."""

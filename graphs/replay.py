@@ -20,15 +20,15 @@ from pydantic import BaseModel
 
 from sparring.agents.backends.config import BackendConfig
 from sparring.agents.backends.replay import ReplayBackend, has_content, structured_mode_of
-from sparring.principles.yamlfile import InputError
+from sparring.errors import InputError
 from sparring.traces.read import iter_spans
 from sparring.traces.sinks import ListSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
-from .pipeline import iter_jobs, make_selfplay
+from .run_request import iter_jobs, request_from_run_dir
 from .runner import DialogueRunner
-from .setup import plan_resume
 from .store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
+from .wiring import make_selfplay
 
 # Differ between any two executions by nature, not by logic.
 VOLATILE = frozenset({"trace_id", "duration_s"})
@@ -110,7 +110,7 @@ async def replay_dialogue(run_dir: Path, record: dict[str, Any], *, strict: bool
                          "so there is nothing to replay", source=str(run_dir))
     if not chats and record.get("status") == "ok":
         raise InputError(f"trace {trace_id} of dialogue {record['id']} holds no model calls", source=str(run_dir))
-    request = plan_resume(run_dir)
+    request = request_from_run_dir(run_dir)
     job = next((j for j in iter_jobs(request) if j.id == record["id"]), None)
     if job is None:
         raise InputError(f"dialogue {record['id']} is not among the jobs its manifest describes", source=str(run_dir))

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparring.agents.backends.base import metered
-from sparring.agents.types import DialogueJob
+from sparring.agents.domain import DialogueJob
+from sparring.errors import TooManyFailures
 from sparring.traces import spans
 
 from .assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
-from .records import DialogueRecord, PreferenceRecord, Usage
+from .records import DialogueRecord, DialogueUsage, PreferenceRecord
 from .selfplay import SelfPlay
 from .store import DIALOGUES, PREFERENCES, SFT, RunStore
 
@@ -82,10 +83,6 @@ def workflow_outcome(record: DialogueRecord) -> dict[str, Any]:
             "app.revisions": len(record.revisions),
             "gen_ai.usage.input_tokens": record.usage.prompt_tokens,
             "gen_ai.usage.output_tokens": record.usage.completion_tokens}
-
-
-class TooManyFailures(RuntimeError):
-    pass
 
 
 @contextmanager
@@ -218,7 +215,7 @@ class DialogueRunner:
                     error = f"{type(exc).__name__}: {exc}"
                     root.fail(error)
                     state = await self._last_state(config)
-                usage = Usage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
+                usage = DialogueUsage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
                               calls=meter.calls)
                 record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
                                                duration_s=time.perf_counter() - t0, error=error)

@@ -27,13 +27,12 @@ from langgraph.types import Send
 from typing_extensions import TypedDict
 
 from sparring.agents.backends import ChatBackend
-from sparring.agents.types import Persona, Scenario
+from sparring.agents.domain import Persona, Scenario, derive_seed
 from sparring.diasynth_agents.config import DiaSynthConfig
 from sparring.diasynth_agents.counts import Counts, expected_counts, pairs_per_subtopic
 from sparring.diasynth_agents.dedup import Embedder
 from sparring.diasynth_agents.personas import generate_personas
 from sparring.diasynth_agents.report import ExpansionReport, ListReport
-from sparring.agents.types import derive_seed
 from sparring.diasynth_agents.subtopics import generate_subtopics
 from sparring.graphs.config import StageSampling
 from sparring.traces import spans
@@ -125,8 +124,8 @@ def build_scenario_graph(config: DiaSynthConfig, backend: ChatBackend, sampling:
                          seed: int = 0, *, embedder: Embedder | None = None) -> Any:
     """The compiled graph; invoke it with ``{"topics": config.topics}``."""
     sampling = sampling or StageSampling()
-    common = {"threshold": config.dedup_threshold, "max_topups": config.max_topup_attempts, "seed": seed,
-              "embedder": embedder}
+    common: dict[str, Any] = {"threshold": config.dedup_threshold, "max_topups": config.max_topup_attempts,
+                              "seed": seed, "embedder": embedder}
 
     def fan_out_topics(state: ExpansionState) -> list[Send] | str:
         topics = state.get("topics") or []
@@ -162,9 +161,9 @@ def build_scenario_graph(config: DiaSynthConfig, backend: ChatBackend, sampling:
         return {"scenarios": scenarios, "report": report}
 
     builder = StateGraph(ExpansionState)
-    builder.add_node("generate_subtopics", generate_subtopics_node)
+    builder.add_node("generate_subtopics", generate_subtopics_node)  # type: ignore[arg-type]  # a Send payload
     builder.add_node("join_subtopics", join_subtopics)
-    builder.add_node("generate_personas", generate_personas_node)
+    builder.add_node("generate_personas", generate_personas_node)  # type: ignore[arg-type]  # a Send payload
     builder.add_node("build_scenarios", build_scenarios)
     builder.add_conditional_edges(START, fan_out_topics, ["generate_subtopics", "build_scenarios"])
     builder.add_edge("generate_subtopics", "join_subtopics")

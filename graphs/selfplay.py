@@ -26,13 +26,13 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from sparring.agents._common import PrincipleLike, derive_seed
+from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.critic import CriticAgent
+from sparring.agents.domain import DialogueJob, PlanOutput, Side, TurnVerdict
 from sparring.agents.judge import JudgeAgent
-from sparring.agents.persona import PersonaAgent, speaker_name
+from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
-from sparring.agents.backends.types import SamplingParams
-from sparring.agents.types import DialogueJob, PlanOutput, Side, TurnVerdict
 from sparring.diasynth_agents.summaries import summarize
 
 from .assemble import is_preference
@@ -122,7 +122,7 @@ class SelfPlay:
             job, plan, messages, side, self.targets(job), situation=self.situation(plan),
             style_example=self.style_example(job))
         turn = {"role": "user" if side == "A" else "assistant", "speaker": side,
-                "name": speaker_name(job, side), "content": text}
+                "name": job.speaker_name(side), "content": text}
         messages = [*messages, turn]
         update: dict[str, Any] = {"messages": messages, "done": done and side == "A"}
         if self.settings.stop_on_violation and side == job.briefed_side and job.target_principles:

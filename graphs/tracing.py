@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sparring.principles.yamlfile import InputError
+from sparring.errors import InputError
 from sparring.traces.spans import SpanSink
 
 from .config import TracingConfig

@@ -40,22 +40,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparring.agents.backends.base import UsageMeter
-from sparring.agents.types import DialogueJob
+from sparring.agents.domain import DialogueJob
+from sparring.errors import TooManyFailures, WorkerError
 from sparring.traces.sinks import JsonlSpanSink
 
 from ._worker_process import HEADER, STOP, WorkerContext, share, worker_main
 from .checkpoints import place_checkpoints
-from .runner import RunCounters, TooManyFailures
+from .runner import RunCounters
 from .store import RunStore
 
-__all__ = ["WorkerContext", "WorkerError", "WorkerPool", "assign_workers", "share"]
+__all__ = ["WorkerContext", "WorkerPool", "assign_workers", "share"]
 
 STOP_GRACE_S = 30.0
 """How long stopped workers get to cancel their dialogues and send the rest before SIGKILL."""
-
-
-class WorkerError(RuntimeError):
-    """A worker failed or died; the run stops (a resume continues it)."""
 
 
 def assign_workers(jobs: Iterable[DialogueJob], finished: dict[str, str], workers: int) -> tuple[dict[str, int], int]:

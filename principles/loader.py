@@ -21,8 +21,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sparring.errors import InputError
+
 from .model import Constitution, Origin, Principle, PrincipleSet, suggest
-from .yamlfile import InputError, LineMap, Path_, dotted, load_yaml, parse_yaml, pydantic_error
+from .yamlfile import LineMap, Path_, dotted, load_yaml, parse_yaml, pydantic_error
 
 ALL_SETS = "all"
 """Selection name of every built-in set together: the full built-in constitution."""
@@ -118,7 +120,7 @@ def _load_entry(entry: str, base_dir: str | Path | None, site: dict[str, Any]) -
     path = Path(entry).expanduser()
     relative = not path.is_absolute() and base_dir is not None
     if relative:
-        path = Path(base_dir) / path
+        path = Path(base_dir or ".") / path
     if not path.is_file():
         hint = f" (relative paths are read from {base_dir})" if relative else ""
         raise InputError(f"principle file '{path}' not found{hint}", **site)
@@ -184,7 +186,8 @@ def _with_includes(principle_set: PrincipleSet, lines: LineMap,
     own_ids = set(origins)
     included: list[Principle] = []
     for j, principle_id in enumerate(principle_set.include):
-        site = {"source": source, "field": dotted(("include", j)), "line": lines.line_of(("include", j))}
+        where = ("include", j)
+        site: dict[str, Any] = {"source": source, "field": dotted(where), "line": lines.line_of(where)}
         if principle_id in own_ids:
             raise InputError(f"'{principle_id}' is defined in this file and included too; drop one", **site)
         if principle_id in origins:

@@ -14,11 +14,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .yamlfile import InputError
+from sparring.errors import InputError
 
 # A slug is lowercase words joined by '-'; a principle id is two or more slugs joined by '.'.
 _SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -198,7 +199,7 @@ class Constitution:
         """
         chosen: dict[str, Principle] = {}
         for i, entry in enumerate(wanted):
-            where = {"source": source, "field": f"{field_name}[{i}]" if field_name else None,
+            where: dict[str, Any] = {"source": source, "field": f"{field_name}[{i}]" if field_name else None,
                      "line": lines[i] if i < len(lines) else None}
             if "*" in entry:
                 matches = [p for p in self.principles if fnmatch.fnmatchcase(p.id, entry)]

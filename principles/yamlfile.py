@@ -15,38 +15,13 @@ from typing import Any
 
 import yaml
 
+from sparring.errors import InputError
+
 Path_ = tuple[str | int, ...]
 
 # Keys whose values must never be echoed back in an error message.
 _SECRET_NAMES = {"key", "apikey", "token", "secret", "password", "authorization", "credentials"}
 _SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password")
-
-
-class InputError(Exception):
-    """Bad user input: a file, a field of it, or a command-line flag.
-
-    The CLI turns it into one line on stderr and exit status 2. ``str()`` is
-    that line, so raising code never formats it twice.
-    """
-
-    def __init__(self, message: str, *, source: str | None = None, field: str | None = None,
-                 line: int | None = None) -> None:
-        self.message = message
-        self.source = source
-        self.field = field
-        self.line = line
-        super().__init__(self.render())
-
-    def render(self) -> str:
-        where = []
-        if self.field:
-            where.append(self.field)
-        if self.line is not None:
-            where.append(f"(line {self.line})")
-        head = self.source or ""
-        if where:
-            head = f"{head}: {' '.join(where)}" if head else " ".join(where)
-        return f"{head}: {self.message}" if head else self.message
 
 
 @dataclass

@@ -88,8 +88,11 @@ def test_a_run_directory_written_before_the_namespace_move_resumes(tmp_path: Pat
 
 def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> None:
     pytest.importorskip("setuptools", minversion="69")
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "runs", "*.egg-info", "__pycache__", "test-artifacts", ".mypy_cache"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                           "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=300)
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     import zipfile
 
@@ -101,3 +104,14 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> 
     missing = [str(p.relative_to(REPO)) for p in data
                if "sparring/" + str(p.relative_to(REPO)) not in names]
     assert data and missing == []
+
+
+def test_the_config_of_a_run_written_before_continues_it(tmp_path: Path) -> None:
+    """``sparring run CONFIG`` into that directory finds the same fingerprint: config keys added
+    since then, left at their default, do not change it (graphs.manifest.ADDED_LATER)."""
+    from sparring.graphs.manifest import fingerprint
+    from sparring.graphs.run_request import request_from_config
+
+    manifest = json.loads((FIXTURE / "pre_namespace_run" / "manifest.json").read_text())
+    request = request_from_config(FIXTURE / "pre_namespace_run.config.yaml")
+    assert fingerprint(request.config) == manifest["config_fingerprint"]

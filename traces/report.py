@@ -173,7 +173,8 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         f'<p class="muted">Listing {len(shown)} of {len(dialogues)} dialogues (failed and violating ones first).</p>')
     if not stats.content_recorded:
         note += '<p class="muted">Prompts and replies were not recorded (tracing.record_content: false).</p>'
-    template = Template(resources.files("sparring.traces").joinpath("templates/report.html").read_text(encoding="utf-8"))
+    html = resources.files("sparring.traces").joinpath("templates/report.html")
+    template = Template(html.read_text(encoding="utf-8"))
     updated = (manifest.get("timings") or {}).get("updated_at")
     return template.substitute(
         title=escape(f"sparring report: {manifest.get('name', 'run')}"),
@@ -186,4 +187,4 @@ def _utc(timestamp: float | None) -> str:
         return "-"
     import datetime
 
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

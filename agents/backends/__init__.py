@@ -8,21 +8,10 @@ from __future__ import annotations
 
 from .base import Backend
 from .config import BackendConfig, BackendKind, RetryConfig
-from .types import (
-    BackendError,
-    ChatBackend,
-    ChatMessage,
-    Completion,
-    SamplingParams,
-    StructuredOutputError,
-    TransientBackendError,
-    Usage,
-)
+from .messages import ChatBackend, ChatMessage, Completion, SamplingParams, TokenUsage
 
-__all__ = [
-    "Backend", "BackendConfig", "BackendError", "BackendKind", "ChatBackend", "ChatMessage", "Completion",
-    "RetryConfig", "SamplingParams", "StructuredOutputError", "TransientBackendError", "Usage", "create_backend",
-]
+__all__ = ["Backend", "BackendConfig", "BackendKind", "ChatBackend", "ChatMessage", "Completion", "RetryConfig",
+           "SamplingParams", "TokenUsage", "create_backend"]
 
 
 def create_backend(config: BackendConfig) -> Backend:

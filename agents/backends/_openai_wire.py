@@ -15,7 +15,6 @@ so ``openai_compat`` maps one family of errors whichever path sent the request.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -60,7 +59,7 @@ class DirectChatPath:
                 if status >= 300:
                     raise self._status_error(status, resp.headers, content)
                 content_type = resp.headers.get("content-type", "")
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             import openai
 
             raise openai.APITimeoutError(request=self._request()) from exc
@@ -84,7 +83,8 @@ class DirectChatPath:
         return httpx_module().Request("POST", self._url)
 
     def _status_error(self, status: int, headers: Any, content: bytes) -> Exception:
-        response = httpx_module().Response(status, headers=list(headers.items()), content=content, request=self._request())
+        response = httpx_module().Response(status, headers=list(headers.items()), content=content,
+                                           request=self._request())
         return self._client._make_status_error_from_response(response)
 
 
@@ -94,7 +94,7 @@ def _env_proxy(url: str) -> str | None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    if urllib.request.proxy_bypass_environment(parts.netloc):
+    if urllib.request.proxy_bypass_environment(parts.netloc):  # type: ignore[attr-defined]  # not in typeshed
         return None
     return urllib.request.getproxies_environment().get(parts.scheme)
 

@@ -18,8 +18,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from sparring.errors import TransientBackendError
+
 from .config import RetryConfig
-from .types import ChatMessage, RawCompletion, TransientBackendError
+from .messages import ChatMessage, RawCompletion
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 
@@ -38,7 +40,8 @@ def _wait(policy: RetryConfig) -> Callable[[RetryCallState], float]:
     return wait
 
 
-async def with_retries(call: Callable[[int], Awaitable[RawCompletion]], policy: RetryConfig) -> tuple[RawCompletion, int]:
+async def with_retries(call: Callable[[int], Awaitable[RawCompletion]],
+                       policy: RetryConfig) -> tuple[RawCompletion, int]:
     """Run ``call(attempt_index)`` until it succeeds or a non-transient error / the bound stops it.
 
     Returns the result and how many retries it took. Past the bound the last
@@ -164,7 +167,8 @@ def reask_messages(messages: list[ChatMessage], reply: str, error: ValidationErr
         problem = "Your reply was cut off before the JSON object was complete. Keep every field short."
     elif isinstance(error, ValidationError):
         details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}" for e in error.errors(include_url=False)[:5])
+            f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}"
+            for e in error.errors(include_url=False)[:5])
         problem = f"Your reply did not match the schema: {details}."
     else:
         problem = f"Your reply was not valid: {error}."

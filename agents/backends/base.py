@@ -17,21 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from sparring.errors import SchemaUnsupported, StructuredOutputError
 from sparring.traces import spans
 
 from . import _retry
 from ._slots import FairSlots
 from .config import BackendConfig
-from .types import (
-    ChatMessage,
-    Completion,
-    RawCompletion,
-    SamplingParams,
-    SchemaUnsupported,
-    StructuredMode,
-    StructuredOutputError,
-    Usage,
-)
+from .messages import ChatMessage, Completion, RawCompletion, SamplingParams, StructuredMode, TokenUsage
 
 
 @dataclass(slots=True)
@@ -44,7 +36,7 @@ class UsageMeter:
     calls: int = 0
     parent: UsageMeter | None = None
 
-    def add(self, usage: Usage) -> None:
+    def add(self, usage: TokenUsage) -> None:
         meter: UsageMeter | None = self
         while meter is not None:
             meter.prompt_tokens += usage.prompt_tokens
@@ -125,7 +117,7 @@ class Backend(ABC):
 
     async def _complete_structured(self, messages: list[ChatMessage], params: SamplingParams,
                                    schema: type[BaseModel]) -> Completion:
-        usage = Usage()
+        usage = TokenUsage()
         retries = 0
         latency = 0.0
         text = ""

@@ -14,8 +14,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sparring.errors import BackendError
+
 from .config import BackendConfig
-from .types import BackendError
 from .vllm_engine import VLLMBackend
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -92,7 +93,7 @@ def _convert(source: Path, out: Path) -> None:
         raise BackendError(f"reading the GGUF needs the gguf package: pip install gguf ({exc})") from exc
     # The loaded weights are already dequantized; without this marker removal
     # save_pretrained refuses, and vLLM would look for a GGUF quantizer.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

@@ -28,21 +28,12 @@ import re
 import time
 from typing import Any
 
-from sparring.principles.yamlfile import InputError
+from sparring.errors import BackendError, InputError, SchemaUnsupported, TransientBackendError
 
 from ._openai_wire import DirectChatPath, httpx_module
 from .base import Backend
 from .config import BackendConfig
-from .types import (
-    BackendError,
-    ChatMessage,
-    RawCompletion,
-    SamplingParams,
-    SchemaUnsupported,
-    TokenLogprob,
-    TransientBackendError,
-    Usage,
-)
+from .messages import ChatMessage, RawCompletion, SamplingParams, TokenLogprob, TokenUsage
 
 # Words servers use when they refuse a response_format they do not implement.
 _SCHEMA_REFUSAL = re.compile(r"response_format|json_schema|structured|grammar|guided", re.I)
@@ -192,7 +183,7 @@ class OpenAICompatBackend(Backend):
             text = choice["message"].get("content") or ""
             usage = resp.get("usage") or {}
             raw = RawCompletion(
-                text=text, usage=Usage(prompt_tokens=usage.get("prompt_tokens") or 0,
+                text=text, usage=TokenUsage(prompt_tokens=usage.get("prompt_tokens") or 0,
                                        completion_tokens=usage.get("completion_tokens") or 0),
                 finish_reason=choice.get("finish_reason"), model=resp.get("model") or self.model)
         except (AttributeError, IndexError, KeyError, TypeError) as exc:

@@ -31,27 +31,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch, SchemaUnsupported, TransientBackendError
 from sparring.traces import spans as tracing
 
 from .base import Backend
 from .config import BackendConfig
-from .types import (
-    BackendError,
-    ChatMessage,
-    RawCompletion,
-    SamplingParams,
-    SchemaUnsupported,
-    TransientBackendError,
-    Usage,
-)
-
-
-class ReplayExhausted(BackendError):
-    """The graph made a model call that the recorded run did not make."""
-
-
-class ReplayMismatch(BackendError):
-    """Strict replay: the prompt of a call differs from the recorded one."""
+from .messages import ChatMessage, RawCompletion, SamplingParams, TokenUsage
 
 
 @dataclass(slots=True)
@@ -62,7 +47,7 @@ class RecordedCall:
     turn_index: int | None
     messages: list[dict[str, Any]] | None
     text: str | None
-    usage: Usage
+    usage: TokenUsage
     finish_reason: str | None
     model: str
     error: str | None
@@ -76,7 +61,7 @@ class RecordedCall:
         reasons = a.get("gen_ai.response.finish_reasons") or [None]
         return cls(agent=a.get("gen_ai.agent.name", ""), turn_index=a.get("app.turn_index"),
                    messages=a.get("gen_ai.input.messages"), text=output[0]["content"] if output else None,
-                   usage=Usage(a.get("gen_ai.usage.input_tokens", 0), a.get("gen_ai.usage.output_tokens", 0)),
+                   usage=TokenUsage(a.get("gen_ai.usage.input_tokens", 0), a.get("gen_ai.usage.output_tokens", 0)),
                    finish_reason=reasons[0], model=a.get("gen_ai.response.model") or a.get(
                        "gen_ai.request.model", "replay"),
                    error=span.get("error") if span.get("status") == "error" else None)
@@ -146,7 +131,7 @@ class ReplayBackend(Backend):
             raise _recorded_error(call.error)
         if call.text is None:
             raise BackendError(f"the recording of {call.where()} holds no reply (content was not recorded)")
-        return RawCompletion(text=call.text, usage=Usage(call.usage.prompt_tokens, call.usage.completion_tokens),
+        return RawCompletion(text=call.text, usage=TokenUsage(call.usage.prompt_tokens, call.usage.completion_tokens),
                              finish_reason=call.finish_reason, model=call.model)
 
     def unused(self) -> list[str]:

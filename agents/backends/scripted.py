@@ -13,7 +13,7 @@ from typing import Any
 
 from .base import Backend
 from .config import BackendConfig
-from .types import ChatMessage, RawCompletion, SamplingParams, Usage
+from .messages import ChatMessage, RawCompletion, SamplingParams, TokenUsage
 
 Responder = Callable[[list[ChatMessage], SamplingParams, "dict[str, Any] | None"], "str | Awaitable[str]"]
 
@@ -40,5 +40,5 @@ class ScriptedBackend(Backend):
             reply = await reply
         text = str(reply)
         prompt_words = sum(len(m["content"].split()) for m in messages)
-        return RawCompletion(text=text, usage=Usage(prompt_words, len(text.split())), finish_reason="stop",
+        return RawCompletion(text=text, usage=TokenUsage(prompt_words, len(text.split())), finish_reason="stop",
                              model=self.model)

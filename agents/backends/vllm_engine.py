@@ -12,9 +12,11 @@ import os
 import uuid
 from typing import Any
 
+from sparring.errors import BackendError, SchemaUnsupported
+
 from .base import Backend
 from .config import BackendConfig
-from .types import BackendError, ChatMessage, RawCompletion, SamplingParams, SchemaUnsupported, TokenLogprob, Usage
+from .messages import ChatMessage, RawCompletion, SamplingParams, TokenLogprob, TokenUsage
 
 INSTALL_HINT = ("vLLM is not installed. On a CPU machine: pip install 'sparring[cpu]' "
                 "(after pip install torch==2.13.0); with a GPU: pip install 'sparring[gpu]'")
@@ -58,7 +60,8 @@ def prepare_cpu_environment() -> None:
 class VLLMBackend(Backend):
     provider = "vllm"
 
-    def __init__(self, config: BackendConfig, model_path: str | None = None, *, display_model: str | None = None) -> None:
+    def __init__(self, config: BackendConfig, model_path: str | None = None, *,
+                 display_model: str | None = None) -> None:
         path = model_path or config.model
         assert path
         super().__init__(config, display_model or path)
@@ -168,11 +171,12 @@ class VLLMBackend(Backend):
         if final is None or not final.outputs:
             raise BackendError("vLLM returned no output")
         o = final.outputs[0]
-        raw = RawCompletion(text=o.text, usage=Usage(prompt_tokens=len(final.prompt_token_ids or prompt_ids),
+        raw = RawCompletion(text=o.text, usage=TokenUsage(prompt_tokens=len(final.prompt_token_ids or prompt_ids),
                                                      completion_tokens=len(o.token_ids)),
                             finish_reason=o.finish_reason, model=self.model)
         if params.logprobs and o.logprobs:
-            raw.logprobs = [_token_logprob(self._tokenizer, tok_id, step) for tok_id, step in zip(o.token_ids, o.logprobs)]
+            raw.logprobs = [_token_logprob(self._tokenizer, tok_id, step)
+                            for tok_id, step in zip(o.token_ids, o.logprobs)]
         return raw
 
 
@@ -182,5 +186,6 @@ def _token_logprob(tokenizer: Any, token_id: int, step: dict[int, Any]) -> Token
     for tid, lp in step.items():
         text = lp.decoded_token if getattr(lp, "decoded_token", None) is not None else tokenizer.decode([tid])
         top[text] = lp.logprob
-    token = chosen.decoded_token if chosen is not None and chosen.decoded_token is not None else tokenizer.decode([token_id])
+    decoded = chosen.decoded_token if chosen is not None else None
+    token = decoded if decoded is not None else tokenizer.decode([token_id])
     return TokenLogprob(token=token, logprob=chosen.logprob if chosen is not None else float("-inf"), top=top)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .wire import error_body, read_request, send, send_json
 from .schema import minimal_instance
+from .wire import error_body, read_request, send, send_json
 
 FAULT_KINDS = ("http_500", "http_429", "status", "slow", "garbage", "no_choices", "drop")
 SchemaSupport = Literal["honour", "ignore", "reject"]

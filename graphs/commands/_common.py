@@ -21,7 +21,7 @@ def user_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sparring.principles.yamlfile import InputError
+        from sparring.errors import InputError
 
         try:
             return func(*args, **kwargs)

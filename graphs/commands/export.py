@@ -38,8 +38,8 @@ def export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, licens
     """Export RUN_DIR as FORMAT, every row checked first against its trainer's expectations
     (one format throughout, alternating roles, prompt a prefix of its dialogue, chosen and
     rejected non-empty and different)."""
-    from sparring.graphs.data.writers import InvalidRows, write_export
-    from sparring.principles.yamlfile import InputError
+    from sparring.errors import InputError, InvalidRows
+    from sparring.graphs.data.writers import write_export
 
     if out is None and repo is None:
         raise InputError("give --out PATH, --push-to-hub REPO, or both")

@@ -25,10 +25,10 @@ def filter_run(run_dir: Path, out: Path, only_verified: bool, only_violations: b
                max_turns: int | None, dedup: bool, dedup_threshold: float | None) -> None:
     """Copy the dialogues, pairs, SFT rows, scenarios and traces of RUN_DIR that pass the filters into a
     new run directory whose manifest records its parent and the filter. Failed dialogues are never copied."""
+    from sparring.errors import InputError
     from sparring.graphs.data.filtered_run import write_filtered_run
     from sparring.graphs.data.filters import FilterSpec
     from sparring.graphs.data.stats import NEAR_DUPLICATE_THRESHOLD
-    from sparring.principles.yamlfile import InputError
 
     if min_turns is not None and max_turns is not None and min_turns > max_turns:
         raise InputError(f"--min-turns ({min_turns}) is above --max-turns ({max_turns})")

@@ -18,9 +18,9 @@ def report(run_dir: Path, out: Path | None) -> None:
     """Write RUN_DIR's HTML report: run summary, charts (violation rate per principle and per
     category, turns per dialogue, tokens per turn, latency per agent role) and every dialogue with
     its critique, rejected and chosen turns side by side, and its trace. Opens offline."""
+    from sparring.errors import InputError
     from sparring.graphs.reporting import write_report
     from sparring.graphs.store import MANIFEST
-    from sparring.principles.yamlfile import InputError
 
     if not (run_dir / MANIFEST).is_file():
         raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))

@@ -35,14 +35,14 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, max_dialogue
     """Simulate the dialogues CONFIG describes and write them, their preference pairs and traces.
 
     Running again into an existing run directory continues it (see `sparring resume`)."""
-    from sparring.graphs.setup import plan_run
+    from sparring.graphs.run_request import request_from_config
 
-    request = plan_run(config, overrides, out=out, max_dialogues=max_dialogues, max_failures=max_failures,
+    request = request_from_config(config, overrides, out=out, max_dialogues=max_dialogues, max_failures=max_failures,
                        force=force)
     if dry_run:
-        from sparring.graphs.setup import describe_plan
+        from sparring.graphs.run_request import describe_request
 
-        click.echo(describe_plan(request))
+        click.echo(describe_request(request))
         return
     _execute(request, quiet)
 
@@ -55,16 +55,15 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, max_dialogue
 def resume(run_dir: Path, max_failures: int | None, quiet: bool) -> None:
     """Continue a run that was interrupted or killed: written records stay, unfinished
     dialogues continue from their last checkpoint, failed ones are retried."""
-    from sparring.graphs.setup import plan_resume
+    from sparring.graphs.run_request import request_from_run_dir
 
-    _execute(plan_resume(run_dir, max_failures=max_failures), quiet)
+    _execute(request_from_run_dir(run_dir, max_failures=max_failures), quiet)
 
 
 def _execute(request: object, quiet: bool) -> None:
+    from sparring.errors import WorkerError
     from sparring.graphs.pipeline import execute
     from sparring.graphs.progress import Progress
-
-    from sparring.graphs.workers import WorkerError
 
     try:
         result = asyncio.run(execute(request, progress=Progress(enabled=not quiet)))  # type: ignore[arg-type]

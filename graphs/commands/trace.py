@@ -33,8 +33,8 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
     """Show the trace of a run: without DIALOGUE_ID the list of dialogues; with it (an id, a unique
     prefix of one, or a trace id), who spoke, what each agent was shown and said, the critic's
     verdicts, the revisions, tokens and latency per step, errors highlighted."""
+    from sparring.errors import InputError
     from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
-    from sparring.principles.yamlfile import InputError
     from sparring.traces import viewer
     from sparring.traces.read import iter_spans
 
@@ -74,8 +74,8 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
 
 def find_dialogue(path: Path, key: str) -> dict[str, Any]:
     """The dialogue whose id (or trace id) is ``key`` or starts with it; InputError if none or several."""
+    from sparring.errors import InputError
     from sparring.graphs.store import iter_jsonl
-    from sparring.principles.yamlfile import InputError
 
     matches = []
     for row in iter_jsonl(path):

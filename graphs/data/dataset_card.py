@@ -198,7 +198,7 @@ def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
 
 def front_matter(manifest: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable], files: Mapping[str, str],
                  license_id: str) -> str:
-    data = {
+    data: dict[str, Any] = {
         "license": license_id,
         "pretty_name": f"{manifest.get('name', 'sparring')} ({fmt})",
         "size_categories": [size_category(max((len(t.rows) for t in tables), default=0))],
@@ -208,7 +208,8 @@ def front_matter(manifest: Mapping[str, Any], fmt: str, tables: Sequence[ExportT
     if fmt != "hf":  # a save_to_disk folder is read with load_from_disk, not through configs
         single = len(tables) == 1
         data["configs"] = [{"config_name": "default" if single else t.name,
-                            "data_files": [{"split": "train", "path": files[t.name]}]} for t in tables if t.name in files]
+                            "data_files": [{"split": "train", "path": files[t.name]}]}
+                           for t in tables if t.name in files]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

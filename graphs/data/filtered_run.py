@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sparring.principles.yamlfile import InputError
+from sparring.errors import InputError
 
 from ..store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES, RunStore, iter_jsonl, replace_jsonl
 from .filters import FilterSpec, apply_filters, spec_as_dict

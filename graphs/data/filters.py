@@ -36,7 +36,8 @@ class FilterSpec:
         """One line per active filter, for the manifest and the dataset card."""
         lines = ["failed dialogues removed"]
         if self.min_turns is not None or self.max_turns is not None:
-            lines.append(f"turns within [{self.min_turns or 0}, {self.max_turns if self.max_turns is not None else 'any'}]")
+            upper = self.max_turns if self.max_turns is not None else "any"
+            lines.append(f"turns within [{self.min_turns or 0}, {upper}]")
         if self.only_violations:
             lines.append("only dialogues with a violation confirmed by the critic")
         if self.dedup_threshold is not None:

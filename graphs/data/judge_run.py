@@ -22,7 +22,8 @@ from pydantic import ValidationError
 from sparring.agents.backends import Backend, create_backend
 from sparring.agents.backends.base import metered
 from sparring.agents.judge import JudgeAgent, JudgeConfig
-from sparring.principles.yamlfile import InputError, LineMap, pydantic_error
+from sparring.errors import InputError
+from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ..config import RunConfig, apply_overrides
 from ..store import DIALOGUES, RunStore, replace_jsonl

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparring.principles.yamlfile import InputError
+from sparring.errors import InputError
 
 from ..store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, iter_jsonl
 

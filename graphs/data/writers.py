@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparring.principles.yamlfile import InputError
+from sparring.errors import InputError, InvalidRows
 
 from ..store import STATS
 from .dataset_card import render_card
@@ -23,14 +23,6 @@ from .validate import Problem
 
 CARD = "README.md"
 TOKEN_ENV = "HF_TOKEN"
-
-
-class InvalidRows(Exception):
-    """Rows failed validation and ``skip_invalid`` was not given: nothing was written."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(f"{len(problems)} row(s) failed validation")
-        self.problems = problems
 
 
 @dataclass

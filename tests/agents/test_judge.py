@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from sparring.agents.backends.messages import RawCompletion, SamplingParams, TokenLogprob, TokenUsage
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.agents.backends.types import RawCompletion, SamplingParams, TokenLogprob, Usage
 from sparring.agents.judge import CRITERIA, JudgeAgent, JudgeConfig, rating_from_text, score_from_logprobs
 
 JUDGE_PARAMS = SamplingParams(temperature=0.0, max_tokens=8, logprobs=5)
@@ -38,7 +38,7 @@ class LogprobBackend(ScriptedBackend):
         chosen = max(top, key=top.__getitem__)
         tokens = [TokenLogprob(token=t, logprob=0.0, top={t: 0.0}) for t in self.lead]
         tokens.append(TokenLogprob(token=chosen, logprob=top[chosen], top=top))
-        return RawCompletion(text="".join(self.lead) + chosen, usage=Usage(10, len(tokens)), finish_reason="stop",
+        return RawCompletion(text="".join(self.lead) + chosen, usage=TokenUsage(10, len(tokens)), finish_reason="stop",
                              model="scripted", logprobs=tokens)
 
 
@@ -90,10 +90,10 @@ async def test_judge_without_logprobs_averages_sampled_ratings() -> None:
 
 
 async def test_judge_stage_in_the_graph_writes_scores_into_the_record() -> None:
+    from sparring.graphs.assemble import build_dialogue_record
+    from sparring.graphs.records import DialogueUsage
     from tests.graphs.scripted_world import World
     from tests.graphs.test_selfplay import make_job, make_selfplay
-    from sparring.graphs.assemble import build_dialogue_record
-    from sparring.graphs.records import Usage as RecordUsage
 
     world = World()
 
@@ -109,6 +109,6 @@ async def test_judge_stage_in_the_graph_writes_scores_into_the_record() -> None:
     job = make_job()
     state = await selfplay.build().ainvoke({"job": job.model_dump(mode="json")},
                                            {"recursion_limit": selfplay.recursion_limit()})
-    record = build_dialogue_record(job, state, trace_id=None, usage=RecordUsage(), duration_s=0.0)
+    record = build_dialogue_record(job, state, trace_id=None, usage=DialogueUsage(), duration_s=0.0)
     assert record.scores == {"coherence": 2.0, "naturalness": 3.0}
     assert record.scoring == "samples:2"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sparring.agents.types import Persona
+from sparring.agents.domain import Persona
 from sparring.diasynth_agents.config import DEFAULT_DEDUP_THRESHOLD
 from sparring.diasynth_agents.dedup import dedup, default_embedder
 from sparring.diasynth_agents.personas import persona_text

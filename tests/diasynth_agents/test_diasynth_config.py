@@ -6,7 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from sparring.diasynth_agents.config import DiaSynthConfig
-from sparring.principles.yamlfile import InputError, parse_yaml, pydantic_error
+from sparring.errors import InputError
+from sparring.principles.yamlfile import parse_yaml, pydantic_error
 
 
 def load_block(text: str, *, context: dict | None = None) -> DiaSynthConfig:

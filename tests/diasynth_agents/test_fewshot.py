@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sparring.diasynth_agents.fewshot import FewShotPool, load_file, load_pool, render, style_instruction
-from sparring.principles.yamlfile import InputError
+from sparring.errors import InputError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "fewshot"
 

@@ -10,9 +10,9 @@ import pytest
 
 from sparring.agents.backends import BackendConfig, SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.diasynth_agents.text import clean_item
 from sparring.diasynth_agents.personas import generate_personas
 from sparring.diasynth_agents.subtopics import generate_subtopics
+from sparring.diasynth_agents.text import clean_item
 from sparring.traces.spans import Tracer, use_tracer
 
 PARAMS = SamplingParams(temperature=0.1, max_tokens=2048)

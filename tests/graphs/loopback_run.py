@@ -51,10 +51,9 @@ def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: in
 
 def expected_ids(config: Path) -> list[str]:
     """The dialogue ids the config makes (ids are deterministic)."""
-    from sparring.graphs.pipeline import iter_jobs
-    from sparring.graphs.setup import plan_run
+    from sparring.graphs.run_request import iter_jobs, request_from_config
 
-    return [job.id for job in iter_jobs(plan_run(config))]
+    return [job.id for job in iter_jobs(request_from_config(config))]
 
 
 def start_cli(*args: str, cwd: Path, new_session: bool = False) -> subprocess.Popen[str]:

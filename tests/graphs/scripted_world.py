@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.agents.backends.types import SamplingParams
 from tests.fakeserver import minimal_instance
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sparring.graphs.pipeline import execute
-from sparring.graphs.setup import plan_run
+from sparring.graphs.run_request import request_from_config
 from tests.graphs.loopback_run import canned_server, check_complete, expected_ids, write_config
 
 
@@ -21,7 +21,7 @@ async def test_requests_in_flight(tmp_path, concurrency, max_in_flight, max_turn
     with canned_server(delay_s=0.05) as server:
         config = write_config(tmp_path, server.base_url, dialogues=12, concurrency=concurrency,
                               max_in_flight=max_in_flight, max_turns=max_turns)
-        result = await execute(plan_run(config, out=tmp_path / "run"))
+        result = await execute(request_from_config(config, out=tmp_path / "run"))
         assert result.status == "completed"
         assert server.stats.max_concurrent == seen
         check_complete(tmp_path / "run", expected_ids(config), pairs_per_dialogue=max_turns // 2)

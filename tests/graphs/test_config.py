@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from sparring.errors import InputError
 from sparring.graphs.config import load_config
-from sparring.principles.yamlfile import InputError
 from tests.cli import run_cli
+
 SECRET = "sk-live-Qm9vYmFyYmF6cXV4"
 
 # (yaml text, the message's exact beginning after "<file>: ", a substring the message must not contain)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sparring.diasynth_agents.characteristics import TABLE_11
+from sparring.errors import InputError
 from sparring.graphs.config import load_config
-from sparring.principles.yamlfile import InputError
 
 
 def write(tmp_path, text: str):

@@ -12,8 +12,8 @@ import pytest
 from sparring.graphs.assemble import is_preference
 from sparring.graphs.pipeline import execute
 from sparring.graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
-from sparring.graphs.setup import plan_run
 from sparring.graphs.replay import replay_dialogue
+from sparring.graphs.run_request import request_from_config
 from sparring.graphs.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
 
 pytestmark = pytest.mark.engine
@@ -51,7 +51,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def test_small_run_on_the_embedded_engine(embedded_backend, run_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "e2e.yaml"
     config.write_text(CONFIG)
-    request = plan_run(config, out=run_dir)
+    request = request_from_config(config, out=run_dir)
     result = await execute(request, backend=embedded_backend)
     assert result.status == "completed"
     for name in (DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES, MANIFEST):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-from sparring.agents.backends.types import BackendError
-from sparring.agents.types import Persona, Scenario
+from sparring.agents.domain import Persona, Scenario
+from sparring.errors import BackendError
 from sparring.graphs.jobs import JobsConfig, assign_jobs
 from sparring.graphs.runner import DialogueRunner
 from sparring.graphs.store import DIALOGUES, PREFERENCES, SFT, RunStore, iter_jsonl

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.critic import CriticAgent
+from sparring.agents.domain import DialogueJob, Persona, Scenario
 from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
-from sparring.agents.types import DialogueJob, Persona, Scenario
 from sparring.graphs.assemble import build_dialogue_record, extract_preference_pairs
-from sparring.graphs.records import Usage
+from sparring.graphs.records import DialogueUsage
 from sparring.graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
 from tests.graphs.scripted_world import PRINCIPLES, World
-
-from sparring.agents.backends.types import SamplingParams
 
 
 def make_job(targets: tuple[str, ...] = ("privacy.no-doxxing",), mode: str = "assistant") -> DialogueJob:
@@ -38,7 +37,7 @@ async def run(world: World, job: DialogueJob, **settings):
     sp = make_selfplay(world, **settings)
     graph = sp.build()
     state = await graph.ainvoke({"job": job.model_dump(mode="json")}, {"recursion_limit": sp.recursion_limit()})
-    record = build_dialogue_record(job, state, trace_id=None, usage=Usage(), duration_s=0.0)
+    record = build_dialogue_record(job, state, trace_id=None, usage=DialogueUsage(), duration_s=0.0)
     return state, record
 
 

@@ -13,10 +13,11 @@ import sqlite3
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
+from sparring.errors import WorkerError
 from sparring.graphs.checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
 from sparring.graphs.pipeline import execute
-from sparring.graphs.setup import plan_resume, plan_run
-from sparring.graphs.workers import WorkerError, assign_workers, share
+from sparring.graphs.run_request import request_from_config, request_from_run_dir
+from sparring.graphs.workers import assign_workers, share
 from tests.graphs.loopback_run import (
     assert_processes_gone,
     canned_server,
@@ -98,7 +99,7 @@ async def test_two_workers_share_the_dialogues_and_the_parent_writes_each_record
     with canned_server(delay_s=0.05) as server:
         config = write_config(tmp_path, server.base_url, dialogues=12, concurrency=6, max_in_flight=3,
                               max_turns=6, workers=2)
-        result = await execute(plan_run(config, out=tmp_path / "run"))
+        result = await execute(request_from_config(config, out=tmp_path / "run"))
         assert result.status == "completed"
         # max_in_flight 3 over two workers (2 + 1): the server never sees more, while the
         # critic's parallel calls would go past it if a worker's share were not its own bound.
@@ -122,7 +123,7 @@ async def test_a_worker_that_dies_stops_the_run_and_a_resume_finishes_it(tmp_pat
     with canned_server(delay_s=0.05) as server:
         config = write_config(tmp_path, server.base_url, dialogues=16, concurrency=4, workers=2)
         run_dir = tmp_path / "run"
-        run = asyncio.create_task(execute(plan_run(config, out=run_dir)))
+        run = asyncio.create_task(execute(request_from_config(config, out=run_dir)))
         while server.stats.chat_requests < 20:
             assert not run.done()
             await asyncio.sleep(0.01)
@@ -135,7 +136,7 @@ async def test_a_worker_that_dies_stops_the_run_and_a_resume_finishes_it(tmp_pat
         assert manifest["status"] == "crashed" and "worker 1" in manifest["runs"][0]["error"]
         written = len(read_lines(run_dir / "dialogues.jsonl"))
         assert written < 16
-        result = await execute(plan_resume(run_dir))
+        result = await execute(request_from_run_dir(run_dir))
         assert result.status == "completed"
         manifest = check_complete(run_dir, expected_ids(config))
         assert manifest["runs"][1]["counts"]["skipped"] == written

@@ -9,9 +9,9 @@ from collections import Counter
 
 import pytest
 
+from sparring.errors import InputError
 from sparring.principles.loader import ALL_SETS, builtin_constitution, builtin_sets, get_builtin
 from sparring.principles.model import BUILTIN_CATEGORIES
-from sparring.principles.yamlfile import InputError
 
 CATEGORY_SETS = [s for s in builtin_sets() if s.id != "quickstart"]
 

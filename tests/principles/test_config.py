@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from sparring.errors import InputError
 from sparring.graphs.config import RunConfig, load_config
 from sparring.principles.config import PrincipleSelection
 from sparring.principles.loader import builtin_constitution
-from sparring.principles.yamlfile import InputError, load_yaml
+from sparring.principles.yamlfile import load_yaml
 
 from .conftest import VALID_SET
 

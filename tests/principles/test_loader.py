@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from sparring.errors import InputError
 from sparring.principles.loader import builtin_constitution, get_builtin, load_principle_file, resolve_principles
-from sparring.principles.yamlfile import InputError
 
 from .conftest import VALID_SET
-
 
 
 def acme(principles: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from sparring.errors import InputError
 from sparring.principles.model import Constitution, Origin, Principle, PrincipleSet
-from sparring.principles.yamlfile import InputError
 
 
 def make(pid: str, category: str = "privacy") -> Principle:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from sparring.agents.backends import Backend
-from sparring.agents.types import Persona, Scenario
+from sparring.agents.domain import Persona, Scenario
 from sparring.graphs.config import RunConfig
-from sparring.graphs.pipeline import RunRequest, RunResult, execute
+from sparring.graphs.pipeline import RunResult, execute
+from sparring.graphs.run_request import RunRequest
 from sparring.principles.model import Principle
 from tests.graphs.scripted_world import PRINCIPLES
 

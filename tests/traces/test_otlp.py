@@ -16,12 +16,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
     ExportTraceServiceResponse,
 )
 
+from sparring.errors import InputError  # noqa: E402
 from sparring.graphs.config import RunConfig  # noqa: E402
 from sparring.graphs.store import TRACES, iter_jsonl  # noqa: E402
-from sparring.principles.yamlfile import InputError  # noqa: E402
+from sparring.traces.otlp import otel_value, traces_url  # noqa: E402
 from tests.graphs.scripted_world import World  # noqa: E402
 from tests.traces.scripted_run import scripted_run  # noqa: E402
-from sparring.traces.otlp import otel_value, traces_url  # noqa: E402
 
 
 class Collector:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from sparring.graphs.config import RunConfig
-from sparring.graphs.pipeline import RunRequest, execute
+from sparring.graphs.pipeline import execute
+from sparring.graphs.run_request import RunRequest
 from sparring.graphs.store import TRACES, iter_jsonl
 from tests.traces.scripted_run import principles, scenarios
 

@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.agents.backends.types import TransientBackendError
+from sparring.errors import InputError, TransientBackendError
 from sparring.graphs.replay import replay_dialogue
 from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
-from sparring.principles.yamlfile import InputError
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from sparring.graphs.store import REPORT
+from sparring.traces import charts
+from sparring.traces.diffmark import word_diff
+from sparring.traces.report import violation_rates
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld
 from tests.traces.scripted_run import scripted_run
-from sparring.traces import charts
-from sparring.traces.diffmark import word_diff
-from sparring.traces.report import violation_rates
 
 
 async def make_run(out: Path) -> Path:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import run_cli
 from sparring.traces import viewer
 from sparring.traces.read import iter_spans
+from tests.cli import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUN = FIXTURES / "run"

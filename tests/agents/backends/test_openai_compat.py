@@ -9,7 +9,8 @@ import pytest
 import pytest_asyncio
 from pydantic import BaseModel, Field
 
-from sparring.agents.backends import Backend, BackendConfig, BackendError, SamplingParams, TransientBackendError, create_backend
+from sparring.agents.backends import Backend, BackendConfig, SamplingParams, create_backend
+from sparring.errors import BackendError, TransientBackendError
 from sparring.graphs.doctor import diagnose
 from tests.engines import VLLMServer
 

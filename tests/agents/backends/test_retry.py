@@ -10,16 +10,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from sparring.agents.backends import (
-    Backend,
-    BackendError,
-    RetryConfig,
-    SamplingParams,
-    TransientBackendError,
-    _retry,
-    create_backend,
-)
-from sparring.principles.yamlfile import InputError
+from sparring.agents.backends import Backend, RetryConfig, SamplingParams, _retry, create_backend
+from sparring.errors import BackendError, InputError, TransientBackendError
 from tests.fakeserver import FakeOpenAIServer
 
 # Tiny waits: the suite measures behaviour, not patience. The timeout stays generous

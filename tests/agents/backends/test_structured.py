@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, Field
 
-from sparring.agents.backends import BackendConfig, SamplingParams, StructuredOutputError
+from sparring.agents.backends import BackendConfig, SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.agents.backends.types import SchemaUnsupported
+from sparring.errors import SchemaUnsupported, StructuredOutputError
 
 ASK = [{"role": "system", "content": "You judge."}, {"role": "user", "content": "Judge this."}]
 PARAMS = SamplingParams(temperature=0.0, max_tokens=64)

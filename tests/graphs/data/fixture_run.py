@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sparring.agents.types import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
+from sparring.agents.domain import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
 from sparring.graphs.assemble import build_sft_record, extract_preference_pairs
 from sparring.graphs.records import DialogueRecord, Message, Revision
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from sparring.errors import InputError
 from sparring.graphs.data.judge_run import judge_run
 from sparring.graphs.store import iter_jsonl
-from sparring.principles.yamlfile import InputError
 from tests.agents.test_judge import LogprobBackend
 from tests.cli import run_cli
 from tests.graphs.data.fixture_run import write_run

@@ -108,7 +108,8 @@ def test_cli_prints_json_and_rejects_a_non_run_dir(tmp_path: Path) -> None:
 
 async def tiny_run(run_dir: Path):
     from sparring.graphs.config import RunConfig
-    from sparring.graphs.pipeline import RunRequest, execute
+    from sparring.graphs.pipeline import execute
+    from sparring.graphs.run_request import RunRequest
     from tests.graphs.scripted_world import PRINCIPLES, World
 
     config = RunConfig.model_validate({

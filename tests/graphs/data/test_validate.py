@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from sparring.graphs.assemble import extract_preference_pairs
 from sparring.graphs.data.validate import (
     validate_dpo_row,
     validate_kto_row,
@@ -14,7 +15,6 @@ from sparring.graphs.data.validate import (
     validate_sft_row,
     validate_summarization_row,
 )
-from sparring.graphs.assemble import extract_preference_pairs
 from tests.graphs.data.fixture_run import make_dialogue
 
 SYSTEM = {"role": "system", "content": "You are a helpful AI assistant."}

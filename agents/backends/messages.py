@@ -49,7 +49,7 @@ class SamplingParams(BaseModel):
 
 
 @dataclass(slots=True)
-class Usage:
+class TokenUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -72,7 +72,7 @@ class RawCompletion:
     """What one adapter call returns, before validation and re-asking."""
 
     text: str
-    usage: Usage
+    usage: TokenUsage
     finish_reason: str | None
     model: str
     logprobs: list[TokenLogprob] | None = None
@@ -86,7 +86,7 @@ class Completion:
     """Raw text of the final reply."""
     parsed: BaseModel | None
     """The validated object when a schema was asked, else None."""
-    usage: Usage
+    usage: TokenUsage
     """Tokens summed over every attempt and re-ask of this call."""
     finish_reason: str | None
     """``stop``, ``length``, ... of the final reply."""
@@ -99,31 +99,6 @@ class Completion:
     structured_mode: StructuredMode = "none"
     """How the schema was enforced: constrained decoding, parse-and-re-ask, or none asked."""
     logprobs: list[TokenLogprob] | None = None
-
-
-class BackendError(Exception):
-    """A call failed for good (after retries). Never carries credentials."""
-
-    def __init__(self, message: str, *, raw_text: str | None = None, attempts: int = 1) -> None:
-        super().__init__(message)
-        self.raw_text = raw_text
-        self.attempts = attempts
-
-
-class TransientBackendError(BackendError):
-    """A failure worth retrying: 429, 5xx, timeout, dropped connection, garbled body."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class StructuredOutputError(BackendError):
-    """The reply never validated against the asked schema, re-asks included."""
-
-
-class SchemaUnsupported(Exception):
-    """Raised by an adapter when the server rejects constrained decoding."""
 
 
 @runtime_checkable

@@ -1,27 +1,86 @@
-"""Turning a config (or an existing run directory) into a RunRequest, checking everything first.
+"""A run request: what one ``sparring run`` or ``resume`` will do, checked before anything starts.
 
-All of this runs before any directory is created or model started, so bad
-input costs nothing and leaves nothing behind.
+``request_from_config`` reads a config (or takes one built in code), ``request_from_run_dir``
+rebuilds the request of an existing run from its manifest. All of this runs before any
+directory is created or model started, so bad input costs nothing and leaves nothing behind.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sparring.agents.types import Scenario
+from sparring.agents._common import PrincipleLike
+from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.counts import expected_counts
-from sparring.diasynth_agents.fewshot import load_pool
+from sparring.diasynth_agents.fewshot import FewShotPool, load_pool
+from sparring.errors import InputError
 from sparring.principles.model import Principle
-from sparring.principles.yamlfile import InputError
 
 from .config import RunConfig, load_config_with_lines
-from .pipeline import RunRequest, iter_jobs
+from .jobs import assign_jobs
+from .manifest import fingerprint
 from .store import SCENARIOS, RunStore, iter_jsonl
 
 
-def plan_run(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | None = None,
-             max_dialogues: int | None = None, max_failures: int | None = None, force: bool = False) -> RunRequest:
+@dataclass
+class RunRequest:
+    """Everything a run needs, validated: the config, the resolved principles and scenarios."""
+
+    config: RunConfig
+    config_path: str | None
+    run_dir: Path
+    principles: Sequence[PrincipleLike]
+    scenarios: list[Scenario]
+    """Scenarios from the config; with a ``diasynth:`` block, filled by the expansion when the run starts."""
+    few_shot: FewShotPool = field(default_factory=FewShotPool)
+    max_dialogues: int | None = None
+    force: bool = False
+    """Run into a directory made by a different config."""
+
+
+def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
+    """The request's dialogues, in order; the same request always yields the same jobs."""
+    cfg = request.config
+    pool = request.few_shot
+
+    def few_shot_for(job_id: str) -> str | None:
+        example = pool.choose(cfg.seed, job_id)
+        return example.id if example is not None else None
+
+    return assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
+                       seed=cfg.seed, max_dialogues=request.max_dialogues,
+                       characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
+                       choose_few_shot=few_shot_for if pool else None)
+
+
+def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
+    """The existing manifest when resuming; InputError when the directory belongs to another config."""
+    store = RunStore(request.run_dir)
+    if request.run_dir.exists() and not request.run_dir.is_dir():
+        raise InputError("exists and is not a directory", source=str(request.run_dir))
+    old = store.read_manifest()
+    if old is None:
+        if request.run_dir.exists() and any(request.run_dir.iterdir()):
+            raise InputError("is not empty and holds no manifest.json; choose another --out",
+                             source=str(request.run_dir))
+        return None
+    if old.get("parent") is not None:
+        raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
+                         "continued; resume the parent run instead", source=str(request.run_dir))
+    if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
+        raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
+                         "use another --out, or --force to continue it anyway", source=str(request.run_dir))
+    return old
+
+
+def request_from_config(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | None = None,
+                        max_dialogues: int | None = None, max_failures: int | None = None,
+                        force: bool = False) -> RunRequest:
+    """The request of ``sparring run CONFIG``: the config read, overridden and checked, with its
+    principles, scenarios and few-shot files resolved."""
     cfg, lines = load_config_with_lines(config_path, overrides)
     updates: dict[str, Any] = {}
     if out is not None:
@@ -42,7 +101,7 @@ def plan_run(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | 
                       scenarios=scenarios, few_shot=few_shot, max_dialogues=max_dialogues, force=force)
 
 
-def plan_resume(run_dir: Path, *, max_failures: int | None = None) -> RunRequest:
+def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> RunRequest:
     """The request that continues ``run_dir``, rebuilt from its manifest and scenarios.jsonl."""
     manifest = RunStore(run_dir).read_manifest()
     if manifest is None:
@@ -56,11 +115,12 @@ def plan_resume(run_dir: Path, *, max_failures: int | None = None) -> RunRequest
     few_shot = load_pool(cfg.dialogue.few_shot)  # stored as resolved paths
     if max_failures is not None:
         cfg = cfg.model_copy(update={"max_failures": max_failures})
+    # force: the config is the run's own, read from its manifest; a newer sparring may fingerprint it differently.
     return RunRequest(config=cfg, config_path=manifest.get("config_path"), run_dir=run_dir, principles=principles,
-                      scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.get("max_dialogues"))
+                      scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.get("max_dialogues"), force=True)
 
 
-def describe_plan(request: RunRequest) -> str:
+def describe_request(request: RunRequest) -> str:
     """What ``--dry-run`` prints: the counts the config will produce, before any model call."""
     cfg = request.config
     lines = [

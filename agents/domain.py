@@ -23,12 +23,14 @@ def bounded(max_chars: int, **kw: object) -> Any:
     so stop a small model from rambling until it runs out of tokens; a server
     that cannot enforce it may return more, and that reply still parses.
     """
-    return Field(json_schema_extra={"maxLength": max_chars}, **kw)  # type: ignore[arg-type]
+    return Field(json_schema_extra={"maxLength": max_chars}, **kw)  # type: ignore[call-overload]
 
 
 def bounded_list(max_items: int) -> Any:
     return Field(json_schema_extra={"maxItems": max_items})
 Side = Literal["A", "B"]
+ASSISTANT_NAME = "AI assistant"
+"""The name side B speaks under in ``assistant`` mode."""
 Severity = Literal["minor", "moderate", "severe"]
 
 
@@ -102,12 +104,30 @@ class DialogueJob(BaseModel):
     few_shot_id: str | None = None
     """Example dialogue chosen to set the register, if the config gives few-shot files."""
 
+    # -- who speaks for a side: the one place that decides it ---------------------------
+    def persona(self, side: Side) -> Persona:
+        """The persona behind ``side`` (in assistant mode, side B's persona lends the assistant its expertise)."""
+        return self.scenario.personas[0 if side == "A" else 1]
+
+    def is_ai_assistant(self, side: Side) -> bool:
+        """Side B of an ``assistant``-mode dialogue speaks as the AI assistant, not as its persona."""
+        return self.mode == "assistant" and side == "B"
+
+    def speaker_name(self, side: Side) -> str:
+        """The name a side's turns carry: the persona's, or ``AI assistant``."""
+        return ASSISTANT_NAME if self.is_ai_assistant(side) else self.persona(side).name
+
     @staticmethod
     def make_id(scenario_id: str, principles: tuple[str, ...], mode: Mode, seed: int, index: int) -> str:
         return stable_id("job", scenario_id, sorted(principles), mode, seed, index)
 
 
 # -- what the agents ask the LLM for ------------------------------------------------
+
+def other_side(side: Side) -> Side:
+    """The side that is not ``side``."""
+    return "B" if side == "A" else "A"
+
 
 class CharacteristicValue(BaseModel):
     """One dialogue characteristic, decided with its reason."""

@@ -1,0 +1,112 @@
+"""Every exception sparring raises on purpose, in one place.
+
+- ``InputError``: bad user input (a config, a principle or few-shot file, a flag, a run
+  directory). The CLI prints ``str(error)``, one line naming file, key and line, and exits 2.
+- ``BackendError`` and its kinds: a model call that failed for good, or a fault worth retrying.
+- Run-level stops: ``TooManyFailures`` (``--max-failures``), ``WorkerError`` (a worker died).
+
+Example::
+
+    from sparring.errors import InputError
+
+    try:
+        sparring.run("config.yaml")
+    except InputError as exc:
+        print(exc)  # config.yaml: backend.kind (line 3): Input should be 'embedded', ...
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sparring.graphs.data.validate import Problem
+
+__all__ = [
+    "BackendError", "EmptyTurnError", "InputError", "InvalidRows", "ReplayExhausted", "ReplayMismatch",
+    "SchemaUnsupported", "StructuredOutputError", "TooManyFailures", "TransientBackendError", "WorkerError",
+]
+
+
+class InputError(Exception):
+    """Bad user input: a file, a field of it, or a command-line flag.
+
+    The CLI turns it into one line on stderr and exit status 2. ``str()`` is
+    that line, so raising code never formats it twice.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None,
+                 line: int | None = None) -> None:
+        self.message = message
+        self.source = source
+        self.field = field
+        self.line = line
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.field:
+            where.append(self.field)
+        if self.line is not None:
+            where.append(f"(line {self.line})")
+        head = self.source or ""
+        if where:
+            head = f"{head}: {' '.join(where)}" if head else " ".join(where)
+        return f"{head}: {self.message}" if head else self.message
+
+
+# -- model calls ---------------------------------------------------------------------
+
+class BackendError(Exception):
+    """A call failed for good (after retries). Never carries credentials."""
+
+    def __init__(self, message: str, *, raw_text: str | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.raw_text = raw_text
+        self.attempts = attempts
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying: 429, 5xx, timeout, dropped connection, garbled body."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StructuredOutputError(BackendError):
+    """The reply never validated against the asked schema, re-asks included."""
+
+
+class SchemaUnsupported(Exception):
+    """Raised by an adapter when the server rejects constrained decoding."""
+
+
+class ReplayExhausted(BackendError):
+    """Replay: the graph made a model call that the recorded run did not make."""
+
+
+class ReplayMismatch(BackendError):
+    """Strict replay: the prompt of a call differs from the recorded one."""
+
+
+class EmptyTurnError(RuntimeError):
+    """The model produced nothing usable for a turn, even after a resample."""
+
+
+# -- runs and their outputs ----------------------------------------------------------
+
+class TooManyFailures(RuntimeError):
+    """More dialogues failed than ``max_failures`` allows; the run stopped cleanly."""
+
+
+class WorkerError(RuntimeError):
+    """A worker failed or died; the run stops (a resume continues it)."""
+
+
+class InvalidRows(Exception):
+    """Rows failed validation and ``skip_invalid`` was not given: nothing was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} row(s) failed validation")
+        self.problems = problems
