@@ -56,6 +56,7 @@ class WorkerContext:
     make_selfplay: Callable[[Backend], SelfPlay]
     resume: bool
     keep_unverified: bool
+    run_id: str = ""
 
 
 def worker_main(context: WorkerContext, index: int, workers: int, worker_of: dict[str, int],
@@ -123,7 +124,7 @@ async def _serve(context: WorkerContext, index: int, workers: int, worker_of: di
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=outbox,  # type: ignore[arg-type]
                 concurrency=share(cfg.concurrency, workers, index), keep_unverified=context.keep_unverified,
                 resume=context.resume, delete_checkpoints=saver.adelete_thread, on_record=outbox.add_outcome,
-                workflow_attributes={"app.worker": index})
+                workflow_attributes={"app.worker": index}, run_id=context.run_id)
             jobs = (job for job in context.jobs() if worker_of.get(job.id) == index)
             work = asyncio.create_task(runner.run(jobs))
             control = asyncio.create_task(reader.read(1))

@@ -12,6 +12,7 @@ import json
 import platform
 import re
 import time
+import uuid
 from importlib import metadata
 from typing import Any
 
@@ -76,10 +77,22 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def new_run_id() -> str:
+    """A run directory's own id, drawn once when it is created: two runs of one config differ."""
+    return uuid.uuid4().hex
+
+
+def session_id(run_id: str, dialogue_id: str) -> str:
+    """The id of one dialogue of one run, unique across runs: the OpenTelemetry conversation id of
+    its spans (``gen_ai.conversation.id``). Dialogue ids alone repeat in every run of a config."""
+    return f"{run_id[:12]}-{dialogue_id}"
+
+
 def new_manifest(config: RunConfig, *, config_path: str | None, run_dir: str) -> dict[str, Any]:
     now = time.time()
     return {
         "name": config.name,
+        "run_id": new_run_id(),
         "status": "running",
         "run_dir": run_dir,
         "config_path": config_path,

@@ -24,7 +24,7 @@ from sparring.errors import TooManyFailures
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
-from .manifest import new_manifest
+from .manifest import new_manifest, new_run_id
 from .progress import Progress
 from .reporting import write_report_quietly
 from .run_request import RunRequest, check_run_dir, iter_jobs
@@ -110,6 +110,7 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
         # Enough to rebuild the same jobs on resume, whatever happens to the files the config named.
         manifest["principles"] = [_principle_dict(p) for p in request.principles]
         manifest["max_dialogues"] = request.max_dialogues
+    manifest.setdefault("run_id", new_run_id())  # directories written before run ids existed
     manifest["backend"] = backend.describe()
     if previous is not None:
         attempt["repaired"] = store.repair()
@@ -155,7 +156,7 @@ async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: 
             runner = WorkerPool(
                 context=WorkerContext(config=cfg, run_dir=request.run_dir, jobs=lambda: iter_jobs(request),
                                       make_selfplay=lambda b: make_selfplay(request, b), resume=run.resumed,
-                                      keep_unverified=keep_unverified),
+                                      keep_unverified=keep_unverified, run_id=run.manifest["run_id"]),
                 workers=cfg.workers, store=run.store, spans=run.sink, meter=meter,
                 max_failures=cfg.max_failures, on_record=progress.record,
                 on_started=lambda pids: _note_workers(run, pids))
@@ -165,7 +166,7 @@ async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: 
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=run.store,
                 concurrency=cfg.concurrency, keep_unverified=keep_unverified, max_failures=cfg.max_failures,
                 resume=run.resumed, delete_checkpoints=saver.adelete_thread, on_record=progress.record,
-                callbacks=callbacks)
+                callbacks=callbacks, run_id=run.manifest["run_id"])
         run.runner = runner
         progress.start(runner.counters, total=_count_jobs(request, run.finished), meter=meter)
         return await _run_until_signal(runner, iter_jobs(request), run.finished)

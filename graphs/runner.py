@@ -22,6 +22,7 @@ from sparring.errors import TooManyFailures
 from sparring.traces import spans
 
 from .assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
+from .manifest import session_id
 from .records import DialogueRecord, DialogueUsage, PreferenceRecord
 from .selfplay import SelfPlay
 from .store import DIALOGUES, PREFERENCES, SFT, RunStore
@@ -123,6 +124,9 @@ class DialogueRunner:
     """LangChain callback handlers (LangSmith, Langfuse, ...) passed to every graph invocation."""
     workflow_attributes: dict[str, Any] = field(default_factory=dict)
     """Extra attributes of every ``invoke_workflow`` span (``app.worker`` in a worker process)."""
+    run_id: str = ""
+    """The run directory's id (manifest ``run_id``); with it, a dialogue's conversation id is unique
+    across runs (graphs.manifest.session_id). Empty: the dialogue id alone."""
     counters: RunCounters = field(default_factory=RunCounters)
     _stopping: bool = False
 
@@ -182,7 +186,9 @@ class DialogueRunner:
         trace_id: str | None = None
         with metered() as meter:
             with spans.span("invoke_workflow", {
-                    "gen_ai.operation.name": "invoke_workflow", "gen_ai.conversation.id": job.id,
+                    "gen_ai.operation.name": "invoke_workflow",
+                    "gen_ai.conversation.id": session_id(self.run_id, job.id) if self.run_id else job.id,
+                    "app.dialogue_id": job.id,
                     "gen_ai.agent.name": "selfplay", "app.mode": job.mode,
                     "app.principle_ids": list(job.target_principles), "app.scenario_id": job.scenario.id,
                     **self.workflow_attributes}, reraise=True) as root:

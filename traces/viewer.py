@@ -66,7 +66,7 @@ def span_label(span: dict[str, Any], paint: Painter) -> str:
             found = paint(f"violated {_ids(a.get('app.violated_principles'))}", "yellow") \
                 if a.get("app.is_violation") else "no violation"
             outcome = f" stop={a['app.stop_reason']} turns={a.get('app.turns', 0)} {found}"
-        return paint(f"dialogue {a.get('gen_ai.conversation.id', '?')}", "bold") + outcome
+        return paint(f"dialogue {a.get('app.dialogue_id', a.get('gen_ai.conversation.id', '?'))}", "bold") + outcome
     if name == "chat":
         bits = [f"chat {a.get('gen_ai.request.model', '?')}", a.get("app.structured_mode", "none")]
         if a.get("app.retry_attempt"):

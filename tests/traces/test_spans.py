@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sparring.graphs.manifest import session_id
 from sparring.graphs.store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
@@ -23,13 +24,15 @@ async def test_each_dialogue_is_one_trace_with_every_call_under_its_agent(tmp_pa
     world = World(violating_turns={1: ["privacy.no-doxxing"]})
     await scripted_run(tmp_path, world.backend(), n=2, dialogue={"max_turns": 4, "summaries": True})
     spans, dialogues, pairs = load(tmp_path)
+    run_id = json.loads((tmp_path / "manifest.json").read_text())["run_id"]
     by_id = {s["span_id"]: s for s in spans}
     assert pairs and all(p["trace_id"] in {d["trace_id"] for d in dialogues} for p in pairs)
     for d in dialogues:
         trace = [s for s in spans if s["trace_id"] == d["trace_id"]]
         [root] = [s for s in trace if s["parent_id"] is None]
         a = root["attributes"]
-        assert root["name"] == "invoke_workflow" and a["gen_ai.conversation.id"] == d["id"]
+        assert root["name"] == "invoke_workflow" and a["app.dialogue_id"] == d["id"]
+        assert a["gen_ai.conversation.id"] == session_id(run_id, d["id"])
         assert (a["app.stop_reason"], a["app.is_violation"], a["app.turns"]) == (
             d["stop_reason"], d["is_violation"], d["turns"])
         assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (
@@ -41,7 +44,7 @@ async def test_each_dialogue_is_one_trace_with_every_call_under_its_agent(tmp_pa
             assert agent["name"] in AGENT_SPANS and agent["parent_id"] == root["span_id"]
             ca = chat["attributes"]
             assert ca["gen_ai.agent.name"] == agent["attributes"]["gen_ai.agent.name"]
-            assert ca["gen_ai.conversation.id"] == d["id"]
+            assert ca["gen_ai.conversation.id"] == a["gen_ai.conversation.id"]
             for key in ("gen_ai.provider.name", "gen_ai.request.model", "gen_ai.request.temperature",
                         "gen_ai.request.max_tokens", "gen_ai.request.seed", "gen_ai.usage.input_tokens",
                         "gen_ai.usage.output_tokens", "gen_ai.response.finish_reasons", "app.structured_mode",
@@ -83,3 +86,13 @@ async def test_a_failed_call_is_an_error_span_and_the_dialogue_keeps_its_trace_i
     assert all("ValueError: bad weights" in s["error"] for s in errors)
     assert all(s["trace_id"] == dialogue["trace_id"] for s in spans)
     json.dumps(spans)  # plain JSON all the way down
+
+
+async def test_conversation_ids_differ_between_two_runs_of_one_config(tmp_path):
+    """Observability tools group spans into sessions by conversation id: two runs must not merge."""
+    world = World()
+    for name in ("first", "second"):
+        await scripted_run(tmp_path / name, world.backend(), n=2, dialogue={"max_turns": 2})
+    ids = [{s["attributes"]["gen_ai.conversation.id"] for s in iter_jsonl(tmp_path / name / TRACES)
+            if s["parent_id"] is None} for name in ("first", "second")]
+    assert len(ids[0]) == len(ids[1]) == 2 and not ids[0] & ids[1]
