@@ -109,6 +109,8 @@ async def _serve(context: WorkerContext, index: int, workers: int, worker_of: di
     cfg = context.config
     backend = create_backend(cfg.backend.model_copy(
         update={"max_in_flight": share(cfg.backend.max_in_flight, workers, index)}))
+    # The parent prints a decision about the server once, however many workers reach it.
+    backend.schema_support.on_decision = lambda reason: outbox.send(("warning", backend.schema_warning(reason)))
     saver: InlineSqliteSaver | None = None
     tracer: Tracer | None = None
     runner: DialogueRunner | None = None
@@ -148,7 +150,8 @@ async def _serve(context: WorkerContext, index: int, workers: int, worker_of: di
         if tracer is not None:
             tracer.close()
         await backend.aclose()
-        outbox.send(("done", runner.counters.as_dict() if runner is not None else {}, status))
+        outbox.send(("done", runner.counters.as_dict() if runner is not None else {}, status,
+                     backend.schema_support.describe()))
         await outbox.close()
 
 

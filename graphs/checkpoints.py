@@ -46,6 +46,8 @@ class InlineSqliteSaver(SqliteSaver):
     def __init__(self, conn: sqlite3.Connection, **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
         self._commit_handle: asyncio.TimerHandle | None = None
+        self._commit_failure: sqlite3.Error | None = None
+        """A grouped commit that failed on the loop (a full disk): raised by the next write."""
 
     @classmethod
     def open(cls, path: str | Path) -> InlineSqliteSaver:
@@ -69,6 +71,8 @@ class InlineSqliteSaver(SqliteSaver):
     @contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
         # SqliteSaver's cursor, except that a write transaction is committed by ``_commit_soon``.
+        if self._commit_failure is not None:
+            raise self._commit_failure
         with self.lock:
             self.setup()
             cur = self.conn.cursor()
@@ -87,7 +91,13 @@ class InlineSqliteSaver(SqliteSaver):
         except RuntimeError:  # called outside an event loop (a tool reading or cleaning up)
             self.flush()
             return
-        self._commit_handle = loop.call_later(self.commit_interval_s, self.flush)
+        self._commit_handle = loop.call_later(self.commit_interval_s, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        try:
+            self.flush()
+        except sqlite3.Error as exc:  # not in a loop callback's log: the next write raises it
+            self._commit_failure = exc
 
     async def aget_tuple(self, config: Any) -> Any:
         return self.get_tuple(config)

@@ -1,7 +1,15 @@
 """The ``sparring`` command. Start-up imports click and the command modules only;
-each command imports what it needs when it runs, so ``sparring --help`` stays fast."""
+each command imports what it needs when it runs, so ``sparring --help`` stays fast.
+
+``entry`` is the executable: Ctrl-C or SIGTERM at any moment after start-up's first tens of
+milliseconds (imports, the backend probe, an engine's start, a DiaSynth expansion, the run,
+its end) ends with exit status 130, and a usage error with one line and exit status 2.
+"""
 
 from __future__ import annotations
+
+import signal
+import sys
 
 import click
 
@@ -34,5 +42,24 @@ main.add_command(judge)
 main.add_command(filter_run)
 main.add_command(export)
 
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def entry(args: list[str] | None = None) -> None:
+    """Run ``main`` as the ``sparring`` executable does (see the module docstring)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C
+    try:
+        code = main.main(args=args, prog_name="sparring", standalone_mode=False)
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:  # usage errors: one line, not click's usage block
+        where = f"{exc.ctx.command_path}: " if isinstance(exc, click.UsageError) and exc.ctx else ""
+        click.echo(f"error: {where}{' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sparring.agents.domain import DialogueJob, Mode, Persona, Scenario, Side
 
 
+def _require_text(value: str, problem: str) -> str:
+    if not value.strip():
+        raise ValueError(problem)
+    return value
+
+
 class PersonaSpec(BaseModel):
     """A persona in a config: ``{name, description}``, or a plain string ``"name: description"``."""
 
@@ -24,6 +30,11 @@ class PersonaSpec(BaseModel):
     """Short label, e.g. ``Dana, a night-shift nurse``."""
     description: str = ""
     """Background and traits."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        return _require_text(value, "a persona needs a name")
 
 
 class ScenarioSpec(BaseModel):
@@ -39,6 +50,11 @@ class ScenarioSpec(BaseModel):
     """Side A then side B. In assistant mode, A is the user and B lends the assistant its expertise."""
     goal: str | None = None
     """What side A wants; the planner writes one when omitted."""
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_not_blank(cls, value: str) -> str:
+        return _require_text(value, "the topic is blank")
 
     @field_validator("personas", mode="before")
     @classmethod

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import re
 import time
 import uuid
 from importlib import metadata
 from typing import Any
 
 from sparring.principles.yamlfile import looks_secret
+from sparring.redaction import redact_url
 
 from .config import RunConfig
 
@@ -31,7 +31,6 @@ _OPERATIONAL = {
 # not enter the fingerprint, so `sparring run CONFIG` still continues a directory made before they
 # existed (tests/test_namespace.py continues one). A new key goes here, as a path of field names.
 ADDED_LATER: set[tuple[str, ...]] = set()
-_USERINFO = re.compile(r"//[^/@\s]*@")
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -42,7 +41,7 @@ def redact(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [redact(v, key) for v in value]
     if isinstance(value, str) and "://" in value:
-        return _USERINFO.sub("//***@", value)
+        return redact_url(value)
     return value
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 from sparring.agents._common import PrincipleLike
 from sparring.agents.backends import Backend, create_backend
 from sparring.agents.backends.base import UsageMeter, metered
+from sparring.agents.backends.probe import ProbeResult, probe_backends
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.errors import TooManyFailures
 from sparring.traces.sinks import JsonlSpanSink
@@ -28,8 +30,19 @@ from .manifest import new_manifest, new_run_id
 from .progress import Progress
 from .reporting import write_report_quietly
 from .run_request import RunRequest, check_run_dir, iter_jobs
+from .runlock import RunDirLock
 from .runner import DialogueRunner
-from .store import CHECKPOINTS, DIALOGUES, PREFERENCES, SCENARIOS, TRACES, RunStore, iter_jsonl
+from .store import (
+    CHECKPOINTS,
+    DIALOGUES,
+    PREFERENCES,
+    SCENARIOS,
+    TRACES,
+    RunStore,
+    disk_full,
+    failure_causes,
+    iter_jsonl,
+)
 from .tracing import span_exporters
 from .wiring import make_selfplay
 from .workers import WorkerContext, WorkerPool
@@ -62,40 +75,68 @@ class _OpenRun:
 async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
                   callbacks: list[Any] | None = None) -> RunResult:
     """Run ``request`` to the end (or to a signal). ``backend``: an already started backend to use
-    instead of the configured one (it is left running); ``callbacks``: LangChain callback handlers
-    (LangSmith, Langfuse, ...) that see every graph run."""
+    instead of the configured one (it is left running, and not probed); ``callbacks``: LangChain
+    callback handlers (LangSmith, Langfuse, ...) that see every graph run.
+
+    Before anything is written the configured backend is probed (``BackendUnavailable``, exit 2,
+    when it cannot work) and the run directory locked (``InputError`` when another process
+    writes it). ``DiskFull`` when the file system filled up: the run stopped, resume continues."""
     cfg = request.config
     if cfg.workers > 1 and (backend is not None or callbacks):
         raise ValueError("workers > 1 make their own backends from the config and cannot carry callback "
                          "handlers; pass neither a backend nor callbacks, or set workers: 1")
-    previous = check_run_dir(request)
+    check_run_dir(request)  # a directory of another config fails before the probe (checked again, locked)
     owned = backend is None
     if backend is None:
         backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
     exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
     progress = progress or Progress(enabled=False)
-    attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None}
-    progress.stage(f"starting the {cfg.backend.kind} backend")
-    t0 = time.perf_counter()
-    await backend.start()  # a no-op for a backend that is already running
-    attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
-    run = _open_run(request, previous, attempt, backend, exporters)
-    status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
-    meter: UsageMeter | None = None
-    try:
-        with use_tracer(run.tracer), metered() as meter:
-            status = await _simulate(run, backend, progress, meter, list(callbacks or []))
-    except TooManyFailures as exc:
-        status = "failed"
-        attempt["error"] = str(exc)
-    except BaseException as exc:
-        attempt["error"] = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        progress.stop()
-        if owned:
-            await backend.aclose()
-        _close_run(run, status, meter)
+    probes: dict[str, ProbeResult] = {}
+    if owned:
+        progress.stage(f"probing the {cfg.backend.kind} backend")
+        probes = await probe_backends({"backend": cfg.backend})
+    with RunDirLock(request.run_dir, create=True):
+        previous = check_run_dir(request)
+        attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
+        if probes:
+            attempt["probe"] = {name: result.detail for name, result in probes.items()}
+        progress.stage(f"starting the {cfg.backend.kind} backend")
+        t0 = time.perf_counter()
+        await backend.start()  # a no-op for a backend that is already running
+        attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
+        try:
+            run = _open_run(request, previous, attempt, backend, exporters)
+        except OSError as exc:  # no room for even the manifest: the directory is as it was, or a run killed at birth
+            full = disk_full(exc, request.run_dir)
+            if full is None:
+                raise
+            raise full from None
+        status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
+        meter: UsageMeter | None = None
+        full = None
+        try:
+            with use_tracer(run.tracer), metered() as meter:
+                status = await _simulate(run, backend, progress, meter, list(callbacks or []))
+        except TooManyFailures as exc:
+            status = "failed"
+            attempt["error"] = str(exc)
+        except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion)
+            status = "interrupted"
+            raise
+        except BaseException as exc:
+            full = disk_full(exc, request.run_dir)
+            if full is None:
+                attempt["error"] = f"{type(exc).__name__}: {exc}"
+                raise
+            status = "failed"
+            attempt["error"] = str(full)
+        finally:
+            progress.stop()
+            if owned:
+                await backend.aclose()
+            _close_run(run, status, meter, backend, disk_is_full=full is not None)
+        if full is not None:
+            raise full
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
 
 
@@ -114,9 +155,6 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
     manifest["backend"] = backend.describe()
     if previous is not None:
         attempt["repaired"] = store.repair()
-    store.open()
-    sink = JsonlSpanSink(request.run_dir / TRACES).open()
-    tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
     for earlier in manifest["runs"]:
         if earlier.get("status") == "running":
             # That process never wrote its end: it was killed (SIGKILL, OOM, power).
@@ -124,7 +162,11 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
     manifest["runs"].append(attempt)
     attempt["status"] = "running"
     manifest["status"] = "running"
+    # The manifest first: a directory killed at any later moment is a run that resume continues.
     store.write_manifest(manifest)
+    store.open()
+    sink = JsonlSpanSink(request.run_dir / TRACES).open()
+    tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
     if cfg.diasynth is None:
         _record_scenarios(store, request.run_dir, request.scenarios)
     return _OpenRun(request=request, store=store, manifest=manifest, attempt=attempt, sink=sink, tracer=tracer,
@@ -197,11 +239,17 @@ async def _expand_if_needed(request: RunRequest, backend: Backend, store: RunSto
         progress.note(line)
 
 
-def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None) -> None:
-    """Close the files, write the attempt's end and the run's totals, then statistics and report."""
+def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backend: Backend, *,
+               disk_is_full: bool = False) -> None:
+    """Close the files, write the attempt's end and the run's totals, then statistics and report.
+    On a full disk: the manifest only (in the space the store kept in reserve), no statistics."""
     run.tracer.close()
     run.store.close()
     manifest, attempt = run.manifest, run.attempt
+    if run.runner is None or not isinstance(run.runner, WorkerPool):
+        manifest["backend"] = backend.describe()  # the structured-output mode it settled on, and why
+    else:
+        manifest["backend"] = {**manifest["backend"], **run.runner.backend_state()}
     counters = run.runner.counters.as_dict() if run.runner else {}
     attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
     if meter is not None:
@@ -217,7 +265,14 @@ def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None) -> None:
     manifest["timings"]["updated_at"] = time.time()
     manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
                                               if "finished_at" in r), 2)
+    failures = failure_causes(run.request.run_dir)
+    if failures:
+        attempt["failure_causes"] = failures
+    if disk_is_full:
+        run.store.write_manifest_in_reserve(manifest)
+        return
     run.store.write_manifest(manifest)
+    run.store.drop_reserve()
     report = run.request.config.report
     if report.stats:
         if status in ("completed", "failed"):
@@ -237,6 +292,7 @@ async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[
     loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(runner.run(jobs, finished))
     interrupted = False
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def on_signal() -> None:
         nonlocal interrupted
@@ -259,6 +315,8 @@ async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+            if before[sig] is not None:
+                signal.signal(sig, before[sig])  # remove_signal_handler resets to the default, not to these
     return "interrupted" if interrupted else "completed"
 
 

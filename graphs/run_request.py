@@ -12,17 +12,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from sparring.agents._common import PrincipleLike
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.counts import expected_counts
 from sparring.diasynth_agents.fewshot import FewShotPool, load_pool
 from sparring.errors import InputError
 from sparring.principles.model import Principle
+from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from .config import RunConfig, load_config_with_lines
 from .jobs import assign_jobs
 from .manifest import fingerprint
-from .store import SCENARIOS, RunStore, iter_jsonl
+from .store import MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
 @dataclass
@@ -63,7 +66,7 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
         raise InputError("exists and is not a directory", source=str(request.run_dir))
     old = store.read_manifest()
     if old is None:
-        if request.run_dir.exists() and any(request.run_dir.iterdir()):
+        if request.run_dir.exists() and not _killed_at_birth(request.run_dir):
             raise InputError("is not empty and holds no manifest.json; choose another --out",
                              source=str(request.run_dir))
         return None
@@ -74,6 +77,16 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
     return old
+
+
+def _killed_at_birth(run_dir: Path) -> bool:
+    """Empty, or holding only what a run creates before its first manifest (a run killed then)."""
+    for entry in run_dir.iterdir():
+        if entry.name not in OWN_FILES or not entry.is_file():
+            return False
+        if entry.name.endswith(".jsonl") and entry.stat().st_size:
+            return False
+    return True
 
 
 def request_from_config(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | None = None,
@@ -106,12 +119,22 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
     manifest = RunStore(run_dir).read_manifest()
     if manifest is None:
         raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
+    source = str(run_dir / MANIFEST)
     try:
-        cfg = RunConfig.model_validate({**manifest["config"], "output_dir": str(run_dir)})
+        cfg = RunConfig.model_validate({**manifest.get("config", {}), "output_dir": str(run_dir)})
         principles = [Principle.model_validate(p) for p in manifest.get("principles", [])]
-        scenarios = [Scenario.model_validate(row) for row in iter_jsonl(run_dir / SCENARIOS)]
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"its manifest or scenarios.jsonl cannot be read back: {exc}", source=str(run_dir)) from None
+    except ValidationError as exc:
+        first = pydantic_error(exc, source=source, lines=LineMap())
+        raise InputError(f"{first.message}; the run's stored config or principles no longer validate (made by "
+                         "another version of sparring, or edited)", source=source, field=first.field) from None
+    scenarios = []
+    for number, row in enumerate(iter_jsonl(run_dir / SCENARIOS), 1):
+        try:
+            scenarios.append(Scenario.model_validate(row))
+        except ValidationError as exc:
+            first = pydantic_error(exc, source=str(run_dir / SCENARIOS), lines=LineMap())
+            raise InputError(f"scenario {number} cannot be read back: {first.field}: {first.message}",
+                             source=str(run_dir / SCENARIOS)) from None
     few_shot = load_pool(cfg.dialogue.few_shot)  # stored as resolved paths
     if max_failures is not None:
         cfg = cfg.model_copy(update={"max_failures": max_failures})

@@ -5,17 +5,27 @@ a killed process leaves at most a torn last line, never an interleaved one.
 A dialogue's lines are written pairs first, dialogue last, so the dialogue
 line is the commit marker: ``repair`` (run before a resume) drops a torn tail
 and any pair or SFT line whose dialogue never got written.
+
+A full disk: a write that fails leaves at most a torn tail, and the store writes
+nothing after it (a later write that found space would follow the torn line); the
+run stops with ``DiskFull``. ``RESERVE`` bytes set aside when the store opens are
+given back then, so that the manifest can still say what happened.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from sparring.errors import DiskFull, InputError
 
 DIALOGUES = "dialogues.jsonl"
 PREFERENCES = "preferences.jsonl"
@@ -28,22 +38,38 @@ CHECKPOINTS = "state.sqlite"
 ``state.<i>.sqlite`` (SQLite has one writer at a time per file)."""
 REPORT = "report.html"
 STATS = "stats.json"
+RESERVE = ".reserve"
+"""Space held while a run writes, freed for the manifest when the disk fills up."""
+RESERVE_BYTES = 512 * 1024
+OWN_FILES = {*(DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES), RESERVE, ".lock", f".{MANIFEST}.tmp"}
+"""What a run puts in its directory before its first manifest: a directory holding only these,
+empty, is a run killed in its first moments, and a new run may use it."""
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 RECORD_FILES = (DIALOGUES, PREFERENCES, SFT, SCENARIOS)
 """Files this store appends to; traces.jsonl is written by the span sink (traces.sinks)."""
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL file; a torn last line (a killed writer) is skipped, not an error."""
+    """Rows of a JSONL file; a torn last line (a killed writer) is skipped, not an error. A broken
+    line before the last is: InputError naming the file and the line."""
     if not path.exists():
         return
     with path.open("rb") as fh:
-        for raw in fh:
+        for number, raw in enumerate(fh, 1):
             if not raw.endswith(b"\n"):
                 return
             line = raw.strip()
-            if line:
-                yield json.loads(line)
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                raise InputError("is not a JSON object on this line (edited or damaged; sparring writes whole "
+                                 "lines only)", source=str(path), line=number)
+            yield row
 
 
 def encode_record(record: BaseModel | dict[str, Any]) -> bytes:
@@ -61,9 +87,11 @@ class RunStore:
     def __init__(self, run_dir: Path) -> None:
         self.dir = Path(run_dir)
         self._fds: dict[str, int] = {}
+        self._broken: DiskFull | None = None
 
     def open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._keep_reserve()
         for name in RECORD_FILES:
             if name not in self._fds:
                 self._fds[name] = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -77,25 +105,76 @@ class RunStore:
         self.write_line(name, encode_record(record))
 
     def write_line(self, name: str, data: bytes) -> None:
-        """Append one already encoded line (newline included): what workers send."""
+        """Append one already encoded line (newline included): what workers send. ``DiskFull``
+        when the file system is full; nothing is written after that."""
+        if self._broken is not None:
+            raise self._broken
         fd = self._fds[name]
-        # os.write may write less than asked only for huge buffers or signals; loop to be safe.
+        # os.write may write less than asked only for huge buffers, signals or a full disk; loop.
         view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        try:
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        except OSError as exc:
+            full = disk_full(exc, self.dir)
+            if full is None:
+                raise
+            self._broken = full
+            raise full from None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / f".{MANIFEST}.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        os.replace(tmp, self.dir / MANIFEST)
+        replace_json(self.dir / MANIFEST, manifest)
+
+    def write_manifest_in_reserve(self, manifest: dict[str, Any]) -> bool:
+        """The manifest on a full disk: the reserve is given back first. False when even that did not fit."""
+        self.drop_reserve()
+        try:
+            self.write_manifest(manifest)
+        except OSError:
+            (self.dir / f".{MANIFEST}.tmp").unlink(missing_ok=True)
+            return False
+        return True
+
+    def drop_reserve(self) -> None:
+        (self.dir / RESERVE).unlink(missing_ok=True)
+
+    def _keep_reserve(self) -> None:
+        path = self.dir / RESERVE
+        if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+                os.pwrite(fd, bytes(RESERVE_BYTES), 0)  # a file system without fallocate
+        except OSError as exc:
+            full = disk_full(exc, self.dir)
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            if full is not None:
+                raise full from None
+            raise
+        os.close(fd)
 
     def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when there is none; InputError when it is not valid JSON."""
         path = self.dir / MANIFEST
         if not path.exists():
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            line = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise InputError(f"is not valid JSON{line}: damaged or edited, so this run cannot be continued; "
+                             "start a new run directory", source=str(path)) from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list):
+            raise InputError("is not a sparring manifest (no list of runs in it)", source=str(path))
+        return manifest
 
     # -- resume support ------------------------------------------------------------
     def finished_ids(self) -> dict[str, str]:
@@ -133,6 +212,37 @@ def replace_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def disk_full(exc: BaseException, where: Path) -> DiskFull | None:
+    """``DiskFull`` when ``exc`` (or what caused it) says the file system is full or over quota."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, DiskFull):
+            return seen
+        if isinstance(seen, OSError) and seen.errno in _FULL:
+            return DiskFull(f"{where}: no space left on the device ({seen.strerror})")
+        if isinstance(seen, sqlite3.OperationalError) and "disk is full" in str(seen):
+            return DiskFull(f"{where}: no space left on the device (SQLite: {seen})")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def failure_causes(run_dir: Path, top: int = 3) -> list[dict[str, Any]]:
+    """The commonest causes of the failed dialogues in ``run_dir``, most frequent first: what a run
+    whose backend died says about it. A cause is an error up to its second ': ' (its kind and what
+    failed, without the details that differ between dialogues); ``example`` is one error in full."""
+    causes: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    for row in iter_jsonl(run_dir / DIALOGUES):
+        if row.get("status") == "failed":
+            error = str(row.get("error") or "unknown error")
+            cause = ": ".join(error.split(": ", 2)[:2]).strip()
+            causes[cause] += 1
+            examples.setdefault(cause, error[:300])
+    return [{"cause": cause, "dialogues": n, "example": examples[cause]} for cause, n in causes.most_common(top)]
 
 
 def _truncate_torn_tail(path: Path) -> int:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import pickle
 import signal
@@ -41,13 +42,15 @@ from typing import Any
 
 from sparring.agents.backends.base import UsageMeter
 from sparring.agents.domain import DialogueJob
-from sparring.errors import TooManyFailures, WorkerError
+from sparring.errors import DiskFull, TooManyFailures, WorkerError
 from sparring.traces.sinks import JsonlSpanSink
 
 from ._worker_process import HEADER, STOP, WorkerContext, share, worker_main
 from .checkpoints import place_checkpoints
 from .runner import RunCounters
-from .store import RunStore
+from .store import RunStore, disk_full
+
+log = logging.getLogger(__name__)
 
 __all__ = ["WorkerContext", "WorkerPool", "assign_workers", "share"]
 
@@ -85,14 +88,26 @@ class WorkerPool:
     """Called with the workers' process ids once they run."""
     counters: RunCounters = field(default_factory=RunCounters)
     pids: list[int] = field(default_factory=list)
+    structured: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Worker -> the structured-output decision its backend settled on (sent when it ends)."""
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _failure: BaseException | None = None
     _stopping: bool = False
     _told: set[int] = field(default_factory=set)
+    _usage: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    _warned: set[str] = field(default_factory=set)
 
     def stop(self) -> None:
         """Start no new dialogue (the caller then cancels ``run``, which stops the workers)."""
         self._request_stop()
+
+    def backend_state(self) -> dict[str, Any]:
+        """What the workers' backends settled on, for the manifest's ``backend`` entry."""
+        decisions = [self.structured[i] for i in sorted(self.structured)]
+        modes = sorted({d["mode"] for d in decisions})
+        return {"structured_output": " / ".join(modes) if modes else "auto (not probed yet)",
+                "structured_output_decision": decisions[0] if len(decisions) == 1 else None,
+                "structured_output_by_worker": decisions}
 
     async def run(self, jobs: Iterable[DialogueJob], finished: dict[str, str] | None = None) -> RunCounters:
         worker_of, self.counters.skipped = assign_workers(jobs, finished or {}, self.workers)
@@ -149,33 +164,51 @@ class WorkerPool:
     async def _pump(self, index: int, reader: asyncio.StreamReader) -> None:
         """Write what worker ``index`` sends until it closes its end."""
         finished = False
-        usage = (0, 0, 0)
         while True:
             try:
                 size = HEADER.unpack(await reader.readexactly(HEADER.size))[0]
                 batch = pickle.loads(await reader.readexactly(size))
             except (asyncio.IncompleteReadError, ConnectionError):
                 break
-            for kind, *body in batch:
-                if kind == "row":
-                    self.store.write_line(body[0], body[1])
-                elif kind == "spans":
-                    self.spans.write_lines(body[0])
-                elif kind == "outcome":
-                    self._count(body[0])
-                elif kind == "usage":
-                    if self.meter is not None:
-                        self.meter.add_counts(*(now - before for now, before in zip(body[0], usage)))
-                    usage = body[0]
-                elif kind == "error":
-                    self._fail(WorkerError(f"worker {index}: {body[0]}"))
-                elif kind == "done":
-                    finished = True
-                    for key in ("planned", "resumed"):
-                        setattr(self.counters, key, getattr(self.counters, key) + body[0].get(key, 0))
+            try:
+                self._take(index, batch)
+            except OSError as exc:  # the disk filled up: stop the workers, keep reading so they can end
+                self._fail(disk_full(exc, self.store.dir) or exc)
+            except DiskFull as exc:
+                self._fail(exc)
+            finished = finished or any(kind == "done" for kind, *_ in batch)
         if not finished:
             self._fail(WorkerError(f"worker {index} (pid {self.pids[index]}) ended before its dialogues did "
                                    f"({_exit_status(self.pids[index])})"))
+
+    def _take(self, index: int, batch: list[tuple[Any, ...]]) -> None:
+        """Write and count one batch a worker sent (records and spans only while the disk has room)."""
+        writing = not isinstance(self._failure, (DiskFull, OSError))
+        for kind, *body in batch:
+            if kind == "row":
+                if writing:
+                    self.store.write_line(body[0], body[1])
+            elif kind == "spans":
+                if writing:
+                    self.spans.write_lines(body[0])
+            elif kind == "outcome":
+                self._count(body[0])
+            elif kind == "usage":
+                if self.meter is not None:
+                    before = self._usage.get(index, (0, 0, 0))
+                    self.meter.add_counts(*(now - then for now, then in zip(body[0], before)))
+                self._usage[index] = body[0]
+            elif kind == "warning":
+                if body[0] not in self._warned:  # every worker's backend may decide the same
+                    self._warned.add(body[0])
+                    log.warning("%s", body[0])
+            elif kind == "error":
+                self._fail(WorkerError(f"worker {index}: {body[0]}"))
+            elif kind == "done":
+                for key in ("planned", "resumed"):
+                    setattr(self.counters, key, getattr(self.counters, key) + body[0].get(key, 0))
+                if len(body) > 2:
+                    self.structured[index] = body[2]
 
     def _count(self, outcome: dict[str, Any]) -> None:
         self.counters.add_outcome(outcome)

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from sparring.graphs.data.validate import Problem
 
 __all__ = [
-    "BackendError", "EmptyTurnError", "InputError", "InvalidRows", "ReplayExhausted", "ReplayMismatch",
-    "SchemaUnsupported", "StructuredOutputError", "TooManyFailures", "TransientBackendError", "WorkerError",
+    "BackendError", "BackendUnavailable", "DiskFull", "EmptyTurnError", "InputError", "InvalidRows",
+    "ReplayExhausted", "ReplayMismatch", "SchemaUnsupported", "StructuredOutputError", "TooManyFailures",
+    "TransientBackendError", "WorkerError",
 ]
 
 
@@ -53,6 +54,12 @@ class InputError(Exception):
         if where:
             head = f"{head}: {' '.join(where)}" if head else " ".join(where)
         return f"{head}: {self.message}" if head else self.message
+
+
+class BackendUnavailable(InputError):
+    """A backend the run would use cannot work (refused connection, no answer, a key refused, a
+    model the server does not serve), found by the probe before anything is written. Exit 2,
+    like any bad input: the fix is in the config, the key or the server, not in retrying."""
 
 
 # -- model calls ---------------------------------------------------------------------
@@ -102,6 +109,11 @@ class TooManyFailures(RuntimeError):
 
 class WorkerError(RuntimeError):
     """A worker failed or died; the run stops (a resume continues it)."""
+
+
+class DiskFull(RuntimeError):
+    """The run directory's file system is full (or over quota); the run stopped cleanly, and a
+    resume once there is space continues it."""
 
 
 class InvalidRows(Exception):

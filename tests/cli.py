@@ -10,8 +10,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m sparring.graphs.cli ARGS`` in ``cwd``, output captured as text; a wide terminal keeps tables on one line."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+def run_cli(*args: str, cwd: Path, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m sparring.graphs.cli ARGS`` in ``cwd``, output captured as text; a wide terminal keeps tables on one line.
+    ``env``: the environment instead of this process's (PYTHONPATH and COLUMNS are added)."""
+    env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "sparring.graphs.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)

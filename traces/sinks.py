@@ -22,6 +22,8 @@ class JsonlSpanSink:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._fd: int | None = None
+        self._failed: OSError | None = None
+        """The write that failed (a full disk): nothing is written after it, so a torn line stays last."""
 
     def open(self) -> JsonlSpanSink:
         if self._fd is None:
@@ -30,19 +32,23 @@ class JsonlSpanSink:
         return self
 
     def __call__(self, span: Span) -> None:
-        if self._fd is None:
-            self.open()
         # A span with its prompts is the biggest line a run writes, hundreds a second: orjson
         # encodes it ~5x faster than json.
-        os.write(self._fd, encode_line(span.to_dict()))  # type: ignore[arg-type]
+        self.write_lines(encode_line(span.to_dict()))
 
     def write_lines(self, data: bytes) -> None:
         """Append spans encoded elsewhere (``encode_line``; a worker process's batch of whole lines)."""
+        if self._failed is not None:
+            raise self._failed
         if self._fd is None:
             self.open()
         view = memoryview(data)
-        while view:  # one batch can be larger than a single write takes
-            view = view[os.write(self._fd, view):]  # type: ignore[arg-type]
+        try:
+            while view:  # one batch can be larger than a single write takes
+                view = view[os.write(self._fd, view):]  # type: ignore[arg-type]
+        except OSError as exc:
+            self._failed = exc
+            raise
 
     def close(self) -> None:
         if self._fd is not None:

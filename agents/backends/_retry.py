@@ -1,4 +1,5 @@
-"""The one place that retries: transient faults (tenacity) and structured-output re-asks.
+"""The one place that retries: transient faults (tenacity) and structured-output re-asks,
+and what decides whether a server honours JSON schemas (``SchemaSupport``).
 
 Adapters make exactly one request per ``_generate`` call and translate their
 SDK's errors into ``TransientBackendError`` (worth retrying) or
@@ -11,9 +12,11 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -24,6 +27,109 @@ from .config import RetryConfig
 from .messages import ChatMessage, RawCompletion
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+
+SchemaState = Literal["unconfirmed", "confirmed", "unsupported"]
+
+
+class SchemaSupport:
+    """Whether a backend's server constrains decoding to the JSON schema it is sent.
+
+    ``structured_output: json_schema`` and ``reask`` settle it from the start; ``auto`` starts
+    unconfirmed and sends schemas until the evidence decides:
+
+    - a constrained reply that parses confirms support, for good: from then on a reply that is
+      not JSON is a fault of that reply (re-asked in the same mode), never a verdict on the server;
+    - while unconfirmed, an explicit refusal (a 400 naming ``response_format``) or
+      ``NON_JSON_EVIDENCE`` replies in a row under a schema that are not JSON at all, with none
+      parsed, decide that the server ignores schemas: the rest of the run parses and re-asks.
+
+    A JSON reply that misses the schema, and a reply cut off by ``max_tokens``, are evidence of
+    nothing. The decision, its reason and the counts behind it are in ``describe()`` (the
+    manifest) and in one warning line (``on_decision``). Thread-safe counters: one instance
+    serves every dialogue of a backend.
+
+        >>> support = SchemaSupport("auto")
+        >>> support.mode, support.state
+        ('json_schema', 'unconfirmed')
+        >>> for _ in range(SchemaSupport.NON_JSON_EVIDENCE):
+        ...     _ = support.not_json()
+        >>> support.mode, support.state
+        ('reask', 'unsupported')
+    """
+
+    NON_JSON_EVIDENCE = 3
+    """Non-JSON replies in a row, none parsed yet, that show a server ignores the schema."""
+
+    def __init__(self, configured: Literal["auto", "json_schema", "reask"],
+                 on_decision: Callable[[str], None] | None = None) -> None:
+        self.configured = configured
+        self.on_decision = on_decision
+        """Called once with a one-line account when ``auto`` decides the server ignores schemas."""
+        self.state: SchemaState = {"auto": "unconfirmed", "json_schema": "confirmed",
+                                   "reask": "unsupported"}[configured]  # type: ignore[assignment]
+        self.reason = {"auto": "not decided yet", "json_schema": "set in the config (structured_output: json_schema)",
+                       "reask": "set in the config (structured_output: reask)"}[configured]
+        self.decided_at: float | None = None
+        self.counts = {"parsed_under_schema": 0, "not_json_under_schema": 0, "refusals": 0}
+        self._not_json_in_a_row = 0
+        self._lock = threading.Lock()
+
+    @property
+    def mode(self) -> Literal["json_schema", "reask"]:
+        """How the next structured request is sent."""
+        return "reask" if self.state == "unsupported" else "json_schema"
+
+    def label(self) -> str:
+        return {"unconfirmed": "auto (not probed yet)", "confirmed": "json_schema",
+                "unsupported": "reask"}[self.state]
+
+    def describe(self) -> dict[str, Any]:
+        """The decision and its evidence, as the manifest records it."""
+        out: dict[str, Any] = {"mode": self.label(), "configured": self.configured, "reason": self.reason,
+                               **self.counts}
+        if self.decided_at is not None:
+            out["decided_at"] = round(self.decided_at, 3)
+        return out
+
+    def parsed(self) -> None:
+        """A reply sent under a schema parsed: the server honours schemas."""
+        with self._lock:
+            self.counts["parsed_under_schema"] += 1
+            self._not_json_in_a_row = 0
+            if self.state == "unconfirmed":
+                self._decide("confirmed", "a reply under a JSON schema parsed")
+
+    def json_but_invalid(self) -> None:
+        """JSON under a schema that failed validation: ends a run of non-JSON replies, decides nothing."""
+        with self._lock:
+            self._not_json_in_a_row = 0
+
+    def not_json(self) -> bool:
+        """A reply under a schema that is not JSON at all (not cut off by max_tokens). True when
+        this reply decided that the server ignores schemas."""
+        with self._lock:
+            self.counts["not_json_under_schema"] += 1
+            self._not_json_in_a_row += 1
+            if self.state != "unconfirmed" or self._not_json_in_a_row < self.NON_JSON_EVIDENCE:
+                return False
+            self._decide("unsupported", f"{self._not_json_in_a_row} replies in a row under a JSON schema were "
+                                        "not JSON and none had parsed: the server ignores schemas")
+        return True
+
+    def refused(self, message: str) -> bool:
+        """The server refused a schema. Unconfirmed support ends here (True); confirmed support stays,
+        and only the refused call goes on without a schema."""
+        with self._lock:
+            self.counts["refusals"] += 1
+            if self.state != "unconfirmed":
+                return False
+            self._decide("unsupported", f"the server refused the JSON schema: {message[:200]}")
+        return True
+
+    def _decide(self, state: SchemaState, reason: str) -> None:
+        self.state, self.reason, self.decided_at = state, reason, time.time()
+        if state == "unsupported" and self.on_decision is not None:
+            self.on_decision(reason)
 
 
 def _wait(policy: RetryConfig) -> Callable[[RetryCallState], float]:

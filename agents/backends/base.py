@@ -7,6 +7,7 @@ by constrained decoding or by parse-and-re-ask.
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -17,13 +18,15 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sparring.errors import SchemaUnsupported, StructuredOutputError
+from sparring.errors import BackendError, SchemaUnsupported, StructuredOutputError
 from sparring.traces import spans
 
 from . import _retry
 from ._slots import FairSlots
 from .config import BackendConfig
 from .messages import ChatMessage, Completion, RawCompletion, SamplingParams, StructuredMode, TokenUsage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -78,9 +81,8 @@ class Backend(ABC):
         self.config = config
         self.model = model
         self._slots = FairSlots(config.max_in_flight)
-        # None = not known yet; detection happens on the first structured call.
-        self._schema_supported: bool | None = {"auto": None, "json_schema": True, "reask": False}[
-            config.structured_output]
+        self.schema_support = _retry.SchemaSupport(config.structured_output, on_decision=self._warn_schemas_ignored)
+        """Whether the server honours JSON schemas: settled by the config, or found out from replies."""
         self.in_flight = 0
         self.max_in_flight_seen = 0
 
@@ -100,11 +102,25 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model, "kind": self.config.kind,
                 "max_in_flight": self.config.max_in_flight,
-                "structured_output": self.structured_mode_label()}
+                "structured_output": self.structured_mode_label(),
+                "structured_output_decision": self.schema_support.describe()}
+
+    def where(self) -> str:
+        """How messages name this backend: its kind and model (adapters add their URL)."""
+        return f"{self.config.kind} backend ({self.model})"
+
+    def schema_warning(self, reason: str) -> str:
+        """The one line that says this backend's server was found to ignore JSON schemas."""
+        return (f"warning: {self.where()}: {reason}; structured calls now describe the schema in the prompt "
+                "and re-ask (structured_output: reask; the manifest's backend.structured_output_decision has "
+                "the evidence)")
+
+    def _warn_schemas_ignored(self, reason: str) -> None:
+        log.warning("%s", self.schema_warning(reason))
 
     # -- the shared call path --------------------------------------------------
     def structured_mode_label(self) -> str:
-        return {None: "auto (not probed yet)", True: "json_schema", False: "reask"}[self._schema_supported]
+        return self.schema_support.label()
 
     async def complete(self, messages: list[ChatMessage], params: SamplingParams,
                        schema: type[BaseModel] | None = None, *, agent: str | None = None) -> Completion:
@@ -117,24 +133,32 @@ class Backend(ABC):
 
     async def _complete_structured(self, messages: list[ChatMessage], params: SamplingParams,
                                    schema: type[BaseModel]) -> Completion:
+        """A reply that validates against ``schema``: constrained decoding while the server honours
+        schemas (``self.schema_support`` decides, from evidence), parse-and-re-ask otherwise. A bad
+        reply costs a re-ask of this call, nothing more."""
+        support = self.schema_support
         usage = TokenUsage()
         retries = 0
         latency = 0.0
-        text = ""
-        reask = 0
+        reask = 0  # re-asks in the current mode; ``reasks`` bounds them
+        reasked = 0  # re-asks in all
         cur_params = params
         convo: list[ChatMessage] = []
         convo_mode: StructuredMode | None = None
+        refused_here = False  # this call was refused a schema the server had accepted before
         while True:
-            mode: StructuredMode = "reask" if self._schema_supported is False else "json_schema"
+            mode: StructuredMode = "reask" if refused_here else support.mode
             if mode != convo_mode:  # first try, or constrained decoding just turned out unsupported
                 convo = _retry.with_format_instruction(messages, schema, full=mode == "reask")
                 convo_mode = mode
             json_schema = _retry.json_schema_of(schema) if mode == "json_schema" else None
             try:
                 raw, r, dt = await self._request(convo, cur_params, json_schema, mode, reask)
-            except SchemaUnsupported:
-                self._schema_supported = False
+            except SchemaUnsupported as exc:
+                if support.configured == "json_schema":
+                    raise BackendError(f"the server refuses JSON schemas ({exc}); the config says "
+                                       "structured_output: json_schema: set it to auto or reask") from None
+                refused_here = not support.refused(str(exc))
                 continue
             retries += r
             latency += dt
@@ -147,21 +171,24 @@ class Backend(ABC):
             except ValidationError as exc:
                 error: ValidationError | str = exc
             else:
-                if mode == "json_schema" and self._schema_supported is None:
-                    self._schema_supported = True
+                if mode == "json_schema":
+                    support.parsed()
                 return Completion(text=text, parsed=parsed, usage=usage, finish_reason=raw.finish_reason,
-                                  model=raw.model, latency_s=latency, retries=retries + reask,
+                                  model=raw.model, latency_s=latency, retries=retries + reasked,
                                   structured_mode=mode, logprobs=raw.logprobs)
-            # A constrained decoder only emits non-JSON when it is not really
-            # constraining: the server ignored the schema. Stop sending it.
-            if mode == "json_schema" and not truncated and not _retry.is_json(text) \
-                    and self.config.structured_output == "auto":
-                self._schema_supported = False
+            if mode == "json_schema" and not truncated:
+                if _retry.is_json(text):
+                    support.json_but_invalid()
+                elif support.not_json():  # this reply decided: the server ignores schemas
+                    reask = 0  # a fresh start in reask mode (it happens once per backend)
+                    reasked += 1
+                    continue
             if reask >= self.config.reasks:
                 raise StructuredOutputError(
                     f"reply did not match {schema.__name__} after {reask + 1} tries: {_short(error)}",
                     raw_text=text, attempts=reask + 1)
             reask += 1
+            reasked += 1
             convo = _retry.reask_messages(convo, text, error, truncated)
             if truncated:
                 # Cut off mid-object: give the retry room, up to 4x the stage's budget.

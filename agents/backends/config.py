@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sparring.redaction import looks_like_key
 
 BackendKind = Literal["embedded", "vllm", "openai_compat"]
 
@@ -69,8 +73,6 @@ class BackendConfig(BaseModel):
                 raise ValueError("openai_compat needs 'model' (the served model name)")
             if not self.base_url:
                 raise ValueError("openai_compat needs 'base_url', e.g. http://localhost:8000/v1")
-            if not self.base_url.startswith(("http://", "https://")):
-                raise ValueError("base_url must start with http:// or https://")
         else:
             if self.base_url is not None:
                 raise ValueError(f"base_url is only for openai_compat, not {self.kind}")
@@ -80,6 +82,45 @@ class BackendConfig(BaseModel):
             raise ValueError("vllm needs 'model' (a HF id or a local folder)")
         if self.kind == "embedded" and self.model is not None:
             raise ValueError("embedded always runs SmolLM2-135M-Instruct; use kind: vllm to name a model")
-        if self.api_key_env is not None and not _ENV_NAME.match(self.api_key_env):
-            raise ValueError("api_key_env must be the NAME of an environment variable, not the key itself")
         return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_base_url(value)
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_key_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not _ENV_NAME.match(value):
+            raise ValueError("api_key_env must be the NAME of an environment variable, not the key itself")
+        if looks_like_key(value) and value not in os.environ:
+            raise ValueError("api_key_env looks like an API key itself, not the NAME of the environment variable "
+                             "holding one (the value is not shown): export the key as, e.g., OPENAI_API_KEY "
+                             "and give that name")
+        return value
+
+
+def _check_base_url(url: str) -> None:
+    """A URL a client can connect to: http(s), a host, a port in range, no credentials (which would
+    be stored and printed; the key goes in the variable ``api_key_env`` names)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError("base_url must start with http:// or https://")
+    if any(c.isspace() for c in url):
+        raise ValueError("base_url must not contain spaces")
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ValueError("base_url must not carry a user or password (user:pass@host): give the key through "
+                         "api_key_env (the URL is not shown)")
+    if not parts.hostname:
+        raise ValueError("base_url has no host, e.g. http://localhost:8000/v1")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port when it is read
+    except ValueError:
+        raise ValueError("base_url has a port out of range (1-65535) or that is not a number") from None
+    if parts.port == 0:
+        raise ValueError("base_url has a port out of range (1-65535) or that is not a number")

@@ -29,6 +29,7 @@ import time
 from typing import Any
 
 from sparring.errors import BackendError, InputError, SchemaUnsupported, TransientBackendError
+from sparring.redaction import looks_like_key, redact_url, scrub
 
 from ._openai_wire import DirectChatPath, httpx_module
 from .base import Backend
@@ -37,7 +38,6 @@ from .messages import ChatMessage, RawCompletion, SamplingParams, TokenLogprob, 
 
 # Words servers use when they refuse a response_format they do not implement.
 _SCHEMA_REFUSAL = re.compile(r"response_format|json_schema|structured|grammar|guided", re.I)
-_KEYLIKE = re.compile(r"\b(sk|pk|rk|key|tok)[-_][A-Za-z0-9_\-*]{6,}", re.I)
 
 
 class OpenAICompatBackend(Backend):
@@ -46,12 +46,7 @@ class OpenAICompatBackend(Backend):
     def __init__(self, config: BackendConfig) -> None:
         assert config.model and config.base_url
         super().__init__(config, config.model)
-        self._api_key: str | None = None
-        if config.api_key_env:
-            self._api_key = os.environ.get(config.api_key_env)
-            if not self._api_key:
-                raise InputError(f"environment variable {config.api_key_env} is not set (or empty)",
-                                 field="backend.api_key_env")
+        self._api_key = api_key(config)
         self._client: Any = None
         self._direct: Any = None  # DirectChatPath, unless transport is "sdk"
         # OpenAI's strict mode refuses some keywords (maxLength, ...) that vLLM honours;
@@ -84,8 +79,11 @@ class OpenAICompatBackend(Backend):
             self._client = None
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "base_url": _redact_url(self.config.base_url or ""),
+        return {**super().describe(), "base_url": redact_url(self.config.base_url or ""),
                 "transport": self.config.transport}
+
+    def where(self) -> str:
+        return f"openai_compat backend {self.model} at {redact_url(self.config.base_url or '')}"
 
     async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
                         json_schema: dict[str, Any] | None) -> RawCompletion:
@@ -140,7 +138,7 @@ class OpenAICompatBackend(Backend):
             else:
                 resp = await self._client.post("/chat/completions", body=kwargs, cast_to=object)
         except openai.RateLimitError as exc:
-            raise TransientBackendError(self._scrub(f"429 rate limited: {_message(exc)}"),
+            raise TransientBackendError(self._scrub(f"429 rate limited: {error_message(exc)}"),
                                         retry_after=_retry_after(exc)) from None
         except openai.APITimeoutError as exc:
             # The aiohttp transport reports a connection closed without a response as a
@@ -148,7 +146,7 @@ class OpenAICompatBackend(Backend):
             cause = _root_cause(exc)
             if cause is not exc and "timeout" not in type(cause).__name__.lower():
                 raise TransientBackendError(self._scrub(
-                    f"connection error to {_redact_url(self.config.base_url or '')}: "
+                    f"connection error to {redact_url(self.config.base_url or '')}: "
                     f"{type(cause).__name__}: {cause}")) from None
             raise TransientBackendError(f"timed out after {self.config.retry.timeout_s:g}s") from None
         except openai.APIConnectionError as exc:
@@ -156,14 +154,14 @@ class OpenAICompatBackend(Backend):
             # (refused, reset, closed without a response).
             cause = exc.__cause__ or exc.__context__ or exc
             raise TransientBackendError(self._scrub(
-                f"connection error to {_redact_url(self.config.base_url or '')}: "
+                f"connection error to {redact_url(self.config.base_url or '')}: "
                 f"{type(cause).__name__}: {cause}")) from None
         except openai.APIStatusError as exc:
             status = exc.status_code
-            text = self._scrub(f"HTTP {status}: {_message(exc)}")
+            text = self._scrub(f"HTTP {status}: {error_message(exc)}")
             if status >= 500 or status in (408, 409):
                 raise TransientBackendError(text, retry_after=_retry_after(exc)) from None
-            if json_schema is not None and status in (400, 422) and _SCHEMA_REFUSAL.search(_message(exc)):
+            if json_schema is not None and status in (400, 422) and _SCHEMA_REFUSAL.search(error_message(exc)):
                 raise SchemaUnsupported(text) from None
             if status == 404:
                 text += f" (is '{self.model}' the model name the server serves?)"
@@ -199,7 +197,23 @@ class OpenAICompatBackend(Backend):
     def _scrub(self, text: str) -> str:
         if self._api_key:
             text = text.replace(self._api_key, "***")
-        return _KEYLIKE.sub("***", text)
+        return scrub(text)
+
+
+def api_key(config: BackendConfig) -> str | None:
+    """The key ``config.api_key_env`` names; InputError when that variable is unset or empty. A
+    value that is a key itself rather than a name (a common slip) is never echoed back."""
+    name = config.api_key_env
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if value:
+        return value
+    if looks_like_key(name):
+        raise InputError("looks like an API key itself, not the NAME of the environment variable holding one "
+                         "(the value is not shown): export the key as, e.g., OPENAI_API_KEY and give that name",
+                         field="backend.api_key_env")
+    raise InputError(f"environment variable {name} is not set (or empty)", field="backend.api_key_env")
 
 
 _LENGTH_KEYWORDS = {"maxLength", "minLength", "maxItems", "minItems", "minimum", "maximum"}
@@ -225,7 +239,8 @@ def strict_schema(schema: dict[str, Any], *, plain: bool = False) -> dict[str, A
     return walk(schema)
 
 
-def _message(exc: Any) -> str:
+def error_message(exc: Any) -> str:
+    """The message of an openai error: the server's own ``error.message`` when it sent one."""
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         err = body.get("error", body)
@@ -256,11 +271,6 @@ def _retry_after(exc: Any) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
-
-
-def _redact_url(url: str) -> str:
-    """Drop user:password@ from a URL before it is shown or stored."""
-    return re.sub(r"//[^/@]*@", "//***@", url)
 
 
 def _http_client(openai: Any, max_in_flight: int) -> Any:

@@ -34,11 +34,16 @@ several kinds at once):
   ``application/json``).
 - ``no_choices``: 200 with a JSON body that lacks ``choices``.
 - ``drop``: the connection is closed without any response.
+- ``bad_json``: 200 with the reply's content cut in the middle (``finish_reason: stop``), as a
+  dropped stream or a proxy leaves it: a JSON reply is no longer JSON.
 
 Other knobs: ``model`` (a request naming another model gets a 404, as real
-servers do), ``schema_support`` (``honour``; ``ignore``: the schema is not
-enforced, the plain reply comes back; ``reject``: 400 naming response_format),
-``reply_delay_s`` (latency of every normal reply).
+servers do), ``schema_support`` (``honour``; ``ignore``: the schema never reaches the
+model, the reply is what it says without one; ``reject``: 400 naming response_format),
+``prompt_schema`` (a request without a schema is answered with JSON when its system message
+spells the schema out in full, as a model told the format would; off by default: free text),
+``api_key`` (every request without that bearer token gets a 401), ``reply_delay_s``
+(latency of every normal reply).
 """
 
 from .schema import minimal_instance

@@ -40,7 +40,9 @@ def agent_reply(body: dict[str, Any]) -> str:
     if title == "RevisionOutput":
         return json.dumps({"revision": f"{REVISED} {TURN}"})
     if title == "CritiqueOutput":
-        judged = body["messages"][-1]["content"].split('"""')[1].strip()
+        # The turn under judgement, quoted in the request (a re-ask adds messages after it).
+        quoted = next(m["content"] for m in reversed(body["messages"]) if '"""' in m["content"])
+        judged = quoted.split('"""')[1].strip()
         if judged.startswith(REVISED):
             return json.dumps({"reasoning": "The revision keeps the intent and breaks nothing.", "violations": []})
         finding = schema["$defs"]["ViolationFinding"]["properties"]["principle_id"]

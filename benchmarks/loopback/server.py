@@ -15,7 +15,9 @@ from typing import Any, Literal
 from .schema import minimal_instance
 from .wire import error_body, read_request, send, send_json
 
-FAULT_KINDS = ("http_500", "http_429", "status", "slow", "garbage", "no_choices", "drop")
+FAULT_KINDS = ("http_500", "http_429", "status", "slow", "garbage", "no_choices", "drop", "bad_json")
+PROMPT_SCHEMA = "It must match this JSON schema: "
+"""How a prompt that carries the whole schema says so (agents.backends._retry.format_instruction)."""
 SchemaSupport = Literal["honour", "ignore", "reject"]
 Responder = Callable[[dict[str, Any]], str]
 
@@ -57,11 +59,18 @@ class FakeOpenAIServer:
     def __init__(self, *, model: str = "fake-model", reply_text: str = "ok", responder: Responder | None = None,
                  schema_support: SchemaSupport = "honour", reply_delay_s: float = 0.0,
                  record_requests: bool = True, host: str = "127.0.0.1", port: int = 0,
-                 fast_loop: bool = False) -> None:
+                 fast_loop: bool = False, prompt_schema: bool = False, api_key: str | None = None) -> None:
         self.model = model
         self.reply_text = reply_text
         self.responder = responder
         self.schema_support = schema_support
+        self.prompt_schema = prompt_schema
+        self.api_key = api_key
+        """When set, every request without ``Authorization: Bearer <api_key>`` gets a 401, as real servers do."""
+        """The fake model follows a JSON schema written out in full in the prompt (as a real model
+        told the format would) when the request carries none it honours. Off: such a request is
+        answered with free text, as a server that ignores schemas and a model that ignores the
+        prompt would."""
         self.reply_delay_s = reply_delay_s
         self.record_requests = record_requests
         self.host = host
@@ -209,6 +218,9 @@ class FakeOpenAIServer:
                      writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False closes the connection."""
         path = path.split("?", 1)[0].rstrip("/")
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            await send_json(writer, 401, error_body("Incorrect API key provided.", "invalid_api_key"))
+            return True
         if method == "GET" and path == "/v1/models":
             with self._lock:
                 self._stats.model_requests += 1
@@ -293,6 +305,12 @@ class FakeOpenAIServer:
         elif fault.kind == "drop":
             writer.transport.abort()
             return False
+        elif fault.kind == "bad_json":
+            status, payload = self._reply(body)
+            if status == 200:  # the reply cut in the middle, as a dropped stream or a proxy leaves it
+                message = payload["choices"][0]["message"]
+                message["content"] = message["content"][:max(len(message["content"]) // 2, 1) - 1]
+            await send_json(writer, status, payload)
         return True
 
     # -- replies -------------------------------------------------------------------------
@@ -304,11 +322,19 @@ class FakeOpenAIServer:
         if fmt and self.schema_support == "reject":
             return 400, error_body("response_format json_schema is not supported by this server",
                                    "invalid_request_error")
+        if self.schema_support != "honour":  # the schema never reaches the model
+            body = {k: v for k, v in body.items() if k != "response_format"}
+            fmt, schema = {}, None
+        if schema is None and self.prompt_schema:
+            schema = _schema_in_prompt(body)
+            if schema is not None:
+                fmt = {"type": "json_schema", "json_schema": {"schema": schema}}
+                body = {**body, "response_format": fmt}
         if self.responder is not None:
             text = self.responder(body)
-        elif schema is not None and self.schema_support == "honour":
+        elif schema is not None:
             text = json.dumps(minimal_instance(schema))
-        elif fmt.get("type") == "json_object" and self.schema_support == "honour":
+        elif fmt.get("type") == "json_object":
             text = "{}"
         else:
             text = self.reply_text
@@ -322,6 +348,19 @@ class FakeOpenAIServer:
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
                       "total_tokens": prompt_words + completion_words},
         }
+
+
+def _schema_in_prompt(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request's system message spells out in full, if it does."""
+    for message in body.get("messages", []):
+        content = str(message.get("content", ""))
+        if message.get("role") == "system" and PROMPT_SCHEMA in content:
+            try:
+                schema = json.loads(content.rsplit(PROMPT_SCHEMA, 1)[1])
+            except ValueError:
+                return None
+            return schema if isinstance(schema, dict) else None
+    return None
 
 
 def _new_loop(fast: bool) -> asyncio.AbstractEventLoop:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -26,7 +26,15 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except InputError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            fail(str(exc), 2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """``error: MESSAGE`` as one line on stderr, with anything secret in it masked; exit ``status``."""
+    from sparring.redaction import scrub
+
+    click.echo(f"error: {' '.join(scrub(message).split())}", err=True)
+    sys.exit(status)
+

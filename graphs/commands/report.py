@@ -20,8 +20,10 @@ def report(run_dir: Path, out: Path | None) -> None:
     its critique, rejected and chosen turns side by side, and its trace. Opens offline."""
     from sparring.errors import InputError
     from sparring.graphs.reporting import write_report
+    from sparring.graphs.runlock import RunDirLock
     from sparring.graphs.store import MANIFEST
 
     if not (run_dir / MANIFEST).is_file():
         raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
-    click.echo(write_report(run_dir, out))
+    with RunDirLock(run_dir):  # no run or other command writes the directory meanwhile
+        click.echo(write_report(run_dir, out))

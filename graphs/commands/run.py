@@ -1,8 +1,10 @@
 """``sparring run CONFIG`` and ``sparring resume RUN_DIR``.
 
 Exit status: 0 every dialogue written; 3 finished, but some dialogues failed
-(they are in dialogues.jsonl with their error); 1 stopped by --max-failures;
-2 bad input; 130 interrupted (resume continues it).
+(they are in dialogues.jsonl with their error; the last line names the commonest
+cause); 1 stopped by --max-failures, a worker's death or a full disk; 2 bad input,
+a backend that cannot work (found before anything is written) or a run directory
+another process is writing; 130 interrupted (resume continues it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ._common import set_option, user_errors
+from ._common import fail, set_option, user_errors
 
 EXIT_FAILURES = 3
 EXIT_STOPPED = 1
@@ -61,21 +63,32 @@ def resume(run_dir: Path, max_failures: int | None, quiet: bool) -> None:
 
 
 def _execute(request: object, quiet: bool) -> None:
-    from sparring.errors import WorkerError
+    from sparring.errors import DiskFull, WorkerError
     from sparring.graphs.pipeline import execute
     from sparring.graphs.progress import Progress
+    from sparring.graphs.store import MANIFEST
 
+    run_dir = request.run_dir  # type: ignore[attr-defined]
     try:
         result = asyncio.run(execute(request, progress=Progress(enabled=not quiet)))  # type: ignore[arg-type]
-    except WorkerError as exc:  # an OOM kill, say: the manifest says crashed, and a resume continues
-        click.echo(f"error: {exc}\nresume with: sparring resume {request.run_dir}", err=True)  # type: ignore[attr-defined]
-        sys.exit(EXIT_STOPPED)
+    except (WorkerError, DiskFull) as exc:  # an OOM kill, a full disk: the manifest says so, a resume continues
+        fail(f"{exc}; resume with: sparring resume {run_dir}", EXIT_STOPPED)
+    except KeyboardInterrupt:  # a signal outside the dialogues (start-up, expansion, the end)
+        resumable = (run_dir / MANIFEST).is_file()
+        fail("interrupted" + (f"; resume with: sparring resume {run_dir}" if resumable
+                              else " before anything was written"), EXIT_INTERRUPTED)
     counts = result.manifest.get("counts", {})
     click.echo(
         f"{result.status}: {counts.get('dialogues', 0)} dialogues ({counts.get('failed', 0)} failed), "
         f"{counts.get('pairs', 0)} preference pairs ({counts.get('verified_pairs', 0)} verified), "
         f"violation rate {counts.get('violation_rate', 0):.0%}, average {counts.get('avg_turns', 0)} turns "
         f"-> {result.run_dir}")
+    causes = result.manifest["runs"][-1].get("failure_causes") or []
+    if causes:
+        top = causes[0]
+        click.echo(f"failed dialogues: {top['dialogues']} of {counts.get('failed', 0)} with {top['example']}"
+                   + (f" (and {len(causes) - 1} other cause(s): sparring trace {result.run_dir} --failed)"
+                      if len(causes) > 1 else ""), err=True)
     if result.status == "interrupted":
         click.echo(f"resume with: sparring resume {result.run_dir}", err=True)
         sys.exit(EXIT_INTERRUPTED)

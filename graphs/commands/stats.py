@@ -35,9 +35,14 @@ def stats(run_dir: Path, as_json: bool, write: bool, no_embeddings: bool, rouge_
     options = StatsOptions(embeddings=not no_embeddings)
     if rouge_exact_limit is not None:
         options.rouge = replace(ROUGE_RULE, exact_limit=rouge_exact_limit)
-    result = compute_stats(load_run(run_dir), options)
     if write:
-        replace_json(run_dir / STATS, result)
+        from sparring.graphs.runlock import RunDirLock
+
+        with RunDirLock(run_dir):  # no run or other command writes the directory meanwhile
+            result = compute_stats(load_run(run_dir), options)
+            replace_json(run_dir / STATS, result)
+    else:
+        result = compute_stats(load_run(run_dir), options)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
         return

@@ -3,22 +3,25 @@ that names its parent and the filter, so stats, export and judge work on it as o
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError
 
+from ..runlock import LOCK_FILE, RunDirLock
 from ..store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES, RunStore, iter_jsonl, replace_jsonl
 from .filters import FilterSpec, apply_filters, spec_as_dict
-from .rundata import load_run
+from .rundata import RunData, load_run
 from .stats import StatsOptions, write_stats
 
 
 def _check_out(parent: Path, out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise InputError("exists and is not a directory", source=str(out))
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_FILE for p in out.iterdir()):
         raise InputError("is not empty; a filtered copy goes into a new directory", source=str(out))
     if out.resolve() == parent.resolve():
         raise InputError("is the run being filtered; give another --out", source=str(out))
@@ -36,11 +39,20 @@ def write_filtered_run(parent_dir: Path, out_dir: Path, spec: FilterSpec, *, emb
     """Write the rows ``spec`` keeps from ``parent_dir`` into the new run directory ``out_dir``;
     returns its manifest. Writes stats.json of the copy too."""
     parent_dir, out_dir = Path(parent_dir), Path(out_dir)
-    run = load_run(parent_dir)
     _check_out(parent_dir, out_dir)
-    if run.manifest.get("status") == "running":
-        raise InputError("is being written by a run (manifest status 'running'); filter it once the run is over",
-                         source=str(parent_dir))
+    # The parent is locked too (no run may write it while it is copied), unless it is read-only.
+    writable = os.access(parent_dir, os.W_OK)
+    parent_lock: AbstractContextManager[object] = RunDirLock(parent_dir) if writable else nullcontext()
+    with parent_lock, RunDirLock(out_dir, create=True):
+        _check_out(parent_dir, out_dir)
+        run = load_run(parent_dir)
+        if run.manifest.get("status") == "running":
+            raise InputError("was killed while running (manifest status 'running'): resume it, then filter",
+                             source=str(parent_dir))
+        return _write_copy(run, parent_dir, out_dir, spec, embedder)
+
+
+def _write_copy(run: RunData, parent_dir: Path, out_dir: Path, spec: FilterSpec, embedder: Any) -> dict[str, Any]:
     result = apply_filters(run, spec, embedder=embedder)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in ((DIALOGUES, result.dialogues), (PREFERENCES, result.pairs), (SFT, result.sft),

@@ -21,11 +21,13 @@ from pydantic import ValidationError
 
 from sparring.agents.backends import Backend, create_backend
 from sparring.agents.backends.base import metered
+from sparring.agents.backends.probe import probe_backends
 from sparring.agents.judge import JudgeAgent, JudgeConfig
 from sparring.errors import InputError
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ..config import RunConfig, apply_overrides
+from ..runlock import RunDirLock
 from ..store import DIALOGUES, RunStore, replace_jsonl
 from .rundata import Row, load_run
 from .stats import write_stats
@@ -65,10 +67,18 @@ def needs_scores(row: Row, criteria: Sequence[str], force: bool) -> bool:
 async def judge_run(run_dir: Path, *, overrides: Sequence[str] = (), criteria: Sequence[str] = (),
                     samples: int | None = None, force: bool = False,
                     backend: Backend | None = None) -> dict[str, Any]:
-    """Score the dialogues of ``run_dir`` that lack scores; returns what was done (also in the manifest)."""
+    """Score the dialogues of ``run_dir`` that lack scores; returns what was done (also in the manifest).
+    Holds the run directory's lock throughout (it rewrites dialogues.jsonl)."""
+    load_run(run_dir)  # a run directory: checked before its lock is taken
+    with RunDirLock(run_dir):
+        return await _judge_locked(run_dir, overrides, criteria, samples, force, backend)
+
+
+async def _judge_locked(run_dir: Path, overrides: Sequence[str], criteria: Sequence[str], samples: int | None,
+                        force: bool, backend: Backend | None) -> dict[str, Any]:
     run = load_run(run_dir)
     if run.manifest.get("status") == "running":
-        raise InputError("is being written by a run (manifest status 'running'); judge it once the run is over",
+        raise InputError("was killed while running (manifest status 'running'): resume it, then judge",
                          source=str(run_dir))
     config = config_for_judging(run.manifest, overrides, source=f"{run_dir}/manifest.json")
     settings = judge_settings(config, criteria, samples)
@@ -78,7 +88,9 @@ async def judge_run(run_dir: Path, *, overrides: Sequence[str] = (), criteria: S
     if not todo:
         return summary
     owned = backend is None
-    backend = backend or create_backend(config.backend)
+    if backend is None:
+        backend = create_backend(config.backend)
+        await probe_backends({"backend": config.backend})  # an unusable judge fails now, in seconds
     await backend.start()
     judge = JudgeAgent(backend, config.sampling.judge, settings)
     slots = asyncio.Semaphore(config.concurrency)

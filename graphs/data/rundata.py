@@ -36,24 +36,8 @@ class RunData:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """Rows of a JSONL file; a line that is not JSON is bad input naming the file and line."""
-    try:
-        return list(iter_jsonl(path))
-    except json.JSONDecodeError as exc:
-        # iter_jsonl skips blank lines, so count lines to name the bad one.
-        line = _bad_line(path)
-        raise InputError(f"is not valid JSON ({exc.msg})", source=str(path), line=line) from None
-
-
-def _bad_line(path: Path) -> int:
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if raw.strip():
-                try:
-                    json.loads(raw)
-                except json.JSONDecodeError:
-                    return number
-    return 0
+    """Rows of a JSONL file; a line that is not JSON is bad input naming the file and line (``iter_jsonl``)."""
+    return list(iter_jsonl(path))
 
 
 def load_run(run_dir: Path) -> RunData:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sparring.errors import InputError, InvalidRows
 
+from ..runlock import LOCK_FILE, RunDirLock
 from ..store import STATS
 from .dataset_card import render_card
 from .exports import FORMATS, JSONL_FORMATS, TABLE_FORMATS, ExportTable, build_export
@@ -53,7 +54,7 @@ def _require_datasets(what: str) -> None:
 
 
 def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_FILE for p in out.iterdir())):
         raise InputError("exists and is not an empty directory; export into a new one", source=str(out))
 
 
@@ -121,8 +122,16 @@ def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: boo
                          "(a write token from https://huggingface.co/settings/tokens)")
     if fmt in TABLE_FORMATS or push_to is not None:
         _require_datasets("--push-to-hub" if push_to is not None else f"--format {fmt}")
-    if out is not None:
+    if out is None:
+        return _export(run_dir, fmt, None, skip_invalid, license_id, push_to, private, token)
+    _check_out(out)
+    with RunDirLock(out, create=True):  # one writer per folder; nothing is left in it by bad input
         _check_out(out)
+        return _export(run_dir, fmt, out, skip_invalid, license_id, push_to, private, token)
+
+
+def _export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, license_id: str, push_to: str | None,
+            private: bool, token: str | None) -> ExportResult:
     run = load_run(run_dir)
     tables = build_export(run, fmt)
     problems = [p for t in tables for p in t.problems]

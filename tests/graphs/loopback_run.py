@@ -111,6 +111,17 @@ def check_complete(run_dir: Path, expected: list[str], *, pairs_per_dialogue: in
     return manifest
 
 
+def check_consistent(run_dir: Path, expected: list[str]) -> dict[str, Any]:
+    """``check_complete`` and more, after kills and resumes: no pair without its dialogue, no pair
+    twice (a dialogue and turn once). Returns the manifest."""
+    dialogues = {d["id"] for d in read_lines(run_dir / "dialogues.jsonl")}
+    pairs = read_lines(run_dir / "preferences.jsonl")
+    assert {p["dialogue_id"] for p in pairs} <= dialogues, "a pair without its dialogue"
+    twice = [k for k, n in Counter((p["dialogue_id"], p["turn_index"]) for p in pairs).items() if n > 1]
+    assert not twice, f"pairs written twice: {twice}"
+    return check_complete(run_dir, expected)
+
+
 def assert_processes_gone(pids: list[int], timeout: float = 10) -> None:
     """Each process has exited (a zombie waiting for its reaper counts as exited)."""
     deadline = time.monotonic() + timeout

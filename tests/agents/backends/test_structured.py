@@ -11,11 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from sparring.agents.backends import BackendConfig, SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.errors import SchemaUnsupported, StructuredOutputError
+from sparring.errors import BackendError, SchemaUnsupported, StructuredOutputError
 
 ASK = [{"role": "system", "content": "You judge."}, {"role": "user", "content": "Judge this."}]
 PARAMS = SamplingParams(temperature=0.0, max_tokens=64)
@@ -107,17 +109,63 @@ async def test_the_schema_is_described_in_the_prompt_too() -> None:
     assert json.dumps(Judgement.model_json_schema(), separators=(",", ":")) in system["content"]
 
 
-async def test_detection_falls_back_to_reask_when_the_server_ignores_the_schema() -> None:
-    """Prose under json_schema means nothing constrained the decoder: stop sending the schema."""
-    script = Script("I think it is safe, score four.", VALID, VALID)
+async def test_detection_falls_back_to_reask_when_the_server_ignores_the_schema(caplog) -> None:
+    """Prose under json_schema, several times in a row and nothing parsed yet: the server ignores
+    schemas. One warning line says so; the decision and its evidence are in describe()."""
+    script = Script("I think it is safe.", "Safe, four.", "It is safe, score four.", VALID, VALID)
     backend = scripted(script, structured_output="auto")
     assert backend.structured_mode_label() == "auto (not probed yet)"
     first = await backend.complete(ASK, PARAMS, Judgement)
-    assert first.structured_mode == "reask" and first.retries == 1
+    assert first.structured_mode == "reask" and first.retries == 3
     assert backend.structured_mode_label() == "reask"
     second = await backend.complete(ASK, PARAMS, Judgement)
     assert second.structured_mode == "reask" and second.retries == 0
-    assert [s is not None for s in script.schemas] == [True, False, False]
+    assert [s is not None for s in script.schemas] == [True, True, True, False, False]
+    decision = backend.describe()["structured_output_decision"]
+    assert decision["mode"] == "reask" and decision["not_json_under_schema"] == 3
+    assert "3 replies in a row" in decision["reason"] and decision["parsed_under_schema"] == 0
+    warnings = [r.getMessage() for r in caplog.records if "ignores schemas" in r.getMessage()]
+    assert len(warnings) == 1 and "structured_output: reask" in warnings[0]
+
+
+async def test_one_malformed_reply_after_support_is_confirmed_changes_nothing() -> None:
+    """The issue's failure: a reply cut mid-JSON (a dropped stream) once constrained replies had
+    parsed. It is that reply's fault: re-asked under the schema, and every later call keeps it."""
+    cut = VALID[:len(VALID) // 2]
+    script = Script(VALID, cut, VALID, *([cut] * 3), VALID, VALID)
+    backend = scripted(script, structured_output="auto", reasks=3)
+    for _ in range(4):
+        result = await backend.complete(ASK, PARAMS, Judgement)
+        assert result.structured_mode == "json_schema"
+    assert all(s is not None for s in script.schemas)
+    decision = backend.describe()["structured_output_decision"]
+    assert decision["mode"] == "json_schema" and decision["not_json_under_schema"] == 4
+    assert decision["reason"] == "a reply under a JSON schema parsed"
+
+
+async def test_unconfirmed_support_survives_fewer_bad_replies_than_the_evidence_needs() -> None:
+    script = Script("prose", "more prose", VALID, VALID)
+    backend = scripted(script, structured_output="auto")
+    assert (await backend.complete(ASK, PARAMS, Judgement)).structured_mode == "json_schema"
+    await backend.complete(ASK, PARAMS, Judgement)
+    assert all(s is not None for s in script.schemas) and backend.structured_mode_label() == "json_schema"
+
+
+async def test_a_refusal_after_confirmation_sends_only_that_call_without_a_schema() -> None:
+    script = Script(VALID, SchemaUnsupported("response_format is not supported"), VALID, VALID)
+    backend = scripted(script, structured_output="auto")
+    await backend.complete(ASK, PARAMS, Judgement)
+    refused = await backend.complete(ASK, PARAMS, Judgement)
+    assert refused.structured_mode == "reask"
+    assert (await backend.complete(ASK, PARAMS, Judgement)).structured_mode == "json_schema"
+    assert [s is not None for s in script.schemas] == [True, True, False, True]
+    assert backend.describe()["structured_output_decision"]["refusals"] == 1
+
+
+async def test_a_refusal_with_json_schema_configured_is_a_clear_error() -> None:
+    backend = scripted(Script(SchemaUnsupported("response_format is not supported")), structured_output="json_schema")
+    with pytest.raises(BackendError, match="structured_output: json_schema: set it to auto or reask"):
+        await backend.complete(ASK, PARAMS, Judgement)
 
 
 async def test_detection_keeps_json_schema_when_the_reply_is_json_but_wrong() -> None:
@@ -155,3 +203,46 @@ async def test_plain_calls_carry_no_schema() -> None:
     result = await backend.complete(ASK, PARAMS)
     assert result.parsed is None and result.structured_mode == "none" and result.text == "hello there"
     assert script.schemas == [None]
+
+
+KINDS = {"valid": VALID, "cut": VALID[:9], "prose": "I would say it is safe.", "json_wrong": '{"label": "safe"}'}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(sorted(KINDS)), min_size=1, max_size=24))
+def test_schema_support_is_decided_only_by_clear_evidence(kinds: list[str]) -> None:
+    """Any order of good, cut, prose and wrong-shaped replies: the schema is never dropped after a
+    constrained reply parsed, and dropped only after NON_JSON_EVIDENCE non-JSON replies in a row."""
+    import asyncio
+
+    from sparring.agents.backends._retry import SchemaSupport
+
+    queue = list(kinds)
+    sent: list[tuple[bool, str]] = []  # (schema sent, reply kind) per request
+
+    def responder(messages: list[Any], params: SamplingParams, json_schema: dict[str, Any] | None) -> str:
+        kind = queue.pop(0) if queue else "valid"
+        sent.append((json_schema is not None, kind))
+        return KINDS[kind]
+
+    backend = ScriptedBackend(responder, config=BackendConfig(structured_output="auto", reasks=2))
+
+    async def drive() -> None:
+        while queue:
+            try:
+                await backend.complete(ASK, PARAMS, Judgement)
+            except StructuredOutputError:
+                pass
+
+    asyncio.run(drive())
+    parsed_under_schema = False
+    in_a_row = 0
+    for with_schema, kind in sent:
+        if not with_schema:
+            assert not parsed_under_schema, "the schema was dropped after a constrained reply had parsed"
+            assert in_a_row >= SchemaSupport.NON_JSON_EVIDENCE, "the schema was dropped on thin evidence"
+            continue
+        parsed_under_schema |= kind == "valid"
+        in_a_row = in_a_row + 1 if kind in ("cut", "prose") else 0
+    dropped = any(not with_schema for with_schema, _ in sent)
+    assert dropped == (backend.structured_mode_label() == "reask")
