@@ -22,7 +22,8 @@ from sparring.agents.backends import Backend, create_backend
 from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.backends.probe import ProbeResult, probe_backends
 from sparring.agents.domain import DialogueJob, Scenario
-from sparring.errors import TooManyFailures
+from sparring.errors import DiskFull, TooManyFailures
+from sparring.redaction import redact_url
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
@@ -91,12 +92,11 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
     exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
     progress = progress or Progress(enabled=False)
-    probes: dict[str, ProbeResult] = {}
-    if owned:
-        progress.stage(f"probing the {cfg.backend.kind} backend")
-        probes = await probe_backends({"backend": cfg.backend})
+    # Locked first (another writer is refused at once); a directory the lock made is removed again
+    # if the probe fails, so an unusable backend leaves nothing behind.
     with RunDirLock(request.run_dir, create=True):
         previous = check_run_dir(request)
+        probes = await _probe(cfg, progress) if owned else {}
         attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
         if probes:
             attempt["probe"] = {name: result.detail for name, result in probes.items()}
@@ -113,7 +113,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
             raise full from None
         status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
         meter: UsageMeter | None = None
-        full = None
+        full: DiskFull | None = None
         try:
             with use_tracer(run.tracer), metered() as meter:
                 status = await _simulate(run, backend, progress, meter, list(callbacks or []))
@@ -138,6 +138,15 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         if full is not None:
             raise full
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
+
+
+async def _probe(cfg: Any, progress: Progress) -> dict[str, ProbeResult]:
+    """Probe the configured backend; a stage line only when it takes a while (a server slow to answer)."""
+    task = asyncio.ensure_future(probe_backends({"backend": cfg.backend}))
+    done, _ = await asyncio.wait({task}, timeout=1.0)
+    if not done:
+        progress.stage(f"probing the {cfg.backend.kind} backend at {redact_url(cfg.backend.base_url or '')}")
+    return await task
 
 
 def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dict[str, Any], backend: Backend,

@@ -27,11 +27,12 @@ from tests.graphs.loopback_run import (
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
 def test_a_second_writer_is_refused_and_every_dialogue_is_written_once(tmp_path, workers):
-    with canned_server(delay_s=0.03) as server:
+    with canned_server(delay_s=0.02) as server:
         config = write_config(tmp_path, server.base_url, dialogues=16, concurrency=2, workers=workers)
         run_dir = tmp_path / "run"
         proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
         wait_for_requests(proc, server, 8)
+        server.reply_delay_s = 1.0  # the first run is surely still going while the others try
         before = server.stats.chat_requests
         # A resume in a second terminal, the same run again, and the commands that write a run.
         for command in (("resume", str(run_dir)), ("run", str(config), "--out", str(run_dir)),
@@ -44,6 +45,7 @@ def test_a_second_writer_is_refused_and_every_dialogue_is_written_once(tmp_path,
             assert str(run_dir) in lines[0] and f"process {proc.pid}" in lines[0], lines[0]
         assert proc.poll() is None, "the first run was still running throughout"
         assert not (tmp_path / "copy").exists()
+        server.reply_delay_s = 0.005
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         assert server.stats.chat_requests > before  # the first run went on
