@@ -96,6 +96,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
     # if the probe fails, so an unusable backend leaves nothing behind.
     with RunDirLock(request.run_dir, create=True):
         previous = check_run_dir(request)
+        if previous is not None:
+            RunStore(request.run_dir).check_lines()  # a damaged record file is bad input, found now
         probes = await _probe(cfg, progress) if owned else {}
         attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
         if probes:
@@ -142,8 +144,10 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
 
 async def _probe(cfg: Any, progress: Progress) -> dict[str, ProbeResult]:
     """Probe the configured backend; a stage line only when it takes a while (a server slow to answer)."""
+    import openai  # noqa: F401 - imported before the clock starts: the import is not the server's slowness
+
     task = asyncio.ensure_future(probe_backends({"backend": cfg.backend}))
-    done, _ = await asyncio.wait({task}, timeout=1.0)
+    done, _ = await asyncio.wait({task}, timeout=3.0)
     if not done:
         progress.stage(f"probing the {cfg.backend.kind} backend at {redact_url(cfg.backend.base_url or '')}")
     return await task

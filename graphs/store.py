@@ -177,6 +177,13 @@ class RunStore:
         return manifest
 
     # -- resume support ------------------------------------------------------------
+    def check_lines(self) -> None:
+        """InputError naming the file and line of a broken record line (one before the last: a torn
+        last line is a kill's, and ``repair`` drops it). Run before anything else on a resume."""
+        for name in RECORD_FILES:
+            for _ in iter_jsonl(self.dir / name):
+                pass
+
     def finished_ids(self) -> dict[str, str]:
         """Dialogue id -> status (``ok``/``failed``) of every dialogue already written."""
         return {row["id"]: row.get("status", "ok") for row in iter_jsonl(self.dir / DIALOGUES)}
