@@ -25,6 +25,22 @@ PLAN = {
 }
 
 
+SUBTOPICS = ("lost luggage at the airport", "a vegetarian dinner for six", "visa rules for a short stay",
+             "baking sourdough bread", "travel insurance claims", "sharpening kitchen knives",
+             "night trains across Europe", "fermenting vegetables at home", "booking a hotel with a dog",
+             "reading a wine list")
+NAMES = ("Dana, a night-shift nurse", "Omar, a retired engineer", "Lena, a student on a budget",
+         "Kofi, a restaurant owner", "Mei, a travel blogger", "Ravi, a software tester",
+         "Ines, a primary-school teacher", "Tomas, a long-distance cyclist")
+
+
+def _pick(pool: tuple[str, ...], body: dict[str, Any], count: int) -> list[str]:
+    """``count`` distinct items, where to start chosen by the request's text (a DiaSynth stage asks
+    per topic and subtopic: each gets its own items, and the same request the same ones)."""
+    start = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+    return [pool[(start + i) % len(pool)] for i in range(min(count, len(pool)))]
+
+
 def agent_reply(body: dict[str, Any]) -> str:
     """The reply to one chat request body, by the schema it asks for (or free text for a persona turn)."""
     fmt = body.get("response_format") or {}
@@ -37,6 +53,13 @@ def agent_reply(body: dict[str, Any]) -> str:
         # characteristic, or none); the smallest instance of it fits, the rest is the canned plan.
         plan = {**minimal_instance(schema), **{k: v for k, v in PLAN.items() if k != "characteristics"}}
         return json.dumps(plan)
+    if title == "SubtopicsOutput":
+        count = schema["properties"]["subtopics"].get("minItems", 2)
+        return json.dumps({"subtopics": _pick(SUBTOPICS, body, count)})
+    if title == "PersonasOutput":
+        count = schema["properties"]["personas"].get("minItems", 2)
+        return json.dumps({"personas": [{"name": n, "description": f"{n.split(', ')[1]} with opinions"}
+                                        for n in _pick(NAMES, body, count)]})
     if title == "RevisionOutput":
         return json.dumps({"revision": f"{REVISED} {TURN}"})
     if title == "CritiqueOutput":
