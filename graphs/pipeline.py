@@ -109,10 +109,10 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         try:
             run = _open_run(request, previous, attempt, backend, exporters)
         except OSError as exc:  # no room for even the manifest: the directory is as it was, or a run killed at birth
-            full = disk_full(exc, request.run_dir)
-            if full is None:
+            at_birth = disk_full(exc, request.run_dir)
+            if at_birth is None:
                 raise
-            raise full from None
+            raise at_birth from None
         status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
         meter: UsageMeter | None = None
         full: DiskFull | None = None
