@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
@@ -138,3 +140,66 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+# -- kill anywhere: a run SIGKILLed at seeded random moments, each attempt followed by the next
+TRIGGERS = ("start", "requests", "records", "end")
+
+
+def next_command(config: Path, run_dir: Path) -> tuple[str, ...]:
+    if (run_dir / "manifest.json").exists():
+        return ("resume", str(run_dir), "-q")
+    return ("run", str(config), "--out", str(run_dir), "-q")  # killed before its first manifest: start again
+
+
+def _wait_for(proc: subprocess.Popen[str], trigger: str, rng: random.Random, server, run_dir: Path) -> bool:
+    """Wait for the moment ``trigger`` names; False when the process ended first."""
+    deadline = time.monotonic() + 60
+    if trigger == "start":
+        end = time.monotonic() + rng.uniform(0.0, 1.5)  # imports, probe, lock, the first manifest
+        while time.monotonic() < end:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.001)
+        return True
+    target = server.stats.chat_requests + rng.randint(1, 40)
+    size = (run_dir / "dialogues.jsonl").stat().st_size if (run_dir / "dialogues.jsonl").exists() else 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if trigger == "requests" and server.stats.chat_requests >= target:
+            return True
+        if trigger == "records" and (run_dir / "dialogues.jsonl").exists() \
+                and (run_dir / "dialogues.jsonl").stat().st_size > size:
+            return True  # a dialogue's lines are being written
+        if trigger == "end" and _attempt_status(run_dir) not in (None, "running"):
+            return True  # the manifest says the attempt ended: statistics and report are being written
+        time.sleep(0.0005)
+    return False
+
+
+def _attempt_status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "manifest.json").read_text())["runs"][-1]["status"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+
+
+def kill_and_resume(config: Path, run_dir: Path, server: FakeOpenAIServer, *, kills: int, seed: int) -> Counter[str]:
+    """SIGKILL ``kills`` attempts of one run at seeded random moments (a trigger from TRIGGERS each),
+    each followed by the next attempt, then one more to the end (which must exit 0). Returns how
+    many kills landed, by trigger (a moment the attempt outlived is no kill)."""
+    rng = random.Random(seed)
+    landed: Counter[str] = Counter()
+    for _ in range(kills):
+        trigger = rng.choice(TRIGGERS)
+        proc = start_cli(*next_command(config, run_dir), cwd=run_dir.parent)
+        if _wait_for(proc, trigger, rng, server, run_dir):
+            proc.kill()
+            landed[trigger] += 1
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, -signal.SIGKILL), err  # nothing but the kill stopped it
+    final = start_cli(*next_command(config, run_dir), cwd=run_dir.parent)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    return landed

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,8 @@ from tests.graphs.loopback_run import (
     canned_server,
     check_consistent,
     expected_ids,
+    kill_and_resume,
+    next_command,
     read_lines,
     start_cli,
     write_config,
@@ -31,67 +32,14 @@ from tests.graphs.loopback_run import (
 
 KILLS = 10
 """Moments per worker count in the suite (20 in all); the benchmark sweeps more."""
-TRIGGERS = ("start", "requests", "records", "end")
-
-
-def _command(config: Path, run_dir: Path) -> tuple[str, ...]:
-    if (run_dir / "manifest.json").exists():
-        return ("resume", str(run_dir), "-q")
-    return ("run", str(config), "--out", str(run_dir), "-q")  # killed before its first manifest: start again
-
-
-def _wait_for(proc: subprocess.Popen[str], trigger: str, rng: random.Random, server, run_dir: Path) -> bool:
-    """Wait for the moment ``trigger`` names; False when the process ended first."""
-    deadline = time.monotonic() + 60
-    if trigger == "start":
-        end = time.monotonic() + rng.uniform(0.0, 1.5)  # imports, probe, lock, the first manifest
-        while time.monotonic() < end:
-            if proc.poll() is not None:
-                return False
-            time.sleep(0.001)
-        return True
-    target = server.stats.chat_requests + rng.randint(1, 40)
-    size = (run_dir / "dialogues.jsonl").stat().st_size if (run_dir / "dialogues.jsonl").exists() else 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if trigger == "requests" and server.stats.chat_requests >= target:
-            return True
-        if trigger == "records" and (run_dir / "dialogues.jsonl").exists() \
-                and (run_dir / "dialogues.jsonl").stat().st_size > size:
-            return True  # a dialogue's lines are being written
-        if trigger == "end" and _attempt_status(run_dir) not in (None, "running"):
-            return True  # the manifest says the attempt ended: statistics and report are being written
-        time.sleep(0.0005)
-    return False
-
-
-def _attempt_status(run_dir: Path) -> str | None:
-    try:
-        return json.loads((run_dir / "manifest.json").read_text())["runs"][-1]["status"]
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
-
-
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
 def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path, workers):
-    rng = random.Random(1700 + workers)
     with canned_server(delay_s=0.01) as server:
         config = write_config(tmp_path, server.base_url, dialogues=16, concurrency=4, workers=workers)
         run_dir = tmp_path / "run"
-        expected = expected_ids(config)
-        seen: Counter[str] = Counter()
-        for _ in range(KILLS):
-            trigger = rng.choice(TRIGGERS)
-            proc = start_cli(*_command(config, run_dir), cwd=tmp_path)
-            if _wait_for(proc, trigger, rng, server, run_dir):
-                proc.kill()
-                seen[trigger] += 1
-            _, err = proc.communicate(timeout=120)
-            assert proc.returncode in (0, -signal.SIGKILL), err  # nothing but the kill stopped it
-        final = start_cli(*_command(config, run_dir), cwd=tmp_path)
-        _, err = final.communicate(timeout=300)
-        assert final.returncode == 0, err
-    check_consistent(run_dir, expected)
-    assert sum(seen.values()) >= KILLS // 2, seen  # most moments found a live process to kill
+        kills = kill_and_resume(config, run_dir, server, kills=KILLS, seed=1700 + workers)
+    check_consistent(run_dir, expected_ids(config))
+    assert sum(kills.values()) >= KILLS // 2, kills  # most moments found a live process to kill
 
 
 def _handling(pid: int, sig: int, timeout: float = 60) -> None:
@@ -124,7 +72,7 @@ def test_a_signal_at_any_moment_exits_130_and_resume_finishes(tmp_path):
         run_dir = tmp_path / "run"
         statuses: Counter[int] = Counter()
         for sig in (signal.SIGINT, signal.SIGTERM) * 3:
-            proc = start_cli(*_command(config, run_dir), cwd=tmp_path)
+            proc = start_cli(*next_command(config, run_dir), cwd=tmp_path)
             _handling(proc.pid, signal.SIGTERM)  # sparring's own code runs (see graphs/cli.py)
             time.sleep(rng.uniform(0.0, 3.0))
             proc.send_signal(sig)
@@ -132,7 +80,7 @@ def test_a_signal_at_any_moment_exits_130_and_resume_finishes(tmp_path):
             statuses[proc.returncode] += 1
             assert proc.returncode in (0, 130), err
             assert "Traceback" not in err, err
-        final = start_cli(*_command(config, run_dir), cwd=tmp_path)
+        final = start_cli(*next_command(config, run_dir), cwd=tmp_path)
         _, err = final.communicate(timeout=300)
         assert final.returncode == 0, err
     assert statuses[130] >= 4, statuses
