@@ -2,9 +2,10 @@
 
     python benchmarks/kill_sweep.py [--kills 20] [--workers 1 2] [--dialogues 24] [--seed 7]
 
-One run against the loopback server, SIGKILLed at ``--kills`` seeded random moments (in its first
-milliseconds, after some model requests, while records are written, once the manifest says the
-attempt ended and statistics and report are being written), each attempt followed by the next
+One run against the loopback server, SIGKILLed at ``--kills`` seeded random moments (its first
+tenths of a second, before any manifest; just after an attempt's manifest entry; after some model
+requests; while records are written; once the manifest says the attempt ended and statistics and
+report are being written: ``tests.graphs.loopback_run.TRIGGERS``), each attempt followed by the next
 (``resume``, or ``run`` when the kill came before the first manifest), then one to the end. The
 checks are the suite's (tests/graphs/loopback_run.py): every dialogue exactly once, every line
 whole and valid, no pair without its dialogue, no pair twice. Printed: the kills that landed, by
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     for workers in args.workers:
-        with tempfile.TemporaryDirectory() as tmp, canned_server(delay_s=0.01) as server:
+        with tempfile.TemporaryDirectory() as tmp, canned_server(delay_s=0.03) as server:
             folder = Path(tmp)
             config = write_config(folder, server.base_url, dialogues=args.dialogues, concurrency=4, workers=workers)
             run_dir = folder / "run"

@@ -156,6 +156,8 @@ def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
     value = err.get("input")
     last = str(full[-1]) if full else ""
     # api_key_env is checked because people paste the key itself there.
+    if isinstance(value, str) and "@" in value:  # a URL with user:password@ is never echoed
+        value = None
     if (isinstance(value, (str, int, float, bool)) and not looks_secret(last)
             and not last.endswith("_env") and len(repr(value)) <= 60):
         msg = f"{msg} (got {value!r})"

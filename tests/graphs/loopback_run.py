@@ -143,7 +143,12 @@ def _running(pid: int) -> bool:
 
 
 # -- kill anywhere: a run SIGKILLed at seeded random moments, each attempt followed by the next
-TRIGGERS = ("start", "requests", "records", "end")
+TRIGGERS = ("boot", "manifest", "requests", "requests", "records", "records", "end")
+"""Moments to kill at, drawn with these weights: ``boot`` (within 0.3 s of the start: imports,
+before any manifest), ``manifest`` (within 0.2 s of this attempt's entry in the manifest: repair,
+planning, the first calls), ``requests`` (after 1-40 more model requests: mid-dialogue),
+``records`` (the moment dialogues.jsonl grows: records being written), ``end`` (the manifest says the
+attempt ended: statistics and report being written)."""
 
 
 def next_command(config: Path, run_dir: Path) -> tuple[str, ...]:
@@ -152,25 +157,33 @@ def next_command(config: Path, run_dir: Path) -> tuple[str, ...]:
     return ("run", str(config), "--out", str(run_dir), "-q")  # killed before its first manifest: start again
 
 
-def _wait_for(proc: subprocess.Popen[str], trigger: str, rng: random.Random, server, run_dir: Path) -> bool:
+def _attempts(run_dir: Path) -> int:
+    try:
+        return len(json.loads((run_dir / "manifest.json").read_text())["runs"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _wait_for(proc: subprocess.Popen[str], trigger: str, rng: random.Random, server: FakeOpenAIServer,
+              run_dir: Path, attempts_before: int) -> bool:
     """Wait for the moment ``trigger`` names; False when the process ended first."""
     deadline = time.monotonic() + 60
-    if trigger == "start":
-        end = time.monotonic() + rng.uniform(0.0, 1.5)  # imports, probe, lock, the first manifest
-        while time.monotonic() < end:
-            if proc.poll() is not None:
-                return False
-            time.sleep(0.001)
-        return True
+    pause = rng.uniform(0.0, 0.3 if trigger == "boot" else 0.2)
     target = server.stats.chat_requests + rng.randint(1, 40)
     size = (run_dir / "dialogues.jsonl").stat().st_size if (run_dir / "dialogues.jsonl").exists() else 0
     while time.monotonic() < deadline and proc.poll() is None:
+        if trigger == "boot":
+            time.sleep(pause)
+            return proc.poll() is None
+        if trigger == "manifest" and _attempts(run_dir) > attempts_before:
+            time.sleep(pause)
+            return proc.poll() is None
         if trigger == "requests" and server.stats.chat_requests >= target:
             return True
         if trigger == "records" and (run_dir / "dialogues.jsonl").exists() \
                 and (run_dir / "dialogues.jsonl").stat().st_size > size:
             return True  # a dialogue's lines are being written
-        if trigger == "end" and _attempt_status(run_dir) not in (None, "running"):
+        if trigger == "end" and _attempts(run_dir) > attempts_before and _attempt_status(run_dir) != "running":
             return True  # the manifest says the attempt ended: statistics and report are being written
         time.sleep(0.0005)
     return False
@@ -193,8 +206,9 @@ def kill_and_resume(config: Path, run_dir: Path, server: FakeOpenAIServer, *, ki
     landed: Counter[str] = Counter()
     for _ in range(kills):
         trigger = rng.choice(TRIGGERS)
+        before = _attempts(run_dir)
         proc = start_cli(*next_command(config, run_dir), cwd=run_dir.parent)
-        if _wait_for(proc, trigger, rng, server, run_dir):
+        if _wait_for(proc, trigger, rng, server, run_dir, before):
             proc.kill()
             landed[trigger] += 1
         _, err = proc.communicate(timeout=120)

@@ -48,7 +48,11 @@ BAD_FILES = [
                  "backend (line 1): openai_compat needs 'model' (the served model name)", None,
                  id="openai_compat-without-model"),
     pytest.param("backend:\n  kind: openai_compat\n  model: m\n  base_url: localhost:8000\n",
-                 "backend (line 1): base_url must start with http:// or https://", None, id="base_url-no-scheme"),
+                 "backend.base_url (line 4): base_url must start with http:// or https:// (got 'localhost:8000')",
+                 None, id="base_url-no-scheme"),
+    pytest.param("backend:\n  kind: openai_compat\n  model: m\n  base_url: http://me:hunter22@host/v1\n",
+                 "backend.base_url (line 4): base_url must not carry a user or password (user:pass@host): give the "
+                 "key through api_key_env (the URL is not shown)", "hunter22", id="base_url-with-credentials"),
     pytest.param("backend:\n  kind: vllm\n",
                  "backend (line 1): vllm needs 'model' (a HF id or a local folder)", None, id="vllm-without-model"),
     pytest.param("backend:\n  model: foo\n",
@@ -58,8 +62,8 @@ BAD_FILES = [
                  "backend.api_key (line 5): unknown key 'api_key' (did you mean 'api_key_env'?); "
                  "secrets never go in a file", SECRET, id="api_key-in-file"),
     pytest.param(f"backend:\n  kind: openai_compat\n  model: m\n  base_url: http://x/v1\n  api_key_env: {SECRET}\n",
-                 "backend (line 1): api_key_env must be the NAME of an environment variable, not the key itself",
-                 SECRET, id="key-pasted-into-api_key_env"),
+                 "backend.api_key_env (line 5): api_key_env must be the NAME of an environment variable, not the "
+                 "key itself", SECRET, id="key-pasted-into-api_key_env"),
     pytest.param("name: r\nbackend:\n  kind: vllm\n   model: x\n",
                  "(line 4): YAML syntax error: mapping values are not allowed here", None, id="yaml-syntax"),
     pytest.param("name: [r\nseed: 1\n",

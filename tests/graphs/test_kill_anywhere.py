@@ -34,7 +34,7 @@ KILLS = 10
 """Moments per worker count in the suite (20 in all); the benchmark sweeps more."""
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
 def test_sigkill_at_random_moments_then_resume_loses_nothing(tmp_path, workers):
-    with canned_server(delay_s=0.01) as server:
+    with canned_server(delay_s=0.03) as server:
         config = write_config(tmp_path, server.base_url, dialogues=16, concurrency=4, workers=workers)
         run_dir = tmp_path / "run"
         kills = kill_and_resume(config, run_dir, server, kills=KILLS, seed=1700 + workers)

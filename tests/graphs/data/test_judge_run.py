@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from sparring.errors import InputError
 from sparring.graphs.data.judge_run import judge_run
+from sparring.graphs.runlock import RunDirLock
 from sparring.graphs.store import iter_jsonl
 from tests.agents.test_judge import LogprobBackend
 from tests.cli import run_cli
@@ -45,7 +47,9 @@ async def test_scores_go_into_the_run(tmp_path: Path) -> None:
 
 async def test_refuses_a_run_still_being_written_and_bad_overrides(tmp_path: Path) -> None:
     running = write_run(tmp_path / "running", manifest={"status": "running"})
-    with pytest.raises(InputError, match="is being written by a run"):
+    with pytest.raises(InputError, match="was killed while running"):  # its status says running, no one holds it
+        await judge_run(running, backend=coherence_backend())
+    with RunDirLock(running), pytest.raises(InputError, match=f"in use by process {os.getpid()}"):
         await judge_run(running, backend=coherence_backend())
     run_dir = write_run(tmp_path / "run")
     with pytest.raises(InputError, match="concurrency"):
