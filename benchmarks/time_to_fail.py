@@ -6,7 +6,8 @@ Whole process, from start to exit (Python start-up and imports included), for: n
 listening on the port; a server answering 401 to every request (wrong key); a server that does
 not serve the configured model; and a server that accepts connections and never answers (the
 probe waits ``min(10 s, backend.retry.timeout_s)``; the default timeout, 120 s, is used). Each
-line: exit status, seconds, the one line printed; first, the same command with ``--dry-run``
+line: exit status, wall seconds, CPU seconds of the process (wall time follows the machine's
+load; CPU time much less), the one line printed; first, the same command with ``--dry-run``
 (start-up and config checks, no backend), the floor under every figure. Before issue 17 each of these ran every
 dialogue through its retries and ended "completed ... (N failed)" with exit 3, or (the silent
 server) sat at 0 done.
@@ -15,6 +16,7 @@ server) sat at 0 done.
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -40,12 +42,19 @@ def run(folder: Path, name: str, base_url: str, *flags: str, **backend: object) 
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "BENCH_KEY": "a-wrong-key"}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     proc = subprocess.run([sys.executable, "-m", "sparring.graphs.cli", "run", str(path), "--out",
                            str(folder / name), "-q", *flags], cwd=REPO, capture_output=True, text=True, env=env)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     last = (proc.stderr.strip().splitlines() or [""])[-1]
-    print(f"{name:16s} exit {proc.returncode}  {seconds:5.2f} s  written: {(folder / name).exists()}  {last}")
+    print(f"{name:16s} exit {proc.returncode}  wall {seconds:5.2f} s  CPU {cpu:5.2f} s  "
+          f"written: {(folder / name).exists()}  {last[:150]}")
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: what the machine's load does not inflate."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
