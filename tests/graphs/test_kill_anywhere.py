@@ -54,7 +54,7 @@ def _handling(pid: int, sig: int, timeout: float = 60) -> None:
 
 
 def _diasynth_config(folder: Path, base_url: str) -> Path:
-    path = write_config(folder, base_url, dialogues=8, concurrency=4)
+    path = write_config(folder, base_url, dialogues=16, concurrency=4)
     data = yaml.safe_load(path.read_text())
     data.pop("scenarios")
     data["diasynth"] = {"topics": ["travel", "cooking"], "subtopics_per_topic": 2, "personas_per_subtopic": 2}
@@ -67,7 +67,7 @@ def test_a_signal_at_any_moment_exits_130_and_resume_finishes(tmp_path):
     dialogues, the end: exit 130 whenever the signal lands (0 when the run was over first), and the
     run still finishes."""
     rng = random.Random(130)
-    with canned_server(delay_s=0.02) as server:
+    with canned_server(delay_s=0.05) as server:
         config = _diasynth_config(tmp_path, server.base_url)
         run_dir = tmp_path / "run"
         statuses: Counter[int] = Counter()
@@ -83,7 +83,7 @@ def test_a_signal_at_any_moment_exits_130_and_resume_finishes(tmp_path):
         final = start_cli(*next_command(config, run_dir), cwd=tmp_path)
         _, err = final.communicate(timeout=300)
         assert final.returncode == 0, err
-    assert statuses[130] >= 4, statuses
+    assert statuses[130] >= 3, statuses  # the later attempts may find the run over
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["expansion"] is not None
     rows = read_lines(run_dir / "dialogues.jsonl")
