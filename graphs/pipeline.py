@@ -99,46 +99,54 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         if previous is not None:
             RunStore(request.run_dir).check_lines()  # a damaged record file is bad input, found now
         probes = await _probe(cfg, progress) if owned else {}
-        attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
-        if probes:
-            attempt["probe"] = {name: result.detail for name, result in probes.items()}
-        progress.stage(f"starting the {cfg.backend.kind} backend")
-        t0 = time.perf_counter()
-        await backend.start()  # a no-op for a backend that is already running
-        attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
-        try:
-            run = _open_run(request, previous, attempt, backend, exporters)
-        except OSError as exc:  # no room for even the manifest: the directory is as it was, or a run killed at birth
-            at_birth = disk_full(exc, request.run_dir)
-            if at_birth is None:
-                raise
-            raise at_birth from None
-        status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
-        meter: UsageMeter | None = None
-        full: DiskFull | None = None
-        try:
-            with use_tracer(run.tracer), metered() as meter:
-                status = await _simulate(run, backend, progress, meter, list(callbacks or []))
-        except TooManyFailures as exc:
-            status = "failed"
-            attempt["error"] = str(exc)
-        except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion)
-            status = "interrupted"
+        return await _attempt(request, previous, probes, backend, owned, exporters, progress, callbacks)
+
+
+async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes: dict[str, ProbeResult],
+                   backend: Backend, owned: bool, exporters: list[Any], progress: Progress,
+                   callbacks: list[Any] | None) -> RunResult:
+    """One attempt on the locked directory: start the backend, open the run, simulate, close."""
+    cfg = request.config
+    attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
+    if probes:
+        attempt["probe"] = {name: result.detail for name, result in probes.items()}
+    progress.stage(f"starting the {cfg.backend.kind} backend")
+    t0 = time.perf_counter()
+    await backend.start()  # a no-op for a backend that is already running
+    attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
+    try:
+        run = _open_run(request, previous, attempt, backend, exporters)
+    except OSError as exc:  # no room for even the manifest: the directory is as it was, or a run killed at birth
+        at_birth = disk_full(exc, request.run_dir)
+        if at_birth is None:
             raise
-        except BaseException as exc:
-            full = disk_full(exc, request.run_dir)
-            if full is None:
-                attempt["error"] = f"{type(exc).__name__}: {exc}"
-                raise
-            status = "failed"
-            attempt["error"] = str(full)
-        finally:
-            progress.stop()
-            if owned:
-                await backend.aclose()
-            _close_run(run, status, meter, backend, disk_is_full=full is not None)
-        if full is not None:
-            raise full
+        raise at_birth from None
+    status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
+    meter: UsageMeter | None = None
+    full: DiskFull | None = None
+    try:
+        with use_tracer(run.tracer), metered() as meter:
+            status = await _simulate(run, backend, progress, meter, list(callbacks or []))
+    except TooManyFailures as exc:
+        status = "failed"
+        attempt["error"] = str(exc)
+    except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion)
+        status = "interrupted"
+        raise
+    except BaseException as exc:
+        full = disk_full(exc, request.run_dir)
+        if full is None:
+            attempt["error"] = f"{type(exc).__name__}: {exc}"
+            raise
+        status = "failed"
+        attempt["error"] = str(full)
+    finally:
+        progress.stop()
+        if owned:
+            await backend.aclose()
+        _close_run(run, status, meter, backend, disk_is_full=full is not None)
+    if full is not None:
+        raise full
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
 
 

@@ -83,9 +83,7 @@ class RunDirLock:
             except OSError as exc:
                 self._forget_dir()
                 raise InputError(f"cannot write into it: {exc.strerror}", source=str(self.run_dir)) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _lock(fd):
                 pid = _read_pid(fd)
                 os.close(fd)
                 who = f"process {pid}" if pid else "another process"
@@ -143,6 +141,32 @@ class RunDirLock:
                 self.run_dir.rmdir()
             except OSError:  # something was written: it stays
                 pass
+
+
+def _lock(fd: int, patience_s: float = 2.0) -> bool:
+    """Take the lock; False when a live process holds it. A holder that has died already is waited
+    for a moment: a child it forked an instant before may still have the descriptor, until the
+    at-fork hook (or its own death) closes it."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            if pid is None or _alive(pid) or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _read_pid(fd: int) -> int | None:
