@@ -67,6 +67,7 @@ def _execute(request: object, quiet: bool) -> None:
     from sparring.graphs.pipeline import execute
     from sparring.graphs.progress import Progress
     from sparring.graphs.store import MANIFEST
+    from sparring.redaction import scrub
 
     run_dir = request.run_dir  # type: ignore[attr-defined]
     try:
@@ -86,7 +87,7 @@ def _execute(request: object, quiet: bool) -> None:
     causes = result.manifest["runs"][-1].get("failure_causes") or []
     if causes:
         top = causes[0]
-        click.echo(f"failed dialogues: {top['dialogues']} of {counts.get('failed', 0)} with {top['example']}"
+        click.echo(f"failed dialogues: {top['dialogues']} of {counts.get('failed', 0)} with {scrub(top['example'])}"
                    + (f" (and {len(causes) - 1} other cause(s): sparring trace {result.run_dir} --failed)"
                       if len(causes) > 1 else ""), err=True)
     if result.status == "interrupted":
