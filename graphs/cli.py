@@ -57,6 +57,7 @@ def entry(args: list[str] | None = None) -> None:
     try:
         code = main.main(args=args, prog_name="sparring", standalone_mode=False)
     except (KeyboardInterrupt, click.Abort):
+        _forget_interrupt()
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:  # usage errors: one line, not click's usage block
@@ -64,6 +65,14 @@ def entry(args: list[str] | None = None) -> None:
         click.echo(f"error: {where}{' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _forget_interrupt() -> None:
+    """Python remembers a KeyboardInterrupt that passed through ``exec`` of a string (dataclasses,
+    namedtuples and pydantic build classes so, while modules import) and, under ``python -m``, ends
+    the process with SIGINT after it exited 130. The interrupt was handled: any ``exec`` of a string
+    resets that flag (CPython's run_eval_code_obj)."""
+    exec("pass")
 
 
 if __name__ == "__main__":
