@@ -128,3 +128,21 @@ def test_an_out_that_is_a_file_or_a_running_run_is_refused(runner: CliRunner, tm
     result = runner.invoke(main, ["calibrate", "--out", str(running), "-q"])
     assert result.exit_code == 2 and "is being written by a run" in result.output
     assert sorted(p.name for p in running.iterdir()) == ["manifest.json"]
+
+
+def test_a_run_starts_in_a_directory_that_holds_only_a_calibration(tmp_path: Path) -> None:
+    """Calibrate first (the default --out is the config's run directory), run later: the run is not refused."""
+    from sparring.errors import InputError
+    from sparring.graphs.run_request import check_run_dir, request_from_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"name": "c", "scenarios": [
+        {"topic": "t", "subtopic": "s", "personas": ["A: one", "B: two"]}]}), encoding="utf-8")
+    run_dir = tmp_path / "runs" / "c"
+    run_dir.mkdir(parents=True)
+    (run_dir / "calibration.json").write_text("{}")
+    request = request_from_config(config, out=run_dir)
+    assert check_run_dir(request) is None
+    (run_dir / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="is not empty and holds no manifest.json"):
+        check_run_dir(request)
