@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sparring.agents._common import PrincipleLike
-from sparring.agents.backends import Backend, BackendConfig, SamplingParams, create_backend
+from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.agents.backends.base import metered
 from sparring.agents.critic import CriticAgent
 from sparring.errors import InputError
@@ -53,25 +53,30 @@ _ERROR_CHARS = 300
 
 @dataclass(frozen=True)
 class CriticSpec:
-    """A critic as a config describes it: where it runs and how it samples."""
+    """A critic as a config describes it."""
 
     name: str
     """How results name it (the config file's name)."""
-    backend: BackendConfig
-    params: SamplingParams
-    seed: int
+    config: RunConfig
     source: str | None = None
     """The config file it comes from."""
 
+    @property
+    def backend(self) -> BackendConfig:
+        """The backend the config's critic runs on: the one place that knows it. Today every role runs
+        on ``config.backend``; with per-role backends this returns the critic role's backend instead."""
+        return self.config.backend
+
+    def critic(self, backend: Backend) -> Critic:
+        """The config's critic on ``backend``, made as a run makes it (``make_agents``)."""
+        from ..wiring import make_agents
+
+        return Critic(self.name, make_agents(self.config, backend).critic, self.config.seed, self.source)
+
 
 def critic_spec(config: RunConfig, *, name: str, source: str | None = None) -> CriticSpec:
-    """The critic of ``config``: the one place that knows which backend and sampling a run's critic uses.
-
-    Today every role runs on ``config.backend``; with per-role backends this returns the critic
-    role's backend instead, and nothing else here changes.
-    """
-    return CriticSpec(name=name, backend=config.backend, params=config.sampling.critic, seed=config.seed,
-                      source=source)
+    """The critic of ``config``, named ``name`` in results."""
+    return CriticSpec(name=name, config=config, source=source)
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,7 @@ async def calibrate_specs(specs: Sequence[CriticSpec], items: Sequence[LabelledI
             if key not in backends:
                 backends[key] = create_backend(spec.backend)
                 await backends[key].start()
-            critics.append(Critic(spec.name, CriticAgent(backends[key], spec.params), spec.seed, spec.source))
+            critics.append(spec.critic(backends[key]))
         return await calibrate(critics, items, principles, **kwargs)
     finally:
         for backend in backends.values():
