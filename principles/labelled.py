@@ -25,7 +25,7 @@ and the line.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +36,7 @@ from pydantic_core import PydanticCustomError
 from sparring.errors import InputError
 
 from .model import suggest
-from .yamlfile import LineMap, Path_, load_yaml, parse_yaml, pydantic_error
+from .yamlfile import LineMap, list_file_keys, load_yaml, parse_yaml, pydantic_error
 
 __all__ = ["LABELS", "Label", "LabelledItem", "SpokenTurn", "builtin_items", "check_principle_ids",
            "load_items_file"]
@@ -162,7 +162,8 @@ def _validate(data: Any, lines: LineMap, *, source: str) -> tuple[LabelledItem, 
     try:
         parsed = _ItemsFile.model_validate(data)
     except ValidationError as exc:
-        raise pydantic_error(exc, source=source, lines=lines, known_keys=_known_keys(data)) from None
+        raise pydantic_error(exc, source=source, lines=lines, known_keys=list_file_keys(
+            data, _ItemsFile.model_fields, "items", LabelledItem.model_fields)) from None
     counts: dict[tuple[str, str], int] = {}
     items = []
     for i, item in enumerate(parsed.items):
@@ -185,11 +186,3 @@ def _unique_ids(items: Sequence[LabelledItem], *, source: str) -> tuple[Labelled
                              **item.site("id"))
         seen[item.id] = item
     return tuple(items)
-
-
-def _known_keys(data: Mapping[str, Any]) -> dict[Path_, list[str]]:
-    keys: dict[Path_, list[str]] = {(): list(_ItemsFile.model_fields)}
-    items = data.get("items")
-    if isinstance(items, list):
-        keys.update({("items", i): list(LabelledItem.model_fields) for i in range(len(items))})
-    return keys

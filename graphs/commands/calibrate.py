@@ -48,7 +48,8 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     sparring, for each principle of the config's set turns that break it and near misses that do not,
     and print its precision and recall per principle, per category and overall. Each turn is judged
     as a run judges it: against every principle of the set; the critic flags it when it names the
-    turn's principle among the violations."""
+    turn's principle among the violations. Turns are judged concurrently, up to the backend's
+    max_in_flight."""
     from sparring.graphs.config import load_config, load_config_with_lines
     from sparring.graphs.data.calibration import calibrate_specs, check_out_dir, critic_spec, select_items
     from sparring.principles.labelled import builtin_items, check_principle_ids, load_items_file
