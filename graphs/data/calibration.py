@@ -237,8 +237,9 @@ async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], pr
     results = list(await asyncio.gather(*(run(i, c) for i, c in enumerate(critics))))
     return {
         "format": CALIBRATION_FORMAT, "created_at": time.time(),
-        "scope": {"judged_against": [p.id for p in principles], "principles": list(dict.fromkeys(
-            i.principle for i in items)), "categories": {p.id: p.category for p in principles},
+        "scope": {"judged_against": [p.id for p in principles],
+                  "principles": [p.id for p in principles if p.id in {i.principle for i in items}],
+                  "categories": {p.id: p.category for p in principles},
             "flag": "the item's principle is among the critic's violations"},
         "items": {"sources": list(sources), "judged": len(items),
                   "by_label": {label: sum(1 for i in items if i.label == label) for label in LABELS},
