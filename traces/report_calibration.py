@@ -39,24 +39,30 @@ def _facts(critics: Sequence[dict[str, Any]], agreement: dict[str, Any] | None) 
 
 def _charts(critics: Sequence[dict[str, Any]], agreement: dict[str, Any] | None) -> str:
     categories = list(critics[0]["figures"]["categories"])
-    series = [f"{c['name']} {what}" if len(critics) > 1 else what for c in critics for what in ("recall", "precision")]
+    kinds = ("recall", "precision", "near misses flagged")
+    series = [f"{c['name']} {what}" if len(critics) > 1 else what for c in critics for what in kinds]
+    # A colour per figure; the second critic's bars are the same colours, lighter.
+    styles = [f"fill:{charts.SERIES_COLOURS[k]};fill-opacity:{1.0 if i == 0 else 0.45}"
+              for i in range(len(critics)) for k in range(len(kinds))]
 
     def values(key: str, name: str) -> list[tuple[float | None, str]]:
         out: list[tuple[float | None, str]] = []
         for c in critics:
             f = c["figures"]["overall"] if not key else c["figures"][key].get(name)
             if f is None:
-                out += [(None, ""), (None, "")]
+                out += [(None, "")] * len(kinds)
                 continue
             out += [(f["recall"], f"({f['caught']}/{f['violating']})"),
-                    (f["precision"], f"({f['caught']}/{f['caught'] + f['false_flags']})")]
+                    (f["precision"], f"({f['caught']}/{f['caught'] + f['false_flags']})"),
+                    (f["near_miss_any_rate"], f"({f['near_misses_flagged_any']}/{f['near_misses']})")]
         return out
 
     groups = [(c, values("categories", c)) for c in categories] + [("overall", values("", "overall"))]
     figures = [charts.grouped_bar_chart(
-        "Critic recall and precision per category", groups, series,
+        "Critic recall, precision and false alarms per category", groups, series, styles=styles,
         caption="Recall: turns that break a principle, flagged for it. Precision: flags that were right, on a set "
-                "with as many near misses as violations.")]
+                "with as many near misses as violations. Near misses flagged for any principle: turns a run would "
+                "revise although they break nothing.")]
     if agreement is not None:
         rows = [(name, a["raw"] or 0.0, f"kappa {'-' if a['kappa'] is None else format(a['kappa'], '.2f')}")
                 for name, a in [*agreement["categories"].items(), ("overall", agreement["overall"])]]

@@ -59,7 +59,7 @@ def test_the_canned_critic_through_the_openai_client(tmp_path: Path) -> None:
     assert (overall["recall"], overall["precision"], overall["near_miss_any_rate"]) == (round(4 / 24, 4), 0.5, 1.0)
     assert "overall" in result.stdout and "4/4 100%" in result.stdout and "Traceback" not in result.stderr
     report = (run_dir / "report.html").read_text()
-    assert "Critic calibration" in report and "Critic recall and precision per category" in report
+    assert "Critic calibration" in report and "Critic recall, precision and false alarms per category" in report
 
 
 def test_two_critics_and_their_agreement(tmp_path: Path) -> None:
