@@ -51,7 +51,8 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     turn's principle among the violations. Turns are judged concurrently, up to the backend's
     max_in_flight."""
     from sparring.graphs.config import load_config, load_config_with_lines
-    from sparring.graphs.data.calibration import calibrate_specs, check_out_dir, critic_spec, select_items
+    from sparring.graphs.data.calibration import calibrate_specs, critic_spec, select_items
+    from sparring.graphs.runlock import RunDirLock
     from sparring.principles.labelled import builtin_items, check_principle_ids, load_items_file
     from sparring.principles.loader import builtin_constitution
 
@@ -70,18 +71,18 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
         second = load_config(compare or config, [*(() if compare else overrides), *compare_overrides])
         specs.append(critic_spec(second, name=names[1], source=str(compare or config) if compare or config else None))
     target = out if out is not None else cfg.run_dir()
-    check_out_dir(target)
-
     bar = _Progress(len(selected), [s.name for s in specs], enabled=not quiet)
-    try:
-        with bar:
-            document = asyncio.run(calibrate_specs(
-                specs, selected, principles, on_done=bar.advance, skipped=skipped,
-                sources=[str(p) for p in items_files] or ["built-in"]))
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    path = _write(document, target)
+    # One writer per directory: a run writing it refuses us now, not after the last turn is judged.
+    with RunDirLock(target, create=True):
+        try:
+            with bar:
+                document = asyncio.run(calibrate_specs(
+                    specs, selected, principles, on_done=bar.advance, skipped=skipped,
+                    sources=[str(p) for p in items_files] or ["built-in"]))
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        path = _write(document, target)
     from ._calibration_table import print_calibration
 
     print_calibration(document)

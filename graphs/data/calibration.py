@@ -40,10 +40,10 @@ from sparring.errors import InputError
 from sparring.principles.labelled import LABELS, LabelledItem
 
 from ..config import RunConfig
-from ..store import CALIBRATION, MANIFEST, RunStore, replace_json
+from ..store import CALIBRATION, replace_json
 
 __all__ = ["CALIBRATION_FORMAT", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs",
-           "check_out_dir", "cohen_kappa", "critic_spec", "figures", "judge_items", "read_calibration",
+           "cohen_kappa", "critic_spec", "figures", "judge_items", "read_calibration",
            "select_items", "write_calibration"]
 
 CALIBRATION_FORMAT = 1
@@ -267,16 +267,6 @@ async def calibrate_specs(specs: Sequence[CriticSpec], items: Sequence[LabelledI
     finally:
         for backend in backends.values():
             await backend.aclose()
-
-
-def check_out_dir(out: Path) -> None:
-    """``--out`` must be a directory nobody is running in: InputError otherwise, before any model call."""
-    if out.exists() and not out.is_dir():
-        raise InputError("exists and is not a directory", source=str(out))
-    manifest = RunStore(out).read_manifest() if (out / MANIFEST).is_file() else None
-    if manifest is not None and manifest.get("status") == "running":
-        raise InputError("is being written by a run (manifest status 'running'); calibrate into it once the run "
-                         "is over, or choose another --out", source=str(out))
 
 
 def write_calibration(document: dict[str, Any], out: Path) -> Path:

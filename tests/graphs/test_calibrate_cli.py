@@ -5,6 +5,7 @@ advance), into a run directory whose report then shows it, and bad input refused
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def never_flags(body: dict[str, Any]) -> str:
 def test_the_canned_critic_through_the_openai_client(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "manifest.json").write_text(json.dumps({"name": "a run", "status": "completed"}), encoding="utf-8")
+    (run_dir / "manifest.json").write_text(json.dumps({"name": "a run", "status": "completed", "runs": []}), encoding="utf-8")
     with FakeOpenAIServer(responder=agent_reply) as server:
         config = write_config(tmp_path, server.base_url)
         result = run_cli("calibrate", str(config), "--out", str(run_dir), cwd=tmp_path)
@@ -117,17 +118,18 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(runner: CliRunner
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
 
 
-def test_an_out_that_is_a_file_or_a_running_run_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+def test_an_out_that_is_a_file_or_a_directory_in_use_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    from sparring.graphs.runlock import RunDirLock
+
     file = tmp_path / "file"
     file.write_text("x")
     result = runner.invoke(main, ["calibrate", "--out", str(file), "-q"])
     assert result.exit_code == 2 and "exists and is not a directory" in result.output
-    running = tmp_path / "running"
-    running.mkdir()
-    (running / "manifest.json").write_text(json.dumps({"status": "running"}))
-    result = runner.invoke(main, ["calibrate", "--out", str(running), "-q"])
-    assert result.exit_code == 2 and "is being written by a run" in result.output
-    assert sorted(p.name for p in running.iterdir()) == ["manifest.json"]
+    busy = tmp_path / "busy"
+    with RunDirLock(busy, create=True):  # as a run writing it holds it
+        result = runner.invoke(main, ["calibrate", "--out", str(busy), "-q"])
+        assert result.exit_code == 2 and f"is in use by process {os.getpid()}" in result.output, result.output
+        assert sorted(p.name for p in busy.iterdir()) == [".lock"]
 
 
 def test_a_run_starts_in_a_directory_that_holds_only_a_calibration(tmp_path: Path) -> None:
