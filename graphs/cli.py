@@ -16,6 +16,7 @@ import sys
 try:  # Ctrl-C while the command modules load exits 130, as at any later moment (entry below)
     import click
 
+    from .commands.calibrate import calibrate
     from .commands.doctor import doctor
     from .commands.export import export
     from .commands.filter import filter_run
@@ -46,6 +47,7 @@ main.add_command(stats)
 main.add_command(judge)
 main.add_command(filter_run)
 main.add_command(export)
+main.add_command(calibrate)
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

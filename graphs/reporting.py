@@ -9,6 +9,7 @@ from pathlib import Path
 from sparring.traces.read import iter_spans
 from sparring.traces.report import render_report
 
+from .data.calibration import read_calibration
 from .store import DIALOGUES, PREFERENCES, REPORT, TRACES, RunStore, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically."""
     manifest = RunStore(run_dir).read_manifest() or {}
     html = render_report(manifest, list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES)),
-                         iter_spans(run_dir / TRACES), run_dir=str(run_dir))
+                         iter_spans(run_dir / TRACES), run_dir=str(run_dir), calibration=read_calibration(run_dir))
     target = out or run_dir / REPORT
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -25,7 +25,7 @@ from sparring.principles.yamlfile import LineMap, pydantic_error
 from .config import RunConfig, load_config_with_lines
 from .jobs import assign_jobs
 from .manifest import fingerprint
-from .store import MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
+from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
 @dataclass
@@ -80,8 +80,11 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
 
 
 def _killed_at_birth(run_dir: Path) -> bool:
-    """Empty, or holding only what a run creates before its first manifest (a run killed then)."""
+    """Empty, or holding only what a run creates before its first manifest (a run killed then); a
+    calibration written first (``sparring calibrate``) may wait there for the run too."""
     for entry in run_dir.iterdir():
+        if entry.name == CALIBRATION:
+            continue
         if entry.name not in OWN_FILES or not entry.is_file():
             return False
         if entry.name.endswith(".jsonl") and entry.stat().st_size:

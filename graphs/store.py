@@ -38,6 +38,8 @@ CHECKPOINTS = "state.sqlite"
 ``state.<i>.sqlite`` (SQLite has one writer at a time per file)."""
 REPORT = "report.html"
 STATS = "stats.json"
+CALIBRATION = "calibration.json"
+"""The critic's figures on labelled turns (``sparring calibrate --out RUN_DIR``); the report shows them."""
 RESERVE = ".reserve"
 """Space held while a run writes, freed for the manifest when the disk fills up."""
 RESERVE_BYTES = 512 * 1024

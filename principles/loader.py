@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from sparring.errors import InputError
 
 from .model import Constitution, Origin, Principle, PrincipleSet, suggest
-from .yamlfile import LineMap, Path_, dotted, load_yaml, parse_yaml, pydantic_error
+from .yamlfile import LineMap, Path_, dotted, list_file_keys, load_yaml, parse_yaml, pydantic_error
 
 ALL_SETS = "all"
 """Selection name of every built-in set together: the full built-in constitution."""
@@ -157,11 +157,7 @@ def _validate(data: Any, lines: LineMap, *, source: str) -> PrincipleSet:
 
 def _known_keys(data: dict[str, Any]) -> dict[Path_, list[str]]:
     """Field names at each path of this file, for 'did you mean' hints."""
-    keys: dict[Path_, list[str]] = {(): list(PrincipleSet.model_fields)}
-    items = data.get("principles")
-    if isinstance(items, list):
-        keys.update({("principles", i): list(Principle.model_fields) for i in range(len(items))})
-    return keys
+    return list_file_keys(data, PrincipleSet.model_fields, "principles", Principle.model_fields)
 
 
 def _own_origins(principle_set: PrincipleSet, lines: LineMap, *, source: str,

@@ -123,6 +123,16 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: LineMap
     return loader.construct_object(node, deep=True)
 
 
+def list_file_keys(data: Any, top: Iterable[str], list_key: str, item: Iterable[str]) -> dict[Path_, list[str]]:
+    """Field names at each path of a file that is a mapping (keys ``top``) holding a list under
+    ``list_key`` whose entries have keys ``item``: the ``known_keys`` of ``pydantic_error``."""
+    keys: dict[Path_, list[str]] = {(): list(top)}
+    entries = data.get(list_key) if isinstance(data, dict) else None
+    if isinstance(entries, list):
+        keys.update({(list_key, i): list(item) for i in range(len(entries))})
+    return keys
+
+
 def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
                    known_keys: Mapping[Path_, Iterable[str]] | None = None) -> InputError:
     """Turn the first error of a pydantic ValidationError into an InputError.

@@ -110,3 +110,48 @@ def _number(value: float) -> str:
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+SERIES_COLOURS = ("#4f6bed", "#f79009", "#12b76a", "#9e77ed")
+
+
+def grouped_bar_chart(title: str, groups: Sequence[tuple[str, Sequence[tuple[float | None, str]]]],
+                      series: Sequence[str], *, max_value: float = 1.0, percent: bool = True,
+                      caption: str = "", styles: Sequence[str] = ()) -> str:
+    """Horizontal bars in groups: one group per ``(label, [(value, note), ...])``, one bar per series
+    (in ``series`` order, named in a legend); a None value draws no bar. ``styles`` gives each series
+    its CSS fill (``fill:#4f6bed;fill-opacity:0.5``); by default each series gets its own colour."""
+    styles = list(styles) or [f"fill:{_colour(k)}" for k in range(len(series))]
+    if not groups:
+        return _empty(title, "nothing to show yet")
+    bar_h = BAR_HEIGHT - 6
+    group_h = bar_h * len(series) + 10
+    legend_h = 18 * math.ceil(len(series) / 3) + 4
+    width = LABEL_WIDTH + PLOT_WIDTH + 290
+    height = legend_h + group_h * len(groups) + 4
+    parts = [f'<svg class="bars grouped" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" aria-label="{escape(title)}">']
+    for k, name in enumerate(series):
+        x, y = LABEL_WIDTH + (k % 3) * 240, 4 + (k // 3) * 18  # three to a row
+        parts.append(f'<rect x="{x}" y="{y}" width="12" height="12" style="{styles[k]}"/>'
+                     f'<text x="{x + 16}" y="{y + 11}">{escape(_clip(name, 36))}</text>')
+    for i, (label, values) in enumerate(groups):
+        y0 = legend_h + i * group_h
+        parts.append(f'<text x="{LABEL_WIDTH - 6}" y="{y0 + group_h / 2 + 3:.0f}" text-anchor="end">'
+                     f'{escape(_clip(label, 34))}</text>')
+        for k, (value, note) in enumerate(values):
+            y = y0 + 4 + k * bar_h
+            shown = "-" if value is None else (f"{value:.0%}" if percent else _number(value))
+            w = 0.0 if value is None else max(PLOT_WIDTH * value / (max_value or 1.0), 1.0 if value else 0.0)
+            text = f"{shown} {note}".strip()
+            parts.append(f'<g><title>{escape(label)}, {escape(series[k])}: {escape(text)}</title>'
+                         f'<rect x="{LABEL_WIDTH}" y="{y + 1}" width="{w:.1f}" height="{bar_h - 2}" rx="2" '
+                         f'style="{styles[k]}"/>'
+                         f'<text x="{LABEL_WIDTH + w + 6:.1f}" y="{y + bar_h - 4}" class="value">{escape(text)}'
+                         f'</text></g>')
+    parts.append("</svg>")
+    return _figure(title, "".join(parts), caption)
+
+
+def _colour(index: int) -> str:
+    return SERIES_COLOURS[index % len(SERIES_COLOURS)]

@@ -17,6 +17,7 @@ from string import Template
 from typing import Any
 
 from . import charts
+from .report_calibration import calibration_html
 from .report_dialogues import dialogue_entry
 
 AGENT_SPANS = ("plan", "invoke_agent")
@@ -162,8 +163,8 @@ def listed(dialogues: Sequence[dict[str, Any]], limit: int = MAX_LISTED) -> list
 
 def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
                   preferences: Sequence[dict[str, Any]], spans: Iterable[dict[str, Any]], *,
-                  run_dir: str, max_listed: int = MAX_LISTED) -> str:
-    """The whole HTML page."""
+                  run_dir: str, max_listed: int = MAX_LISTED, calibration: dict[str, Any] | None = None) -> str:
+    """The whole HTML page; ``calibration`` is the run directory's calibration.json, if any."""
     shown = listed(dialogues, max_listed)
     stats = collect_span_stats(spans, {d["trace_id"] for d in shown if d.get("trace_id")})
     categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or []}
@@ -179,7 +180,8 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     return template.substitute(
         title=escape(f"sparring report: {manifest.get('name', 'run')}"),
         run_dir=escape(run_dir), updated=escape(_utc(updated)), summary=summary_html(manifest, dialogues, preferences),
-        charts=charts_html(dialogues, categories, stats), note=note, dialogues=entries, total=len(shown))
+        charts=charts_html(dialogues, categories, stats), calibration=calibration_html(calibration), note=note,
+        dialogues=entries, total=len(shown))
 
 
 def _utc(timestamp: float | None) -> str:

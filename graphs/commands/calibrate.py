@@ -1,0 +1,147 @@
+"""``sparring calibrate [CONFIG]``: how far to trust the configured critic, measured on labelled turns.
+
+Exit status: 0 every item judged; 3 some items failed for good (left out of the
+figures, listed with their error in calibration.json); 2 bad input (nothing
+judged, nothing written); 130 interrupted (nothing written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._common import set_option, user_errors
+
+EXIT_FAILURES = 3
+EXIT_INTERRUPTED = 130
+
+
+@click.command()
+@click.argument("config", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@set_option
+@click.option("--compare", type=click.Path(dir_okay=False, path_type=Path),
+              help="A second config whose critic judges the same items against the same principles "
+                   "(CONFIG's); prints both critics' figures and their agreement.")
+@click.option("--compare-set", "compare_overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a key for the second critic: of --compare's config, or of CONFIG (with its --set) "
+                   "when --compare is not given, e.g. --compare-set backend.model=other. Repeatable.")
+@click.option("--items", "items_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Your own labelled items file instead of the built-in ones (format: "
+                   "principles/calibration/*.yaml). Repeatable.")
+@click.option("--principle", "only", multiple=True, metavar="ID",
+              help="Only items of this principle (id or '*' pattern). Repeatable.")
+@click.option("--per-label", type=click.IntRange(1, 1000),
+              help="At most N items of each label (violates, near-miss) per principle: a quicker, rougher figure.")
+@click.option("--out", type=click.Path(path_type=Path),
+              help="Write calibration.json here (default: the config's run directory, runs/<name>); in a run "
+                   "directory its report.html is rewritten to show it.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@user_errors
+def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | None,
+              compare_overrides: tuple[str, ...], items_files: tuple[Path, ...], only: tuple[str, ...],
+              per_label: int | None, out: Path | None, quiet: bool) -> None:
+    """Run the critic of CONFIG (the embedded model when no CONFIG) on labelled turns shipped with
+    sparring, for each principle of the config's set turns that break it and near misses that do not,
+    and print its precision and recall per principle, per category and overall. Each turn is judged
+    as a run judges it: against every principle of the set; the critic flags it when it names the
+    turn's principle among the violations. Turns are judged concurrently, up to the backend's
+    max_in_flight."""
+    from sparring.graphs.config import load_config, load_config_with_lines
+    from sparring.graphs.data.calibration import calibrate_specs, critic_spec, select_items
+    from sparring.graphs.runlock import RunDirLock
+    from sparring.principles.labelled import builtin_items, check_principle_ids, load_items_file
+    from sparring.principles.loader import builtin_constitution
+
+    cfg, lines = load_config_with_lines(config, overrides)
+    source = str(config) if config is not None else None
+    principles = list(cfg.principles.resolve(config.parent if config else None, source=source, lines=lines))
+    if items_files:
+        items = [item for path in items_files for item in load_items_file(path)]
+        check_principle_ids(items, [*builtin_constitution().ids, *(p.id for p in principles)])
+    else:
+        items = list(builtin_items())
+    selected, skipped = select_items(items, principles, only=only, per_label=per_label)
+    names = _names(config, compare, bool(compare_overrides))
+    specs = [critic_spec(cfg, name=names[0], source=source)]
+    if compare is not None or compare_overrides:
+        second = load_config(compare or config, [*(() if compare else overrides), *compare_overrides])
+        specs.append(critic_spec(second, name=names[1], source=str(compare or config) if compare or config else None))
+    target = out if out is not None else cfg.run_dir()
+    bar = _Progress(len(selected), [s.name for s in specs], enabled=not quiet)
+    # One writer per directory: a run writing it refuses us now, not after the last turn is judged.
+    with RunDirLock(target, create=True):
+        try:
+            with bar:
+                document = asyncio.run(calibrate_specs(
+                    specs, selected, principles, on_done=bar.advance, skipped=skipped,
+                    sources=[str(p) for p in items_files] or ["built-in"]))
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing written", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        path = _write(document, target)
+    from ._calibration_table import print_calibration
+
+    print_calibration(document)
+    click.echo(f"-> {path}")
+    if any(c["figures"]["overall"]["errors"] for c in document["critics"]):
+        sys.exit(EXIT_FAILURES)
+
+
+def _names(config: Path | None, compare: Path | None, overridden: bool) -> list[str]:
+    first = config.stem if config is not None else "defaults"
+    second = compare.stem if compare is not None else first
+    if second == first:
+        return [f"{first} (1)", f"{second} (2)"] if compare is not None or overridden else [first, second]
+    return [first, second]
+
+
+def _write(document: dict[str, Any], target: Path) -> Path:
+    from sparring.graphs.data.calibration import write_calibration
+    from sparring.graphs.reporting import write_report_quietly
+    from sparring.graphs.store import MANIFEST
+
+    path = write_calibration(document, target)
+    if (target / MANIFEST).is_file():  # a run directory: its report shows the calibration from now on
+        write_report_quietly(target)
+    return path
+
+
+class _Progress:
+    """A bar per critic on a terminal; a line every 10% otherwise; nothing when disabled."""
+
+    def __init__(self, total: int, names: list[str], *, enabled: bool) -> None:
+        self.total, self.names, self.enabled = total, names, enabled
+        self.done = [0] * len(names)
+        self.interactive = enabled and sys.stderr.isatty()
+        self._bar: Any = None
+        self._tasks: list[Any] = []
+
+    def __enter__(self) -> _Progress:
+        if not self.enabled:
+            return self
+        if self.interactive:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True))
+            self._tasks = [self._bar.add_task(f"critic {name}", total=self.total) for name in self.names]
+            self._bar.start()
+        else:
+            click.echo(f"sparring: judging {self.total} labelled turns with {len(self.names)} critic(s)", err=True)
+        return self
+
+    def advance(self, index: int) -> None:
+        self.done[index] += 1
+        if self._bar is not None:
+            self._bar.advance(self._tasks[index])
+        elif self.enabled and self.done[index] * 10 // self.total != (self.done[index] - 1) * 10 // self.total:
+            click.echo(f"sparring: critic {self.names[index]}: {self.done[index]}/{self.total} judged", err=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,287 @@
+"""How far to trust a critic: run it on labelled turns and score its flags (``sparring calibrate``).
+
+Each labelled item (``sparring.principles.labelled``) goes through the real
+``CriticAgent.judge``, as a run judges a turn: the same prompt, output schema,
+sampling and per-turn seed, and the same principles in scope, namely every
+principle of the config's set (what a run with the default ``critic_scope: set``
+judges against). The critic *flags* an item when the item's principle is among
+the violations it reports. Judging each item against its one principle alone
+would tell the critic the answer; judging it against the whole set makes it
+find the principle among its neighbours, as it must in a run.
+
+Per principle, per category and overall (counts summed):
+
+- recall: violating items flagged / violating items judged;
+- precision: violating items flagged / all items flagged (violating and near
+  misses). The set holds as many near misses as violations, so precision here
+  is that of a judge on a balanced set, not on a run's mix of turns;
+- near misses flagged for any principle: what would be revised in a run.
+
+With two critics, their agreement on the flag decision: raw agreement and
+Cohen's kappa (agreement beyond what their flag rates alone would give).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sparring.agents._common import PrincipleLike
+from sparring.agents.backends import Backend, BackendConfig, create_backend
+from sparring.agents.backends.base import metered
+from sparring.agents.critic import CriticAgent
+from sparring.errors import InputError
+from sparring.principles.labelled import LABELS, LabelledItem
+
+from ..config import RunConfig
+from ..store import CALIBRATION, replace_json
+
+__all__ = ["CALIBRATION_FORMAT", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs",
+           "cohen_kappa", "critic_spec", "figures", "judge_items", "read_calibration",
+           "select_items", "write_calibration"]
+
+CALIBRATION_FORMAT = 1
+"""Version of calibration.json's layout."""
+_ERROR_CHARS = 300
+
+
+@dataclass(frozen=True)
+class CriticSpec:
+    """A critic as a config describes it."""
+
+    name: str
+    """How results name it (the config file's name)."""
+    config: RunConfig
+    source: str | None = None
+    """The config file it comes from."""
+
+    @property
+    def backend(self) -> BackendConfig:
+        """The backend the config's critic runs on: the one place that knows it. Today every role runs
+        on ``config.backend``; with per-role backends this returns the critic role's backend instead."""
+        return self.config.backend
+
+    def critic(self, backend: Backend) -> Critic:
+        """The config's critic on ``backend``, made as a run makes it (``make_agents``)."""
+        from ..wiring import make_agents
+
+        return Critic(self.name, make_agents(self.config, backend).critic, self.config.seed, self.source)
+
+
+def critic_spec(config: RunConfig, *, name: str, source: str | None = None) -> CriticSpec:
+    """The critic of ``config``, named ``name`` in results."""
+    return CriticSpec(name=name, config=config, source=source)
+
+
+@dataclass(frozen=True)
+class Critic:
+    """A critic ready to judge: its agent (on a backend) and the seed its per-turn seeds derive from."""
+
+    name: str
+    agent: CriticAgent
+    seed: int = 0
+    source: str | None = None
+
+
+def select_items(items: Sequence[LabelledItem], principles: Sequence[PrincipleLike], *,
+                 only: Sequence[str] = (), per_label: int | None = None
+                 ) -> tuple[list[LabelledItem], list[str]]:
+    """The items to judge, and the ids of labelled principles left out because the set lacks them.
+
+    ``only`` keeps principles matching these ids or ``*`` patterns (each must match one of the
+    set's labelled principles); ``per_label`` keeps the first N items of each label per principle.
+    """
+    in_set = {p.id for p in principles}
+    labelled = list(dict.fromkeys(i.principle for i in items))
+    usable = [pid for pid in labelled if pid in in_set]
+    skipped = [pid for pid in labelled if pid not in in_set]
+    if only:
+        for pattern in only:
+            if not any(fnmatch.fnmatchcase(pid, pattern) for pid in usable):
+                raise InputError(f"--principle {pattern}: matches no labelled principle of the config's set "
+                                 f"({len(usable)} of its principles have labelled items)")
+        usable = [pid for pid in usable if any(fnmatch.fnmatchcase(pid, p) for p in only)]
+    if not usable:
+        raise InputError("none of the config's principles has labelled items; the built-in items cover the "
+                         "built-in principles (give your own with --items FILE)")
+    keep = set(usable)
+    taken: dict[tuple[str, str], int] = {}
+    chosen = []
+    for item in items:
+        key = (item.principle, item.label)
+        if item.principle in keep and (per_label is None or taken.get(key, 0) < per_label):
+            taken[key] = taken.get(key, 0) + 1
+            chosen.append(item)
+    return chosen, skipped
+
+
+async def judge_items(critic: Critic, items: Sequence[LabelledItem], principles: Sequence[PrincipleLike],
+                      on_done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """One verdict row per item, in item order; an item whose call failed for good gets ``error``."""
+    async def one(item: LabelledItem) -> dict[str, Any]:
+        messages = item.messages()
+        row: dict[str, Any] = {"item": item.id, "principle": item.principle, "label": item.label,
+                               "turn": f"{item.turn.speaker}: {item.turn.text}"}
+        try:
+            verdict = await critic.agent.judge(critic.seed, item.id, messages, len(messages) - 1, principles)
+        except Exception as exc:  # recorded against this item; the others go on
+            row.update(flagged=None, violated=[], error=f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS])
+        else:
+            row.update(flagged=item.principle in verdict.violated, violated=verdict.violated,
+                       reasoning=verdict.reasoning)
+        if on_done is not None:
+            on_done()
+        return row
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _figures_of(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    judged = [r for r in rows if r.get("error") is None]
+    bad = [r for r in judged if r["label"] == "violates"]
+    near = [r for r in judged if r["label"] == "near-miss"]
+    caught = sum(1 for r in bad if r["flagged"])
+    false_flags = sum(1 for r in near if r["flagged"])
+    near_any = sum(1 for r in near if r["violated"])
+    return {"violating": len(bad), "caught": caught, "near_misses": len(near), "false_flags": false_flags,
+            "near_misses_flagged_any": near_any, "errors": len(rows) - len(judged),
+            "recall": _ratio(caught, len(bad)), "precision": _ratio(caught, caught + false_flags),
+            "false_flag_rate": _ratio(false_flags, len(near)), "near_miss_any_rate": _ratio(near_any, len(near))}
+
+
+def figures(rows: Sequence[dict[str, Any]], categories: dict[str, str]) -> dict[str, Any]:
+    """Precision and recall of one critic's verdict rows: ``overall``, per ``categories`` and per ``principles``."""
+    by_principle: dict[str, list[dict[str, Any]]] = {}
+    by_category: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_principle.setdefault(row["principle"], []).append(row)
+        by_category.setdefault(categories.get(row["principle"], "(none)"), []).append(row)
+    return {"overall": _figures_of(rows),
+            "categories": {c: _figures_of(r) for c, r in by_category.items()},
+            "principles": {p: _figures_of(r) for p, r in by_principle.items()}}
+
+
+def cohen_kappa(both: int, first_only: int, second_only: int, neither: int) -> float | None:
+    """Cohen's kappa of two raters' yes/no decisions; None when chance agreement is total (both constant)."""
+    n = both + first_only + second_only + neither
+    if not n:
+        return None
+    observed = (both + neither) / n
+    yes_first, yes_second = (both + first_only) / n, (both + second_only) / n
+    chance = yes_first * yes_second + (1 - yes_first) * (1 - yes_second)
+    if chance >= 1.0:
+        return None
+    return round((observed - chance) / (1 - chance), 4)
+
+
+def _agreement_of(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
+    both = sum(1 for a, b in pairs if a and b)
+    first_only = sum(1 for a, b in pairs if a and not b)
+    second_only = sum(1 for a, b in pairs if b and not a)
+    neither = len(pairs) - both - first_only - second_only
+    return {"items": len(pairs), "both_flag": both, "first_only": first_only, "second_only": second_only,
+            "neither": neither, "raw": _ratio(both + neither, len(pairs)),
+            "kappa": cohen_kappa(both, first_only, second_only, neither)}
+
+
+def agreement(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]],
+              categories: dict[str, str]) -> dict[str, Any]:
+    """How often two critics made the same flag decision on the items both judged (overall, per category
+    and per principle)."""
+    other = {r["item"]: r for r in second}
+    pairs: list[tuple[str, bool, bool]] = []
+    for row in first:
+        twin = other.get(row["item"])
+        if twin is not None and row.get("error") is None and twin.get("error") is None:
+            pairs.append((row["principle"], bool(row["flagged"]), bool(twin["flagged"])))
+
+    def group(key: Callable[[str], str]) -> dict[str, Any]:
+        out: dict[str, list[tuple[bool, bool]]] = {}
+        for pid, a, b in pairs:
+            out.setdefault(key(pid), []).append((a, b))
+        return {k: _agreement_of(v) for k, v in out.items()}
+
+    return {"overall": _agreement_of([(a, b) for _, a, b in pairs]),
+            "categories": group(lambda pid: categories.get(pid, "(none)")), "principles": group(lambda pid: pid)}
+
+
+async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], principles: Sequence[PrincipleLike],
+                    *, on_done: Callable[[int], None] | None = None, sources: Sequence[str] = ("built-in",),
+                    skipped: Sequence[str] = ()) -> dict[str, Any]:
+    """Judge every item with every critic (concurrently; each backend bounds its own requests) and
+    return the calibration document: scope, figures per critic, their agreement when there are two."""
+    categories = {p.id: p.category for p in principles}
+
+    async def run(index: int, critic: Critic) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        with metered() as meter:
+            rows = await judge_items(critic, items, principles,
+                                     None if on_done is None else lambda: on_done(index))
+        return {"name": critic.name, "config": critic.source, "backend": critic.agent.backend.describe(),
+                "sampling": critic.agent.params.model_dump(exclude_none=True),
+                "wall_s": round(time.perf_counter() - t0, 2),
+                "usage": {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
+                          "calls": meter.calls},
+                "figures": figures(rows, categories), "verdicts": rows}
+
+    results = list(await asyncio.gather(*(run(i, c) for i, c in enumerate(critics))))
+    return {
+        "format": CALIBRATION_FORMAT, "created_at": time.time(),
+        "scope": {"judged_against": [p.id for p in principles],
+                  "principles": [p.id for p in principles if p.id in {i.principle for i in items}],
+                  "categories": {p.id: p.category for p in principles},
+            "flag": "the item's principle is among the critic's violations"},
+        "items": {"sources": list(sources), "judged": len(items),
+                  "by_label": {label: sum(1 for i in items if i.label == label) for label in LABELS},
+                  "principles_without_items_in_set": list(skipped)},
+        "critics": results,
+        "agreement": agreement(results[0]["verdicts"], results[1]["verdicts"], categories)
+        if len(results) == 2 else None,
+    }
+
+
+async def calibrate_specs(specs: Sequence[CriticSpec], items: Sequence[LabelledItem],
+                          principles: Sequence[PrincipleLike], **kwargs: Any) -> dict[str, Any]:
+    """``calibrate`` on backends made from ``specs``: started here, closed here; two critics with the
+    same backend config share one backend (one engine, one connection pool)."""
+    backends: dict[str, Backend] = {}
+    critics = []
+    try:
+        for spec in specs:
+            key = spec.backend.model_dump_json()
+            if key not in backends:
+                backends[key] = create_backend(spec.backend)
+                await backends[key].start()
+            critics.append(spec.critic(backends[key]))
+        return await calibrate(critics, items, principles, **kwargs)
+    finally:
+        for backend in backends.values():
+            await backend.aclose()
+
+
+def write_calibration(document: dict[str, Any], out: Path) -> Path:
+    """``out/calibration.json``, swapped in atomically (the directory is created if needed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / CALIBRATION
+    replace_json(path, document)
+    return path
+
+
+def read_calibration(run_dir: Path) -> dict[str, Any] | None:
+    """The calibration document of ``run_dir``, None when there is none (or it cannot be read)."""
+    path = Path(run_dir) / CALIBRATION
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == CALIBRATION_FORMAT else None

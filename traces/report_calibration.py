@@ -1,0 +1,121 @@
+"""The report's "Critic calibration" section, from a run directory's calibration.json
+(``sparring calibrate --out RUN_DIR``): how far to trust the critic that labelled the run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from . import charts
+
+MAX_MISJUDGED = 300
+"""Misjudged turns listed per critic."""
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _facts(critics: Sequence[dict[str, Any]], agreement: dict[str, Any] | None) -> str:
+    rows = []
+    for c in critics:
+        f, b, u = c["figures"]["overall"], c.get("backend") or {}, c.get("usage") or {}
+        failed = f", {f['errors']} failed (left out)" if f["errors"] else ""
+        rows.append((f"critic {c['name']}",
+                     f"{b.get('model', '?')} ({b.get('kind', '?')}): recall {_pct(f['recall'])} "
+                     f"({f['caught']}/{f['violating']}), precision {_pct(f['precision'])}, near misses flagged "
+                     f"{f['false_flags']}/{f['near_misses']} for their principle and {f['near_misses_flagged_any']}"
+                     f"/{f['near_misses']} for any{failed}; {c.get('wall_s', 0)} s, {u.get('calls', 0)} calls"))
+    if agreement is not None:
+        a = agreement["overall"]
+        kappa = "-" if a["kappa"] is None else f"{a['kappa']:.2f}"
+        rows.append(("agreement", f"{_pct(a['raw'])} raw, Cohen's kappa {kappa} on {a['items']} turns (both flag "
+                                  f"{a['both_flag']}, only the first {a['first_only']}, only the second "
+                                  f"{a['second_only']}, neither {a['neither']})"))
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="facts">{body}</table>'
+
+
+def _charts(critics: Sequence[dict[str, Any]], agreement: dict[str, Any] | None) -> str:
+    categories = list(critics[0]["figures"]["categories"])
+    kinds = ("recall", "precision", "near misses flagged")
+    series = [f"{c['name']} {what}" if len(critics) > 1 else what for c in critics for what in kinds]
+    # A colour per figure; the second critic's bars are the same colours, lighter.
+    styles = [f"fill:{charts.SERIES_COLOURS[k]};fill-opacity:{1.0 if i == 0 else 0.45}"
+              for i in range(len(critics)) for k in range(len(kinds))]
+
+    def values(key: str, name: str) -> list[tuple[float | None, str]]:
+        out: list[tuple[float | None, str]] = []
+        for c in critics:
+            f = c["figures"]["overall"] if not key else c["figures"][key].get(name)
+            if f is None:
+                out += [(None, "")] * len(kinds)
+                continue
+            out += [(f["recall"], f"({f['caught']}/{f['violating']})"),
+                    (f["precision"], f"({f['caught']}/{f['caught'] + f['false_flags']})"),
+                    (f["near_miss_any_rate"], f"({f['near_misses_flagged_any']}/{f['near_misses']})")]
+        return out
+
+    groups = [(c, values("categories", c)) for c in categories] + [("overall", values("", "overall"))]
+    figures = [charts.grouped_bar_chart(
+        "Critic recall, precision and false alarms per category", groups, series, styles=styles,
+        caption="Recall: turns that break a principle, flagged for it. Precision: flags that were right, on a set "
+                "with as many near misses as violations. Near misses flagged for any principle: turns a run would "
+                "revise although they break nothing.")]
+    if agreement is not None:
+        rows = [(name, a["raw"] or 0.0, f"kappa {'-' if a['kappa'] is None else format(a['kappa'], '.2f')}")
+                for name, a in [*agreement["categories"].items(), ("overall", agreement["overall"])]]
+        figures.append(charts.bar_chart("Agreement of the two critics per category", rows, max_value=1.0,
+                                        percent=True, caption="Same flag decision on a turn; Cohen's kappa "
+                                                              "discounts the agreement their flag rates "
+                                                              "alone would give."))
+    return f'<div class="charts">{"".join(figures)}</div>'
+
+
+def _principle_table(critics: Sequence[dict[str, Any]], principles: Sequence[str]) -> str:
+    head = "".join(f"<th>recall {escape(c['name'])}</th><th>precision {escape(c['name'])}</th>" for c in critics)
+    rows = []
+    for pid in principles:
+        cells = ""
+        for c in critics:
+            f = c["figures"]["principles"].get(pid)
+            cells += ("<td>-</td><td>-</td>" if f is None else
+                      f"<td>{f['caught']}/{f['violating']} {_pct(f['recall'])}</td><td>{_pct(f['precision'])}</td>")
+        rows.append(f"<tr><td><code>{escape(pid)}</code></td>{cells}</tr>")
+    return (f'<details><summary>Per principle</summary><table class="steps"><tr><th>principle</th>{head}</tr>'
+            f'{"".join(rows)}</table></details>')
+
+
+def _misjudged(critic: dict[str, Any]) -> str:
+    wrong = [r for r in critic["verdicts"] if r.get("error") is None
+             and bool(r["flagged"]) != (r["label"] == "violates")]
+    if not wrong:
+        return ""
+    items = []
+    for r in wrong[:MAX_MISJUDGED]:
+        what = "missed" if r["label"] == "violates" else "flagged a near miss"
+        found = ", ".join(r.get("violated") or []) or "nothing"
+        items.append(f'<li><code>{escape(r["item"])}</code>, {what}: <span class="text">'
+                     f'{escape(r.get("turn", ""))}</span><div class="critique">found: {escape(found)}. '
+                     f'{escape(r.get("reasoning", ""))}</div></li>')
+    more = f" (first {MAX_MISJUDGED})" if len(wrong) > MAX_MISJUDGED else ""
+    return (f'<details><summary>Turns critic {escape(critic["name"])} got wrong: {len(wrong)}{more}</summary>'
+            f'<ul>{"".join(items)}</ul></details>')
+
+
+def calibration_html(document: dict[str, Any] | None) -> str:
+    """The section, or an empty string when the run directory holds no calibration."""
+    if not document or not document.get("critics"):
+        return ""
+    critics, agreement, items = document["critics"], document.get("agreement"), document.get("items") or {}
+    scope = document.get("scope") or {}
+    by_label = items.get("by_label") or {}
+    intro = (f"{items.get('judged', 0)} labelled turns ({by_label.get('violates', 0)} that break their principle, "
+             f"{by_label.get('near-miss', 0)} near misses that do not) for {len(scope.get('principles', []))} "
+             f"principles, each judged as a run judges a turn: against all {len(scope.get('judged_against', []))} "
+             "principles of the set. A critic flags a turn when it names the turn's principle among the violations.")
+    return (f'<section id="calibration"><h2>Critic calibration</h2><p class="muted">{escape(intro)}</p>'
+            f'{_facts(critics, agreement)}{_charts(critics, agreement)}'
+            f'{_principle_table(critics, scope.get("principles", []))}'
+            f'{"".join(_misjudged(c) for c in critics)}</section>')
