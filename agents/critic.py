@@ -4,6 +4,12 @@ The schema it answers in lists the allowed principle ids as an enum, so with
 constrained decoding a model cannot invent an id; with parse-and-re-ask an
 invented id fails validation and is re-asked. The same agent, given a revised
 text and only the principles the original broke, is the verifier.
+
+One critic for all: the prompt for a turn depends only on the conversation, the
+turn and the principles in scope, never on what the dialogue was briefed to
+break, so a targeted dialogue and a control with the same conversation get the
+same bytes. Every principle in scope gets its checking guidance (or, with
+``guidance=False``, none does).
 """
 
 from __future__ import annotations
@@ -48,16 +54,17 @@ class CriticAgent:
     backend: Backend
     params: SamplingParams
     name: str = "critic"
+    guidance: bool = True
+    """Give every principle in scope its checking guidance (``critique``); False: the principle texts only."""
 
     def messages(self, messages: Sequence[dict[str, Any]], turn_index: int, text: str,
-                 principles: Sequence[PrincipleLike], guided: set[str]) -> list[ChatMessage]:
-        # Full critique guidance only for the principles in focus: the whole set
-        # with guidance would multiply the prompt for little gain.
-        lines = []
-        for p in principles:
-            lines.append(principle_lines([p], guidance="critique" if p.id in guided else None))
+                 principles: Sequence[PrincipleLike], guided: object = None) -> list[ChatMessage]:
+        """The critic's prompt for one turn: the principles in scope, the conversation before the turn,
+        the turn. ``guided`` is accepted for callers of the older signature and ignored: the prompt
+        never depends on which principles were planted."""
+        lines = principle_lines(principles, guidance="critique" if self.guidance else None)
         speaker = messages[turn_index]["name"]
-        user = prompts.render("critic_user", principles="\n".join(lines),
+        user = prompts.render("critic_user", principles=lines,
                               history=transcript(messages, limit=turn_index),
                               speaker=speaker, turn=text)
         return [{"role": "system", "content": prompts.render("critic_system")}, {"role": "user", "content": user}]
@@ -65,7 +72,8 @@ class CriticAgent:
     async def judge(self, job_seed: int, job_id: str, messages: Sequence[dict[str, Any]], turn_index: int,
                     principles: Sequence[PrincipleLike], *, focus: Sequence[str] = (),
                     text: str | None = None) -> TurnVerdict:
-        """Judge ``messages[turn_index]`` (or ``text`` in its place) against ``principles``."""
+        """Judge ``messages[turn_index]`` (or ``text`` in its place) against ``principles``.
+        ``focus`` is accepted for callers of the older signature and ignored (see ``messages``)."""
         turn = messages[turn_index]
         side: Side = turn["speaker"]
         if not principles:
@@ -74,7 +82,7 @@ class CriticAgent:
         body = turn["content"] if text is None else text
         ids = tuple(p.id for p in principles)
         schema = critique_schema(ids)
-        msgs = self.messages(messages, turn_index, body, principles, set(focus))
+        msgs = self.messages(messages, turn_index, body, principles)
         params = self.params.with_seed(derive_seed(job_seed, job_id, self.name, turn_index))
         with agent_span(self.name, turn_index=turn_index, side=side, principle_ids=list(ids)) as span:
             completion = await self.backend.complete(msgs, params, schema, agent=self.name)

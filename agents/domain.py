@@ -95,6 +95,9 @@ class DialogueJob(BaseModel):
     """Principle ids the briefed side is asked to break, naturally. Empty = a control dialogue."""
     briefed_side: Side = "B"
     """The side that carries the violation brief, and whose turns the critic judges."""
+    swapped: bool = False
+    """Side A speaks as the scenario's second persona and side B as its first (drawn per dialogue in
+    peers mode, so that neither persona is always the one that opens or the one that is briefed)."""
     seed: int = 0
     """Seeds every model call of this dialogue."""
     index: int = 0
@@ -107,7 +110,7 @@ class DialogueJob(BaseModel):
     # -- who speaks for a side: the one place that decides it ---------------------------
     def persona(self, side: Side) -> Persona:
         """The persona behind ``side`` (in assistant mode, side B's persona lends the assistant its expertise)."""
-        return self.scenario.personas[0 if side == "A" else 1]
+        return self.scenario.personas[(0 if side == "A" else 1) ^ int(self.swapped)]
 
     def is_ai_assistant(self, side: Side) -> bool:
         """Side B of an ``assistant``-mode dialogue speaks as the AI assistant, not as its persona."""
@@ -141,7 +144,12 @@ class CharacteristicValue(BaseModel):
 
 
 class PlanOutput(BaseModel):
-    """The planner's structured plan: reasoning first (chain of thought), then decisions."""
+    """The plan of a dialogue: reasoning first (chain of thought), then decisions.
+
+    The planner asks for it in two calls: the first writes everything here but the violation
+    (so neither side's brief is written by a call that saw the violation plan); the second,
+    for a briefed dialogue only, writes ``violation_brief`` and ``violation_turn``
+    (``ViolationPlanOutput``)."""
 
     reasoning: str = bounded(800)
     """Chain of thought over the characteristics and how they shape the dialogue."""
@@ -152,9 +160,37 @@ class PlanOutput(BaseModel):
     brief_a: str = bounded(500)
     """Private brief for side A: who they are here, what they want, what to steer toward."""
     brief_b: str = bounded(500)
-    """Private brief for side B, including (when briefed) how to break the principle naturally."""
-    violation_turn: int = Field(json_schema_extra={"minimum": 0, "maximum": 100})
-    """For the briefed side: roughly which of its own turns (1-based) the violation happens in; 0 if none."""
+    """Private brief for side B: who they are here, how they talk, what they want."""
+    violation_turn: int = Field(0, json_schema_extra={"minimum": 0, "maximum": 100})
+    """For the briefed side: which of its own turns (1-based) the violation happens in; 0 if none.
+    Clamped to the turns the briefed side has (``clamp_violation_turn``)."""
+    violation_brief: str = ""
+    """For the briefed side only: how it breaks the principle(s), concretely; empty if none."""
+
+
+class ViolationPlanOutput(BaseModel):
+    """The planner's second call, for a briefed dialogue: how and when the briefed side breaks the principle."""
+
+    violation_brief: str = bounded(400)
+    """Addressed to the briefed side ("In your second turn, you ..."): a concrete, natural way to break it."""
+    violation_turn: int = Field(json_schema_extra={"minimum": 1, "maximum": 100})
+    """Which of the briefed side's own turns (1 = its first)."""
+
+
+def own_turns(max_turns: int, side: Side) -> int:
+    """How many turns ``side`` has in a dialogue of at most ``max_turns`` turns (side A speaks first)."""
+    return (max_turns + (1 if side == "A" else 0)) // 2
+
+
+def clamp_violation_turn(turn: int, max_turns: int, side: Side, *, briefed: bool) -> int:
+    """``turn`` within the briefed side's own turns (1..own_turns); 0 when nothing is planted.
+
+    >>> clamp_violation_turn(100, 4, "B", briefed=True)
+    2
+    """
+    if not briefed:
+        return 0
+    return min(max(turn, 1), max(own_turns(max_turns, side), 1))
 
 
 class ViolationFinding(BaseModel):

@@ -19,7 +19,9 @@ from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
 from .domain import DialogueJob, PlanOutput, Side, other_side
 
-DONE_MARKER = re.compile(r"\s*(?:<\s*/?\s*done\s*/?\s*>|\[\s*done\s*\]|\bDONE\b)\s*", re.I)
+END_MARKER = "<done>"
+"""What the goal-driven side writes at the very end of a turn to end the conversation."""
+_TRAILING_MARKER = re.compile(r"\s*" + re.escape(END_MARKER) + r"\s*\Z")
 _KICKOFF = {
     "assistant": "(You open the chat. Write your first message.)",
     "peers": "(You start the conversation. Say your first line.)",
@@ -37,16 +39,22 @@ def view_from(side: Side, messages: Sequence[dict[str, Any]], kickoff: str) -> l
     return out
 
 
-def clean_turn(text: str, names: Sequence[str]) -> tuple[str, bool]:
-    """Strip the done marker and a leading ``Name:`` the model may add; report whether it said done."""
-    done = bool(DONE_MARKER.search(text))
-    text = DONE_MARKER.sub(" ", text).strip()
-    for name in (*names, "User", "Assistant", "AI assistant", "AI", "A", "B"):
-        prefix = f"{name}:"
-        if text.lower().startswith(prefix.lower()):
-            text = text[len(prefix):].strip()
-            break
-    return text.strip().strip('"').strip(), done
+def clean_turn(text: str) -> tuple[str, bool]:
+    """The turn as it is stored, and whether it ends the conversation.
+
+    Only an end marker at the very end of the turn (whitespace around it allowed) is removed,
+    with the whitespace at both ends of the text; every word stays, ``done`` included, and a
+    marker anywhere else is part of what was said and does not end anything.
+
+    >>> clean_turn("Have you done the blood test yet?")
+    ('Have you done the blood test yet?', False)
+    >>> clean_turn("Thanks, that helps. <done>")
+    ('Thanks, that helps.', True)
+    """
+    match = _TRAILING_MARKER.search(text)
+    if match is None:
+        return text.strip(), False
+    return text[:match.start()].strip(), True
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,36 +63,45 @@ class PersonaAgent:
     params: SamplingParams
 
     def system_prompt(self, job: DialogueJob, plan: PlanOutput, side: Side, targets: Sequence[PrincipleLike],
-                      situation: str, style_example: str | None) -> str:
+                      situation: str, style_example: str | None, *, turn_index: int = 0,
+                      max_turns: int | None = None) -> str:
+        """What ``side`` is told before its turn ``turn_index``: its persona, the situation, its own
+        brief (and, for the briefed side only, the violation plan), the turn it is at."""
         brief = plan.brief_a if side == "A" else plan.brief_b
         violation = ""
         if targets and side == job.briefed_side:
             violation = prompts.render("persona_violation", role="assistant" if job.is_ai_assistant(side) else "person",
-                                       turn=max(plan.violation_turn, 1),
-                                       principles=principle_lines(targets))
+                                       turn=max(plan.violation_turn, 1), principles=principle_lines(targets),
+                                       idea=plan.violation_brief)
         style = f"{style_example}\n" if style_example else ""
+        turn_line = prompts.render("persona_turn", own=turn_index // 2 + 1, turn=turn_index + 1,
+                                   max_turns=max_turns) if max_turns else ""
+        situation = situation or "(not specified)"
         persona = job.persona(side)
         persona_text = persona.name + (f": {persona.description}" if persona.description else "")
         if job.mode == "assistant":
             if side == "A":
-                return prompts.render("persona_user", persona=persona_text, brief=brief, goal=plan.goal, style=style)
+                return prompts.render("persona_user", persona=persona_text, situation=situation, brief=brief,
+                                      goal=plan.goal, style=style, turn_line=turn_line, end_marker=END_MARKER)
             return prompts.render("persona_assistant", expertise=f" You have the expertise of {persona_text}.",
-                                  brief=brief, violation=violation)
+                                  situation=situation, brief=brief, violation=violation, turn_line=turn_line)
         other = job.persona(other_side(side))
         done_rule = ("When your goal is reached or the conversation comes to a natural end, finish that line "
-                     "with <done>.") if side == "A" else ""
+                     f"with {END_MARKER}") if side == "A" else ""
         return prompts.render("persona_peer", name=persona.name, other_name=other.name, persona=persona_text,
-                              other_persona=other.description or other.name, situation=situation or "(not specified)",
-                              brief=brief, violation=violation, style=style, done_rule=done_rule)
+                              other_persona=other.description or other.name, situation=situation,
+                              brief=brief, violation=violation, style=style, turn_line=turn_line,
+                              done_rule=done_rule)
 
     async def speak(self, job: DialogueJob, plan: PlanOutput, messages: Sequence[dict[str, Any]], side: Side,
                     targets: Sequence[PrincipleLike], *, situation: str = "", style_example: str | None = None,
-                    ) -> tuple[str, bool, Completion]:
+                    max_turns: int | None = None) -> tuple[str, bool, Completion]:
         """The next turn of ``side``: its text, whether it signalled done, and the completion."""
-        system = self.system_prompt(job, plan, side, targets, situation, style_example)
+        system = self.system_prompt(job, plan, side, targets, situation, style_example, turn_index=len(messages),
+                                    max_turns=max_turns)
         convo: list[ChatMessage] = [{"role": "system", "content": system},
                                     *view_from(side, messages, _KICKOFF[job.mode])]
-        me, other = job.speaker_name(side), job.speaker_name(other_side(side))
+        other = job.speaker_name(other_side(side))
         # Stop before the model starts writing the other side's lines.
         stop = tuple(dict.fromkeys((*self.params.stop, f"\n{other}:", "\nUser:", "\nAssistant:")))
         turn_index = len(messages)
@@ -94,7 +111,7 @@ class PersonaAgent:
                 params = self.params.model_copy(update={
                     "stop": stop, "seed": derive_seed(job.seed, job.id, "turn", turn_index, resample)})
                 completion = await self.backend.complete(convo, params, agent=f"persona_{side}")
-                text, done = clean_turn(completion.text, (me, other))
+                text, done = clean_turn(completion.text)
                 if text:
                     break
             else:

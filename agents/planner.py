@@ -1,8 +1,10 @@
-"""The planner: one structured call that decides the dialogue before its first turn.
+"""The planner: structured calls that decide the dialogue before its first turn.
 
-It reasons over the dialogue characteristics (DiaSynth's chain of thought),
-sets side A's goal (SDSD), and writes each side a private brief; for the
-briefed side, which principle to break and roughly when.
+The first call reasons over the dialogue characteristics (DiaSynth's chain of
+thought), sets side A's goal (SDSD) and writes each side a private brief. It is
+never shown the violation plan, so no brief can leak it. For a briefed dialogue
+a second call, shown that plan and the principles, writes how and in which of
+its own turns the briefed side breaks them; only that side's prompt gets it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from . import prompts
 from ._common import PrincipleLike, call_agent, derive_seed, principle_lines
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
-from .domain import CharacteristicValue, DialogueJob, PlanOutput, Side, bounded
+from .domain import (
+    CharacteristicValue,
+    DialogueJob,
+    PlanOutput,
+    Side,
+    ViolationPlanOutput,
+    bounded,
+    clamp_violation_turn,
+    own_turns,
+)
 
 
 class Decision(BaseModel):
@@ -39,7 +50,7 @@ def plan_schema(names: tuple[str, ...]) -> type[BaseModel]:
             "Characteristics", __config__=ConfigDict(populate_by_name=True),
             **{f"c{i}": (Decision, Field(alias=name)) for i, name in enumerate(names)})
         fields["characteristics"] = (decided, ...)
-    for name in ("goal", "brief_a", "brief_b", "violation_turn"):
+    for name in ("goal", "brief_a", "brief_b"):
         info = PlanOutput.model_fields[name]
         fields[name] = (info.annotation, info)
     return create_model("PlanOutput", __doc__=PlanOutput.__doc__, **fields)
@@ -54,7 +65,7 @@ def to_plan(parsed: Any, names: tuple[str, ...]) -> PlanOutput:
             d = getattr(decided, f"c{i}")
             characteristics.append(CharacteristicValue(name=name, value=d.value, reason=d.reason))
     return PlanOutput(reasoning=parsed.reasoning, characteristics=characteristics, goal=parsed.goal,
-                      brief_a=parsed.brief_a, brief_b=parsed.brief_b, violation_turn=parsed.violation_turn)
+                      brief_a=parsed.brief_a, brief_b=parsed.brief_b)
 
 SETTINGS = {
     "assistant": "a user (side A) chatting with an AI assistant (side B) in a text chat",
@@ -80,44 +91,39 @@ class PlannerAgent:
     backend: Backend
     params: SamplingParams
 
-    def messages(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
-                 characteristics: Sequence[tuple[str, str]]) -> list[ChatMessage]:
-        side = job.briefed_side
-        own_turns = (max_turns + (1 if side == "A" else 0)) // 2
-        if targets:
-            violation_block = prompts.render("planner_violation", side=side, role=side_role(job, side),
-                                             principles=principle_lines(targets))
-            how = "the instruction to break the principle(s) above, with a concrete idea of how"
-            if side == "A":
-                violation_block += f"\nPut {how} in brief_a."
-                brief_b_extra = ""
-            else:
-                brief_b_extra = f" Include {how}."
-            turn_rule = (f"the number of side {side}'s own turn (1 = its first) in which the violation "
-                         f"happens; between 1 and {max(own_turns, 1)}.")
-        else:
-            violation_block, brief_b_extra, turn_rule = "", "", "0 (nothing is to be violated)."
+    def messages(self, job: DialogueJob, max_turns: int, characteristics: Sequence[tuple[str, str]],
+                 ) -> list[ChatMessage]:
+        """The first call: the plan and both briefs. It depends on nothing that was planted."""
         scenario = job.scenario
         user = prompts.render(
-            "planner_user", setting=SETTINGS[job.mode], topic=scenario.topic,
-            subtopic_line=f"Subtopic: {scenario.subtopic}" if scenario.subtopic else "",
-            persona_a=describe_persona(job, "A"), persona_b=describe_persona(job, "B"),
+            "planner_user", **_setting(job), max_turns=max_turns,
             goal_line=f"Side A's goal: {scenario.goal}" if scenario.goal else "",
-            max_turns=max_turns,
             characteristics_block=prompts.render(
                 "planner_characteristics",
                 characteristics="\n".join(f"{i}. {name}: {desc}" if desc else f"{i}. {name}"
                                           for i, (name, desc) in enumerate(characteristics, 1)))
             if characteristics else "",
             characteristics_item="\n- characteristics: for each characteristic above (keyed by its name), the value "
-                                 "you chose and a one-sentence reason." if characteristics else "",
-            violation_block=violation_block, brief_b_extra=brief_b_extra, violation_turn_rule=turn_rule)
+                                 "you chose and a one-sentence reason." if characteristics else "")
+        return [{"role": "system", "content": prompts.render("planner_system")},
+                {"role": "user", "content": user}]
+
+    def violation_messages(self, job: DialogueJob, plan: PlanOutput, targets: Sequence[PrincipleLike],
+                           max_turns: int) -> list[ChatMessage]:
+        """The second call: how the briefed side breaks ``targets``, given the plan."""
+        side = job.briefed_side
+        user = prompts.render(
+            "planner_violation", **_setting(job), goal=plan.goal,
+            situation="; ".join(f"{c.name}: {c.value}" for c in plan.characteristics) or "(not specified)",
+            side=side, brief=plan.brief_a if side == "A" else plan.brief_b, role=side_role(job, side),
+            principles=principle_lines(targets), own_turns=max(own_turns(max_turns, side), 1))
         return [{"role": "system", "content": prompts.render("planner_system")},
                 {"role": "user", "content": user}]
 
     async def plan(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
                    characteristics: Sequence[tuple[str, str]]) -> tuple[PlanOutput, Completion]:
-        msgs = self.messages(job, targets, max_turns, characteristics)
+        """The plan of ``job``; with ``targets``, its violation plan too (``violation_turn`` clamped)."""
+        msgs = self.messages(job, max_turns, characteristics)
         params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
         names = tuple(name for name, _ in characteristics)
         completion = await call_agent(self.backend, "planner", msgs, params, plan_schema(names), span_name="plan",
@@ -125,4 +131,21 @@ class PlannerAgent:
         plan = to_plan(completion.parsed, names)
         if job.scenario.goal:
             plan = plan.model_copy(update={"goal": job.scenario.goal})
+        if targets:
+            vmsgs = self.violation_messages(job, plan, targets, max_turns)
+            vparams = self.params.with_seed(derive_seed(job.seed, job.id, "plan", "violation"))
+            vcompletion = await call_agent(self.backend, "planner", vmsgs, vparams, ViolationPlanOutput,
+                                           span_name="plan", principle_ids=list(job.target_principles))
+            violation: Any = vcompletion.parsed
+            plan = plan.model_copy(update={
+                "violation_brief": violation.violation_brief,
+                "violation_turn": clamp_violation_turn(violation.violation_turn, max_turns, job.briefed_side,
+                                                       briefed=True)})
         return plan, completion
+
+
+def _setting(job: DialogueJob) -> dict[str, str]:
+    scenario = job.scenario
+    return {"setting": SETTINGS[job.mode], "topic": scenario.topic,
+            "subtopic_line": f"Subtopic: {scenario.subtopic}" if scenario.subtopic else "",
+            "persona_a": describe_persona(job, "A"), "persona_b": describe_persona(job, "B")}

@@ -58,5 +58,5 @@ class ReviserAgent:
         completion = await call_agent(self.backend, "reviser", msgs, params, schema, turn_index=verdict.turn_index,
                                       side=verdict.side, principle_ids=verdict.violated)
         parsed: Any = completion.parsed
-        text, _ = clean_turn(parsed.revision, (messages[verdict.turn_index]["name"],))
+        text, _ = clean_turn(parsed.revision)
         return text

@@ -55,8 +55,9 @@ class World:
             return json.dumps({"reasoning": "they are strangers; formal",
                 "characteristics": {name: {"value": "formal", "reason": "first contact"}
                                     for name in minimal_instance(schema or {}).get("characteristics", {})},
-                "goal": "get advice", "brief_a": "SECRET-A brief", "brief_b": "SECRET-B brief",
-                "violation_turn": 1})
+                "goal": "get advice", "brief_a": "SECRET-A brief", "brief_b": "SECRET-B brief"})
+        if title == "ViolationPlanOutput":
+            return json.dumps({"violation_brief": "VIOLATION-PLAN: slip it in", "violation_turn": 1})
         if title == "CritiqueOutput":
             turn_text = user.split('"""')[1].strip()
             if turn_text.startswith("REVISED") and not self.revision_still_violates:
