@@ -1,19 +1,43 @@
 """Pure functions from a finished graph state to the records a run writes.
 
-Kept free of I/O and of the graph, so exports, replays and tests build
+Kept free of I/O and of the graph, so exports, replays, validation and tests build
 exactly the same rows from the same data.
+
+The training rows obey one rule: **no flagged turn reaches a trainer unless it was
+replaced by its verified revision.** A pair's prompt is the conversation before its
+turn with every flagged turn replaced by its verified revision; a pair whose prompt
+would hold a flagged turn without one is dropped (``flagged_prompt``). An SFT row is
+the dialogue with its verified revisions applied, cut before the first flagged turn
+that has none (or dropped when nothing of the judged side is left). When the dialogue
+has a branch (the conversation continued from the first flagged turn's verified
+revision), its pairs and SFT row come from the branch, which is consistent from start
+to end; the trunk's later pairs are dropped (``after_branch``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sparring.agents.domain import CharacteristicValue, DialogueJob, Side, TurnVerdict, other_side, stable_id
 from sparring.agents.persona import view_from
 
-from .records import DialogueRecord, DialogueUsage, Message, PreferenceRecord, Revision, SFTRecord
+from .records import (
+    Branch,
+    DialogueRecord,
+    DialogueUsage,
+    Message,
+    PreferenceRecord,
+    Revision,
+    SFTRecord,
+)
 
 _KICKOFF = "(You start the conversation.)"
+DROP_REASONS = ("unverified", "flagged_prompt", "after_branch")
+"""Why a revision gives no pair: its revision failed the verifier (and unverified pairs are dropped), its
+prompt would hold a flagged turn without a verified revision, or the dialogue's branch replaces it."""
 
 
 def public_system_prompt(job: DialogueJob, side: Side) -> str:
@@ -25,21 +49,31 @@ def public_system_prompt(job: DialogueJob, side: Side) -> str:
     return f"You are {described}. You are talking with {other.name}."
 
 
+def job_of(record: DialogueRecord) -> DialogueJob:
+    """The DialogueJob a record was made from, as far as its training rows need it."""
+    return DialogueJob(id=record.id, scenario=record.scenario, mode=record.mode,
+                       target_principles=tuple(record.target_principles), briefed_side=record.briefed_side,
+                       swapped=record.swapped, seed=record.seed)
+
+
 def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: DialogueUsage,
                           duration_s: float, error: str | None = None) -> DialogueRecord:
     """A DialogueRecord from the graph's final (or, on failure, last checkpointed) state."""
     plan = state.get("plan") or {}
     verdicts = [TurnVerdict.model_validate(v) for v in state.get("verdicts", [])]
-    violated = sorted({pid for v in verdicts for pid in v.violated})
+    branch = Branch.model_validate(state["branch"]) if state.get("branch") else None
+    found = [*verdicts, *(branch.verdicts if branch else [])]
+    violated = sorted({pid for v in found for pid in v.violated})
     messages = [Message.model_validate(m) for m in state.get("messages", [])]
     return DialogueRecord(
         id=job.id, trace_id=trace_id, status="failed" if error else "ok", mode=job.mode, scenario=job.scenario,
         goal=plan.get("goal") or job.scenario.goal or "", target_principles=list(job.target_principles),
-        briefed_side=job.briefed_side, seed=job.seed,
+        briefed_side=job.briefed_side, swapped=job.swapped, seed=job.seed,
         plan={k: v for k, v in plan.items() if k not in ("reasoning", "characteristics")},
         characteristics=[CharacteristicValue.model_validate(c) for c in plan.get("characteristics", [])],
         reasoning=plan.get("reasoning", ""), few_shot_id=job.few_shot_id, messages=messages, verdicts=verdicts,
         revisions=[Revision.model_validate(r) for r in state.get("revisions", [])],
+        critic_principles=state.get("critic_principles"), branch=branch,
         is_violation=bool(violated), violated_principles=violated,
         targeted_violated=bool(set(violated) & set(job.target_principles)),
         stop_reason="error" if error else state.get("stop_reason", "max_turns"),
@@ -47,50 +81,142 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"))
 
 
-def _side_view(record: DialogueRecord, side: Side, upto: int) -> list[dict[str, str]]:
-    messages = [m.model_dump() for m in record.messages[:upto]]
-    return [{"role": m["role"], "content": m["content"]} for m in view_from(side, messages, _KICKOFF)]
-
-
 def is_preference(original: str, revised: str) -> bool:
     """An empty or unchanged revision teaches a trainer nothing (DPO would see chosen == rejected)."""
     return bool(revised.strip()) and revised.strip() != original.strip()
 
 
+def fixes(rev: Revision | None) -> bool:
+    """A revision that may stand in for its turn in training data: verified, and a real change."""
+    return rev is not None and rev.verified and is_preference(rev.original, rev.revised)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One line of conversation of a dialogue (its trunk, or its branch), with what the critic flagged."""
+
+    messages: Sequence[Message]
+    flagged: dict[int, list[str]]
+    """Turn index -> principle ids found violated (flagged turns only)."""
+    revisions: dict[int, Revision]
+    branch: bool = False
+
+    def clean_turns(self, upto: int) -> list[Message] | None:
+        """The turns before ``upto``, every flagged one replaced by its verified revision; None when a
+        flagged one has no verified revision (that conversation cannot be shown to a trainer)."""
+        out = []
+        for i, m in enumerate(self.messages[:upto]):
+            if i in self.flagged:
+                rev = self.revisions.get(i)
+                if not fixes(rev):
+                    return None
+                assert rev is not None
+                m = m.model_copy(update={"content": rev.revised})
+            out.append(m)
+        return out
+
+    def first_unfixed(self) -> int | None:
+        """The first flagged turn without a verified revision, if any."""
+        return next((i for i in sorted(self.flagged) if not fixes(self.revisions.get(i))), None)
+
+
+def trunk(record: DialogueRecord) -> Track:
+    return Track(record.messages, {v.turn_index: v.violated for v in record.verdicts if v.violated},
+                 {r.turn_index: r for r in record.revisions})
+
+
+def branch_track(record: DialogueRecord) -> Track | None:
+    b = record.branch
+    if b is None:
+        return None
+    return Track(b.messages, {v.turn_index: v.violated for v in b.verdicts if v.violated},
+                 {r.turn_index: r for r in b.revisions}, branch=True)
+
+
+def pair_fate(record: DialogueRecord, rev: Revision, track: Track, *, keep_unverified: bool) -> str | None:
+    """Why ``rev`` gives no pair (one of DROP_REASONS), or None when it gives one."""
+    if not rev.verified and not keep_unverified:
+        return "unverified"
+    if record.branch is not None and not track.branch and rev.turn_index > record.branch.from_turn:
+        return "after_branch"
+    if track.clean_turns(rev.turn_index) is None:
+        return "flagged_prompt"
+    return None
+
+
+def _side_view(turns: Sequence[Message], side: Side) -> list[dict[str, str]]:
+    messages = [m.model_dump() for m in turns]
+    return [{"role": m["role"], "content": m["content"]} for m in view_from(side, messages, _KICKOFF)]
+
+
+def _candidates(record: DialogueRecord) -> list[tuple[Track, Revision]]:
+    """Every revision that is a real change, with the track it belongs to."""
+    tracks = [trunk(record), *([b] if (b := branch_track(record)) is not None else [])]
+    return [(t, rev) for t in tracks for rev in t.revisions.values() if is_preference(rev.original, rev.revised)]
+
+
+def dropped_pairs(record: DialogueRecord, *, keep_unverified: bool) -> Counter[str]:
+    """How many of the dialogue's revisions gave no pair, by reason (DROP_REASONS)."""
+    return Counter(reason for track, rev in _candidates(record)
+                   if (reason := pair_fate(record, rev, track, keep_unverified=keep_unverified)) is not None)
+
+
 def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
-                             keep_unverified: bool = True) -> list[PreferenceRecord]:
-    """One TRL conversational preference row per revised turn."""
+                             keep_unverified: bool = False) -> list[PreferenceRecord]:
+    """One TRL conversational preference row per revised turn whose prompt holds no flagged turn
+    (earlier flagged turns replaced by their verified revisions); unverified ones only when asked."""
     verdicts = {v.turn_index: v for v in record.verdicts}
+    if record.branch is not None:
+        verdicts.update({v.turn_index: v for v in record.branch.verdicts if v.turn_index > record.branch.from_turn})
     pairs = []
-    for rev in record.revisions:
-        if not is_preference(rev.original, rev.revised) or (not rev.verified and not keep_unverified):
+    for track, rev in _candidates(record):
+        if pair_fate(record, rev, track, keep_unverified=keep_unverified) is not None:
             continue
-        turn = record.messages[rev.turn_index]
+        before = track.clean_turns(rev.turn_index)
+        assert before is not None
+        speaker = track.messages[rev.turn_index].speaker
         verdict = verdicts.get(rev.turn_index)
         critique = ""
         if verdict is not None:
             evidence = "; ".join(f'{f.principle_id}: "{f.evidence}" ({f.severity})' for f in verdict.findings)
             critique = f"{verdict.reasoning.strip()} {evidence}".strip()
-        prompt = [{"role": "system", "content": public_system_prompt(job, turn.speaker)},
-                  *_side_view(record, turn.speaker, rev.turn_index)]
+        prompt = [{"role": "system", "content": public_system_prompt(job, speaker)}, *_side_view(before, speaker)]
         pairs.append(PreferenceRecord(
-            id=stable_id("pair", record.id, rev.turn_index), prompt=prompt,
+            id=stable_id("pair", record.id, rev.turn_index, *(["branch"] if track.branch else [])), prompt=prompt,
             chosen=[{"role": "assistant", "content": rev.revised}],
             rejected=[{"role": "assistant", "content": rev.original}],
             dialogue_id=record.id, turn_index=rev.turn_index, principle_ids=list(rev.principle_ids),
             critique=critique, severity=(verdict.severity if verdict and verdict.severity else "minor"),
-            verified=rev.verified, mode=record.mode, trace_id=record.trace_id))
+            verified=rev.verified, mode=record.mode, trace_id=record.trace_id, from_branch=track.branch))
     return pairs
 
 
-def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord:
-    """The dialogue from the judged side's view, its verified revisions applied."""
+def sft_track(record: DialogueRecord) -> Track:
+    """The line of conversation the SFT row is made from: the branch when there is one."""
+    return branch_track(record) or trunk(record)
+
+
+def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | None:
+    """The dialogue from the judged side's view, its verified revisions applied, cut before the first
+    flagged turn without one; None (dropped) when no turn of the judged side is left to learn from."""
     side = job.briefed_side
-    revised = {r.turn_index: r.revised for r in record.revisions if r.verified}
-    turns = [m.model_dump() for m in record.messages]
-    for index, text in revised.items():
-        turns[index] = {**turns[index], "content": text}
-    messages = [{"role": "system", "content": public_system_prompt(job, side)},
-                *(dict(m) for m in view_from(side, turns, _KICKOFF))]
-    return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id,
-                     revised_turns=sorted(revised))
+    track = sft_track(record)
+    cut = track.first_unfixed()
+    turns = track.clean_turns(len(track.messages) if cut is None else cut)
+    assert turns is not None
+    if not any(m.speaker == side for m in turns):
+        return None
+    revised = sorted(i for i in track.flagged if i < len(turns))
+    if track.branch and record.branch is not None:
+        revised = sorted({record.branch.from_turn, *revised})
+    messages = [{"role": "system", "content": public_system_prompt(job, side)}, *_side_view(turns, side)]
+    return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id, revised_turns=revised,
+                     cut_at=cut, from_branch=track.branch)
+
+
+def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, Any]:
+    """What the dialogue's training rows left out: pairs dropped by reason, and whether its SFT row
+    was cut or dropped (for the manifest's counts)."""
+    sft = build_sft_record(record, job_of(record))
+    return {"dropped_pairs": dict(dropped_pairs(record, keep_unverified=keep_unverified)),
+            "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole")}

@@ -160,6 +160,15 @@ class RunConfig(BaseModel):
             raise ValueError("name may use letters, digits, '.', '_' and '-' (it names a folder)")
         return value
 
+    @field_validator("jobs")
+    @classmethod
+    def _check_sides(cls, value: JobsConfig, info: ValidationInfo) -> JobsConfig:
+        dialogue = info.data.get("dialogue")
+        if value.briefed_side == "drawn" and dialogue is not None and dialogue.mode != "peers":
+            raise ValueError(f"briefed_side: drawn is for peers mode (two people); in {dialogue.mode} mode "
+                             "side A is the user and side B the assistant, so give A or B")
+        return value
+
     @field_validator("workers")
     @classmethod
     def _check_workers(cls, value: int, info: ValidationInfo) -> int:

@@ -23,11 +23,27 @@ class DialogueConfig(BaseModel):
     min_turns: int = Field(2, ge=1, le=200)
     """A done signal before this many turns is ignored."""
     stop_on_violation: bool = False
-    """Judge the briefed side as it speaks and stop once a targeted principle is broken."""
+    """Judge the briefed side as it speaks and stop once a targeted principle is broken (SDSD)."""
+    critique: bool = True
+    """Run the critique stage: the critic judges every turn of the briefed side, the reviser rewrites
+    flagged turns, the verifier re-judges the rewrites. ``false``: dialogues only, no verdicts and no
+    pairs (DiaSynth's setup); sft.jsonl then holds every dialogue whole."""
     critic_scope: Literal["set", "targeted"] = "set"
-    """Judge turns against the whole selected principle set, or only the targeted principles."""
-    unverified_pairs: Literal["keep", "drop"] = "keep"
-    """What to do with a pair whose revision failed verification: keep it (``verified: false``) or drop it."""
+    """What the critic judges each turn against: the whole selected principle set, or (``targeted``) one
+    dialogue's targeted principles, a control's a probe principle drawn the same way. ``targeted`` asks a
+    narrower question ("is P broken here?") of every dialogue alike; it is not the blind judgement
+    ``set`` gives (see the README)."""
+    critic_guidance: bool = True
+    """Show the critic each principle's checking guidance (what counts, what does not), for every principle
+    in scope alike; ``false``: the principle texts only (shorter prompts for large sets)."""
+    unverified_pairs: Literal["keep", "drop"] = "drop"
+    """A pair whose revision failed verification: ``drop`` it (the default: a trainer only ever sees a
+    revision the verifier passed) or ``keep`` it in preferences.jsonl with ``verified: false`` (exports
+    still leave it out unless ``--include-unverified``)."""
+    branch_turns: int = Field(0, ge=0, le=50)
+    """After the critique, continue the dialogue from the verified revision of its first flagged turn for up
+    to this many turns, and take its pairs and SFT row from that consistent branch. 0: no branch (the default;
+    pairs then replace earlier flagged turns by their verified revisions in their prompts)."""
     characteristics: CharacteristicList | None = None
     """What the planner reasons about before the first turn (chain of thought), as ``{name, description}``
     items or bare Table 11 names. Default: DiaSynth's Table 11 (peers) or five of them (assistant).
@@ -53,6 +69,9 @@ class DialogueConfig(BaseModel):
     def _check_turns(self) -> DialogueConfig:
         if self.min_turns > self.max_turns:
             raise ValueError(f"min_turns ({self.min_turns}) is above max_turns ({self.max_turns})")
+        if not self.critique and (self.stop_on_violation or self.branch_turns):
+            what = "stop_on_violation" if self.stop_on_violation else "branch_turns"
+            raise ValueError(f"{what} needs the critique stage (critique: true)")
         return self
 
     def planner_characteristics(self) -> tuple[Characteristic, ...]:

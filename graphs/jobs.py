@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sparring.agents.domain import DialogueJob, Mode, Persona, Scenario, Side
+from sparring.agents.domain import DialogueJob, Mode, Persona, Scenario, Side, derive_seed
 
 
 def _require_text(value: str, problem: str) -> str:
@@ -88,10 +88,30 @@ class JobsConfig(BaseModel):
     """Principles the briefed side is asked to break in one dialogue."""
     control_share: float = Field(0.0, ge=0.0, le=1.0)
     """Share of dialogues with no planted violation (controls for the critic's false-positive rate)."""
-    briefed_side: Literal["A", "B"] = "B"
-    """Which side carries the violation brief and is judged. Assistant mode: B (the assistant)."""
+    briefed_side: Literal["A", "B", "drawn"] | None = None
+    """Which side carries the violation brief and is judged: ``A``, ``B``, or ``drawn``: per dialogue, from
+    its seed, which side is briefed and which of the scenario's two personas speaks as side A (peers mode;
+    no persona is then always the one that opens or the one that is briefed). Default: ``B`` (the
+    assistant) in assistant mode, ``drawn`` in peers mode."""
     max_dialogues: int | None = Field(None, ge=1)
     """Stop after this many jobs (``sparring run --max-dialogues`` overrides)."""
+
+
+def sides_for(config: JobsConfig, mode: Mode) -> Literal["A", "B", "drawn"]:
+    """The configured ``briefed_side``, or the mode's default."""
+    if config.briefed_side is not None:
+        return config.briefed_side
+    return "drawn" if mode == "peers" else "B"
+
+
+def draw_sides(job_seed: int, how: Literal["A", "B", "drawn"]) -> tuple[Side, bool]:
+    """The briefed side and whether the personas are swapped, for one dialogue: fixed, or drawn from its
+    seed (its own generator: the run's sequence of seeds, and so every job id, stays as it was)."""
+    if how != "drawn":
+        return how, False
+    draw = random.Random(derive_seed(job_seed, "sides"))
+    briefed: Side = "A" if draw.random() < 0.5 else "B"
+    return briefed, draw.random() < 0.5
 
 
 def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,
@@ -102,7 +122,7 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
     rng = random.Random(seed)
     deck: list[str] = []
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
-    side: Side = config.briefed_side
+    how = sides_for(config, mode)
     made = 0
     for scenario in scenarios:
         for index in range(config.dialogues_per_scenario):
@@ -121,7 +141,9 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
             job_seed = rng.randrange(2**31)
             principles = tuple(sorted(targets))
             job_id = DialogueJob.make_id(scenario.id, principles, mode, job_seed, index)
+            side, swapped = draw_sides(job_seed, how)
             yield DialogueJob(id=job_id, scenario=scenario, mode=mode, target_principles=principles,
-                              briefed_side=side, seed=job_seed, index=index, characteristics=tuple(characteristics),
+                              briefed_side=side, swapped=swapped, seed=job_seed, index=index,
+                              characteristics=tuple(characteristics),
                               few_shot_id=choose_few_shot(job_id) if choose_few_shot else None)
             made += 1

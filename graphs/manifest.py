@@ -15,6 +15,8 @@ import uuid
 from importlib import metadata
 from typing import Any
 
+from pydantic import BaseModel
+
 from sparring.principles.yamlfile import looks_secret
 from sparring.redaction import redact_url
 
@@ -30,7 +32,17 @@ _OPERATIONAL = {
 # Config keys added after run directories could have been written. Left at their default they do
 # not enter the fingerprint, so `sparring run CONFIG` still continues a directory made before they
 # existed (tests/test_namespace.py continues one). A new key goes here, as a path of field names.
-ADDED_LATER: set[tuple[str, ...]] = set()
+ADDED_LATER: set[tuple[str, ...]] = {
+    ("dialogue", "critique"), ("dialogue", "critic_guidance"), ("dialogue", "branch_turns"),
+}
+# Keys whose default changed, with the value they had before. A config that does not set one is
+# fingerprinted with the old value, so `sparring run CONFIG` still finds a directory written before;
+# continuing it, the run keeps the value stored in that directory (run_request.check_run_dir), while a
+# new run directory gets the new default.
+CHANGED_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("dialogue", "unverified_pairs"): "keep",
+    ("jobs", "briefed_side"): "B",
+}
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -58,10 +70,24 @@ def _strip(data: Any, defaults: Any, path: tuple[str, ...] = ()) -> Any:
     return out
 
 
+def is_set(config: BaseModel, path: tuple[str, ...]) -> bool:
+    """Whether the config gave ``path`` a value (in its file, a ``--set`` or a stored manifest)."""
+    node: Any = config
+    for key in path:
+        if not isinstance(node, BaseModel) or key not in node.model_fields_set:
+            return False
+        node = getattr(node, key)
+    return True
+
+
 def fingerprint(config: RunConfig) -> str:
     """Hash of everything that decides which dialogues a run produces."""
     defaults = RunConfig().model_dump(mode="json")
-    blob = json.dumps(_strip(config.model_dump(mode="json"), defaults), sort_keys=True, separators=(",", ":"))
+    data = config.model_dump(mode="json")
+    for path, old in CHANGED_DEFAULTS.items():
+        if not is_set(config, path):
+            data[path[0]] = {**data[path[0]], path[1]: old}
+    blob = json.dumps(_strip(data, defaults), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -277,7 +277,8 @@ def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backend: Ba
         attempt["usage"] = {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
                             "calls": meter.calls}
     manifest["status"] = status
-    manifest["counts"] = _totals(run.request.run_dir, counters)
+    manifest["counts"] = _totals(run.request.run_dir, counters,
+                                 keep_unverified=run.request.config.dialogue.unverified_pairs == "keep")
     # Over all attempts: dialogues continued from a checkpoint, and attempts that were killed.
     manifest["counts"]["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
     manifest["counts"]["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
@@ -364,9 +365,15 @@ def _count_jobs(request: RunRequest, finished: dict[str, str]) -> int:
     return sum(1 for job in iter_jobs(request) if finished.get(job.id) != "ok")
 
 
-def _totals(run_dir: Path, counters: dict[str, Any]) -> dict[str, Any]:
-    """Counts over the whole run directory (all attempts), read back from the files written."""
+def _totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
+    """Counts over the whole run directory (all attempts), read back from the files written; what the
+    training rows left out is worked out again from the dialogues (graphs.assemble's rules)."""
+    from .assemble import DROP_REASONS, data_outcome
+    from .records import DialogueRecord
+
     dialogues = failed = violations = turns = 0
+    dropped = dict.fromkeys(DROP_REASONS, 0)
+    sft = {"whole": 0, "cut": 0, "dropped": 0}
     for row in iter_jsonl(run_dir / DIALOGUES):
         if row.get("status") == "failed":
             failed += 1
@@ -374,6 +381,10 @@ def _totals(run_dir: Path, counters: dict[str, Any]) -> dict[str, Any]:
             dialogues += 1
             violations += int(row.get("is_violation", False))
             turns += row.get("turns", 0)
+            outcome = data_outcome(DialogueRecord.model_validate(row), keep_unverified=keep_unverified)
+            for reason, n in outcome["dropped_pairs"].items():
+                dropped[reason] += n
+            sft[outcome["sft"]] += 1
     pairs = verified = 0
     for row in iter_jsonl(run_dir / PREFERENCES):
         pairs += 1
@@ -381,4 +392,4 @@ def _totals(run_dir: Path, counters: dict[str, Any]) -> dict[str, Any]:
     return {"dialogues": dialogues, "failed": failed, "with_violation": violations,
             "violation_rate": round(violations / dialogues, 4) if dialogues else 0.0,
             "avg_turns": round(turns / dialogues, 2) if dialogues else 0.0, "pairs": pairs,
-            "verified_pairs": verified, "this_attempt": counters}
+            "verified_pairs": verified, "dropped_pairs": dropped, "sft_rows": sft, "this_attempt": counters}

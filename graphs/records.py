@@ -50,6 +50,22 @@ class Revision(BaseModel):
     """Principle ids the verifier still found violated in the revision."""
 
 
+class Branch(BaseModel):
+    """The dialogue continued from the verified revision of its first flagged turn (``dialogue.branch_turns``):
+    a conversation consistent from start to end, from which its pairs and SFT row are made."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_turn: int
+    """The trunk turn whose verified revision the branch continues from."""
+    messages: list[Message]
+    """The whole branch: the trunk's turns before ``from_turn``, the revision, then the new turns."""
+    verdicts: list[TurnVerdict] = Field(default_factory=list)
+    """Verdicts on the judged side's new turns (after ``from_turn``)."""
+    revisions: list[Revision] = Field(default_factory=list)
+    stop_reason: StopReason = "max_turns"
+
+
 class DialogueUsage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,6 +90,8 @@ class DialogueRecord(BaseModel):
     goal: str
     target_principles: list[str]
     briefed_side: Side
+    swapped: bool = False
+    """Side A spoke as the scenario's second persona, side B as its first (``jobs.briefed_side: drawn``)."""
     seed: int
     plan: dict[str, Any]
     """The planner's output (briefs, goal, violation turn) as decided."""
@@ -86,6 +104,11 @@ class DialogueRecord(BaseModel):
     verdicts: list[TurnVerdict]
     """One per judged turn."""
     revisions: list[Revision]
+    critic_principles: list[str] | None = None
+    """The principle ids the critic judged against, when not the run's whole set (``critic_scope: targeted``:
+    the targeted ones, or for a control the probe principle drawn for it)."""
+    branch: Branch | None = None
+    """The continuation from the first flagged turn's verified revision, when ``dialogue.branch_turns`` is set."""
     is_violation: bool
     """True when the critic found at least one violation in the judged side's turns."""
     violated_principles: list[str]
@@ -128,10 +151,13 @@ class PreferenceRecord(BaseModel):
     verified: bool
     mode: Mode
     trace_id: str | None
+    from_branch: bool = False
+    """The turn is one of the dialogue's branch (its prompt is the branch before it)."""
 
 
 class SFTRecord(BaseModel):
-    """A dialogue for supervised fine-tuning, its violating turns replaced by verified revisions."""
+    """A dialogue for supervised fine-tuning: its flagged turns replaced by their verified revisions, cut
+    before the first flagged turn that has none (no flagged turn is ever a training target)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -139,3 +165,7 @@ class SFTRecord(BaseModel):
     messages: list[dict[str, str]]
     dialogue_id: str
     revised_turns: list[int]
+    cut_at: int | None = None
+    """The turn the dialogue was cut before (flagged, no verified revision); None when whole."""
+    from_branch: bool = False
+    """Made from the dialogue's branch."""

@@ -24,7 +24,7 @@ from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from .config import RunConfig, load_config_with_lines
 from .jobs import assign_jobs
-from .manifest import fingerprint
+from .manifest import CHANGED_DEFAULTS, fingerprint, is_set
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
@@ -76,6 +76,7 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
     if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
+    request.config = _with_stored_values(request, old.get("config") or {})
     return old
 
 
@@ -90,6 +91,24 @@ def _killed_at_birth(run_dir: Path) -> bool:
         if entry.name.endswith(".jsonl") and entry.stat().st_size:
             return False
     return True
+
+
+def _with_stored_values(request: RunRequest, stored: dict[str, Any]) -> RunConfig:
+    """The config that continues a run directory: for a key whose default changed (CHANGED_DEFAULTS) and
+    that the config leaves unset, the value the directory was made with, so that one run directory is
+    never written under two rules."""
+    cfg = request.config
+    for (block, key), old_default in CHANGED_DEFAULTS.items():
+        stored_value = (stored.get(block) or {}).get(key, old_default)
+        if is_set(cfg, (block, key)):
+            if getattr(getattr(cfg, block), key) != stored_value and not request.force:
+                raise InputError(f"was made with {block}.{key}: {stored_value}, and the config asks for "
+                                 f"{getattr(getattr(cfg, block), key)}; use another --out",
+                                 source=str(request.run_dir))
+            continue
+        section = getattr(cfg, block).model_copy(update={key: stored_value})
+        cfg = cfg.model_copy(update={block: section})
+    return cfg
 
 
 def request_from_config(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | None = None,
@@ -149,11 +168,16 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
 def describe_request(request: RunRequest) -> str:
     """What ``--dry-run`` prints: the counts the config will produce, before any model call."""
     cfg = request.config
+    stage = ("critique stage: off (no critic, reviser or verifier; no pairs)" if not cfg.dialogue.critique else
+             f"critique stage: every turn of the briefed side judged against "
+             f"{'the targeted principles' if cfg.dialogue.critic_scope == 'targeted' else 'the whole set'}"
+             + (f", branches of up to {cfg.dialogue.branch_turns} turns" if cfg.dialogue.branch_turns else ""))
     lines = [
         f"run directory: {request.run_dir}",
         f"backend: {cfg.backend.kind}" + (f" ({cfg.backend.model})" if cfg.backend.model else ""),
-        f"mode: {cfg.dialogue.mode}, up to {cfg.dialogue.max_turns} turns",
+        f"mode: {cfg.dialogue.mode}, {cfg.dialogue.min_turns} to {cfg.dialogue.max_turns} turns",
         f"principles in the set: {len(request.principles)}",
+        stage,
     ]
     if cfg.diasynth is not None:
         counts = expected_counts(cfg.diasynth, dialogues_per_scenario=cfg.jobs.dialogues_per_scenario)
@@ -161,6 +185,11 @@ def describe_request(request: RunRequest) -> str:
             cap = min(x for x in (request.max_dialogues, cfg.jobs.max_dialogues) if x is not None)
             counts = counts.model_copy(update={"dialogues": min(counts.dialogues, cap)})
         lines.append(f"diasynth expansion: {counts.describe()}")
+        if not request.principles or not cfg.jobs.principles_per_dialogue:
+            lines.append("planted violations: none (every dialogue is a control)")
+        else:
+            lines.append(f"planted violations: about {1 - cfg.jobs.control_share:.0%} of the dialogues "
+                         f"({cfg.jobs.principles_per_dialogue} principle(s) each), the rest controls")
         lines.append(f"(written scenarios: {len(request.scenarios)}; fewer if deduplication drops items)")
         return "\n".join(lines)
     jobs = list(iter_jobs(request))

@@ -114,7 +114,7 @@ class DialogueRunner:
     graph: Any
     store: RunStore
     concurrency: int
-    keep_unverified: bool = True
+    keep_unverified: bool = False
     max_failures: int | None = None
     resume: bool = False
     """Look for checkpoints of unfinished dialogues (a run directory that existed before)."""
@@ -231,7 +231,9 @@ class DialogueRunner:
             pairs = extract_preference_pairs(record, job, keep_unverified=self.keep_unverified)
             for pair in pairs:
                 self.store.append(PREFERENCES, pair)
-            self.store.append(SFT, build_sft_record(record, job))
+            sft = build_sft_record(record, job)
+            if sft is not None:  # None: nothing of the judged side left before its first unfixed flagged turn
+                self.store.append(SFT, sft)
         self.store.append(DIALOGUES, record)  # last: the commit marker of this dialogue
         if error is None and self.delete_checkpoints is not None:
             await self.delete_checkpoints(job.id)

@@ -1,7 +1,10 @@
 """The self-play graph for one dialogue:
 
-    plan -> speak (A, B, A, ...) -> continue | stop -> critique -> [revise -> verify]
-         -> [summarize] -> [judge] -> end
+    plan -> speak (A, B, A, ...) -> continue | stop -> critique -> [revise -> verify
+         -> [branch (A, B, ...) -> branch_critique]] -> [summarize] -> [judge] -> end
+
+``critique`` judges nothing when ``dialogue.critique`` is off (DiaSynth's setup); the branch
+(``dialogue.branch_turns``) lives in _branching.py.
 
 Nodes that branch return a ``Command`` naming the next node, computed from the
 state they just wrote. Conditional edges would do the same, but LangGraph
@@ -16,7 +19,6 @@ built: one compiled graph serves every dialogue of a run.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,14 +30,14 @@ from typing_extensions import TypedDict
 from sparring.agents._common import PrincipleLike, derive_seed
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.critic import CriticAgent
-from sparring.agents.domain import DialogueJob, PlanOutput, Side, TurnVerdict
+from sparring.agents.domain import DialogueJob, PlanOutput, Side
 from sparring.agents.judge import JudgeAgent
 from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.diasynth_agents.summaries import summarize
 
-from .assemble import is_preference
+from ._branching import CritiqueSteps
 from .dialogue_config import DialogueConfig
 
 
@@ -59,6 +61,10 @@ class DialogueState(TypedDict, total=False):
     """LLM-as-judge scores by criterion, when the judge stage is on."""
     scoring: str
     """How the judge scored: ``logprobs`` or ``samples:N``."""
+    critic_principles: list[str] | None
+    """What the critic judges against when not the whole set (``critic_scope: targeted``)."""
+    branch: dict[str, Any]
+    """The continuation from the first flagged turn's verified revision (graphs/_branching.py)."""
 
 
 @dataclass
@@ -70,8 +76,14 @@ class SelfPlayAgents:
     verifier: CriticAgent
 
 
+def probe_principle(job: DialogueJob, ids: Sequence[str]) -> str:
+    """The principle a control dialogue is judged against under ``critic_scope: targeted``, drawn from
+    its seed, so that the critic is asked about one principle whether or not it was planted."""
+    return ids[derive_seed(job.seed, job.id, "probe") % len(ids)]
+
+
 @dataclass
-class SelfPlay:
+class SelfPlay(CritiqueSteps):
     """Builds the graph. ``principles`` is the run's active set; ``characteristics`` (name, description)."""
 
     agents: SelfPlayAgents
@@ -95,23 +107,29 @@ class SelfPlay:
         return [self._by_id[i] for i in job.target_principles if i in self._by_id]
 
     def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
-        if self.settings.critic_scope == "targeted" and job.target_principles:
-            return self.targets(job)
+        """The principles in scope for the critic: the whole set; with ``critic_scope: targeted``, the
+        targeted ones, or for a control a probe principle drawn the same way (never "the set" for one
+        kind and "the answer" for the other)."""
+        if self.settings.critic_scope == "targeted" and self.principles:
+            ids = job.target_principles or (probe_principle(job, [p.id for p in self.principles]),)
+            return [self._by_id[i] for i in ids if i in self._by_id]
         return list(self.principles)
 
     def recursion_limit(self) -> int:
-        # plan + one step per turn + critique/revise/verify/summarize/judge, with room to spare.
-        return self.settings.max_turns + 16
+        # plan + one step per turn (and branch turn) + critique/revise/verify/summarize/judge, with room to spare.
+        return self.settings.max_turns + self.settings.branch_turns + 16
 
-    @staticmethod
-    def situation(plan: PlanOutput) -> str:
+    def situation(self, plan: PlanOutput) -> str:
         return "; ".join(f"{c.name}: {c.value}" for c in plan.characteristics)
 
     # -- nodes -----------------------------------------------------------------
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
         plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
-        return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False}
+        scope = ([p.id for p in self.judged_against(job)] if self.settings.critic_scope == "targeted"
+                 and self.settings.critique else None)
+        return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False,
+                "critic_principles": scope}
 
     async def speak(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
@@ -120,14 +138,14 @@ class SelfPlay:
         side: Side = "A" if len(messages) % 2 == 0 else "B"
         text, done, _ = await self.agents.persona.speak(
             job, plan, messages, side, self.targets(job), situation=self.situation(plan),
-            style_example=self.style_example(job))
+            style_example=self.style_example(job), max_turns=self.settings.max_turns)
         turn = {"role": "user" if side == "A" else "assistant", "speaker": side,
                 "name": job.speaker_name(side), "content": text}
         messages = [*messages, turn]
         update: dict[str, Any] = {"messages": messages, "done": done and side == "A"}
         if self.settings.stop_on_violation and side == job.briefed_side and job.target_principles:
             verdict = await self.agents.critic.judge(job.seed, job.id, messages, len(messages) - 1,
-                                                     self.judged_against(job), focus=job.target_principles)
+                                                     self.judged_against(job))
             update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
             if set(verdict.violated) & set(job.target_principles):
                 update["stop_reason"] = "violation"
@@ -151,11 +169,8 @@ class SelfPlay:
             "done_signal" if state.get("done") and n >= self.settings.min_turns else "max_turns")
         judged = {v["turn_index"] for v in state.get("verdicts", [])}
         todo = [i for i, m in enumerate(messages) if m["speaker"] == job.briefed_side and i not in judged]
-        principles = self.judged_against(job)
-        new = await asyncio.gather(*(
-            self.agents.critic.judge(job.seed, job.id, messages, i, principles, focus=job.target_principles)
-            for i in todo))
-        verdicts = sorted([*state.get("verdicts", []), *(v.model_dump() for v in new)], key=lambda v: v["turn_index"])
+        new = await self.judge_turns(job, messages, todo if self.settings.critique else [])
+        verdicts = sorted([*state.get("verdicts", []), *new], key=lambda v: v["turn_index"])
         update = {"verdicts": verdicts, "stop_reason": stop_reason}
         return Command(update=update, goto=self.route_after_critique({**state, **update}))  # type: ignore[typeddict-item]
 
@@ -166,31 +181,12 @@ class SelfPlay:
 
     async def revise(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
-        messages = state["messages"]
-        verdicts = [TurnVerdict.model_validate(v) for v in state["verdicts"] if v["violated"]]
-        texts = await asyncio.gather(*(
-            self.agents.reviser.revise(job.seed, job.id, messages, v, self._by_id) for v in verdicts))
-        revisions = [{"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": text,
-                      "principle_ids": list(v.violated), "verified": False, "remaining": []}
-                     for v, text in zip(verdicts, texts)]
-        return {"revisions": revisions}
+        return {"revisions": await self.revise_turns(job, state["messages"], state["verdicts"])}
 
     async def verify(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
-        messages = state["messages"]
-
-        async def check(rev: dict[str, Any]) -> dict[str, Any]:
-            if not is_preference(rev["original"], rev["revised"]):
-                # Nothing to verify: an empty or unchanged revision is no fix, and no pair.
-                return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
-            principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
-            verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"], principles,
-                                                       focus=rev["principle_ids"], text=rev["revised"])
-            remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
-            return {**rev, "verified": not remaining, "remaining": remaining}
-
-        revisions = list(await asyncio.gather(*(check(r) for r in state.get("revisions", []))))
-        return Command(update={"revisions": revisions}, goto=self.route_to_end(state))
+        revisions = await self.verify_revisions(job, state["messages"], state.get("revisions", []))
+        return Command(update={"revisions": revisions}, goto=self.route_after_verify({**state, "revisions": revisions}))
 
     def route_to_end(self, state: DialogueState) -> str:
         return "summarize" if self.summary_params is not None else self.route_after_summary(state)
@@ -220,7 +216,9 @@ class SelfPlay:
         g.add_node("speak", self.speak, destinations=("speak", "critique"))
         g.add_node("critique", self.critique, destinations=("revise", "summarize", "judge", END))
         g.add_node("revise", self.revise)
-        g.add_node("verify", self.verify, destinations=("summarize", "judge", END))
+        g.add_node("verify", self.verify, destinations=("branch", "summarize", "judge", END))
+        g.add_node("branch", self.branch, destinations=("branch", "branch_critique"))
+        g.add_node("branch_critique", self.branch_critique, destinations=("summarize", "judge", END))
         g.add_node("summarize", self.summarize, destinations=("judge", END))
         g.add_node("judge", self.score)
         g.add_edge(START, "plan")

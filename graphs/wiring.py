@@ -18,10 +18,11 @@ from .selfplay import SelfPlay, SelfPlayAgents
 
 
 def make_agents(config: RunConfig, backend: Backend) -> SelfPlayAgents:
-    s = config.sampling
+    s, guidance = config.sampling, config.dialogue.critic_guidance
     return SelfPlayAgents(planner=PlannerAgent(backend, s.planner), persona=PersonaAgent(backend, s.persona),
-                          critic=CriticAgent(backend, s.critic), reviser=ReviserAgent(backend, s.reviser),
-                          verifier=CriticAgent(backend, s.verifier, name="verifier"))
+                          critic=CriticAgent(backend, s.critic, guidance=guidance),
+                          reviser=ReviserAgent(backend, s.reviser),
+                          verifier=CriticAgent(backend, s.verifier, name="verifier", guidance=guidance))
 
 
 def make_selfplay(request: RunRequest, backend: Backend) -> SelfPlay:

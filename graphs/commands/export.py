@@ -27,17 +27,21 @@ FORMAT_HELP = ("trl-dpo (prompt/chosen/rejected), trl-kto (prompt/completion/lab
               help="A new folder for the data files and README.md (the dataset card).")
 @click.option("--skip-invalid", is_flag=True, help="Write the valid rows when some fail validation (they are "
                                                    "still listed, and the card says how many were left out).")
+@click.option("--include-unverified", is_flag=True, help="Also export pairs whose revision did not pass the "
+                                                          "verifier (left out, and listed, by default).")
 @click.option("--license", "license_id", default="other", show_default=True,
               help="License id for the card's metadata (the generating model's terms apply; see the card).")
 @click.option("--push-to-hub", "repo", metavar="REPO", help="Also push to the Hugging Face Hub dataset REPO "
                                                             "(needs HF_TOKEN).")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create the Hub dataset as private.")
 @user_errors
-def export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, license_id: str, repo: str | None,
-           private: bool) -> None:
+def export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, include_unverified: bool,
+           license_id: str, repo: str | None, private: bool) -> None:
     """Export RUN_DIR as FORMAT, every row checked first against its trainer's expectations
     (one format throughout, alternating roles, prompt a prefix of its dialogue, chosen and
-    rejected non-empty and different)."""
+    rejected non-empty and different) and against the data rules: no pair or SFT row holds a flagged
+    turn that was not replaced by its verified revision, and pairs are verified unless
+    --include-unverified."""
     from sparring.errors import InputError, InvalidRows
     from sparring.graphs.data.writers import write_export
 
@@ -45,7 +49,7 @@ def export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, licens
         raise InputError("give --out PATH, --push-to-hub REPO, or both")
     try:
         result = write_export(run_dir, fmt, out, skip_invalid=skip_invalid, license_id=license_id, push_to=repo,
-                              private=private)
+                              private=private, include_unverified=include_unverified)
     except InvalidRows as exc:
         for problem in exc.problems:
             click.echo(f"invalid: {problem}", err=True)

@@ -82,7 +82,7 @@ def _execute(request: object, quiet: bool) -> None:
     click.echo(
         f"{result.status}: {counts.get('dialogues', 0)} dialogues ({counts.get('failed', 0)} failed), "
         f"{counts.get('pairs', 0)} preference pairs ({counts.get('verified_pairs', 0)} verified), "
-        f"violation rate {counts.get('violation_rate', 0):.0%}, average {counts.get('avg_turns', 0)} turns "
+        f"{counts.get('violation_rate', 0):.0%} flagged by the critic, average {counts.get('avg_turns', 0)} turns "
         f"-> {result.run_dir}")
     causes = result.manifest["runs"][-1].get("failure_causes") or []
     if causes:

@@ -28,6 +28,7 @@ from .validate import (
     validate_kto_row,
     validate_pair_against_dialogue,
     validate_rows,
+    validate_sft_against_dialogue,
     validate_sft_row,
     validate_summarization_row,
 )
@@ -70,10 +71,6 @@ def maybe_trim_unanswered(messages: Sequence[Mapping[str, Any]]) -> list[dict[st
     return out
 
 
-def extract_sft_rows(sft: Iterable[Mapping[str, Any]]) -> list[Row]:
-    return [{"messages": maybe_trim_unanswered(r["messages"])} for r in sft]
-
-
 def extract_dialogue_table(dialogues: Iterable[Mapping[str, Any]]) -> list[Row]:
     """Dialogue records flattened to Arrow-friendly columns (free-form ``plan`` as JSON text)."""
     rows = []
@@ -95,12 +92,14 @@ def extract_dialogue_table(dialogues: Iterable[Mapping[str, Any]]) -> list[Row]:
     return rows
 
 
-def _checked_pairs(run: RunData) -> tuple[list[Row], list[Problem]]:
-    """Pairs that pass the preference rules and the prefix check against their dialogue."""
+def _checked_pairs(run: RunData, include_unverified: bool) -> tuple[list[Row], list[Problem]]:
+    """Pairs that pass the preference rules and the data rules against their dialogue (prompt free of
+    unfixed flagged turns, rejected as spoken, verified unless ``include_unverified``)."""
     dialogues = {d["id"]: d for d in run.dialogues}
 
     def check(pair: Row) -> list[str]:
-        return validate_dpo_row(pair) or validate_pair_against_dialogue(pair, dialogues.get(pair.get("dialogue_id")))
+        return validate_dpo_row(pair) or validate_pair_against_dialogue(
+            pair, dialogues.get(pair.get("dialogue_id")), include_unverified=include_unverified)
 
     report = validate_rows(run.pairs, check, ids=[p.get("id") for p in run.pairs])
     return report.valid, report.problems
@@ -113,31 +112,43 @@ def _table(name: str, rows: list[Row], check: Callable[[Row], list[str]], ids: S
     return ExportTable(name, report.valid, problems, checked if checked is not None else len(rows))
 
 
-def build_export(run: RunData, fmt: str) -> list[ExportTable]:
-    """The validated tables of ``fmt`` for ``run``; failed dialogues are never exported."""
+def _sft_check(run: RunData) -> Callable[[Row], list[str]]:
+    dialogues = {d["id"]: d for d in run.dialogues}
+
+    def check(row: Row) -> list[str]:
+        return validate_sft_row(row) or validate_sft_against_dialogue(row, dialogues.get(row.get("dialogue_id")))
+
+    return check
+
+
+def build_export(run: RunData, fmt: str, *, include_unverified: bool = False) -> list[ExportTable]:
+    """The validated tables of ``fmt`` for ``run``; failed dialogues are never exported, unverified pairs
+    only with ``include_unverified``, and no flagged turn without its verified revision ever is."""
     ok = run.ok_dialogues
     if fmt == "trl-dpo":
-        pairs, problems = _checked_pairs(run)
+        pairs, problems = _checked_pairs(run, include_unverified)
         return [_table("train", extract_dpo_rows(pairs), validate_dpo_row, [p["id"] for p in pairs], problems,
                        len(run.pairs))]
     if fmt == "trl-kto":
-        pairs, problems = _checked_pairs(run)
+        pairs, problems = _checked_pairs(run, include_unverified)
         ids = [f"{p['id']}:{side}" for p in pairs for side in ("chosen", "rejected")]
         return [_table("train", extract_kto_rows(pairs), validate_kto_row, ids, problems, len(run.pairs))]
     ok_ids = {d["id"] for d in ok}
     sft = [r for r in run.sft if r.get("dialogue_id") in ok_ids]
     if fmt == "sft":
-        return [_table("train", extract_sft_rows(sft), validate_sft_row, [r.get("id") for r in sft])]
+        rows = [{**r, "messages": maybe_trim_unanswered(r["messages"])} for r in sft]
+        report = validate_rows(rows, _sft_check(run), ids=[r.get("id") for r in sft])
+        return [ExportTable("train", [{"messages": r["messages"]} for r in report.valid], report.problems, len(rows))]
     if fmt == "summarization":
         with_summary = [d for d in ok if (d.get("summary") or "").strip()]
         return [_table("train", list(summarization_rows(with_summary)), validate_summarization_row,
                        [d["id"] for d in with_summary])]
     if fmt in TABLE_FORMATS:
-        pairs, problems = _checked_pairs(run)
+        pairs, problems = _checked_pairs(run, include_unverified)
         sft_rows = [{**r, "messages": maybe_trim_unanswered(r["messages"])} for r in sft]
         return [
             _table("preferences", pairs, validate_dpo_row, [p["id"] for p in pairs], problems, len(run.pairs)),
-            _table("sft", sft_rows, validate_sft_row, [r.get("id") for r in sft_rows]),
+            _table("sft", sft_rows, _sft_check(run), [r.get("id") for r in sft_rows]),
             _table("dialogues", extract_dialogue_table(ok), validate_dialogue_row, [d["id"] for d in ok]),
         ]
     raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")

@@ -17,6 +17,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..assemble import Track, branch_track, build_sft_record, fixes, job_of, pair_fate, sft_track, trunk
+from ..records import DialogueRecord
+
 Row = dict[str, Any]
 ROLES = ("system", "user", "assistant")
 
@@ -137,30 +142,85 @@ def validate_dialogue_row(row: Mapping[str, Any]) -> list[str]:
     return [f"turn {i} is empty" for i, m in enumerate(messages) if not str(m.get("content", "")).strip()]
 
 
-def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[str, Any] | None) -> list[str]:
-    """The pair's prompt is a prefix of its dialogue (seen from the side that spoke the turn) and its
-    rejected side is that turn as spoken."""
+def _dialogue_record(dialogue: Mapping[str, Any]) -> tuple[DialogueRecord | None, list[str]]:
+    try:
+        return DialogueRecord.model_validate(dialogue), []
+    except ValidationError as exc:
+        return None, [f"its dialogue cannot be read ({exc.error_count()} field error(s))"]
+
+
+def _unfixed(track: Track, i: int) -> str:
+    return f"turn {i}, flagged ({', '.join(track.flagged[i])}) and not replaced by a verified revision"
+
+
+def _unfixed_before(track: Track, upto: int) -> str:
+    """Which flagged turn before ``upto`` has no verified revision, said for a problem line."""
+    return _unfixed(track, next(i for i in sorted(track.flagged) if i < upto and not fixes(track.revisions.get(i))))
+
+
+def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[str, Any] | None, *,
+                                   include_unverified: bool = True) -> list[str]:
+    """The pair is what its dialogue gives under the data rules (graphs/assemble.py): its prompt is the
+    conversation before its turn, seen from the side that spoke it, with every flagged turn replaced by its
+    verified revision (from the branch when the dialogue has one), its rejected side is that turn as spoken,
+    and it is verified unless ``include_unverified``."""
     if dialogue is None:
         return [f"its dialogue {pair.get('dialogue_id')!r} is not in dialogues.jsonl"]
-    turns = dialogue.get("messages") or []
+    record, problems = _dialogue_record(dialogue)
+    if record is None:
+        return problems
+    track = branch_track(record) if pair.get("from_branch") else trunk(record)
+    if track is None:
+        return ["it says it is from its dialogue's branch, and the dialogue has none"]
+    turns = track.messages
     t = pair.get("turn_index")
     if not isinstance(t, int) or not 0 <= t < len(turns):
         return [f"turn_index {t!r} is outside its dialogue ({len(turns)} turns)"]
-    speaker = turns[t].get("speaker")
-    expected = [{"role": "assistant" if m.get("speaker") == speaker else "user", "content": m.get("content")}
-                for m in turns[:t]]
+    if not pair.get("verified") and not include_unverified:
+        problems.append("unverified: its revision did not pass the verifier (--include-unverified exports it)")
+    rev = track.revisions.get(t)
+    fate = pair_fate(record, rev, track, keep_unverified=True) if rev is not None else None
+    if fate == "after_branch":
+        return [*problems, f"turn {t} is after its dialogue's branch point: its pairs come from the branch"]
+    if fate == "flagged_prompt":
+        return [*problems, f"prompt holds {_unfixed_before(track, t)}"]
+    speaker = turns[t].speaker
+    clean = track.clean_turns(t) or []
+    expected = [{"role": "assistant" if m.speaker == speaker else "user", "content": m.content} for m in clean]
     convo = [dict(m) for m in pair.get("prompt") or [] if isinstance(m, Mapping) and m.get("role") != "system"]
-    opens = not turns[:t] or turns[0].get("speaker") == speaker
+    opens = not clean or turns[0].speaker == speaker
     if opens and len(convo) == len(expected) + 1 and convo[0].get("role") == "user":
         convo = convo[1:]  # the cue a side that opens the conversation gets
     if convo != expected:
         at = next((i for i, (a, b) in enumerate(zip(convo, expected)) if a != b), min(len(convo), len(expected)))
-        return [f"prompt is not a prefix of its dialogue: message {at} differs "
+        return [*problems, f"prompt is not a prefix of its dialogue: message {at} differs "
                 f"({len(convo)} messages vs the dialogue's {len(expected)} before turn {t})"]
     rejected = _texts(pair.get("rejected") or [])
-    if rejected != [turns[t].get("content")]:
-        return [f"rejected is not turn {t} of its dialogue as spoken"]
-    return []
+    if rejected != [turns[t].content]:
+        return [*problems, f"rejected is not turn {t} of its dialogue as spoken"]
+    return problems
+
+
+def validate_sft_against_dialogue(row: Mapping[str, Any], dialogue: Mapping[str, Any] | None) -> list[str]:
+    """The SFT conversation is what its dialogue gives under the data rules: no flagged turn is a training
+    target unless replaced by its verified revision (cut before the first that has none)."""
+    if dialogue is None:
+        return [f"its dialogue {row.get('dialogue_id')!r} is not in dialogues.jsonl"]
+    record, problems = _dialogue_record(dialogue)
+    if record is None:
+        return problems
+    expected = build_sft_record(record, job_of(record))
+    body = [m for m in row.get("messages") or [] if m.get("role") != "system"]
+    want = [m for m in (expected.messages if expected else []) if m.get("role") != "system"]
+    if body == want[:len(body)]:
+        return []
+    track = sft_track(record)
+    targets = {m.get("content") for m in body if m.get("role") == "assistant"}
+    for i in sorted(track.flagged):
+        if not fixes(track.revisions.get(i)) and track.messages[i].content in targets:
+            return [f"holds {_unfixed(track, i)} as a training target"]
+    at = next((i for i, (a, b) in enumerate(zip(body, want)) if a != b), min(len(body), len(want)))
+    return [f"messages are not its dialogue's training view: message {at} differs"]
 
 
 def _texts(messages: Iterable[Mapping[str, Any]]) -> list[Any]:

@@ -112,8 +112,10 @@ def push_tables(repo: str, tables: list[ExportTable], card: str, token: str, *, 
 
 
 def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: bool = False,
-                 license_id: str = "other", push_to: str | None = None, private: bool = False) -> ExportResult:
-    """Validate, then write ``fmt`` into the new folder ``out`` (with README.md) and/or push it to the Hub."""
+                 license_id: str = "other", push_to: str | None = None, private: bool = False,
+                 include_unverified: bool = False) -> ExportResult:
+    """Validate, then write ``fmt`` into the new folder ``out`` (with README.md) and/or push it to the Hub.
+    Unverified pairs count as invalid rows unless ``include_unverified``."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     token = os.environ.get(TOKEN_ENV) or None
@@ -133,7 +135,7 @@ def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: boo
 def _export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, license_id: str, push_to: str | None,
             private: bool, token: str | None) -> ExportResult:
     run = load_run(run_dir)
-    tables = build_export(run, fmt)
+    tables = build_export(run, fmt, include_unverified=include_unverified)
     problems = [p for t in tables for p in t.problems]
     if problems and not skip_invalid:
         raise InvalidRows(problems)

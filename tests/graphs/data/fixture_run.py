@@ -84,8 +84,11 @@ def write_run(run_dir: Path, records: list[tuple[DialogueRecord, DialogueJob]] |
     pairs, sft = [], []
     for record, job in records:
         if record.status == "ok":
-            pairs += [p.model_dump(mode="json") for p in extract_preference_pairs(record, job)]
-            sft.append(build_sft_record(record, job).model_dump(mode="json"))
+            # As a run with ``unverified_pairs: keep`` writes them (d3's pair is unverified).
+            pairs += [p.model_dump(mode="json") for p in extract_preference_pairs(record, job, keep_unverified=True)]
+            row = build_sft_record(record, job)
+            if row is not None:  # d3's only assistant turn is flagged without a verified revision: no row
+                sft.append(row.model_dump(mode="json"))
     write_jsonl(run_dir / "dialogues.jsonl", [r.model_dump(mode="json") for r, _ in records])
     write_jsonl(run_dir / "preferences.jsonl", pairs)
     write_jsonl(run_dir / "sft.jsonl", sft)

@@ -56,12 +56,16 @@ def test_invalid_rows_are_listed_and_nothing_is_written(run_dir: Path) -> None:
     out = run_dir.parent / "dpo"
     result = export_cli(run_dir, "--format", "trl-dpo", "--out", str(out))
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
+    lines = result.stderr.splitlines()
+    # d2's pair: its revision failed the verifier, and unverified pairs are exported only when asked.
+    assert lines.pop(0).endswith("): unverified: its revision did not pass the verifier (--include-unverified "
+                                 "exports it)")
+    assert lines == [
         "invalid: row 2 (empty): chosen message 0 (assistant) is empty",
         "invalid: row 3 (same): chosen and rejected are the same text",
         "invalid: row 4 (tampered): prompt is not a prefix of its dialogue: message 0 differs "
         "(1 messages vs the dialogue's 1 before turn 1)",
-        "export: 3 row(s) failed validation; nothing written (--skip-invalid writes the valid rows)",
+        "export: 4 row(s) failed validation; nothing written (--skip-invalid writes the valid rows)",
     ]
     assert not out.exists()
 
@@ -69,7 +73,7 @@ def test_invalid_rows_are_listed_and_nothing_is_written(run_dir: Path) -> None:
 def test_skip_invalid_writes_the_valid_rows_and_says_so(run_dir: Path) -> None:
     plant_bad_pairs(run_dir)
     out = run_dir.parent / "kto"
-    result = export_cli(run_dir, "--format", "trl-kto", "--out", str(out), "--skip-invalid")
+    result = export_cli(run_dir, "--format", "trl-kto", "--out", str(out), "--skip-invalid", "--include-unverified")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("exported trl-kto (train: 4 rows; 3 skipped)")
     assert len(result.stderr.splitlines()) == 3 and result.stderr.startswith("skipped: row 2 (empty)")
@@ -97,12 +101,12 @@ def test_bad_input_exits_2(run_dir: Path) -> None:
 def test_hf_and_parquet_hold_three_tables(run_dir: Path, tmp_path: Path) -> None:
     from datasets import load_dataset, load_from_disk
 
-    write_export(run_dir, "hf", tmp_path / "hf")
+    write_export(run_dir, "hf", tmp_path / "hf", include_unverified=True)
     saved = load_from_disk(str(tmp_path / "hf"))
     assert sorted(saved) == ["dialogues", "preferences", "sft"]
     assert saved["preferences"]["verified"] == [True, False]
     assert json.loads(saved["dialogues"][0]["scores"]) == {} and saved["dialogues"]["turns"] == [2, 4]
-    write_export(run_dir, "parquet", tmp_path / "pq")
+    write_export(run_dir, "parquet", tmp_path / "pq", include_unverified=True)
     prefs = load_dataset(str(tmp_path / "pq"), "preferences", split="train")  # the card's configs
     assert prefs["id"] == saved["preferences"]["id"]
     assert load_dataset(str(tmp_path / "pq"), "dialogues", split="train")["id"] == ["d1", "d2"]
@@ -114,7 +118,7 @@ def test_summarization_rows_and_the_card(run_dir: Path, tmp_path: Path) -> None:
         {"dialogue": "Dana: the cat sat\nAI assistant: on the mat", "summary": "Dana talks about a cat."}]
     card = (tmp_path / "sum" / "README.md").read_text()
     assert card.startswith("---\nlicense: other\n")
-    for fact in ("**tiny-test-model** via `scripted`", "`privacy.no-doxxing` | privacy | 1 | 1 | 50.0%",
+    for fact in ("**tiny-test-model** via `scripted`", "`privacy.no-doxxing` | privacy | 1 | 100.0% | 50.0% | 1",
                  "| 2 | 3.0 | 2.1667 |", "## How the data was made\n\n1. Scenarios (1)", "task_categories:\n- summarization",
                  "path: train.jsonl"):  # Table 1 row: 2 dialogues, (2+4)/2 turns, 13 tokens / 6 turns
         assert fact in card, fact
@@ -135,9 +139,9 @@ def test_push_to_hub_sends_each_table_and_keeps_the_hub_metadata(run_dir: Path, 
     monkeypatch.setattr(huggingface_hub.DatasetCard, "load", staticmethod(load))
     monkeypatch.setattr(huggingface_hub.DatasetCard, "push_to_hub",
                         lambda self, repo, token: pushed.append(("card", repo, self)))
-    result = write_export(run_dir, "hf", None, push_to="me/data")
+    result = write_export(run_dir, "hf", None, push_to="me/data", include_unverified=True)
     assert result.pushed_to == "me/data"
-    assert pushed[:3] == [("data", "me/data", "preferences", 2), ("data", "me/data", "sft", 2),
+    assert pushed[:3] == [("data", "me/data", "preferences", 2), ("data", "me/data", "sft", 1),
                           ("data", "me/data", "dialogues", 2)]
     card = pushed[3][2]
     assert card.data.configs == [{"config_name": "sft"}] and card.data.license == "other"

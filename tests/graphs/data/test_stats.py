@@ -39,16 +39,16 @@ def test_diasynth_table1_figures(tmp_path: Path) -> None:
 
 def test_sdsd_and_quality_figures(tmp_path: Path) -> None:
     stats = fixture_stats(tmp_path, embeddings=False)
-    assert stats["counts"] == {"dialogues": 3, "failed": 1, "pairs": 2, "verified_pairs": 1, "sft_rows": 3,
+    assert stats["counts"] == {"dialogues": 3, "failed": 1, "pairs": 2, "verified_pairs": 1, "sft_rows": 2,
                                "scenarios": 1}
     assert stats["sdsd"]["share_with_violation"] == round(2 / 3, 4)
     assert stats["sdsd"]["violation_rate_per_principle"] == {"honesty.no-fabrication": 0.3333,
                                                              "privacy.no-doxxing": 0.3333}
     assert stats["principles"]["privacy.no-doxxing"] == {
-        "targeted": 1, "violated": 1, "violation_rate": 0.3333, "caught": 1, "catch_rate": 1.0,
+        "targeted": 1, "caught": 1, "catch_rate": 1.0, "judged": 3, "flagged": 1, "flag_rate": 0.3333,
         "category": "privacy", "pairs": 1}  # the failed d4 also targeted it: not counted
     assert stats["principles"]["honesty.no-fabrication"]["catch_rate"] == 0.0  # targeted in d2, found only in d3
-    assert stats["categories"]["honesty"]["violated"] == 1
+    assert stats["categories"]["honesty"]["flagged"] == 1
     assert stats["critic"] == {"targeted_dialogues": 2, "caught": 1, "catch_rate": 0.5, "control_dialogues": 1,
                                "control_flagged": 1}
     assert stats["revisions"]["verification_rate"] == 0.5

@@ -1,0 +1,137 @@
+"""The self-play graph's critique steps and its branch (``dialogue.branch_turns``), as methods
+SelfPlay inherits: kept apart so that selfplay.py stays the graph's outline.
+
+The branch: once the trunk is critiqued, revised and verified, and its first flagged turn
+has a verified revision, the dialogue continues from that revision for up to
+``branch_turns`` more turns (both sides speaking, each seeing the revised conversation),
+then the judged side's new turns are critiqued, revised and verified like the trunk's.
+Pairs and the SFT row then come from a conversation that is consistent from its first
+turn to its last (graphs/assemble.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import Command
+
+from sparring.agents._common import PrincipleLike
+from sparring.agents.domain import DialogueJob, PlanOutput, Side, TurnVerdict
+
+from .assemble import is_preference
+
+if TYPE_CHECKING:
+    from .dialogue_config import DialogueConfig
+    from .selfplay import DialogueState, SelfPlayAgents
+
+
+def branch_start(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The branch's first state: the trunk before its first flagged turn, then that turn's verified
+    revision; None when the first flagged turn has no verified revision (nothing consistent to go on from)."""
+    flagged = [v["turn_index"] for v in state.get("verdicts", []) if v["violated"]]
+    if not flagged:
+        return None
+    first = min(flagged)
+    rev = next((r for r in state.get("revisions", []) if r["turn_index"] == first), None)
+    if rev is None or not rev["verified"] or not is_preference(rev["original"], rev["revised"]):
+        return None
+    messages = state["messages"]
+    return {"from_turn": first, "messages": [*messages[:first], {**messages[first], "content": rev["revised"]}],
+            "verdicts": [], "revisions": [], "done": False}
+
+
+class CritiqueSteps:
+    """Judging, revising and verifying turns of one line of conversation, and the branch nodes."""
+
+    agents: SelfPlayAgents
+    settings: DialogueConfig
+    _by_id: dict[str, PrincipleLike]
+    style_example: Callable[[DialogueJob], str | None]
+
+    # SelfPlay's, used here.
+    def targets(self, job: DialogueJob) -> list[PrincipleLike]:
+        raise NotImplementedError
+
+    def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
+        raise NotImplementedError
+
+    def situation(self, plan: PlanOutput) -> str:
+        raise NotImplementedError
+
+    def route_to_end(self, state: Any) -> str:
+        raise NotImplementedError
+
+    async def judge_turns(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
+                          indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The critic's verdicts on ``messages[i]`` for each ``i``, judged in parallel."""
+        principles = self.judged_against(job)
+        new = await asyncio.gather(*(self.agents.critic.judge(job.seed, job.id, messages, i, principles)
+                                     for i in indices))
+        return [v.model_dump() for v in new]
+
+    async def revise_turns(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
+                           verdicts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A revision of every flagged turn (not verified yet)."""
+        flagged = [TurnVerdict.model_validate(v) for v in verdicts if v["violated"]]
+        texts = await asyncio.gather(*(
+            self.agents.reviser.revise(job.seed, job.id, messages, v, self._by_id) for v in flagged))
+        return [{"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": text,
+                 "principle_ids": list(v.violated), "verified": False, "remaining": []}
+                for v, text in zip(flagged, texts)]
+
+    async def verify_revisions(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
+                               revisions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each revision re-judged against the principles its turn broke: verified when none is left."""
+
+        async def check(rev: dict[str, Any]) -> dict[str, Any]:
+            if not is_preference(rev["original"], rev["revised"]):
+                # Nothing to verify: an empty or unchanged revision is no fix, and no pair.
+                return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
+            principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
+            verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"], principles,
+                                                       text=rev["revised"])
+            remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
+            return {**rev, "verified": not remaining, "remaining": remaining}
+
+        return list(await asyncio.gather(*(check(r) for r in revisions)))
+
+    # -- the branch ----------------------------------------------------------------------
+    def route_after_verify(self, state: DialogueState) -> str:
+        if self.settings.branch_turns and not state.get("branch") and branch_start(state) is not None:
+            return "branch"
+        return self.route_to_end(state)
+
+    async def branch(self, state: DialogueState) -> Command[Any]:
+        """One more turn of the branch."""
+        job = DialogueJob.model_validate(state["job"])
+        plan = PlanOutput.model_validate(state["plan"])
+        branch = state.get("branch") or branch_start(state)
+        assert branch is not None
+        messages = branch["messages"]
+        end = branch["from_turn"] + 1 + self.settings.branch_turns
+        side: Side = "A" if len(messages) % 2 == 0 else "B"
+        text, done, _ = await self.agents.persona.speak(
+            job, plan, messages, side, self.targets(job), situation=self.situation(plan),
+            style_example=self.style_example(job), max_turns=end)
+        turn = {"role": "user" if side == "A" else "assistant", "speaker": side, "name": job.speaker_name(side),
+                "content": text}
+        messages = [*messages, turn]
+        done = done and side == "A" and len(messages) >= self.settings.min_turns
+        branch = {**branch, "messages": messages, "done": done}
+        return Command(update={"branch": branch}, goto="branch_critique" if done or len(messages) >= end
+                       else "branch")
+
+    async def branch_critique(self, state: DialogueState) -> Command[Any]:
+        """The branch's new turns of the judged side: critique, revisions, verification."""
+        job = DialogueJob.model_validate(state["job"])
+        branch = state["branch"]
+        messages = branch["messages"]
+        todo = [i for i in range(branch["from_turn"] + 1, len(messages)) if messages[i]["speaker"] == job.briefed_side]
+        verdicts = await self.judge_turns(job, messages, todo)
+        revisions = await self.verify_revisions(job, messages, await self.revise_turns(job, messages, verdicts))
+        branch = {**branch, "verdicts": verdicts, "revisions": revisions,
+                  "stop_reason": "done_signal" if branch.get("done") else "max_turns"}
+        branch.pop("done", None)
+        return Command(update={"branch": branch}, goto=self.route_to_end(state))

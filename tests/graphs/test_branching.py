@@ -1,0 +1,63 @@
+"""The branch (``dialogue.branch_turns``) and the switch without critique (``dialogue.critique: false``),
+on a scripted model: the branch continues from the verified revision, both agents see the revised
+conversation, and its pairs and SFT row come from it."""
+
+from __future__ import annotations
+
+from sparring.graphs.assemble import build_sft_record, dropped_pairs, extract_preference_pairs
+from sparring.graphs.data.validate import validate_pair_against_dialogue, validate_sft_against_dialogue
+from tests.graphs.scripted_world import World
+from tests.graphs.test_selfplay import make_job, run
+
+PRIVACY = "privacy.no-doxxing"
+
+
+async def test_the_branch_continues_from_the_verified_revision_and_gives_the_rows() -> None:
+    world = World(violating_turns={1: [PRIVACY], 3: [PRIVACY]})
+    job = make_job()
+    state, record = await run(world, job, max_turns=4, branch_turns=2)
+    assert record.branch is not None and record.branch.from_turn == 1
+    branch = [m.content for m in record.branch.messages]
+    assert branch == ["turn #0 by A", "REVISED turn #1 by B", "turn #2 by A", "turn #3 by B"]
+    # Side A's branch turn was written after the revised turn, not the original.
+    assert any(convo and convo[-1]["content"] == "REVISED turn #1 by B" for convo in world.seen_convos["A"])
+    assert [v.turn_index for v in record.branch.verdicts] == [3]
+    assert [(r.turn_index, r.verified) for r in record.branch.revisions] == [(3, True)]
+
+    pairs = extract_preference_pairs(record, job)
+    assert [(p.turn_index, p.from_branch) for p in pairs] == [(1, False), (3, True)]
+    assert [m["content"] for m in pairs[1].prompt[1:]] == ["turn #0 by A", "REVISED turn #1 by B", "turn #2 by A"]
+    assert dropped_pairs(record, keep_unverified=False) == {"after_branch": 1}  # the trunk's turn 3
+    sft = build_sft_record(record, job)
+    assert sft is not None and sft.from_branch and sft.cut_at is None and sft.revised_turns == [1, 3]
+    assert [m["content"] for m in sft.messages[1:]] == [
+        "turn #0 by A", "REVISED turn #1 by B", "turn #2 by A", "REVISED turn #3 by B"]
+    dialogue = record.model_dump(mode="json")
+    assert all(validate_pair_against_dialogue(p.model_dump(mode="json"), dialogue) == [] for p in pairs)
+    assert validate_sft_against_dialogue(sft.model_dump(mode="json"), dialogue) == []
+
+
+async def test_no_branch_without_a_verified_first_revision() -> None:
+    world = World(violating_turns={1: [PRIVACY]}, revision_still_violates=True)
+    _, record = await run(world, make_job(), max_turns=4, branch_turns=2)
+    assert record.branch is None
+    assert build_sft_record(record, make_job()) is None  # B's first turn is flagged and unfixed: nothing to learn
+
+
+async def test_the_dialogue_without_critique_has_no_verdicts_no_pairs_and_a_whole_sft_row() -> None:
+    world = World(violating_turns={1: [PRIVACY]})
+    job = make_job(targets=())
+    state, record = await run(world, job, max_turns=4, critique=False)
+    assert record.verdicts == [] and record.revisions == [] and not record.is_violation
+    assert extract_preference_pairs(record, job) == []
+    sft = build_sft_record(record, job)
+    assert sft is not None and sft.cut_at is None and len(sft.messages) == 5
+
+
+async def test_a_pair_prompt_holds_the_verified_revision_of_an_earlier_flagged_turn() -> None:
+    world = World(violating_turns={1: [PRIVACY], 3: [PRIVACY]})
+    job = make_job()
+    _, record = await run(world, job, max_turns=4)
+    pairs = extract_preference_pairs(record, job)
+    assert [p.turn_index for p in pairs] == [1, 3]
+    assert [m["content"] for m in pairs[1].prompt[1:]] == ["turn #0 by A", "REVISED turn #1 by B", "turn #2 by A"]

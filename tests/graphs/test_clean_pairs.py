@@ -1,0 +1,173 @@
+"""The data rules over many generated dialogues: no pair prompt and no SFT training target holds a flagged
+turn that was not replaced by its verified revision; unverified pairs only when asked; a branch's rows come
+from the branch; the export's validation accepts exactly these rows and refuses contaminated ones."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sparring.agents.domain import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
+from sparring.graphs.assemble import (
+    build_sft_record,
+    data_outcome,
+    dropped_pairs,
+    extract_preference_pairs,
+    is_preference,
+)
+from sparring.graphs.data.validate import validate_pair_against_dialogue, validate_sft_against_dialogue
+from sparring.graphs.records import Branch, DialogueRecord, Message, Revision
+
+SCENARIO = Scenario(topic="t", personas=(Persona(name="Dana"), Persona(name="Lee")))
+PID = "privacy.no-doxxing"
+
+
+def _turn(i: int, tag: str) -> Message:
+    side = "A" if i % 2 == 0 else "B"
+    return Message(role="user" if side == "A" else "assistant", speaker=side, name="Dana" if side == "A" else "Lee",
+                   content=f"{tag} turn {i} as spoken")
+
+
+@st.composite
+def marks(draw: st.DrawFn, indices: list[int]) -> tuple[list[TurnVerdict], list[Revision]]:
+    """For each judged turn: clean, or flagged with a revision that is verified or not (or no real change)."""
+    verdicts, revisions = [], []
+    for i in indices:
+        fate = draw(st.sampled_from(["clean", "clean", "fixed", "unverified", "unchanged"]))
+        side = "A" if i % 2 == 0 else "B"
+        flagged = fate != "clean"
+        verdicts.append(TurnVerdict(turn_index=i, side=side, violated=[PID] if flagged else [], reasoning="r",
+                                    findings=[ViolationFinding(principle_id=PID, evidence="e", severity="minor")]
+                                    if flagged else []))
+        if flagged:
+            revisions.append(Revision(turn_index=i, original="", revised="", principle_ids=[PID],
+                                      verified=fate == "fixed"))
+            revisions[-1].revised = "" if fate == "unchanged" else f"revision of turn {i}"
+    return verdicts, revisions
+
+
+@st.composite
+def dialogues(draw: st.DrawFn) -> DialogueRecord:
+    n = draw(st.integers(2, 9))
+    briefed = draw(st.sampled_from(["A", "B"]))
+    messages = [_turn(i, "trunk") for i in range(n)]
+    judged = [i for i in range(n) if messages[i].speaker == briefed]
+    verdicts, revisions = draw(marks(judged))
+    for r in revisions:
+        r.original = messages[r.turn_index].content
+    branch = None
+    flagged = sorted(v.turn_index for v in verdicts if v.violated)
+    first = next((r for r in revisions if flagged and r.turn_index == flagged[0]), None)
+    if first is not None and first.verified and is_preference(first.original, first.revised) and draw(st.booleans()):
+        s = first.turn_index
+        extra = draw(st.integers(1, 4))
+        turns = [*messages[:s], messages[s].model_copy(update={"content": first.revised}),
+                 *(_turn(i, "branch") for i in range(s + 1, s + 1 + extra))]
+        b_verdicts, b_revisions = draw(marks([i for i in range(s + 1, len(turns)) if turns[i].speaker == briefed]))
+        for r in b_revisions:
+            r.original = turns[r.turn_index].content
+            r.revised = r.revised and r.revised + " (branch)"
+        branch = Branch(from_turn=s, messages=turns, verdicts=b_verdicts, revisions=b_revisions)
+    found = sorted({PID for v in verdicts if v.violated})
+    return DialogueRecord(id="d", trace_id=None, status="ok", mode="peers", scenario=SCENARIO, goal="g",
+                          target_principles=[PID], briefed_side=briefed, seed=1, plan={}, characteristics=[],
+                          reasoning="", messages=messages, verdicts=verdicts, revisions=revisions, branch=branch,
+                          is_violation=bool(found), violated_principles=found, targeted_violated=bool(found),
+                          stop_reason="max_turns", turns=n)
+
+
+def job_of(record: DialogueRecord) -> DialogueJob:
+    return DialogueJob(id=record.id, scenario=record.scenario, mode=record.mode, target_principles=(PID,),
+                       briefed_side=record.briefed_side, seed=1)
+
+
+def unfixed_texts(record: DialogueRecord) -> set[str]:
+    """Every flagged turn as spoken: none of these may reach a trainer, except as a pair's rejected side."""
+    out = {r.original for r in record.revisions}
+    if record.branch is not None:
+        out |= {r.original for r in record.branch.revisions}
+    return out
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["content"] for m in messages if m["role"] != "system"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(dialogues(), st.booleans())
+def test_no_flagged_turn_reaches_a_trainer_unless_replaced_by_its_verified_revision(
+        record: DialogueRecord, keep_unverified: bool) -> None:
+    job = job_of(record)
+    pairs = extract_preference_pairs(record, job, keep_unverified=keep_unverified)
+    flagged_spoken = unfixed_texts(record)
+    dialogue = record.model_dump(mode="json")
+    for pair in pairs:
+        assert not set(texts(pair.prompt)) & flagged_spoken, pair.prompt
+        assert pair.verified or keep_unverified
+        if record.branch is not None:
+            assert pair.from_branch or pair.turn_index == record.branch.from_turn
+        row = pair.model_dump(mode="json")
+        assert validate_pair_against_dialogue(row, dialogue, include_unverified=keep_unverified) == []
+    candidates = sum(is_preference(r.original, r.revised)
+                     for r in [*record.revisions, *(record.branch.revisions if record.branch else [])])
+    assert len(pairs) + sum(dropped_pairs(record, keep_unverified=keep_unverified).values()) == candidates
+
+    sft = build_sft_record(record, job)
+    outcome = data_outcome(record, keep_unverified=keep_unverified)
+    if sft is None:
+        assert outcome["sft"] == "dropped"
+        return
+    assert outcome["sft"] == ("cut" if sft.cut_at is not None else "whole")
+    assert not set(texts(sft.messages)) & flagged_spoken
+    assert any(m["role"] == "assistant" for m in sft.messages)
+    assert validate_sft_against_dialogue(sft.model_dump(mode="json"), dialogue) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(dialogues())
+def test_the_export_refuses_a_prompt_or_sft_row_that_holds_an_unfixed_flagged_turn(record: DialogueRecord) -> None:
+    """Rows written by the earlier rules (the dialogue as spoken, flagged turns and all) are refused."""
+    dialogue = record.model_dump(mode="json")
+    job = job_of(record)
+    flagged_spoken = unfixed_texts(record)
+    everything = record.model_copy(update={"verdicts": [], "branch": None})  # the old rows: nothing replaced
+    for rev in record.revisions:
+        if not is_preference(rev.original, rev.revised):
+            continue
+        (old,) = [p for p in extract_preference_pairs(everything.model_copy(update={"revisions": [rev]}), job,
+                                                      keep_unverified=True)]
+        row = old.model_dump(mode="json")
+        contaminated = bool(set(texts(row["prompt"])) & flagged_spoken)
+        problems = validate_pair_against_dialogue(row, dialogue)
+        if contaminated or (record.branch is not None and rev.turn_index > record.branch.from_turn):
+            assert problems, row
+    old_sft = build_sft_record(everything.model_copy(update={"revisions": []}), job)
+    assert old_sft is not None
+    if set(t for m in old_sft.messages if m["role"] == "assistant" for t in [m["content"]]) & flagged_spoken:
+        assert validate_sft_against_dialogue(old_sft.model_dump(mode="json"), dialogue)
+
+
+def test_unverified_pairs_are_refused_unless_asked() -> None:
+    record = DialogueRecord(
+        id="d", trace_id=None, status="ok", mode="assistant", scenario=SCENARIO, goal="g", target_principles=[PID],
+        briefed_side="B", seed=1, plan={}, characteristics=[], reasoning="",
+        messages=[_turn(0, "t"), _turn(1, "t")],
+        verdicts=[TurnVerdict(turn_index=1, side="B", violated=[PID], findings=[], reasoning="r")],
+        revisions=[Revision(turn_index=1, original="t turn 1 as spoken", revised="better", principle_ids=[PID],
+                            verified=False)],
+        is_violation=True, violated_principles=[PID], targeted_violated=True, stop_reason="max_turns", turns=2)
+    job = DialogueJob(id="d", scenario=SCENARIO, target_principles=(PID,), seed=1)
+    assert extract_preference_pairs(record, job) == []  # the default drops it
+    (pair,) = extract_preference_pairs(record, job, keep_unverified=True)
+    row, dialogue = pair.model_dump(mode="json"), record.model_dump(mode="json")
+    assert validate_pair_against_dialogue(row, dialogue, include_unverified=True) == []
+    assert validate_pair_against_dialogue(row, dialogue, include_unverified=False) == [
+        "unverified: its revision did not pass the verifier (--include-unverified exports it)"]
+    # The turn has no verified revision: the SFT row is cut before it, leaving nothing of B: dropped.
+    assert build_sft_record(record, job) is None
+    tampered = copy.deepcopy(row)
+    tampered["prompt"][-1]["content"] = "not said"
+    assert validate_pair_against_dialogue(tampered, dialogue)[0].startswith("prompt is not a prefix")
