@@ -63,26 +63,16 @@ def collect_span_stats(spans: Iterable[dict[str, Any]], listed_traces: set[str])
     return stats
 
 
-def violation_rates(dialogues: Sequence[dict[str, Any]], categories: dict[str, str]
-                    ) -> tuple[list[tuple[str, float, str]], list[tuple[str, float, str]]]:
-    """Per principle and per category: the share of dialogues briefed to break it in which the critic
-    found it broken (finished dialogues only)."""
-    per_p: dict[str, list[int]] = {}
-    per_c: dict[str, list[int]] = {}
-    for d in dialogues:
-        if d.get("status") != "ok":
-            continue
-        found = set(d.get("violated_principles") or [])
-        for pid in d.get("target_principles") or []:
-            for key, table in ((pid, per_p), (categories.get(pid, "(unknown)"), per_c)):
-                hits = table.setdefault(key, [0, 0])
-                hits[0] += pid in found
-                hits[1] += 1
-
-    def rows(table: dict[str, list[int]]) -> list[tuple[str, float, str]]:
-        return [(k, h / n, f"({h}/{n})") for k, (h, n) in sorted(table.items())]
-
-    return rows(per_p), rows(per_c)
+def catch_and_flag_rows(rates: dict[str, dict[str, Any]]) -> list[tuple[str, float, str]]:
+    """Two bars per principle (or category) from its stats row: the critic's catch rate among the
+    dialogues briefed to break it, then its flag rate among the dialogues judged against it."""
+    rows: list[tuple[str, float, str]] = []
+    for key, r in sorted(rates.items()):
+        if r.get("catch_rate") is not None:
+            rows.append((f"{key}: caught", r["catch_rate"], f"({r['caught']}/{r['targeted']} briefed)"))
+        if r.get("flag_rate") is not None:
+            rows.append((f"{key}: flagged", r["flag_rate"], f"({r['flagged']}/{r['judged']} judged)"))
+    return rows
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -112,7 +102,7 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     stats = [
         ("stat-dialogues", len(ok), "dialogues"),
         ("stat-failed", failed, "failed"),
-        ("stat-violation", f"{violating / len(ok):.0%}" if ok else "-", "with a violation"),
+        ("stat-violation", f"{violating / len(ok):.0%}" if ok else "-", "flagged by the critic"),
         ("stat-caught", f"{caught / len(targeted):.0%}" if targeted else "-", "planted violations caught"),
         ("stat-pairs", len(preferences), f"preference pairs ({verified} verified)"),
         ("stat-turns", f"{statistics.fmean(turns):.1f}" if turns else "-", "turns on average"),
@@ -135,14 +125,17 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     return f'<div class="stats">{cards}</div><table class="facts">{rows}</table>'
 
 
-def charts_html(dialogues: Sequence[dict[str, Any]], categories: dict[str, str], stats: SpanStats) -> str:
-    per_principle, per_category = violation_rates(dialogues, categories)
-    found_note = "Share of the dialogues briefed to break it in which the critic found it broken."
+def charts_html(dialogues: Sequence[dict[str, Any]], rates: dict[str, Any] | None, stats: SpanStats) -> str:
+    rates = rates or {}
+    note = ("Caught: of the dialogues briefed to break it, the share in which the critic found it (catch rate). "
+            "Flagged: of all the dialogues judged against it, briefed or not, the share in which the critic "
+            "found it (flag rate; SDSD's violation rate). A catch rate well above the flag rate means the "
+            "critic tells planted violations apart.")
     figures = [
-        charts.bar_chart("Violation rate per principle", per_principle, max_value=1.0, percent=True,
-                         caption=found_note),
-        charts.bar_chart("Violation rate per category", per_category, max_value=1.0, percent=True,
-                         caption=found_note),
+        charts.bar_chart("Catch rate and flag rate per principle", catch_and_flag_rows(rates.get("principles") or {}),
+                         max_value=1.0, percent=True, caption=note),
+        charts.bar_chart("Catch rate and flag rate per category", catch_and_flag_rows(rates.get("categories") or {}),
+                         max_value=1.0, percent=True, caption=note),
         charts.histogram("Turns per dialogue", [d.get("turns", 0) for d in dialogues if d.get("status") == "ok"],
                          x_label="turns"),
         charts.histogram("Tokens per turn", stats.turn_tokens, x_label="generated tokens per persona turn"),
@@ -163,11 +156,13 @@ def listed(dialogues: Sequence[dict[str, Any]], limit: int = MAX_LISTED) -> list
 
 def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
                   preferences: Sequence[dict[str, Any]], spans: Iterable[dict[str, Any]], *,
-                  run_dir: str, max_listed: int = MAX_LISTED, calibration: dict[str, Any] | None = None) -> str:
-    """The whole HTML page; ``calibration`` is the run directory's calibration.json, if any."""
+                  run_dir: str, max_listed: int = MAX_LISTED, rates: dict[str, Any] | None = None,
+                  calibration: dict[str, Any] | None = None) -> str:
+    """The whole HTML page. ``rates``: the run's per-principle and per-category figures as
+    ``sparring stats`` computes them (``{"principles": ..., "categories": ...}``); ``calibration``: the run
+    directory's calibration.json, if any."""
     shown = listed(dialogues, max_listed)
     stats = collect_span_stats(spans, {d["trace_id"] for d in shown if d.get("trace_id")})
-    categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or []}
     entries = "".join(dialogue_entry(d, stats.steps.get(d.get("trace_id") or "", []), run_dir=run_dir)
                       for d in shown)
     note = "" if len(shown) == len(dialogues) else (
@@ -180,7 +175,7 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     return template.substitute(
         title=escape(f"sparring report: {manifest.get('name', 'run')}"),
         run_dir=escape(run_dir), updated=escape(_utc(updated)), summary=summary_html(manifest, dialogues, preferences),
-        charts=charts_html(dialogues, categories, stats), calibration=calibration_html(calibration), note=note,
+        charts=charts_html(dialogues, rates, stats), calibration=calibration_html(calibration), note=note,
         dialogues=entries, total=len(shown))
 
 

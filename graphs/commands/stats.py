@@ -94,12 +94,12 @@ def print_stats(s: dict[str, Any]) -> None:
     for title, rows in (("per principle", s["principles"]), ("per category", s["categories"])):
         if not rows:
             continue
-        table = Table(title=f"Violations {title}", title_justify="left")
-        for column in ("", "targeted", "violated", "violation rate", "catch rate", "pairs"):
+        table = Table(title=f"The critic {title}", title_justify="left")
+        for column in ("", "briefed", "caught", "catch rate", "judged", "flagged", "flag rate", "pairs"):
             table.add_column(column, justify="right" if column else "left", no_wrap=not column)
         for key, row in rows.items():
-            table.add_row(key, str(row["targeted"]), str(row["violated"]), _pct(row["violation_rate"]),
-                          _pct(row["catch_rate"]), str(row["pairs"]))
+            table.add_row(key, str(row["targeted"]), str(row["caught"]), _pct(row["catch_rate"]), str(row["judged"]),
+                          str(row["flagged"]), _pct(row["flag_rate"]), str(row["pairs"]))
         console.print(table)
         console.print()
     critic, rev, fail, emb = s["critic"], s["revisions"], s["failures"], div["embedding"] or {}

@@ -102,13 +102,15 @@ def describe_principles(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -
     selection = (manifest.get("config") or {}).get("principles") or {}
     known = {p["id"]: p for p in manifest.get("principles") or [] if "id" in p}
     sets = ", ".join(f"`{s}`" for s in selection.get("sets") or []) or "the configured files"
-    rows = [(f"`{pid}`", row.get("category"), row.get("targeted"), row.get("violated"),
-             _pct(row.get("violation_rate")), row.get("pairs"), (known.get(pid) or {}).get("text", ""))
+    rows = [(f"`{pid}`", row.get("category"), row.get("targeted"), _pct(row.get("catch_rate")),
+             _pct(row.get("flag_rate", row.get("violation_rate"))), row.get("pairs"),
+             (known.get(pid) or {}).get("text", ""))
             for pid, row in (stats.get("principles") or {}).items()]
     text = f"{len(known)} principles from {sets}."
     if rows:
-        text += ("\n\n" + _table(("id", "category", "targeted", "violated", "violation rate", "pairs", "principle"),
-                                 rows))
+        text += ("\n\n" + _table(("id", "category", "briefed", "catch rate", "flag rate", "pairs", "principle"), rows)
+                 + "\n\nCatch rate: of the dialogues briefed to break the principle, the share in which the critic "
+                 "found it. Flag rate: of the dialogues judged against it, the share in which the critic found it.")
     return text
 
 

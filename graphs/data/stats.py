@@ -4,7 +4,10 @@
   (mean over dialogues of the max ROUGE-L F to any other dialogue), and the same
   diversity by sentence-embedding cosine.
 - SDSD: dialogues, average turns, share with a violation, pairs, violation rate
-  per principle and per category (share of dialogues in which the critic found it).
+  per principle and per category (the critic's flag rate: the share of the dialogues
+  judged against it in which the critic found it).
+- Per principle and category: the catch rate among the dialogues briefed to break it,
+  with the flag rate beside it.
 - The critic's catch rate of the targeted principle, the revision verification
   rate, the near-duplicate rate, the turn and turn-length distributions, stop
   reasons, failures, and LLM-as-judge means when dialogues carry scores.
@@ -27,7 +30,9 @@ from .rouge import TOKENIZER, tokenize
 from .rundata import Row, RunData, load_run
 from .similarity import EMBEDDING_RULE, ROUGE_RULE, SamplingRule, compute_max_cosine, compute_max_rouge_l
 
-STATS_SCHEMA = 1
+STATS_SCHEMA = 2
+"""2: per principle and category, ``flag_rate`` (of the dialogues judged against it) replaces
+``violation_rate`` (of all dialogues), beside ``catch_rate`` (of the dialogues briefed to break it)."""
 NEAR_DUPLICATE_THRESHOLD = 0.95
 """Cosine similarity at or above which two dialogues count as near-duplicates."""
 TOKEN_BINS = (1, 11, 26, 51, 101, 201)
@@ -112,35 +117,52 @@ def category_of(principle_id: str, categories: Mapping[str, str]) -> str:
     return categories.get(principle_id) or principle_id.split(".", 1)[0]
 
 
-def _tally(groups: Iterable[tuple[set[str], set[str]]], dialogues: int) -> dict[str, dict[str, Any]]:
-    """Per key: targeted / violated / caught dialogue counts from (targeted keys, violated keys) per dialogue."""
+def in_scope(d: Row, principle_ids: Sequence[str]) -> set[str]:
+    """The principles the critic judged a dialogue against: its recorded ones (``critic_scope: targeted``),
+    else the run's whole set; none when it judged no turn (``dialogue.critique: false``)."""
+    if not (d.get("verdicts") or (d.get("branch") or {}).get("verdicts")):
+        return set()
+    recorded = d.get("critic_principles")
+    return set(recorded) if recorded is not None else set(principle_ids)
+
+
+def _tally(groups: Iterable[tuple[set[str], set[str], set[str]]]) -> dict[str, dict[str, Any]]:
+    """Per key, from (targeted, in scope, flagged) keys per dialogue: dialogues briefed to break it and how
+    many of those the critic caught it in (catch rate), dialogues judged against it and how many it was
+    flagged in (flag rate)."""
     counts: dict[str, Counter[str]] = {}
-    for targeted, violated in groups:
-        for key in targeted | violated:
+    for targeted, judged, flagged in groups:
+        for key in targeted | judged | flagged:
             c = counts.setdefault(key, Counter())
             c["targeted"] += key in targeted
-            c["violated"] += key in violated
-            c["caught"] += key in targeted and key in violated
-    return {key: {"targeted": c["targeted"], "violated": c["violated"],
-                  "violation_rate": _share(c["violated"], dialogues), "caught": c["caught"],
-                  "catch_rate": _share(c["caught"], c["targeted"])}
+            c["judged"] += key in judged
+            c["flagged"] += key in flagged
+            c["caught"] += key in targeted and key in flagged
+    return {key: {"targeted": c["targeted"], "caught": c["caught"], "catch_rate": _share(c["caught"], c["targeted"]),
+                  "judged": c["judged"], "flagged": c["flagged"], "flag_rate": _share(c["flagged"], c["judged"])}
             for key, c in sorted(counts.items())}
 
 
 def compute_principle_stats(dialogues: Sequence[Row], pairs: Sequence[Row],
                             categories: Mapping[str, str]) -> dict[str, Any]:
-    """Per principle and per category: dialogues that targeted it, in which the critic found it
-    (``violation_rate`` = that share of all dialogues, SDSD's figure), in which a targeted one was
-    found (``catch_rate``), and the preference pairs that fix it."""
-    per_dialogue = [(set(d.get("target_principles") or []), set(d.get("violated_principles") or []))
+    """Per principle and per category: the critic's ``catch_rate`` (of the dialogues briefed to break it,
+    the share in which the critic found it) and its ``flag_rate`` beside it (of the dialogues judged
+    against it, briefed or not, the share in which it was found: SDSD's "violation rate"), and the
+    preference pairs that fix it. A catch rate far above the flag rate of the same principle in other
+    dialogues says the critic tells planted violations apart; close to it, that it flags regardless."""
+    ids = list(categories)
+    per_dialogue = [(set(d.get("target_principles") or []), in_scope(d, ids), set(d.get("violated_principles") or []))
                     for d in dialogues]
-    principles = _tally(per_dialogue, len(dialogues))
+    principles = _tally(per_dialogue)
     pair_counts = Counter(pid for p in pairs for pid in p.get("principle_ids") or [])
     for pid, row in principles.items():
         row["category"] = category_of(pid, categories)
         row["pairs"] = pair_counts.get(pid, 0)
-    by_category = _tally((({category_of(p, categories) for p in t}, {category_of(p, categories) for p in v})
-                          for t, v in per_dialogue), len(dialogues))
+
+    def cats(keys: set[str]) -> set[str]:
+        return {category_of(p, categories) for p in keys}
+
+    by_category = _tally((cats(t), cats(j), cats(f)) for t, j, f in per_dialogue)
     for cat, row in by_category.items():
         row["pairs"] = sum(n for pid, n in pair_counts.items() if category_of(pid, categories) == cat)
     return {"principles": principles, "categories": by_category}
@@ -242,8 +264,9 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
                             "diversity_embedding": (embedding or {}).get("value")},
         "sdsd": {"dialogues": len(ok), "avg_turns": turns["mean"],
                  "share_with_violation": _share(with_violation, len(ok)), "pairs": len(run.pairs),
-                 "violation_rate_per_principle": {k: v["violation_rate"] for k, v in principles["principles"].items()},
-                 "violation_rate_per_category": {k: v["violation_rate"] for k, v in principles["categories"].items()}},
+                 # SDSD's "violation rate": the critic's flag rate (share of the dialogues judged against it).
+                 "violation_rate_per_principle": {k: v["flag_rate"] for k, v in principles["principles"].items()},
+                 "violation_rate_per_category": {k: v["flag_rate"] for k, v in principles["categories"].items()}},
         **principles,
         "critic": compute_critic_stats(ok),
         "revisions": revisions,

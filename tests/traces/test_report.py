@@ -12,7 +12,7 @@ import pytest
 from sparring.graphs.store import REPORT
 from sparring.traces import charts
 from sparring.traces.diffmark import word_diff
-from sparring.traces.report import violation_rates
+from sparring.traces.report import catch_and_flag_rows
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld
@@ -77,17 +77,20 @@ def test_word_diff_marks_only_changed_words_and_escapes():
     assert same_left == same_right == "no change"
 
 
-def test_violation_rates_per_principle_and_category():
+def test_catch_and_flag_rates_per_principle_come_from_the_stats_rows():
+    from sparring.graphs.data.stats import compute_principle_stats
+
     dialogues = [
-        {"status": "ok", "target_principles": ["a.x"], "violated_principles": ["a.x"]},
-        {"status": "ok", "target_principles": ["a.x"], "violated_principles": []},
-        {"status": "ok", "target_principles": ["b.y"], "violated_principles": ["a.x"]},
-        {"status": "failed", "target_principles": ["b.y"], "violated_principles": []},
-        {"status": "ok", "target_principles": [], "violated_principles": ["b.y"]},
+        {"status": "ok", "target_principles": ["a.x"], "violated_principles": ["a.x"], "verdicts": [{}]},
+        {"status": "ok", "target_principles": ["a.x"], "violated_principles": [], "verdicts": [{}]},
+        {"status": "ok", "target_principles": ["b.y"], "violated_principles": ["a.x"], "verdicts": [{}]},
+        {"status": "ok", "target_principles": [], "violated_principles": ["b.y"], "verdicts": [{}]},
     ]
-    per_p, per_c = violation_rates(dialogues, {"a.x": "cat-a", "b.y": "cat-b"})
-    assert per_p == [("a.x", 0.5, "(1/2)"), ("b.y", 0.0, "(0/1)")]
-    assert per_c == [("cat-a", 0.5, "(1/2)"), ("cat-b", 0.0, "(0/1)")]
+    rates = compute_principle_stats(dialogues, [], {"a.x": "cat-a", "b.y": "cat-b"})
+    assert catch_and_flag_rows(rates["principles"]) == [
+        ("a.x: caught", 0.5, "(1/2 briefed)"), ("a.x: flagged", 0.5, "(2/4 judged)"),
+        ("b.y: caught", 0.0, "(0/1 briefed)"), ("b.y: flagged", 0.25, "(1/4 judged)")]
+    assert catch_and_flag_rows(rates["categories"])[0] == ("cat-a: caught", 0.5, "(1/2 briefed)")
 
 
 @pytest.mark.parametrize("values, bars", [([3, 4, 4, 6], 4), ([7], 1), (list(range(100)), 12)])
