@@ -20,7 +20,7 @@ def summary_line(c: RunCounters, total: int, generated: int | None = None) -> st
     if finished and total > finished:
         eta = f", ETA {_duration((total - finished) * elapsed / finished)}"
     return (f"{finished}/{total} dialogues ({c.failed} failed), {c.pairs} pairs ({c.verified_pairs} verified), "
-            f"violation rate {rate:.0%}, {tok_s:.0f} tok/s, {_duration(elapsed)} elapsed{eta}")
+            f"flagged {rate:.0%}, {tok_s:.0f} tok/s, {_duration(elapsed)} elapsed{eta}")
 
 
 def _duration(seconds: float) -> str:
@@ -98,7 +98,7 @@ class Progress:
             elapsed = max(time.time() - c.started, 1e-9)
             rate = c.violations / c.done if c.done else 0.0
             self._bar.update(self._task_id, completed=c.done + c.failed,
-                             description=f"{c.failed} failed | {c.pairs} pairs | violations {rate:.0%} | "
+                             description=f"{c.failed} failed | {c.pairs} pairs | flagged {rate:.0%} | "
                                          f"{self._generated() / elapsed:.0f} tok/s")
 
     def _generated(self) -> int:

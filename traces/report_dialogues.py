@@ -52,18 +52,29 @@ def dialogue_entry(record: dict[str, Any], steps: Sequence[dict[str, Any]], *, r
         f'<b>{escape(_ids(record.get("target_principles")))}</b>; critic found: <b>{escape(_ids(violated))}</b></p>']
     if failed:
         body.append(f'<p class="error">Error: {escape(record.get("error") or "failed")}</p>')
-    body.append(_turns(record))
+    body.append(_turns(record.get("messages") or [], record.get("verdicts") or [], record.get("revisions") or []))
+    branch = record.get("branch")
+    if branch:
+        start = branch.get("from_turn", 0)
+        body.append(f'<h4>Branch: the dialogue continued from the verified revision of turn {start}; its pairs and '
+                    f'SFT row come from here</h4>')
+        body.append(_turns(branch.get("messages") or [], branch.get("verdicts") or [], branch.get("revisions") or [],
+                           start=start))
     body.append(_trace(record, steps, run_dir))
     return (f'<details class="dlg" id="d-{_attr(did)}" data-status="{_attr(record.get("status", "ok"))}" '
             f'data-violation="{int(bool(violated))}" data-pairs="{len(revisions)}" data-search="{_attr(search)}">'
             f'{summary}<div class="body">{"".join(body)}</div></details>')
 
 
-def _turns(record: dict[str, Any]) -> str:
-    verdicts = {v["turn_index"]: v for v in record.get("verdicts") or []}
-    revisions = {r["turn_index"]: r for r in record.get("revisions") or []}
+def _turns(messages: Sequence[dict[str, Any]], verdicts_: Sequence[dict[str, Any]],
+           revisions_: Sequence[dict[str, Any]], *, start: int = 0) -> str:
+    """The turns from ``start`` on, each flagged one with its verdict and its revision beside it."""
+    verdicts = {v["turn_index"]: v for v in verdicts_}
+    revisions = {r["turn_index"]: r for r in revisions_}
     items = []
-    for i, m in enumerate(record.get("messages") or []):
+    for i, m in enumerate(messages):
+        if i < start:
+            continue
         verdict = verdicts.get(i)
         violating = bool(verdict and verdict.get("violated"))
         cls = f"turn side-{escape(m.get('speaker', '?'))}" + (" violating" if violating else "")
@@ -78,7 +89,7 @@ def _turns(record: dict[str, Any]) -> str:
             parts.append(_pair(rev))
         parts.append("</li>")
         items.append("".join(parts))
-    return f'<ol class="turns" start="0">{"".join(items)}</ol>' if items else '<p class="muted">No turns.</p>'
+    return f'<ol class="turns" start="{start}">{"".join(items)}</ol>' if items else '<p class="muted">No turns.</p>'
 
 
 def _verdict(verdict: dict[str, Any]) -> str:

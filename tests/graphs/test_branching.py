@@ -61,3 +61,14 @@ async def test_a_pair_prompt_holds_the_verified_revision_of_an_earlier_flagged_t
     pairs = extract_preference_pairs(record, job)
     assert [p.turn_index for p in pairs] == [1, 3]
     assert [m["content"] for m in pairs[1].prompt[1:]] == ["turn #0 by A", "REVISED turn #1 by B", "turn #2 by A"]
+
+
+async def test_the_report_shows_the_branch() -> None:
+    from sparring.traces.report_dialogues import dialogue_entry
+
+    _, record = await run(World(violating_turns={1: [PRIVACY], 3: [PRIVACY]}), make_job(), max_turns=4,
+                          branch_turns=2)
+    html = dialogue_entry(record.model_dump(mode="json"), [], run_dir="runs/x")
+    assert "Branch: the dialogue continued from the verified revision of turn 1" in html
+    assert '<ol class="turns" start="1">' in html
+    assert html.count("chosen (revision, verified)") == 3  # the trunk's turns 1 and 3, the branch's turn 3
