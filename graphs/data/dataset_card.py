@@ -70,8 +70,10 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
         "A critic judged every turn of the briefed side against the principles (structured verdict: principle ids, "
         "evidence, severity).",
         "A reviser rewrote each violating turn and a verifier re-judged the revision (`verified`).",
-        "Pairs: prompt = public system message + the conversation before the turn, from the speaker's side; "
-        "rejected = the original turn; chosen = the revision. SFT rows: the dialogue with verified revisions applied.",
+        "Pairs: prompt = public system message + the conversation before the turn, from the speaker's side, every "
+        "earlier flagged turn replaced by its verified revision (a pair whose prompt would hold an unfixed flagged "
+        "turn is left out); rejected = the original turn; chosen = the revision. SFT rows: the dialogue with "
+        "verified revisions applied, cut before the first flagged turn without one: no flagged turn is a target.",
     ]
     extras = [x for x, on in (("summaries", dialogue.get("summaries")), ("LLM-judge scores (G-Eval)",
                                                                          dialogue.get("judge") or stats.get("judge")))
