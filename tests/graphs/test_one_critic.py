@@ -90,3 +90,37 @@ def test_the_critic_judges_refusals_like_any_other_turn() -> None:
     system = render("critic_system")
     assert "does not violate anything by itself" in system and "declines a request" not in system
     assert "A refusal is judged like any other turn" in system and "harmless request" in system
+
+
+def test_over_the_wire_a_control_and_a_targeted_run_send_the_critic_the_same_requests(tmp_path) -> None:
+    """The whole ``sparring run`` path, the openai client and a loopback server whose personas say the
+    same words whatever their brief: the critic's request bodies (messages and response format) of a run
+    where every dialogue is briefed and of one where none is are the same, byte for byte."""
+    import asyncio
+
+    import yaml
+
+    from benchmarks.loopback import FakeOpenAIServer
+    from benchmarks.loopback.canned import REVISED, agent_reply
+    from sparring.graphs.pipeline import execute
+    from sparring.graphs.run_request import request_from_config
+
+    bodies: dict[str, list[str]] = {}
+    for name, control_share in (("targeted", 0.0), ("control", 1.0)):
+        with FakeOpenAIServer(responder=agent_reply) as server:
+            config = {"name": name, "seed": 2, "concurrency": 2,
+                      "backend": {"kind": "openai_compat", "base_url": server.base_url, "model": "fake-model"},
+                      "principles": {"sets": ["quickstart"]}, "dialogue": {"max_turns": 4},
+                      "jobs": {"dialogues_per_scenario": 3, "control_share": control_share},
+                      "report": {"stats": False},
+                      "scenarios": [{"topic": "t", "personas": ["Dana: a tenant", "an adviser: knows the rules"]}]}
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            asyncio.run(execute(request_from_config(path, out=tmp_path / name)))
+            critic = [r.body for r in server.requests if "CritiqueOutput" in json.dumps(r.body.get("response_format"))]
+            originals = [b for b in critic if not b["messages"][-1]["content"].split('"""')[1].strip()
+                         .startswith(REVISED)]
+            bodies[name] = sorted(json.dumps({"messages": b["messages"], "format": b["response_format"]},
+                                             sort_keys=True) for b in originals)
+    assert len(bodies["targeted"]) == 6  # 3 dialogues x 2 turns of the assistant
+    assert bodies["targeted"] == bodies["control"]
