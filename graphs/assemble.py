@@ -61,7 +61,9 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
     """A DialogueRecord from the graph's final (or, on failure, last checkpointed) state."""
     plan = state.get("plan") or {}
     verdicts = [TurnVerdict.model_validate(v) for v in state.get("verdicts", [])]
-    branch = Branch.model_validate(state["branch"]) if state.get("branch") else None
+    # A failed dialogue's last state may hold a branch still being spoken (with its running ``done`` flag).
+    branch = (Branch.model_validate({k: v for k, v in state["branch"].items() if k in Branch.model_fields})
+              if state.get("branch") else None)
     found = [*verdicts, *(branch.verdicts if branch else [])]
     violated = sorted({pid for v in found for pid in v.violated})
     messages = [Message.model_validate(m) for m in state.get("messages", [])]

@@ -72,3 +72,16 @@ async def test_the_report_shows_the_branch() -> None:
     assert "Branch: the dialogue continued from the verified revision of turn 1" in html
     assert '<ol class="turns" start="1">' in html
     assert html.count("chosen (revision, verified)") == 3  # the trunk's turns 1 and 3, the branch's turn 3
+
+
+async def test_a_dialogue_that_fails_inside_its_branch_is_recorded_with_its_error() -> None:
+    from sparring.agents.domain import DialogueJob
+    from sparring.graphs.assemble import build_dialogue_record
+    from sparring.graphs.records import DialogueUsage
+
+    state = {"plan": {"goal": "g"}, "messages": [], "verdicts": [], "revisions": [],
+             "branch": {"from_turn": 1, "messages": [], "verdicts": [], "revisions": [], "done": False}}
+    job: DialogueJob = make_job()
+    record = build_dialogue_record(job, state, trace_id=None, usage=DialogueUsage(), duration_s=0.0,
+                                   error="BackendError: gone")
+    assert record.status == "failed" and record.branch is not None and record.branch.from_turn == 1
