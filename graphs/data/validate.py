@@ -193,6 +193,11 @@ def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[st
         convo = convo[1:]  # the cue a side that opens the conversation gets
     if convo != expected:
         at = next((i for i, (a, b) in enumerate(zip(convo, expected)) if a != b), min(len(convo), len(expected)))
+        spoken = {turns[i].content: i for i in track.flagged if i < t}
+        held = spoken.get(str(convo[at].get("content"))) if at < len(convo) else None
+        if held is not None:
+            return [*problems, f"prompt holds turn {held} as spoken, flagged ({', '.join(track.flagged[held])}); "
+                    "its verified revision belongs there"]
         return [*problems, f"prompt is not a prefix of its dialogue: message {at} differs "
                 f"({len(convo)} messages vs the dialogue's {len(expected)} before turn {t})"]
     rejected = _texts(pair.get("rejected") or [])
