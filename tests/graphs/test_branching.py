@@ -61,6 +61,11 @@ async def test_a_pair_prompt_holds_the_verified_revision_of_an_earlier_flagged_t
     pairs = extract_preference_pairs(record, job)
     assert [p.turn_index for p in pairs] == [1, 3]
     assert [m["content"] for m in pairs[1].prompt[1:]] == ["turn #0 by A", "REVISED turn #1 by B", "turn #2 by A"]
+    # A row written by the earlier rules (turn 1 as spoken in the prompt) is refused, and says why.
+    old = pairs[1].model_dump(mode="json")
+    old["prompt"][2]["content"] = "turn #1 by B"
+    assert validate_pair_against_dialogue(old, record.model_dump(mode="json")) == [
+        f"prompt holds turn 1 as spoken, flagged ({PRIVACY}); its verified revision belongs there"]
 
 
 async def test_the_report_shows_the_branch() -> None:
