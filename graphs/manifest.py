@@ -21,6 +21,7 @@ from sparring.principles.yamlfile import looks_secret
 from sparring.redaction import redact_url
 
 from .config import RunConfig
+from .jobs import JobsConfig, sides_for
 
 # Keys that change how a run is driven, not what it produces.
 _OPERATIONAL = {
@@ -35,10 +36,11 @@ _OPERATIONAL = {
 ADDED_LATER: set[tuple[str, ...]] = {
     ("dialogue", "critique"), ("dialogue", "critic_guidance"), ("dialogue", "branch_turns"),
 }
-# Keys whose default changed, with the value they had before. A config that does not set one is
-# fingerprinted with the old value, so `sparring run CONFIG` still finds a directory written before;
-# continuing it, the run keeps the value stored in that directory (run_request.check_run_dir), while a
-# new run directory gets the new default.
+# Keys whose default changed, with the value they had before. A config that does not set one (or sets
+# it to what the new default means) is fingerprinted with the old value, so `sparring run CONFIG` still
+# finds a directory written before; continuing it, the run keeps the value stored in that directory
+# and refuses one set to differ from it (run_request.check_run_dir), while a new run directory gets
+# the new default.
 CHANGED_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("dialogue", "unverified_pairs"): "keep",
     ("jobs", "briefed_side"): "B",
@@ -80,12 +82,21 @@ def is_set(config: BaseModel, path: tuple[str, ...]) -> bool:
     return True
 
 
+def effective(path: tuple[str, ...], value: Any, mode: str) -> Any:
+    """What a CHANGED_DEFAULTS value means in a dialogue mode (``briefed_side`` unset: the mode's default)."""
+    if path == ("jobs", "briefed_side"):
+        return sides_for(JobsConfig(briefed_side=value), mode)  # type: ignore[arg-type]
+    return value
+
+
 def fingerprint(config: RunConfig) -> str:
     """Hash of everything that decides which dialogues a run produces."""
     defaults = RunConfig().model_dump(mode="json")
     data = config.model_dump(mode="json")
+    mode = config.dialogue.mode
     for path, old in CHANGED_DEFAULTS.items():
-        if not is_set(config, path):
+        value, default = getattr(getattr(config, path[0]), path[1]), defaults[path[0]][path[1]]
+        if not is_set(config, path) or effective(path, value, mode) == effective(path, default, mode):
             data[path[0]] = {**data[path[0]], path[1]: old}
     blob = json.dumps(_strip(data, defaults), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -24,7 +24,7 @@ from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from .config import RunConfig, load_config_with_lines
 from .jobs import assign_jobs
-from .manifest import CHANGED_DEFAULTS, fingerprint, is_set
+from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
@@ -98,13 +98,15 @@ def _with_stored_values(request: RunRequest, stored: dict[str, Any]) -> RunConfi
     that the config leaves unset, the value the directory was made with, so that one run directory is
     never written under two rules."""
     cfg = request.config
+    mode = (stored.get("dialogue") or {}).get("mode", cfg.dialogue.mode)
     for (block, key), old_default in CHANGED_DEFAULTS.items():
         stored_value = (stored.get(block) or {}).get(key, old_default)
         if is_set(cfg, (block, key)):
-            if getattr(getattr(cfg, block), key) != stored_value and not request.force:
-                raise InputError(f"was made with {block}.{key}: {stored_value}, and the config asks for "
-                                 f"{getattr(getattr(cfg, block), key)}; use another --out",
-                                 source=str(request.run_dir))
+            asked = effective((block, key), getattr(getattr(cfg, block), key), mode)
+            made = effective((block, key), stored_value, mode)
+            if asked != made and not request.force:
+                raise InputError(f"was made with {block}.{key}: {made}, and the config asks for {asked}; "
+                                 "use another --out", source=str(request.run_dir))
             continue
         section = getattr(cfg, block).model_copy(update={key: stored_value})
         cfg = cfg.model_copy(update={block: section})

@@ -79,7 +79,7 @@ def test_a_run_directory_written_before_keeps_its_rules(tmp_path: Path) -> None:
     explicit = request_from_config(config, ("dialogue.unverified_pairs=keep",), out=run_dir)
     assert fingerprint(explicit.config) == stored
     other = request_from_config(config, ("dialogue.unverified_pairs=drop",), out=run_dir)
-    with pytest.raises(InputError, match="was made by a different config"):
+    with pytest.raises(InputError, match="made with dialogue.unverified_pairs: keep, and the config asks for drop"):
         check_run_dir(other)
     # A directory made with the new default: asking for 'keep' explicitly would mix the rules.
     new_dir = tmp_path / "new"
@@ -90,6 +90,34 @@ def test_a_run_directory_written_before_keeps_its_rules(tmp_path: Path) -> None:
     keep = request_from_config(config, ("dialogue.unverified_pairs=keep",), out=new_dir)
     with pytest.raises(InputError, match="unverified_pairs: drop, and the config asks for keep"):
         check_run_dir(keep)
+    same = request_from_config(config, ("dialogue.unverified_pairs=drop",), out=new_dir)  # the new default, said
+    assert check_run_dir(same) is not None and same.config.dialogue.unverified_pairs == "drop"
+
+
+def test_a_peers_run_directory_keeps_its_sides(tmp_path: Path) -> None:
+    """Peers mode: a directory written when side B was always briefed continues that way; one written
+    with the sides drawn continues drawn, whether the config says drawn or nothing."""
+    config = tmp_path / "peers.yaml"
+    config.write_text("dialogue: {mode: peers}\nscenarios:\n  - {topic: t, personas: [a, b]}\n")
+    old = request_from_config(config, ("jobs.briefed_side=B",), out=tmp_path / "old")
+    old_dir = tmp_path / "old"
+    old_dir.mkdir()
+    stored = new_manifest(old.config, config_path=None, run_dir=str(old_dir))
+    (old_dir / "manifest.json").write_text(json.dumps(stored))
+    unset = request_from_config(config, out=old_dir)
+    check_run_dir(unset)
+    assert unset.config.jobs.briefed_side == "B"
+    with pytest.raises(InputError, match="made with jobs.briefed_side: B, and the config asks for drawn"):
+        check_run_dir(request_from_config(config, ("jobs.briefed_side=drawn",), out=old_dir))
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    fresh = request_from_config(config, out=new_dir)
+    (new_dir / "manifest.json").write_text(json.dumps(new_manifest(fresh.config, config_path=None,
+                                                                   run_dir=str(new_dir))))
+    for overrides in ((), ("jobs.briefed_side=drawn",)):
+        again = request_from_config(config, overrides, out=new_dir)
+        assert check_run_dir(again) is not None
+        assert {j.briefed_side for j in iter_jobs(again)} <= {"A", "B"}
 
 
 def test_the_diasynth_example_plants_nothing_and_judges_nothing() -> None:
