@@ -170,9 +170,11 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
 def describe_request(request: RunRequest) -> str:
     """What ``--dry-run`` prints: the counts the config will produce, before any model call."""
     cfg = request.config
+    scope = ("its targeted principles (a control: a probe principle)" if cfg.dialogue.critic_scope == "targeted"
+             else "the whole set")
     stage = ("critique stage: off (no critic, reviser or verifier; no pairs)" if not cfg.dialogue.critique else
-             f"critique stage: every turn of the briefed side judged against "
-             f"{'the targeted principles' if cfg.dialogue.critic_scope == 'targeted' else 'the whole set'}"
+             f"critique stage: every turn of the briefed side judged against {scope}"
+             + (", the dialogue stops at the planted violation" if cfg.dialogue.stop_on_violation else "")
              + (f", branches of up to {cfg.dialogue.branch_turns} turns" if cfg.dialogue.branch_turns else ""))
     lines = [
         f"run directory: {request.run_dir}",
@@ -188,7 +190,7 @@ def describe_request(request: RunRequest) -> str:
             counts = counts.model_copy(update={"dialogues": min(counts.dialogues, cap)})
         lines.append(f"diasynth expansion: {counts.describe()}")
         if not request.principles or not cfg.jobs.principles_per_dialogue:
-            lines.append("planted violations: none (every dialogue is a control)")
+            lines.append("planted violations: none (principles_per_dialogue: 0)")
         else:
             lines.append(f"planted violations: about {1 - cfg.jobs.control_share:.0%} of the dialogues "
                          f"({cfg.jobs.principles_per_dialogue} principle(s) each), the rest controls")
