@@ -138,3 +138,16 @@ async def test_without_recorded_content_replay_is_refused(tmp_path):
         await replay_dialogue(out, record)
     result = run_cli("trace", str(out), record["id"], "--replay", cwd=out)
     assert result.returncode == 2 and "nothing to replay" in result.stderr
+
+
+async def test_a_run_with_branches_replays_to_the_same_records(tmp_path):
+    """Branch turns repeat the trunk's turn indices (the same agents, other prompts): replay still
+    serves each call its own recorded reply."""
+    world = World(violating_turns={1: ["privacy.no-doxxing"], 3: ["harm.no-weapons"]})
+    out = tmp_path / "run"
+    await scripted_run(out, world.backend(), n=2, dialogue={"max_turns": 4, "branch_turns": 2}, report={"stats": False})
+    rows = records(out)
+    assert all(r["branch"] for r in rows.values())
+    for record in rows.values():
+        outcome = await replay_dialogue(out, record)
+        assert outcome.reproduced, outcome.describe()
