@@ -159,7 +159,10 @@ def render_tree(spans: Sequence[dict[str, Any]], *, color: bool = False, limit: 
 def dialogue_header(record: dict[str, Any]) -> str:
     """Who talked about what, and how it ended, from the dialogue record."""
     scenario = record.get("scenario") or {}
-    names = " / ".join(p.get("name", "?") for p in scenario.get("personas", []))
+    personas = list(scenario.get("personas", []))
+    if record.get("swapped"):  # side A spoke as the second persona
+        personas.reverse()
+    names = " / ".join(p.get("name", "?") for p in personas)
     usage = record.get("usage") or {}
     lines = [
         f"dialogue {record['id']}  [{record.get('status', '?')}]  mode {record.get('mode', '?')}  "
@@ -171,6 +174,11 @@ def dialogue_header(record: dict[str, Any]) -> str:
         f"turns: {record.get('turns', 0)}  tokens: {usage.get('prompt_tokens', 0)}->"
         f"{usage.get('completion_tokens', 0)} in {usage.get('calls', 0)} calls  {record.get('duration_s', 0):.2f}s",
     ]
+    branch = record.get("branch")
+    if branch:
+        lines.append(f"branch: continued from the verified revision of turn {branch.get('from_turn')} for "
+                     f"{len(branch.get('messages') or []) - branch.get('from_turn', 0) - 1} turns (its steps follow "
+                     f"the verifier's; its pairs and SFT row come from it)")
     if record.get("error"):
         lines.append(f"error: {record['error']}")
     return "\n".join(lines)

@@ -90,3 +90,13 @@ async def test_a_dialogue_that_fails_inside_its_branch_is_recorded_with_its_erro
     record = build_dialogue_record(job, state, trace_id=None, usage=DialogueUsage(), duration_s=0.0,
                                    error="BackendError: gone")
     assert record.status == "failed" and record.branch is not None and record.branch.from_turn == 1
+
+
+async def test_the_trace_header_names_the_branch_and_the_speakers_in_side_order() -> None:
+    from sparring.traces.viewer import dialogue_header
+
+    _, record = await run(World(violating_turns={1: [PRIVACY]}), make_job(mode="peers").model_copy(
+        update={"swapped": True}), mode="peers", max_turns=4, branch_turns=2)
+    header = dialogue_header(record.model_dump(mode="json"))
+    assert "speakers: Lee / Dana" in header  # swapped: side A spoke as Lee
+    assert "branch: continued from the verified revision of turn 1 for 2 turns" in header
