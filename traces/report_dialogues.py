@@ -26,7 +26,9 @@ def dialogue_entry(record: dict[str, Any], steps: Sequence[dict[str, Any]], *, r
     """One ``<details>`` element; ``steps`` are the trace's agent steps (see report.collect_span_stats)."""
     did = record["id"]
     scenario = record.get("scenario") or {}
-    personas = scenario.get("personas") or []
+    personas = list(scenario.get("personas") or [])
+    if record.get("swapped"):  # side A spoke as the second persona: list them in side order
+        personas.reverse()
     failed = record.get("status") == "failed"
     violated = record.get("violated_principles") or []
     revisions = record.get("revisions") or []
