@@ -125,15 +125,17 @@ def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: boo
     if fmt in TABLE_FORMATS or push_to is not None:
         _require_datasets("--push-to-hub" if push_to is not None else f"--format {fmt}")
     if out is None:
-        return _export(run_dir, fmt, None, skip_invalid, license_id, push_to, private, token)
+        return _export(run_dir, fmt, None, skip_invalid, license_id, push_to, private, token,
+                       include_unverified=include_unverified)
     _check_out(out)
     with RunDirLock(out, create=True):  # one writer per folder; nothing is left in it by bad input
         _check_out(out)
-        return _export(run_dir, fmt, out, skip_invalid, license_id, push_to, private, token)
+        return _export(run_dir, fmt, out, skip_invalid, license_id, push_to, private, token,
+                       include_unverified=include_unverified)
 
 
 def _export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, license_id: str, push_to: str | None,
-            private: bool, token: str | None) -> ExportResult:
+            private: bool, token: str | None, *, include_unverified: bool = False) -> ExportResult:
     run = load_run(run_dir)
     tables = build_export(run, fmt, include_unverified=include_unverified)
     problems = [p for t in tables for p in t.problems]
