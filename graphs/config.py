@@ -7,8 +7,11 @@ names the file, the key path and the line.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import re
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +99,10 @@ class TracingConfig(BaseModel):
     otlp_headers_env: dict[str, str] = Field(default_factory=dict)
     """Headers sent to the collector, as header name -> NAME of the environment variable holding its
     value (e.g. ``{Authorization: OTLP_AUTH}``); values never sit in the file."""
+    otlp_project: str | None = Field(None, min_length=1, max_length=200)
+    """The project the exported spans land in, sent as the resource attribute
+    ``openinference.project.name`` (Arize Phoenix and Arize read it; Langfuse picks the project by
+    its keys, in ``otlp_headers_env``). Unset: the receiver's default project."""
 
     @field_validator("otlp_endpoint")
     @classmethod
@@ -152,6 +159,12 @@ class RunConfig(BaseModel):
     """What a finished run writes about its data (stats.json, report.html)."""
     max_failures: int | None = Field(None, ge=0)
     """Stop the run cleanly once more than this many dialogues have failed."""
+    license: str = Field("apache-2.0", max_length=64)
+    """The license the run's data is published under: the ``license`` of the dataset card that
+    ``sparring export`` writes, as a Hugging Face Hub license id
+    (https://huggingface.co/docs/hub/repositories-licenses). Default ``apache-2.0``, the license of
+    sparring and of the embedded model. The generating model's terms come first: name what they allow
+    (``llama3.1`` for Llama 3.1's outputs, ...); ``sparring export --license`` overrides it."""
 
     @field_validator("name")
     @classmethod
@@ -167,6 +180,18 @@ class RunConfig(BaseModel):
         if value.briefed_side == "drawn" and dialogue is not None and dialogue.mode != "peers":
             raise ValueError(f"briefed_side: drawn is for peers mode (two people); in {dialogue.mode} mode "
                              "side A is the user and side B the assistant, so give A or B")
+        return value
+
+    @field_validator("license")
+    @classmethod
+    def _check_license(cls, value: str) -> str:
+        from .data.hub import hub_licenses
+
+        if value not in hub_licenses():
+            close = difflib.get_close_matches(value, sorted(hub_licenses()), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"not a Hugging Face Hub license id{hint}; see "
+                             "https://huggingface.co/docs/hub/repositories-licenses")
         return value
 
     @field_validator("workers")
@@ -214,9 +239,25 @@ def parse_override(text: str) -> tuple[list[str | int], Any]:
     return path, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str], lines: LineMap) -> dict[str, Any]:
-    for text in overrides:
-        path, value = parse_override(text)
+Overrides = Sequence[str] | Mapping[str, Any]
+"""``--set`` texts (``"backend.max_in_flight=8"``, values parsed as YAML), or a mapping of dotted keys to
+values (``{"backend.max_in_flight": 8}``, values taken as they are: the Python API)."""
+
+
+def _parsed_overrides(overrides: Overrides) -> list[tuple[list[str | int], Any]]:
+    if isinstance(overrides, Mapping):
+        out = []
+        for key, value in overrides.items():
+            path, _ = parse_override(f"{key}=")  # the same checks of the key as on the command line
+            out.append((path, value))
+        return out
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    return [parse_override(text) for text in overrides]
+
+
+def apply_overrides(data: dict[str, Any], overrides: Overrides, lines: LineMap) -> dict[str, Any]:
+    for path, value in _parsed_overrides(overrides):
         node: Any = data
         for i, part in enumerate(path[:-1]):
             if isinstance(node, list) and isinstance(part, int):
@@ -239,7 +280,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], lines: LineMap) 
     return data
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), *,
+def load_config(path: str | Path | None, overrides: Overrides = (), *,
                 model: type[RunConfig] = RunConfig) -> RunConfig:
     """Read, override and validate a run config; every failure is an InputError.
 
@@ -248,7 +289,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     return load_config_with_lines(path, overrides, model=model)[0]
 
 
-def load_config_with_lines(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), *,
+def load_config_with_lines(path: str | Path | None, overrides: Overrides = (), *,
                            model: type[RunConfig] = RunConfig) -> tuple[RunConfig, LineMap]:
     """``load_config`` plus where each value stood, for errors found later (principle ids, files)."""
     source = str(path) if path is not None else "(defaults)"
@@ -259,13 +300,37 @@ def load_config_with_lines(path: str | Path | None, overrides: list[str] | tuple
         data, lines = load_yaml(path, what="config file")
         if data is None:
             data = {}
+    base = Path(path).parent if path is not None else Path.cwd()
+    return _validated(data, overrides, lines, source=source, base=base, model=model), lines
+
+
+def read_config(config: str | Path | Mapping[str, Any] | RunConfig | None, overrides: Overrides = ()
+                ) -> tuple[RunConfig, LineMap, str, Path]:
+    """A config given as a file (``str`` or ``Path``), a mapping of its keys, or a ``RunConfig`` built in
+    code, with ``overrides`` applied and checked as a file would be: (config, line map, the name errors
+    give it, the folder its relative paths are read from: the file's, else the working directory).
+    Every failure is an InputError."""
+    if config is None or isinstance(config, (str, Path)):
+        cfg, lines = load_config_with_lines(config, overrides)
+        return cfg, lines, str(config) if config is not None else "(defaults)", \
+            Path(config).parent if config is not None else Path.cwd()
+    if isinstance(config, RunConfig):
+        source, data = "(RunConfig)", config.model_dump(mode="python")
+    elif isinstance(config, Mapping):
+        source, data = "(config mapping)", copy.deepcopy(dict(config))
+    else:
+        raise InputError(f"a config is a file path, a mapping or a RunConfig, not {type(config).__name__}")
+    lines = LineMap()
+    return _validated(data, overrides, lines, source=source, base=Path.cwd()), lines, source, Path.cwd()
+
+
+def _validated(data: Any, overrides: Overrides, lines: LineMap, *, source: str, base: Path,
+               model: type[RunConfig] = RunConfig) -> RunConfig:
     if not isinstance(data, dict):
         raise InputError("the config must be a mapping of keys to values", source=source, line=1)
-    data = apply_overrides(data, list(overrides), lines)
-    base = Path(path).parent if path is not None else Path.cwd()
+    data = apply_overrides(data, overrides, lines)
     try:
         # The context lets file-valued fields (few-shot files) resolve against the config's folder.
-        config = model.model_validate(data, context={"config_dir": base})
+        return model.model_validate(data, context={"config_dir": base})
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines, known_keys=_known_keys(model)) from None
-    return config, lines

@@ -29,6 +29,7 @@ _OPERATIONAL = {
     ("backend", "max_in_flight"),
     ("backend", "retry"), ("backend", "base_url"), ("backend", "api_key_env"), ("backend", "engine_args"),
     ("tracing",),
+    ("license",),  # what the exported data may be used for, not what the run makes
 }
 # Config keys added after run directories could have been written. Left at their default they do
 # not enter the fingerprint, so `sparring run CONFIG` still continues a directory made before they

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -27,6 +28,7 @@ from sparring.redaction import redact_url
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
+from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
 from .progress import Progress
 from .reporting import write_report_quietly
@@ -36,6 +38,7 @@ from .runner import DialogueRunner
 from .store import (
     CHECKPOINTS,
     DIALOGUES,
+    ENGINE_LOG,
     PREFERENCES,
     SCENARIOS,
     TRACES,
@@ -49,11 +52,40 @@ from .wiring import make_selfplay
 from .workers import WorkerContext, WorkerPool
 
 
-@dataclass
+@dataclass(frozen=True)
+class RunCounts:
+    """A run directory's totals over all its attempts, read back from the files written."""
+
+    dialogues: int
+    """Dialogues written (failed ones not included)."""
+    failed: int
+    """Dialogues that failed (written with their error; a resume retries them)."""
+    pairs: int
+    verified_pairs: int
+    with_violation: int
+    """Dialogues in which the critic found a violation."""
+    violation_rate: float
+    avg_turns: float
+
+
+@dataclass(frozen=True)
 class RunResult:
+    """What a run came to.
+
+    ``status``: ``completed`` (every dialogue ran; some may have failed, see ``counts.failed``),
+    ``failed`` (stopped by ``max_failures``) or ``interrupted`` (a signal, or the task was cancelled;
+    ``sparring resume RUN_DIR`` or the same run again continues it).
+    """
+
     status: str
     run_dir: Path
     manifest: dict[str, Any]
+    """The run's manifest.json as written at the end: config, backend, versions, every attempt."""
+
+    @property
+    def counts(self) -> RunCounts:
+        c = self.manifest.get("counts") or {}
+        return RunCounts(**{name: c.get(name, 0) for name in RunCounts.__dataclass_fields__})
 
 
 @dataclass
@@ -74,10 +106,14 @@ class _OpenRun:
 
 
 async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
-                  callbacks: list[Any] | None = None) -> RunResult:
+                  callbacks: list[Any] | None = None, signals: bool = True, engine_log: bool = False,
+                  verbose: bool = False) -> RunResult:
     """Run ``request`` to the end (or to a signal). ``backend``: an already started backend to use
     instead of the configured one (it is left running, and not probed); ``callbacks``: LangChain
-    callback handlers (LangSmith, Langfuse, ...) that see every graph run.
+    callback handlers (LangSmith, Langfuse, ...) that see every graph run. ``signals``: SIGINT/SIGTERM
+    stop the run cleanly (the CLI; the Python API installs no handler, a cancelled task stops it the
+    same way). ``engine_log``: what the engine and libraries print goes to RUN_DIR/engine.log, not the
+    terminal (``verbose`` copies it there as well).
 
     Before anything is written the configured backend is probed (``BackendUnavailable``, exit 2,
     when it cannot work) and the run directory locked (``InputError`` when another process
@@ -99,12 +135,24 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         if previous is not None:
             RunStore(request.run_dir).check_lines()  # a damaged record file is bad input, found now
         probes = await _probe(cfg, progress) if owned else {}
-        return await _attempt(request, previous, probes, backend, owned, exporters, progress, callbacks)
+        output = EngineLog(request.run_dir / ENGINE_LOG, echo=verbose) if engine_log else None
+        with output or contextlib.nullcontext():
+            if output is not None and _writes_to_fd(progress.stream, 2):
+                progress.use_stream(output.terminal, live=not verbose)
+            return await _attempt(request, previous, probes, backend, owned, exporters, progress, callbacks,
+                                  signals)
+
+
+def _writes_to_fd(stream: Any, fd: int) -> bool:
+    try:
+        return bool(stream.fileno() == fd)
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes: dict[str, ProbeResult],
                    backend: Backend, owned: bool, exporters: list[Any], progress: Progress,
-                   callbacks: list[Any] | None) -> RunResult:
+                   callbacks: list[Any] | None, signals: bool) -> RunResult:
     """One attempt on the locked directory: start the backend, open the run, simulate, close."""
     cfg = request.config
     attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
@@ -126,12 +174,12 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
     full: DiskFull | None = None
     try:
         with use_tracer(run.tracer), metered() as meter:
-            status = await _simulate(run, backend, progress, meter, list(callbacks or []))
+            status = await _simulate(run, backend, progress, meter, list(callbacks or []), signals)
     except TooManyFailures as exc:
         status = "failed"
         attempt["error"] = str(exc)
-    except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion)
-        status = "interrupted"
+    except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion),
+        status = "interrupted"  # or the library caller's task cancelled (Ctrl-C in a notebook): resume continues
         raise
     except BaseException as exc:
         full = disk_full(exc, request.run_dir)
@@ -202,7 +250,7 @@ def _record_scenarios(store: RunStore, run_dir: Path, scenarios: list[Scenario])
 
 
 async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: UsageMeter,
-                    callbacks: list[Any]) -> str:
+                    callbacks: list[Any], signals: bool = True) -> str:
     """Expand (DiaSynth) if the config asks, then run every unfinished dialogue; the status."""
     from .checkpoints import InlineSqliteSaver, place_checkpoints
 
@@ -232,7 +280,10 @@ async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: 
                 callbacks=callbacks, run_id=run.manifest["run_id"])
         run.runner = runner
         progress.start(runner.counters, total=_count_jobs(request, run.finished), meter=meter)
-        return await _run_until_signal(runner, iter_jobs(request), run.finished)
+        if signals:
+            return await _run_until_signal(runner, iter_jobs(request), run.finished)
+        await runner.run(iter_jobs(request), run.finished)
+        return "completed"
     finally:
         if saver is not None:
             saver.close()

@@ -48,6 +48,12 @@ class Progress:
         self._ticker: asyncio.Task[None] | None = None
         self._last = 0.0
 
+    def use_stream(self, stream: IO[str], *, live: bool = True) -> None:
+        """Print to ``stream`` from now on (the terminal, while the engine's output goes to engine.log);
+        ``live=False`` keeps to plain lines (``-v`` interleaves the engine's lines with them)."""
+        self.stream = stream
+        self.interactive = self.enabled and live and stream.isatty()
+
     def stage(self, text: str) -> None:
         """A step that is starting ("starting the backend...")."""
         if self.enabled:

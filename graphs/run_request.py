@@ -7,7 +7,7 @@ directory is created or model started, so bad input costs nothing and leaves not
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from sparring.errors import InputError
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
-from .config import RunConfig, load_config_with_lines
+from .config import Overrides, RunConfig, read_config
 from .jobs import assign_jobs
 from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
@@ -113,28 +113,30 @@ def _with_stored_values(request: RunRequest, stored: dict[str, Any]) -> RunConfi
     return cfg
 
 
-def request_from_config(config_path: Path, overrides: tuple[str, ...] = (), *, out: Path | None = None,
-                        max_dialogues: int | None = None, max_failures: int | None = None,
-                        force: bool = False) -> RunRequest:
-    """The request of ``sparring run CONFIG``: the config read, overridden and checked, with its
-    principles, scenarios and few-shot files resolved."""
-    cfg, lines = load_config_with_lines(config_path, overrides)
+def request_from_config(config: str | Path | Mapping[str, Any] | RunConfig, overrides: Overrides = (), *,
+                        out: str | Path | None = None, max_dialogues: int | None = None,
+                        max_failures: int | None = None, force: bool = False) -> RunRequest:
+    """The request of ``sparring run CONFIG`` (or ``sparring.run(config)``): the config read (a file, a
+    mapping or a ``RunConfig``), overridden and checked, with its principles, scenarios and few-shot
+    files resolved (relative paths from the config file's folder, else the working directory)."""
+    cfg, lines, source, base = read_config(config, overrides)
     updates: dict[str, Any] = {}
     if out is not None:
-        updates["output_dir"] = out
+        updates["output_dir"] = Path(out)
     if max_failures is not None:
         updates["max_failures"] = max_failures
     if updates:
         cfg = cfg.model_copy(update=updates)
-    principles = list(cfg.principles.resolve(config_path.parent, source=str(config_path), lines=lines))
+    principles = list(cfg.principles.resolve(base, source=source, lines=lines))
     scenarios = [spec.to_scenario() for spec in cfg.scenarios]
     if not scenarios and cfg.diasynth is None:
         raise InputError("no scenarios: list them under 'scenarios:', or give topics under 'diasynth:'",
-                         source=str(config_path), field="scenarios")
+                         source=source, field="scenarios")
     if cfg.jobs.principles_per_dialogue and not principles:
-        raise InputError("the principle selection is empty", source=str(config_path), field="principles")
+        raise InputError("the principle selection is empty", source=source, field="principles")
     few_shot = load_pool(cfg.dialogue.few_shot)  # bad few-shot files are bad input: fail now
-    return RunRequest(config=cfg, config_path=str(config_path), run_dir=cfg.run_dir(), principles=principles,
+    config_path = str(config) if isinstance(config, (str, Path)) else None
+    return RunRequest(config=cfg, config_path=config_path, run_dir=cfg.run_dir(), principles=principles,
                       scenarios=scenarios, few_shot=few_shot, max_dialogues=max_dialogues, force=force)
 
 

@@ -79,11 +79,17 @@ def outcome_of(record: DialogueRecord, pairs: list[PreferenceRecord]) -> dict[st
 
 def workflow_outcome(record: DialogueRecord) -> dict[str, Any]:
     """What the dialogue's ``invoke_workflow`` span says of its outcome (the trace alone tells the story)."""
-    return {"app.stop_reason": record.stop_reason, "app.is_violation": record.is_violation,
-            "app.violated_principles": record.violated_principles, "app.turns": record.turns,
-            "app.revisions": len(record.revisions),
-            "gen_ai.usage.input_tokens": record.usage.prompt_tokens,
-            "gen_ai.usage.output_tokens": record.usage.completion_tokens}
+    outcome: dict[str, Any] = {
+        "app.stop_reason": record.stop_reason, "app.is_violation": record.is_violation,
+        "app.violated_principles": record.violated_principles, "app.turns": record.turns,
+        "app.revisions": len(record.revisions),
+        "gen_ai.usage.input_tokens": record.usage.prompt_tokens,
+        "gen_ai.usage.output_tokens": record.usage.completion_tokens}
+    if spans.content_enabled():  # the dialogue's input and output, for trace tools (traces.otlp)
+        outcome["app.scenario"] = record.scenario.model_dump(mode="json")
+        outcome["app.goal"] = record.goal
+        outcome["app.transcript"] = [f"{m.name}: {m.content}" for m in record.messages]
+    return outcome
 
 
 @contextmanager
@@ -99,13 +105,17 @@ def _collector_tuned_for_many_dialogues() -> Iterator[None]:
     benchmarks/orchestration_overhead.py). Cycles are still collected.
     """
     thresholds = gc.get_threshold()
-    gc.freeze()
+    # Objects someone else froze stay frozen: unfreeze() would release theirs too.
+    ours = gc.get_freeze_count() == 0
+    if ours:
+        gc.freeze()
     gc.set_threshold(10_000, 50, 100)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if ours:
+            gc.unfreeze()
 
 
 @dataclass

@@ -27,6 +27,6 @@ def span_exporters(config: TracingConfig) -> list[SpanSink]:
     from sparring.traces.otlp import OtlpSpanSink
 
     try:
-        return [OtlpSpanSink(config.otlp_endpoint, headers)]
+        return [OtlpSpanSink(config.otlp_endpoint, headers, project=config.otlp_project)]
     except ImportError as exc:
         raise InputError(str(exc), field="tracing.otlp_endpoint") from None

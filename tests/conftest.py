@@ -21,9 +21,10 @@ from tests.fakeserver import FakeOpenAIServer
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> float:
         if item.get_closest_marker("engine"):
-            return 0
+            # Tests that start their own engine (a CLI subprocess) after those sharing the in-process one.
+            return 0.5 if "engine_in_subprocess" in getattr(item, "fixturenames", ()) else 0
         return 2 if item.get_closest_marker("server") else 1
 
     items.sort(key=rank)  # stable: file order is kept within each group
@@ -49,6 +50,13 @@ async def _engines_stopped_at_exit() -> AsyncIterator[None]:
 async def embedded_backend() -> Backend:
     """The started embedded backend (``create_backend(BackendConfig())``), shared by the session."""
     return await engines.embedded.get()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def engine_in_subprocess() -> None:
+    """The test starts an engine in a process of its own (``sparring run``): the shared ones stop first."""
+    await engines.embedded.close()
+    engines.server.stop()
 
 
 @pytest.fixture

@@ -11,15 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import fail, set_option, user_errors
 
+if TYPE_CHECKING:
+    from sparring.graphs.run_request import RunRequest
+
 EXIT_FAILURES = 3
 EXIT_STOPPED = 1
 EXIT_INTERRUPTED = 130
+
+verbose_option = click.option(
+    "-v", "--verbose", is_flag=True,
+    help="Show the engine's and libraries' output live (it always goes to RUN_DIR/engine.log).")
 
 
 @click.command()
@@ -31,9 +40,10 @@ EXIT_INTERRUPTED = 130
 @click.option("--dry-run", is_flag=True, help="Print what the config will produce; call no model, write nothing.")
 @click.option("--force", is_flag=True, help="Continue a run directory made by a different config.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@verbose_option
 @user_errors
 def run(config: Path, overrides: tuple[str, ...], out: Path | None, max_dialogues: int | None,
-        max_failures: int | None, dry_run: bool, force: bool, quiet: bool) -> None:
+        max_failures: int | None, dry_run: bool, force: bool, quiet: bool, verbose: bool) -> None:
     """Simulate the dialogues CONFIG describes and write them, their preference pairs and traces.
 
     Running again into an existing run directory continues it (see `sparring resume`)."""
@@ -46,48 +56,54 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, max_dialogue
 
         click.echo(describe_request(request))
         return
-    _execute(request, quiet)
+    _execute(request, quiet, verbose)
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--max-failures", type=click.IntRange(min=0), help="Stop cleanly once more than N dialogues failed.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@verbose_option
 @user_errors
-def resume(run_dir: Path, max_failures: int | None, quiet: bool) -> None:
+def resume(run_dir: Path, max_failures: int | None, quiet: bool, verbose: bool) -> None:
     """Continue a run that was interrupted or killed: written records stay, unfinished
     dialogues continue from their last checkpoint, failed ones are retried."""
     from sparring.graphs.run_request import request_from_run_dir
 
-    _execute(request_from_run_dir(run_dir, max_failures=max_failures), quiet)
+    _execute(request_from_run_dir(run_dir, max_failures=max_failures), quiet, verbose)
 
 
-def _execute(request: object, quiet: bool) -> None:
-    from sparring.errors import DiskFull, WorkerError
+def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
+    from sparring.errors import DiskFull, InputError, WorkerError
     from sparring.graphs.pipeline import execute
     from sparring.graphs.progress import Progress
     from sparring.graphs.store import MANIFEST
     from sparring.redaction import scrub
 
-    run_dir = request.run_dir  # type: ignore[attr-defined]
+    run_dir = request.run_dir
     try:
-        result = asyncio.run(execute(request, progress=Progress(enabled=not quiet)))  # type: ignore[arg-type]
+        result = asyncio.run(execute(request, progress=Progress(enabled=not quiet), engine_log=True,
+                                     verbose=verbose))
     except (WorkerError, DiskFull) as exc:  # an OOM kill, a full disk: the manifest says so, a resume continues
         fail(f"{exc}; resume with: sparring resume {run_dir}", EXIT_STOPPED)
     except KeyboardInterrupt:  # a signal outside the dialogues (start-up, expansion, the end)
         resumable = (run_dir / MANIFEST).is_file()
         fail("interrupted" + (f"; resume with: sparring resume {run_dir}" if resumable
                               else " before anything was written"), EXIT_INTERRUPTED)
-    counts = result.manifest.get("counts", {})
+    except InputError:
+        raise
+    except Exception as exc:  # the engine did not start, or a crash: one line here, the traceback in the log
+        fail(f"{_one_line(exc)}{_logged(run_dir, exc)}", EXIT_STOPPED)
+    counts = result.counts
     click.echo(
-        f"{result.status}: {counts.get('dialogues', 0)} dialogues ({counts.get('failed', 0)} failed), "
-        f"{counts.get('pairs', 0)} preference pairs ({counts.get('verified_pairs', 0)} verified), "
-        f"{counts.get('violation_rate', 0):.0%} flagged by the critic, average {counts.get('avg_turns', 0)} turns "
+        f"{result.status}: {counts.dialogues} dialogues ({counts.failed} failed), "
+        f"{counts.pairs} preference pairs ({counts.verified_pairs} verified), "
+        f"{counts.violation_rate:.0%} flagged by the critic, average {counts.avg_turns} turns "
         f"-> {result.run_dir}")
     causes = result.manifest["runs"][-1].get("failure_causes") or []
     if causes:
         top = causes[0]
-        click.echo(f"failed dialogues: {top['dialogues']} of {counts.get('failed', 0)} with {scrub(top['example'])}"
+        click.echo(f"failed dialogues: {top['dialogues']} of {counts.failed} with {scrub(top['example'])}"
                    + (f" (and {len(causes) - 1} other cause(s): sparring trace {result.run_dir} --failed)"
                       if len(causes) > 1 else ""), err=True)
     if result.status == "interrupted":
@@ -95,5 +111,22 @@ def _execute(request: object, quiet: bool) -> None:
         sys.exit(EXIT_INTERRUPTED)
     if result.status == "failed":
         sys.exit(EXIT_STOPPED)
-    if counts.get("failed"):
+    if counts.failed:
         sys.exit(EXIT_FAILURES)
+
+
+def _one_line(exc: BaseException) -> str:
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _logged(run_dir: Path, exc: BaseException) -> str:
+    """The traceback appended to RUN_DIR/engine.log (beside what the engine printed); where to look."""
+    from sparring.graphs.store import ENGINE_LOG
+
+    log = run_dir / ENGINE_LOG
+    if not log.parent.is_dir():
+        return ""
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    return f" (the engine's output and the traceback are in {log})"
