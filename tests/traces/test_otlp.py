@@ -4,11 +4,14 @@ header named by an environment variable."""
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: E402
@@ -19,7 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 from sparring.errors import InputError  # noqa: E402
 from sparring.graphs.config import RunConfig  # noqa: E402
 from sparring.graphs.store import TRACES, iter_jsonl  # noqa: E402
-from sparring.traces.otlp import otel_value, traces_url  # noqa: E402
+from sparring.traces.otlp import conventions, otel_value, traces_url  # noqa: E402
+from sparring.traces.spans import Span  # noqa: E402
 from tests.graphs.scripted_world import World  # noqa: E402
 from tests.traces.scripted_run import scripted_run  # noqa: E402
 
@@ -126,3 +130,46 @@ def test_missing_sdk_is_bad_input_with_the_install_hint(monkeypatch):
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with pytest.raises(InputError, match=r"pip install 'sparring\[otel\]'"):
         span_exporters(TracingConfig(otlp_endpoint="http://127.0.0.1:9"))
+
+
+def _chat_span(shown: list[dict], said: str, finish: str | None) -> Span:
+    return Span(name="chat", trace_id="0" * 31 + "1", span_id="0" * 15 + "2", parent_id=None, start_time=1.0,
+                end_time=2.0, attributes={"gen_ai.operation.name": "chat", "gen_ai.conversation.id": "run-d1",
+                                          "gen_ai.input.messages": shown,
+                                          "gen_ai.output.messages": [{"role": "assistant", "content": said}],
+                                          "gen_ai.response.finish_reasons": [finish]})
+
+
+@settings(max_examples=100, deadline=None)
+@given(shown=st.lists(st.fixed_dictionaries({"role": st.sampled_from(["system", "user", "assistant"]),
+                                             "content": st.text()}), max_size=8),
+       said=st.text(), finish=st.sampled_from(["stop", "length", None]))
+def test_chat_spans_carry_every_message_in_the_conventions_shape(shown: list[dict], said: str,
+                                                                 finish: str | None) -> None:
+    """What the agent was shown and said reaches the receiver whole, whatever the text: the GenAI
+    ``parts`` shape (each output message with a finish reason), input.value and output.value."""
+    attrs = conventions(_chat_span(shown, said, finish))
+    assert attrs["openinference.span.kind"] == "LLM" and attrs["session.id"] == "run-d1"
+    parts = json.loads(attrs["gen_ai.input.messages"])
+    assert [(m["role"], [p["content"] for p in m["parts"] if p["type"] == "text"]) for m in parts] == \
+        [(m["role"], [m["content"]]) for m in shown]
+    (out,) = json.loads(attrs["gen_ai.output.messages"])
+    assert out == {"role": "assistant", "parts": [{"type": "text", "content": said}], "finish_reason": finish or "stop"}
+    assert json.loads(attrs["input.value"]) == shown and attrs["output.value"] == said
+    assert all(isinstance(v, (str, bool, int, float, list)) for v in attrs.values())
+
+
+def test_the_root_span_has_a_kind_and_the_dialogue_as_input_and_output() -> None:
+    root = Span(name="invoke_workflow", trace_id="0" * 31 + "1", span_id="0" * 15 + "3", parent_id=None,
+                start_time=1.0, end_time=2.0, attributes={
+                    "gen_ai.operation.name": "invoke_workflow", "gen_ai.conversation.id": "run-d1",
+                    "app.mode": "assistant", "app.principle_ids": ["privacy.no-doxxing"],
+                    "app.scenario": {"topic": "rent"}, "app.goal": "fix the heating", "app.stop_reason": "max_turns",
+                    "app.is_violation": True, "app.turns": 2, "app.transcript": ["Ana: hi", "AI assistant: hello"]})
+    attrs = conventions(root)
+    assert attrs["openinference.span.kind"] == "CHAIN" and attrs["input.mime_type"] == "application/json"
+    assert json.loads(attrs["input.value"]) == {"scenario": {"topic": "rent"}, "goal": "fix the heating",
+                                                "mode": "assistant", "principle_ids": ["privacy.no-doxxing"]}
+    assert json.loads(attrs["output.value"]) == {"stop_reason": "max_turns", "is_violation": True, "turns": 2,
+                                                 "transcript": ["Ana: hi", "AI assistant: hello"]}
+    assert "app.transcript" not in attrs and "app.scenario" not in attrs
