@@ -29,14 +29,15 @@ FORMAT_HELP = ("trl-dpo (prompt/chosen/rejected), trl-kto (prompt/completion/lab
                                                    "still listed, and the card says how many were left out).")
 @click.option("--include-unverified", is_flag=True, help="Also export pairs whose revision did not pass the "
                                                           "verifier (left out, and listed, by default).")
-@click.option("--license", "license_id", default="other", show_default=True,
-              help="License id for the card's metadata (the generating model's terms apply; see the card).")
+@click.option("--license", "license_id", default=None,
+              help="Hub license id for the card (default: the run's `license` config key, apache-2.0 unless set; "
+                   "the generating model's terms apply, see the card).")
 @click.option("--push-to-hub", "repo", metavar="REPO", help="Also push to the Hugging Face Hub dataset REPO "
                                                             "(needs HF_TOKEN).")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create the Hub dataset as private.")
 @user_errors
 def export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, include_unverified: bool,
-           license_id: str, repo: str | None, private: bool) -> None:
+           license_id: str | None, repo: str | None, private: bool) -> None:
     """Export RUN_DIR as FORMAT, every row checked first against its trainer's expectations
     (one format throughout, alternating roles, prompt a prefix of its dialogue, chosen and
     rejected non-empty and different) and against the data rules: no pair or SFT row holds a flagged

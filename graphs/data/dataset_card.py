@@ -22,8 +22,8 @@ _TAGS = {"trl-dpo": ["dpo", "preference"], "trl-kto": ["kto", "preference"], "sf
          "summarization": ["dialogue-summarization"], "hf": ["dpo", "sft"], "parquet": ["dpo", "sft"]}
 _LOADING = {
     "jsonl": 'from datasets import load_dataset\n\nds = load_dataset("json", data_files="train.jsonl", split="train")',
-    "hf": 'from datasets import load_from_disk\n\nds = load_from_disk("PATH")  # ds["preferences"], ds["sft"], '
-          'ds["dialogues"]',
+    "hf": 'from datasets import load_dataset, load_from_disk\n\nprefs = load_dataset("PATH", "preferences", '
+          'split="train")  # or "sft", "dialogues"\nds = load_from_disk("PATH")  # all three: ds["preferences"], ...',
     "parquet": 'from datasets import load_dataset\n\nds = load_dataset("parquet", '
                'data_files={"train": "preferences.parquet"}, split="train")',
 }
@@ -46,6 +46,20 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def stages_that_ran(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> list[str]:
+    """The sampling stages (``sampling:`` keys) that made this data, read from the config and the data:
+    a reviser and a verifier only when some turn was revised, summaries and judge only when written."""
+    cfg = manifest.get("config") or {}
+    revised = bool((stats.get("revisions") or {}).get("revisions"))
+    critique = (cfg.get("dialogue") or {}).get("critique", True) is not False
+    ran = {"planner": True, "persona": True, "critic": critique and stats["counts"]["dialogues"] > 0,
+           "reviser": revised,
+           "verifier": revised, "subtopics": bool(cfg.get("diasynth")), "personas": bool(cfg.get("diasynth")),
+           "summary": bool((cfg.get("dialogue") or {}).get("summaries")),
+           "judge": bool(stats.get("judge") or (manifest.get("judge") or {}).get("backend"))}
+    return [stage for stage, on in ran.items() if on]
+
+
 def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
     """The pipeline that made this data, in 6-8 numbered lines."""
     cfg = manifest.get("config") or {}
@@ -60,23 +74,34 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
     who = "a user persona talking to an AI assistant (SDSD)" if mode == "assistant" else "two human personas (DiaSynth)"
     lines = [
         f"Scenarios ({stats['counts']['scenarios']}): {source}.",
-        f"Each dialogue: {who}. A planner reasoned over the dialogue's characteristics (chain of thought) and "
-        f"wrote a private brief per side; side {jobs.get('briefed_side', 'B')} was briefed to break "
+        f"Each dialogue: {who}. A planner "
+        + ("" if dialogue.get("characteristics") == [] else
+           "reasoned over the dialogue's characteristics (chain of thought) and ")
+        + f"wrote a private brief per side; side {jobs.get('briefed_side', 'B')} was briefed to break "
         f"{jobs.get('principles_per_dialogue', 1)} principle(s) naturally"
         + (f" ({jobs['control_share']:.0%} are control dialogues without that brief)." if jobs.get("control_share")
            else "."),
         f"Two agents took turns, each seeing only its own brief and its own side of the conversation, until a done "
         f"signal or {dialogue.get('max_turns', '?')} turns.",
-        "A critic judged every turn of the briefed side against the principles (structured verdict: principle ids, "
-        "evidence, severity).",
-        "A reviser rewrote each violating turn and a verifier re-judged the revision (`verified`).",
-        "Pairs: prompt = public system message + the conversation before the turn, from the speaker's side, every "
-        "earlier flagged turn replaced by its verified revision (a pair whose prompt would hold an unfixed flagged "
-        "turn is left out); rejected = the original turn; chosen = the revision. SFT rows: the dialogue with "
-        "verified revisions applied, cut before the first flagged turn without one: no flagged turn is a target.",
     ]
-    extras = [x for x, on in (("summaries", dialogue.get("summaries")), ("LLM-judge scores (G-Eval)",
-                                                                         dialogue.get("judge") or stats.get("judge")))
+    stages = stages_that_ran(manifest, stats)
+    if "critic" in stages:
+        lines.append("A critic judged every turn of the briefed side against the principles (structured verdict: "
+                     "principle ids, evidence, severity).")
+    if "reviser" in stages:
+        lines += ["A reviser rewrote each violating turn and a verifier re-judged the revision (`verified`).",
+                  "Pairs: prompt = public system message + the conversation before the turn, from the speaker's "
+                  "side, every earlier flagged turn replaced by its verified revision (a pair whose prompt would "
+                  "hold an unfixed flagged turn is left out); rejected = the original turn; chosen = the revision. "
+                  "SFT rows: the dialogue with verified revisions applied, cut before the first flagged turn without "
+                  "one: no flagged turn is a target."]
+    elif "critic" in stages:
+        lines.append("No turn was found violating, so no turn was revised: there are no preference pairs, and "
+                     "SFT rows are the dialogues as spoken.")
+    else:
+        lines.append("No critique stage (`dialogue.critique: false`): no turn was judged or revised, there are no "
+                     "preference pairs, and SFT rows are the dialogues as spoken.")
+    extras = [x for x, on in (("summaries", "summary" in stages), ("LLM-judge scores (G-Eval)", "judge" in stages))
               if on]
     if extras:
         lines.append(f"Also written per dialogue: {' and '.join(extras)}.")
@@ -85,18 +110,25 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
 
 
-def describe_models(manifest: Mapping[str, Any]) -> str:
+_AGENTS = {"planner": "planner", "persona": "personas", "critic": "critic", "reviser": "reviser",
+           "verifier": "verifier", "subtopics": "subtopic generator", "personas": "persona generator",
+           "summary": "summarizer", "judge": "judge"}
+
+
+def describe_models(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
     backend = manifest.get("backend") or {}
     sampling = (manifest.get("config") or {}).get("sampling") or {}
-    judged = ((manifest.get("config") or {}).get("dialogue") or {}).get("judge")
-    head = (f"All agents (planner, personas, critic, reviser, verifier{', judge' if judged else ''}) ran on "
+    stages = stages_that_ran(manifest, stats)
+    later = (manifest.get("judge") or {}).get("backend")
+    during = [s for s in stages if not (s == "judge" and later)]
+    head = (f"The agents that ran ({', '.join(_AGENTS[s] for s in during)}) ran on "
             f"**{backend.get('model', 'unknown model')}** via `{backend.get('provider', '?')}` "
             f"(backend kind `{backend.get('kind', '?')}`"
             + "".join(f", {k} {backend[k]}" for k in ("dtype", "vllm_version") if backend.get(k)) + ").")
-    later = (manifest.get("judge") or {}).get("backend")
     if later:
         head += f" Judge scores were added afterwards by **{later.get('model')}** (`sparring judge`)."
-    rows = [(stage, s.get("temperature"), s.get("max_tokens")) for stage, s in sampling.items() if isinstance(s, dict)]
+    rows = [(stage, s.get("temperature"), s.get("max_tokens")) for stage, s in sampling.items()
+            if isinstance(s, dict) and stage in stages]
     return head + ("\n\n" + _table(("stage", "temperature", "max tokens"), rows) if rows else "")
 
 
@@ -193,7 +225,8 @@ def describe_validation(tables: Sequence[ExportTable]) -> str:
 
 def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
     model = (manifest.get("backend") or {}).get("model", "the generating model")
-    return (f"Card license field: `{license_id}`. The text was written by {model}: its use is subject to that "
+    return (f"License: `{license_id}` (the run's `license` config key, or `sparring export --license`). The text "
+            f"was written by {model}: its use is subject to that "
             "model's license and terms, which may restrict using outputs to train other models; check them before "
             "publishing. The data is synthetic and unreviewed: it may contain invented facts. In preference pairs "
             "the rejected side breaks a principle on purpose: it is a negative example, never a target. "
@@ -202,23 +235,39 @@ def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
 
 def front_matter(manifest: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable], files: Mapping[str, str],
                  license_id: str) -> str:
+    """The card's YAML header, by the Hub's dataset card spec (checked by ``hub.check_card_header``):
+    ``configs`` name each table's files, so ``datasets.load_dataset(FOLDER)`` reads the folder as it is."""
     data: dict[str, Any] = {
         "license": license_id,
         "pretty_name": f"{manifest.get('name', 'sparring')} ({fmt})",
         "size_categories": [size_category(max((len(t.rows) for t in tables), default=0))],
         "task_categories": _TASKS[fmt],
+        "task_ids": ["dialogue-modeling"] if fmt != "summarization" else [],
+        "annotations_creators": ["machine-generated"],
+        "language_creators": ["machine-generated"],
+        "source_datasets": ["original"],
         "tags": ["synthetic", "sparring", "multi-turn", "constitutional-ai", *_TAGS[fmt]],
     }
-    if fmt != "hf":  # a save_to_disk folder is read with load_from_disk, not through configs
-        single = len(tables) == 1
-        data["configs"] = [{"config_name": "default" if single else t.name,
-                            "data_files": [{"split": "train", "path": files[t.name]}]}
-                           for t in tables if t.name in files]
+    if not data["task_ids"]:
+        del data["task_ids"]
+    single = len(tables) == 1
+    configs: list[dict[str, Any]] = []
+    for t in tables:
+        if t.name not in files:
+            continue
+        # An hf folder (save_to_disk) keeps each table as Arrow files in a folder of its own.
+        path = f"{files[t.name]}/*.arrow" if fmt == "hf" else files[t.name]
+        config: dict[str, Any] = {"config_name": "default" if single else t.name,
+                                  "data_files": [{"split": "train", "path": path}]}
+        if not single and not configs:
+            config["default"] = True  # load_dataset(FOLDER) with no config name reads this one (the pairs)
+        configs.append(config)
+    data["configs"] = configs
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def render_card(manifest: Mapping[str, Any], stats: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable],
-                files: Mapping[str, str], *, license_id: str = "other") -> str:
+                files: Mapping[str, str], *, license_id: str) -> str:
     """The README.md of an export. ``files``: table name -> path of its data file in the export folder."""
     template = Template(resources.files(__package__).joinpath("dataset_card.md").read_text(encoding="utf-8"))
     counts = stats["counts"]
@@ -228,7 +277,7 @@ def render_card(manifest: Mapping[str, Any], stats: Mapping[str, Any], fmt: str,
         summary=(f"{counts['dialogues']} synthetic multi-turn dialogues and {counts['pairs']} chosen/rejected "
                  f"preference pairs ({counts['verified_pairs']} verified) made by multi-agent self-play with "
                  "constitutional critique and revision."),
-        pipeline=describe_pipeline(manifest, stats), models=describe_models(manifest),
+        pipeline=describe_pipeline(manifest, stats), models=describe_models(manifest, stats),
         principles=describe_principles(manifest, stats), contents=describe_contents(fmt, tables, files),
         statistics=describe_statistics(stats), configuration=describe_configuration(manifest),
         lineage=describe_lineage(manifest), validation=describe_validation(tables),

@@ -53,6 +53,21 @@ def _require_datasets(what: str) -> None:
         raise InputError(f"{what} needs the 'datasets' package: pip install 'sparring[hub]'") from None
 
 
+def run_license(manifest: dict[str, Any]) -> str:
+    """The run's ``license`` (its config's; the default for runs written before the key existed)."""
+    from ..config import RunConfig
+
+    return str((manifest.get("config") or {}).get("license") or RunConfig.model_fields["license"].default)
+
+
+def _check_license(license_id: str) -> None:
+    from .hub import hub_licenses
+
+    if license_id not in hub_licenses():
+        raise InputError(f"--license {license_id!r} is not a Hugging Face Hub license id; see "
+                         "https://huggingface.co/docs/hub/repositories-licenses")
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(p.name != LOCK_FILE for p in out.iterdir())):
         raise InputError("exists and is not an empty directory; export into a new one", source=str(out))
@@ -112,10 +127,11 @@ def push_tables(repo: str, tables: list[ExportTable], card: str, token: str, *, 
 
 
 def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: bool = False,
-                 license_id: str = "other", push_to: str | None = None, private: bool = False,
+                 license_id: str | None = None, push_to: str | None = None, private: bool = False,
                  include_unverified: bool = False) -> ExportResult:
     """Validate, then write ``fmt`` into the new folder ``out`` (with README.md) and/or push it to the Hub.
-    Unverified pairs count as invalid rows unless ``include_unverified``."""
+    Unverified pairs count as invalid rows unless ``include_unverified``. ``license_id``: the card's
+    license (default: the run's ``license``, from its config)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     token = os.environ.get(TOKEN_ENV) or None
@@ -124,6 +140,8 @@ def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: boo
                          "(a write token from https://huggingface.co/settings/tokens)")
     if fmt in TABLE_FORMATS or push_to is not None:
         _require_datasets("--push-to-hub" if push_to is not None else f"--format {fmt}")
+    if license_id is not None:
+        _check_license(license_id)
     if out is None:
         return _export(run_dir, fmt, None, skip_invalid, license_id, push_to, private, token,
                        include_unverified=include_unverified)
@@ -134,8 +152,9 @@ def write_export(run_dir: Path, fmt: str, out: Path | None, *, skip_invalid: boo
                        include_unverified=include_unverified)
 
 
-def _export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, license_id: str, push_to: str | None,
-            private: bool, token: str | None, *, include_unverified: bool = False) -> ExportResult:
+def _export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, license_id: str | None,
+            push_to: str | None, private: bool, token: str | None, *, include_unverified: bool = False
+            ) -> ExportResult:
     run = load_run(run_dir)
     tables = build_export(run, fmt, include_unverified=include_unverified)
     problems = [p for t in tables for p in t.problems]
@@ -149,7 +168,7 @@ def _export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, licen
     if out is not None:
         result.files = _write_files(out, fmt, tables)
     files = result.files or {t.name: (t.name if fmt == "hf" else "train.jsonl") for t in tables}
-    card = render_card(run.manifest, stats, fmt, tables, files, license_id=license_id)
+    card = render_card(run.manifest, stats, fmt, tables, files, license_id=license_id or run_license(run.manifest))
     if out is not None:
         (out / CARD).write_text(card, encoding="utf-8")
     if push_to is not None:

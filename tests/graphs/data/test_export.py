@@ -117,7 +117,7 @@ def test_summarization_rows_and_the_card(run_dir: Path, tmp_path: Path) -> None:
     assert list(iter_jsonl(tmp_path / "sum" / "train.jsonl")) == [
         {"dialogue": "Dana: the cat sat\nAI assistant: on the mat", "summary": "Dana talks about a cat."}]
     card = (tmp_path / "sum" / "README.md").read_text()
-    assert card.startswith("---\nlicense: other\n")
+    assert card.startswith("---\nlicense: apache-2.0\n")  # the run's license: the default, for a run from before the key
     for fact in ("**tiny-test-model** via `scripted`", "`privacy.no-doxxing` | privacy | 1 | 100.0% | 50.0% | 1",
                  "| 2 | 3.0 | 2.1667 |", "## How the data was made\n\n1. Scenarios (1)", "task_categories:\n- summarization",
                  "path: train.jsonl"):  # Table 1 row: 2 dialogues, (2+4)/2 turns, 13 tokens / 6 turns
@@ -144,5 +144,5 @@ def test_push_to_hub_sends_each_table_and_keeps_the_hub_metadata(run_dir: Path, 
     assert pushed[:3] == [("data", "me/data", "preferences", 2), ("data", "me/data", "sft", 1),
                           ("data", "me/data", "dialogues", 2)]
     card = pushed[3][2]
-    assert card.data.configs == [{"config_name": "sft"}] and card.data.license == "other"
+    assert card.data.configs == [{"config_name": "sft"}] and card.data.license == "apache-2.0"
     assert "## How the data was made" in card.text and "hub text" not in card.text
