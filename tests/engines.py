@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.agents.backends.embedded import MODEL_NAME, ensure_model
@@ -32,6 +33,21 @@ from sparring.agents.backends.vllm_engine import prepare_cpu_environment
 
 SERVER_START_TIMEOUT_S = 900.0
 """Generous: a cold start on a busy 2-core machine has been seen past 5 minutes."""
+
+
+def stop_group(proc: subprocess.Popen[Any], grace_s: float = 30) -> None:
+    """Stop a process started with ``start_new_session=True`` and every process of its group: SIGTERM,
+    then SIGKILL after ``grace_s``."""
+    if proc.poll() is not None:
+        return
+    for sig, grace in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def free_port() -> int:
@@ -143,15 +159,8 @@ class VLLMServer:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            for sig, grace in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, sig)
-                try:
-                    proc.wait(grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        if proc is not None:
+            stop_group(proc)
         if self._log_dir is not None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
             self._log_dir = None

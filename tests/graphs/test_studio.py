@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -86,7 +85,7 @@ def test_langgraph_dev_loads_the_graph_and_runs_a_dialogue(tmp_path: Path) -> No
     if not exe.exists() and shutil.which("langgraph") is None:
         pytest.skip("the LangGraph CLI is not installed (scripts/install.sh dev installs it)")
     from sparring.graphs.run_request import iter_jobs, request_from_config
-    from tests.engines import free_port
+    from tests.engines import free_port, stop_group
 
     cwd = tmp_path / "server"  # it writes .langgraph_api/ into its working directory
     cwd.mkdir()
@@ -109,12 +108,7 @@ def test_langgraph_dev_loads_the_graph_and_runs_a_dialogue(tmp_path: Path) -> No
             state = _post(f"{api}/runs/wait", {"assistant_id": "selfplay",
                                                "input": {"job": job.model_dump(mode="json")}})
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            stop_group(proc)
         calls = server.stats.chat_requests
     assert "__error__" not in state, state  # a graph error still answers 200
     assert [m["speaker"] for m in state["messages"]] == ["A", "B"]

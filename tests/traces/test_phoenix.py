@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -25,7 +24,7 @@ import pytest
 import sparring
 from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
 from tests.cli import REPO
-from tests.engines import free_port
+from tests.engines import free_port, stop_group
 from tests.graphs.loopback_run import canned_server
 
 pytest.importorskip("opentelemetry.sdk")
@@ -78,13 +77,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        stop_group(proc)
         log.close()
 
 
