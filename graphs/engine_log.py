@@ -106,7 +106,7 @@ class EngineLog:
         if 2 in self._saved:
             self.terminal = open(os.dup(self._saved[2]), "w", buffering=1, encoding="utf-8",  # noqa: SIM115
                                  errors="replace")
-        self.adopt_handlers()
+        self._adopt_handlers()
         for name in ("stdout", "stderr"):  # print(), warnings, tqdm and handlers made during the run
             original = getattr(sys, name)
             self._consoles[name] = (original, _Console(original, self._log))
@@ -118,10 +118,9 @@ class EngineLog:
             self._tail.start()
         return self
 
-    def adopt_handlers(self) -> None:
-        """Point logging handlers that write to the console objects (and not to descriptors 1 or 2, which
-        are the log already) at the log. Called again once the engine started: vLLM makes its handler when
-        it is imported, bound to the ``sys.stdout`` of that moment."""
+    def _adopt_handlers(self) -> None:
+        """Point logging handlers made before the run that write to the console objects at the log (those
+        made during the run, as vLLM's is when it is imported then, write to the stand-ins)."""
         consoles = {id(s) for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__,
                                     *(original for original, _ in self._consoles.values())) if s is not None}
         known = {id(h) for h, _ in self._handlers}

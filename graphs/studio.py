@@ -51,6 +51,16 @@ def _prepare(path: Path) -> tuple[RunRequest, Backend]:
     return request, create_backend(request.config.backend)
 
 
+async def _start(backend: Backend, kind: str) -> None:
+    """Start the backend once. An in-process engine (embedded, vllm) starts in a thread of its own, with its
+    own short-lived event loop: its start imports torch and vLLM and reads files, which the server's
+    blocking-call check refuses on its loop; the engine serves requests from any loop afterwards."""
+    if kind == "openai_compat":
+        await backend.start()  # its HTTP session belongs to the server's loop
+    else:
+        await asyncio.to_thread(asyncio.run, backend.start())
+
+
 async def graph(config: dict[str, Any]) -> Any:
     """The compiled self-play graph of the config this run names (see the module's docstring)."""
     configurable = dict(config.get("configurable") or {})
@@ -62,7 +72,7 @@ async def graph(config: dict[str, Any]) -> Any:
             _made[key] = await asyncio.to_thread(_prepare, path)
         request, backend = _made[key]
         if configurable.get("__is_for_execution__", True):
-            await backend.start()  # once: a no-op for a started backend
+            await _start(backend, request.config.backend.kind)
     selfplay = make_selfplay(request, backend)
     return selfplay.build(checkpointer=None).with_config(recursion_limit=selfplay.recursion_limit())
 
