@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 from typing import Any
 
+from sparring.agents.backends import Backend, ChatMessage, SamplingParams, create_backend
+from sparring.agents.backends.messages import RawCompletion
 from sparring.graphs.config import Overrides, RunConfig
 from sparring.graphs.pipeline import RunResult, execute
 from sparring.graphs.progress import Progress
 from sparring.graphs.run_request import request_from_config
+from sparring.graphs.wiring import make_selfplay
 
 __all__ = ["arun", "build_graph", "run"]
 
@@ -67,14 +70,57 @@ async def arun(config: ConfigLike, *, out: str | os.PathLike[str] | None = None,
     return await execute(request, progress=Progress(enabled=progress), signals=False, engine_log=True)
 
 
+class _LoopScoped(Backend):
+    """The backend of a built graph, which outlives any one event loop: the configured backend is started
+    in the loop of the first call and closed when that loop shuts down (the end of ``asyncio.run``; a
+    notebook's loop never does), then started again in the next loop. Its HTTP session or engine output
+    task belongs to one loop, so a second ``asyncio.run`` would otherwise fail on a closed loop."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.config, inner.model)
+        self.provider = inner.provider
+        self._inner = inner
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: AsyncGenerator[None, None] | None = None
+
+    async def _closes_with_the_loop(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:  # the loop's shutdown_asyncgens (asyncio.run's end) closes us here
+            self._loop = None
+            await self._inner.aclose()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        await self._inner.start()
+        self._loop, self._closer = loop, self._closes_with_the_loop()
+        await anext(self._closer)  # its first step registers it with this loop
+
+    async def aclose(self) -> None:
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            await closer.aclose()
+
+    def describe(self) -> dict[str, Any]:
+        return self._inner.describe()
+
+    async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
+                        json_schema: dict[str, Any] | None) -> RawCompletion:
+        await self.start()
+        return await self._inner._generate(messages, params, json_schema)
+
+
 def build_graph(config: ConfigLike, *, overrides: Overrides | None = None, checkpointer: Any = None) -> Any:
     """The compiled LangGraph self-play graph of ``config``: one dialogue per invocation.
 
     Its input is ``{"job": job}`` with a dialogue job as JSON (``DialogueJob.model_dump(mode="json")``;
     ``sparring.graphs.run_request.iter_jobs`` lists a config's jobs); its output, the dialogue's
-    state (plan, messages, verdicts, revisions). The backend starts on the first model call. No
-    checkpointer unless one is passed; the recursion limit fits the config's ``max_turns``. Nothing
-    is written to a run directory and no span is recorded: that is ``run``'s work.
+    state (plan, messages, verdicts, revisions). The backend starts on the first model call and is
+    closed when that call's event loop shuts down (started again in the next one). No checkpointer
+    unless one is passed; the recursion limit fits the config's ``max_turns``. Nothing is written to
+    a run directory and no span is recorded: that is ``run``'s work.
 
     Example::
 
@@ -86,9 +132,6 @@ def build_graph(config: ConfigLike, *, overrides: Overrides | None = None, check
         state = await graph.ainvoke({"job": job.model_dump(mode="json")})
         # or as a node of your own graph: builder.add_node("selfplay", graph)
     """
-    from sparring.agents.backends import create_backend
-    from sparring.graphs.wiring import make_selfplay
-
     request = request_from_config(_path(config), overrides or ())
-    selfplay = make_selfplay(request, create_backend(request.config.backend))
+    selfplay = make_selfplay(request, _LoopScoped(create_backend(request.config.backend)))
     return selfplay.build(checkpointer=checkpointer).with_config(recursion_limit=selfplay.recursion_limit())

@@ -227,3 +227,30 @@ def test_a_config_with_yaml_text_and_a_path_agree(tmp_path: Path) -> None:
     assert [j.id for j in iter_jobs(request_from_config(data))] == ids
     assert [j.id for j in iter_jobs(request_from_config(sparring.RunConfig.model_validate(data)))] == ids
     assert [j.id for j in iter_jobs(request_from_config(str(config)))] == ids
+
+
+TWO_LOOPS = """
+import asyncio, sys
+from pathlib import Path
+import sparring
+from sparring.graphs.run_request import iter_jobs, request_from_config
+from tests.graphs.loopback_run import canned_server, write_config
+
+with canned_server() as server:
+    config = write_config(Path(sys.argv[1]), server.base_url, dialogues=2, concurrency=1)
+    graph = sparring.build_graph(config)
+    job = next(iter_jobs(request_from_config(config)))
+    for _ in range(2):  # each asyncio.run is a new event loop
+        state = asyncio.run(graph.ainvoke({"job": job.model_dump(mode="json")}))
+        print(len(state["messages"]), server.stats.chat_requests)
+"""
+
+
+def test_a_built_graph_runs_in_one_event_loop_after_another_and_closes_its_backend(tmp_path: Path) -> None:
+    from tests.cli import REPO
+
+    proc = subprocess.run([sys.executable, "-c", TWO_LOOPS, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["2 6", "2 12"]
+    assert "Unclosed" not in proc.stderr and "Event loop is closed" not in proc.stderr, proc.stderr
