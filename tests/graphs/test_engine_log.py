@@ -152,9 +152,10 @@ def test_the_cli_prints_its_own_lines_only_and_keeps_the_rest_in_engine_log(tmp_
 
 
 def test_a_backend_that_fails_to_start_is_one_line_and_the_directory_stays_usable(tmp_path: Path) -> None:
-    config = write_config(tmp_path, "http://127.0.0.1:9/v1", dialogues=2, concurrency=1)
-    result = cli_with(BROKEN_START, "run", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
-    assert result.returncode == 1
+    with canned_server() as server:  # reachable, so the pre-run probe passes and start() is what fails
+        config = write_config(tmp_path, server.base_url, dialogues=2, concurrency=1)
+        result = cli_with(BROKEN_START, "run", str(config), "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
     log = tmp_path / "run" / "engine.log"
     assert result.stderr.splitlines()[-1] == (
         f"error: RuntimeError: Engine core initialization failed. See root cause above. (the engine's output and "
