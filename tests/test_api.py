@@ -189,7 +189,7 @@ async def test_build_graph_is_invoked_on_one_job_drawn_and_embedded_as_a_subgrap
         embedded = await outer.compile().ainvoke({"job": job.model_dump(mode="json")})
         assert embedded["messages"] == state["messages"]
         calls = server.stats.chat_requests
-    assert calls == 12  # two dialogues of six calls: plan, 2 turns, critique, revise, verify
+    assert calls == 14  # two dialogues of seven calls: plan and side A's brief, 2 turns, critique, revise, verify
 
 
 IMPORT_CHECK = """
@@ -252,5 +252,5 @@ def test_a_built_graph_runs_in_one_event_loop_after_another_and_closes_its_backe
     proc = subprocess.run([sys.executable, "-c", TWO_LOOPS, str(tmp_path)], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("\n")[:2] == ["2 6", "2 12"]
+    assert proc.stdout.split("\n")[:2] == ["2 7", "2 14"]  # seven calls a dialogue (see above)
     assert "Unclosed" not in proc.stderr and "Event loop is closed" not in proc.stderr, proc.stderr

@@ -113,4 +113,4 @@ def test_langgraph_dev_loads_the_graph_and_runs_a_dialogue(tmp_path: Path) -> No
     assert "__error__" not in state, state  # a graph error still answers 200
     assert [m["speaker"] for m in state["messages"]] == ["A", "B"]
     assert state["job"]["id"] == job.id and state["revisions"][0]["verified"] is True
-    assert calls == 6  # plan, two turns, critique, revise, verify: the server ran our graph on our backend
+    assert calls == 7  # plan and side A's brief, two turns, critique, revise, verify: the server ran our graph on our backend
