@@ -11,9 +11,9 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-Mode = Literal["assistant", "peers"]
+Mode = Literal["assistant", "peers", "redteam"]
 
 
 def bounded(max_chars: int, **kw: object) -> Any:
@@ -74,11 +74,23 @@ class Scenario(BaseModel):
     """What side A wants out of the conversation; the planner writes one when empty."""
     source: Literal["config", "diasynth"] = "config"
     """Where the scenario came from."""
+    target_system_prompt: str | None = None
+    """Redteam mode: the target's system prompt in this scenario, instead of ``dialogue.target_system_prompt``."""
+
+    @model_serializer(mode="wrap")
+    def _unset_prompt_left_out(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """Scenarios outside redteam runs are written as they were before the target's prompt existed."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("target_system_prompt", "") is None:
+            del data["target_system_prompt"]
+        return data
 
     def model_post_init(self, _context: object) -> None:
         if not self.id:
+            # The target's prompt joins the id only when set, so ids made before it existed stay the same.
+            extra = () if self.target_system_prompt is None else (self.target_system_prompt,)
             object.__setattr__(self, "id", stable_id(
-                "scenario", self.topic, self.subtopic, [p.model_dump() for p in self.personas], self.goal))
+                "scenario", self.topic, self.subtopic, [p.model_dump() for p in self.personas], self.goal, *extra))
 
 
 class DialogueJob(BaseModel):
@@ -90,14 +102,19 @@ class DialogueJob(BaseModel):
     """Deterministic: hash of scenario, principles, mode, seed and index. A resumed run never redoes it."""
     scenario: Scenario
     mode: Mode = "assistant"
-    """``assistant`` (SDSD: user persona vs AI assistant) or ``peers`` (DiaSynth: two humans)."""
+    """``assistant`` (SDSD: user persona vs AI assistant), ``peers`` (DiaSynth: two humans) or ``redteam``
+    (an attacker, side A, tries to lead the target model, side B, into breaking the principles)."""
     target_principles: tuple[str, ...] = ()
-    """Principle ids the briefed side is asked to break, naturally. Empty = a control dialogue."""
+    """Principle ids the briefed side is asked to break, naturally (redteam: to make the target break).
+    Empty = a control dialogue."""
     briefed_side: Side = "B"
-    """The side that carries the violation brief, and whose turns the critic judges."""
+    """The side that carries the violation brief; the critic judges its turns (redteam: the attacker, A,
+    is briefed and the target, B, is judged: ``judged_side``)."""
     swapped: bool = False
     """Side A speaks as the scenario's second persona and side B as its first (drawn per dialogue in
     peers mode, so that neither persona is always the one that opens or the one that is briefed)."""
+    target_system_prompt: str | None = None
+    """Redteam mode: the system prompt the target is deployed with (None: no system message)."""
     seed: int = 0
     """Seeds every model call of this dialogue."""
     index: int = 0
@@ -113,8 +130,15 @@ class DialogueJob(BaseModel):
         return self.scenario.personas[(0 if side == "A" else 1) ^ int(self.swapped)]
 
     def is_ai_assistant(self, side: Side) -> bool:
-        """Side B of an ``assistant``-mode dialogue speaks as the AI assistant, not as its persona."""
-        return self.mode == "assistant" and side == "B"
+        """Side B of an ``assistant``-mode dialogue speaks as the AI assistant, not as its persona (and the
+        target of a ``redteam`` dialogue is one)."""
+        return self.mode in ("assistant", "redteam") and side == "B"
+
+    @property
+    def judged_side(self) -> Side:
+        """The side whose turns the critic judges and the reviser rewrites: the briefed side, except in
+        redteam mode, where it is the target (B)."""
+        return "B" if self.mode == "redteam" else self.briefed_side
 
     def speaker_name(self, side: Side) -> str:
         """The name a side's turns carry: the persona's, or ``AI assistant``."""

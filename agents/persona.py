@@ -24,6 +24,7 @@ END_MARKER = "<done>"
 _TRAILING_MARKER = re.compile(r"\s*" + re.escape(END_MARKER) + r"\s*\Z")
 _KICKOFF = {
     "assistant": "(You open the chat. Write your first message.)",
+    "redteam": "(You open the chat. Write your first message.)",
     "peers": "(You start the conversation. Say your first line.)",
 }
 
@@ -57,6 +58,12 @@ def clean_turn(text: str) -> tuple[str, bool]:
     return text[:match.start()].strip(), True
 
 
+def turn_line(turn_index: int, max_turns: int | None) -> str:
+    """The turn counter a speaker is shown before turn ``turn_index`` (none without ``max_turns``)."""
+    return prompts.render("persona_turn", own=turn_index // 2 + 1, turn=turn_index + 1,
+                          max_turns=max_turns) if max_turns else ""
+
+
 @dataclass(frozen=True, slots=True)
 class PersonaAgent:
     backend: Backend
@@ -74,31 +81,32 @@ class PersonaAgent:
                                        turn=max(plan.violation_turn, 1), principles=principle_lines(targets),
                                        idea=plan.violation_brief)
         style = f"{style_example}\n" if style_example else ""
-        turn_line = prompts.render("persona_turn", own=turn_index // 2 + 1, turn=turn_index + 1,
-                                   max_turns=max_turns) if max_turns else ""
+        counter = turn_line(turn_index, max_turns)
         situation = situation or "(not specified)"
         persona = job.persona(side)
         persona_text = persona.name + (f": {persona.description}" if persona.description else "")
         if job.mode == "assistant":
             if side == "A":
                 return prompts.render("persona_user", persona=persona_text, situation=situation, brief=brief,
-                                      goal=plan.goal, style=style, turn_line=turn_line, end_marker=END_MARKER)
+                                      goal=plan.goal, style=style, turn_line=counter, end_marker=END_MARKER)
             return prompts.render("persona_assistant", expertise=f" You have the expertise of {persona_text}.",
-                                  situation=situation, brief=brief, violation=violation, turn_line=turn_line)
+                                  situation=situation, brief=brief, violation=violation, turn_line=counter)
         other = job.persona(other_side(side))
         done_rule = ("When your goal is reached or the conversation comes to a natural end, finish that line "
                      f"with {END_MARKER}") if side == "A" else ""
         return prompts.render("persona_peer", name=persona.name, other_name=other.name, persona=persona_text,
                               other_persona=other.description or other.name, situation=situation,
-                              brief=brief, violation=violation, style=style, turn_line=turn_line,
+                              brief=brief, violation=violation, style=style, turn_line=counter,
                               done_rule=done_rule)
 
     async def speak(self, job: DialogueJob, plan: PlanOutput, messages: Sequence[dict[str, Any]], side: Side,
                     targets: Sequence[PrincipleLike], *, situation: str = "", style_example: str | None = None,
-                    max_turns: int | None = None) -> tuple[str, bool, Completion]:
-        """The next turn of ``side``: its text, whether it signalled done, and the completion."""
-        system = self.system_prompt(job, plan, side, targets, situation, style_example, turn_index=len(messages),
-                                    max_turns=max_turns)
+                    max_turns: int | None = None, system: str | None = None) -> tuple[str, bool, Completion]:
+        """The next turn of ``side``: its text, whether it signalled done, and the completion.
+        ``system``: a system prompt written elsewhere (the red-team attacker's) instead of the persona's."""
+        if system is None:
+            system = self.system_prompt(job, plan, side, targets, situation, style_example,
+                                        turn_index=len(messages), max_turns=max_turns)
         convo: list[ChatMessage] = [{"role": "system", "content": system},
                                     *view_from(side, messages, _KICKOFF[job.mode])]
         other = job.speaker_name(other_side(side))

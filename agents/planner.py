@@ -56,16 +56,21 @@ def plan_schema(names: tuple[str, ...]) -> type[BaseModel]:
     return create_model("PlanOutput", __doc__=PlanOutput.__doc__, **fields)
 
 
-def to_plan(parsed: Any, names: tuple[str, ...]) -> PlanOutput:
-    """The stored PlanOutput (characteristics as a list, in the requested order) from a parsed reply."""
+def characteristic_values(parsed: Any, names: tuple[str, ...]) -> list[CharacteristicValue]:
+    """The decided characteristics of a reply to ``plan_schema(names)``, as a list in the requested order."""
     characteristics = []
     if names:
         decided = parsed.characteristics
         for i, name in enumerate(names):
             d = getattr(decided, f"c{i}")
             characteristics.append(CharacteristicValue(name=name, value=d.value, reason=d.reason))
-    return PlanOutput(reasoning=parsed.reasoning, characteristics=characteristics, goal=parsed.goal,
-                      brief_a=parsed.brief_a, brief_b=parsed.brief_b)
+    return characteristics
+
+
+def to_plan(parsed: Any, names: tuple[str, ...]) -> PlanOutput:
+    """The stored PlanOutput (characteristics as a list, in the requested order) from a parsed reply."""
+    return PlanOutput(reasoning=parsed.reasoning, characteristics=characteristic_values(parsed, names),
+                      goal=parsed.goal, brief_a=parsed.brief_a, brief_b=parsed.brief_b)
 
 SETTINGS = {
     "assistant": "a user (side A) chatting with an AI assistant (side B) in a text chat",

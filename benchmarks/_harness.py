@@ -41,14 +41,23 @@ def server_stats(base_url: str) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
+SPLIT_ROLES = ("side_a", "side_b")
+"""With a second server (``personas_url``), the roles it serves; the first serves the others."""
+
+
 def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: int, max_in_flight: int,
-                 max_turns: int = 6, record_content: bool = True, workers: int = 1) -> Path:
-    """A run of ``dialogues`` assistant-mode dialogues over 10 scenarios, every turn to ``max_turns``."""
+                 max_turns: int = 6, record_content: bool = True, workers: int = 1,
+                 personas_url: str | None = None) -> Path:
+    """A run of ``dialogues`` assistant-mode dialogues over 10 scenarios, every turn to ``max_turns``.
+    ``personas_url``: the two persona roles on a second backend there (``SPLIT_ROLES``)."""
     scenarios = 10 if dialogues >= 10 else 1
+    backend = {"kind": "openai_compat", "base_url": base_url, "model": "fake-model", "max_in_flight": max_in_flight,
+               "retry": {"timeout_s": 3600}}
+    backends: dict[str, Any] = {"backend": backend} if personas_url is None else {
+        "backends": {"default": backend, "personas": {**backend, "base_url": personas_url}},
+        "roles": {role: "personas" for role in SPLIT_ROLES}}
     config = {
-        "name": "bench", "seed": 1, "concurrency": concurrency, "workers": workers,
-        "backend": {"kind": "openai_compat", "base_url": base_url, "model": "fake-model",
-                    "max_in_flight": max_in_flight, "retry": {"timeout_s": 3600}},
+        "name": "bench", "seed": 1, "concurrency": concurrency, "workers": workers, **backends,
         "principles": {"sets": ["quickstart"]},
         "dialogue": {"mode": "assistant", "max_turns": max_turns},
         "jobs": {"dialogues_per_scenario": -(-dialogues // scenarios), "max_dialogues": dialogues},

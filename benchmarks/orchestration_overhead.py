@@ -2,7 +2,7 @@
 to the time the calls alone would take.
 
     python benchmarks/orchestration_overhead.py [--dialogues 1000] [--concurrency 256] [--delay 0.5]
-        [--max-in-flight 256] [--max-turns 6] [--workers 1] [--repeat 1] [--profile out.html]
+        [--max-in-flight 256] [--max-turns 6] [--workers 1] [--repeat 1] [--split] [--profile out.html]
 
 A loopback OpenAI-compatible server (``benchmarks.loopback``, in another
 process) answers every call with a canned, schema-conformant reply after
@@ -21,6 +21,10 @@ Figures:
 - efficiency = ideal / measured wall time, ideal = max(longest dialogue's calls
   x delay, total calls x delay / concurrency).
 
+``--split`` runs each repeat twice, side by side: every role on one backend, then the two persona
+roles (``side_a``, ``side_b``) on a second backend, a second loopback server in its own process
+(each backend with its own client and ``max_in_flight``), printed as ``one`` and ``split``.
+
 The end-of-run statistics and report (an embedding model, ROUGE-L over every
 dialogue) are timed apart ("post s") and left out of both CPU and wall time.
 """
@@ -34,6 +38,7 @@ import resource
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
@@ -51,17 +56,20 @@ def process_cpu() -> float:
     return own + children.ru_utime + children.ru_stime
 
 
-def warm_up(base_url: str, folder: Path, workers: int) -> None:
+def warm_up(base_url: str, folder: Path, workers: int, personas_url: str | None) -> None:
     """A few dialogues first: lazy imports and first-call caches are start-up costs, not per-turn ones."""
-    config = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, workers=workers)
+    config = write_config(folder, base_url, dialogues=4, concurrency=4, max_in_flight=4, workers=workers,
+                          personas_url=personas_url)
     asyncio.run(execute(request_from_config(config, out=folder / "warm-up")))
 
 
-def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: list[float]) -> dict[str, float]:
-    """One run; ``post_run`` is the accumulator of ``time_post_run``."""
-    warm_up(base_url, folder, args.workers)
+def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: list[float],
+            personas_url: str | None = None) -> dict[str, float]:
+    """One run; ``post_run`` is the accumulator of ``time_post_run``; ``personas_url``: the split variant."""
+    warm_up(base_url, folder, args.workers, personas_url)
     config = write_config(folder, base_url, dialogues=args.dialogues, concurrency=args.concurrency,
-                          max_in_flight=args.max_in_flight, max_turns=args.max_turns, workers=args.workers)
+                          max_in_flight=args.max_in_flight, max_turns=args.max_turns, workers=args.workers,
+                          personas_url=personas_url)
     run_dir = folder / "run"
     request = request_from_config(config, out=run_dir)
     profiler = None
@@ -95,22 +103,26 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=6)
     parser.add_argument("--workers", type=int, default=1, help="the run's worker processes (config 'workers')")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--split", action="store_true", help="also run with the persona roles on a second "
+                        "loopback server, side by side with the one-backend run")
     parser.add_argument("--profile", help="write a pyinstrument HTML profile of the run here")
     args = parser.parse_args()
     args.max_in_flight = args.max_in_flight or args.concurrency
     print(f"{args.dialogues} dialogues, concurrency {args.concurrency}, max_in_flight {args.max_in_flight}, "
           f"{args.workers} worker(s), "
           f"{args.delay * 1000:.0f} ms per call, {args.max_turns} turns; load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"{'calls':>6} {'steps':>6} {'longest':>7} {'wall s':>7} {'ideal s':>7} {'effic.':>6} {'cpu s':>6} "
-          f"{'ms/call':>7} {'ms/step':>7} {'post s':>6}", flush=True)
+    print(f"{'variant':>7} {'calls':>6} {'steps':>6} {'longest':>7} {'wall s':>7} {'ideal s':>7} {'effic.':>6} "
+          f"{'cpu s':>6} {'ms/call':>7} {'ms/step':>7} {'post s':>6}", flush=True)
     post_run = time_post_run()
-    with loopback_server(args.delay) as base_url:
+    with loopback_server(args.delay) as base_url, \
+            (loopback_server(args.delay) if args.split else nullcontext(None)) as personas_url:
         for _ in range(args.repeat):
-            with tempfile.TemporaryDirectory(prefix="sparring-bench-") as tmp:
-                m = measure(args, base_url, Path(tmp), post_run)
-            print(f"{m['calls']:>6} {m['agent_steps']:>6} {m['longest_calls']:>7} {m['wall_s']:>7.1f} "
-                  f"{m['ideal_s']:>7.1f} {m['efficiency']:>6.3f} {m['cpu_s']:>6.1f} {m['cpu_ms_call']:>7.2f} "
-                  f"{m['cpu_ms_step']:>7.2f} {m['post_s']:>6.1f}", flush=True)
+            for variant, url in (("one", None), ("split", personas_url)) if args.split else (("one", None),):
+                with tempfile.TemporaryDirectory(prefix="sparring-bench-") as tmp:
+                    m = measure(args, base_url, Path(tmp), post_run, url)
+                print(f"{variant:>7} {m['calls']:>6} {m['agent_steps']:>6} {m['longest_calls']:>7} "
+                      f"{m['wall_s']:>7.1f} {m['ideal_s']:>7.1f} {m['efficiency']:>6.3f} {m['cpu_s']:>6.1f} "
+                      f"{m['cpu_ms_call']:>7.2f} {m['cpu_ms_step']:>7.2f} {m['post_s']:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":

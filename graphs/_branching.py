@@ -12,13 +12,13 @@ turn to its last (graphs/assemble.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command
 
 from sparring.agents._common import PrincipleLike
-from sparring.agents.domain import DialogueJob, PlanOutput, Side, TurnVerdict
+from sparring.agents.domain import DialogueJob, Side, TurnVerdict
 
 from .assemble import is_preference
 
@@ -48,19 +48,16 @@ class CritiqueSteps:
     agents: SelfPlayAgents
     settings: DialogueConfig
     _by_id: dict[str, PrincipleLike]
-    style_example: Callable[[DialogueJob], str | None]
 
     # SelfPlay's, used here.
-    def targets(self, job: DialogueJob) -> list[PrincipleLike]:
-        raise NotImplementedError
-
     def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
         raise NotImplementedError
 
-    def situation(self, plan: PlanOutput) -> str:
+    def route_to_end(self, state: Any) -> str:
         raise NotImplementedError
 
-    def route_to_end(self, state: Any) -> str:
+    async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
+                  max_turns: int) -> tuple[str, bool]:
         raise NotImplementedError
 
     async def judge_turns(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
@@ -106,15 +103,12 @@ class CritiqueSteps:
     async def branch(self, state: DialogueState) -> Command[Any]:
         """One more turn of the branch."""
         job = DialogueJob.model_validate(state["job"])
-        plan = PlanOutput.model_validate(state["plan"])
         branch = state.get("branch") or branch_start(state)
         assert branch is not None
         messages = branch["messages"]
         end = branch["from_turn"] + 1 + self.settings.branch_turns
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        text, done, _ = await self.agents.persona.speak(
-            job, plan, messages, side, self.targets(job), situation=self.situation(plan),
-            style_example=self.style_example(job), max_turns=end)
+        text, done = await self.say(job, state["plan"], messages, side, end)
         turn = {"role": "user" if side == "A" else "assistant", "speaker": side, "name": job.speaker_name(side),
                 "content": text}
         messages = [*messages, turn]
@@ -128,7 +122,7 @@ class CritiqueSteps:
         job = DialogueJob.model_validate(state["job"])
         branch = state["branch"]
         messages = branch["messages"]
-        todo = [i for i in range(branch["from_turn"] + 1, len(messages)) if messages[i]["speaker"] == job.briefed_side]
+        todo = [i for i in range(branch["from_turn"] + 1, len(messages)) if messages[i]["speaker"] == job.judged_side]
         verdicts = await self.judge_turns(job, messages, todo)
         revisions = await self.verify_revisions(job, messages, await self.revise_turns(job, messages, verdicts))
         branch = {**branch, "verdicts": verdicts, "revisions": revisions,

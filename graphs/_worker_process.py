@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sparring.agents.backends import Backend, create_backend
 from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.domain import DialogueJob
 from sparring.traces.sinks import encode_line
@@ -29,6 +28,7 @@ from sparring.traces.spans import Span, Tracer, use_tracer
 
 from .checkpoints import InlineSqliteSaver, checkpoint_path
 from .config import RunConfig
+from .role_backends import RoleBackends
 from .runner import DialogueRunner, outcome_of
 from .selfplay import SelfPlay
 from .store import encode_record
@@ -53,7 +53,7 @@ class WorkerContext:
     run_dir: Path
     jobs: Callable[[], Iterator[DialogueJob]]
     """A fresh iterator over all the run's jobs, in order."""
-    make_selfplay: Callable[[Backend], SelfPlay]
+    make_selfplay: Callable[[RoleBackends], SelfPlay]
     resume: bool
     keep_unverified: bool
     run_id: str = ""
@@ -107,21 +107,23 @@ async def _serve(context: WorkerContext, index: int, workers: int, worker_of: di
     reader, writer = await asyncio.open_connection(sock=sock)
     outbox = _Outbox(writer)
     cfg = context.config
-    backend = create_backend(cfg.backend.model_copy(
-        update={"max_in_flight": share(cfg.backend.max_in_flight, workers, index)}))
-    # The parent prints a decision about the server once, however many workers reach it.
-    backend.schema_support.on_decision = lambda reason: outbox.send(("warning", backend.schema_warning(reason)))
+    # Every backend of the run, each with this worker's share of its max_in_flight.
+    backends = RoleBackends.create(cfg, share_of=lambda total: share(total, workers, index))
+    for backend in backends:
+        # The parent prints a decision about a server once, however many workers reach it.
+        backend.schema_support.on_decision = \
+            lambda reason, backend=backend: outbox.send(("warning", backend.schema_warning(reason)))
     saver: InlineSqliteSaver | None = None
     tracer: Tracer | None = None
     runner: DialogueRunner | None = None
     status = "crashed"
     try:
-        await backend.start()
+        await backends.start()
         tracer = Tracer([outbox.add_span, *span_exporters(cfg.tracing)], record_content=cfg.tracing.record_content)
         saver = InlineSqliteSaver.open(checkpoint_path(context.run_dir, index))
         with use_tracer(tracer), metered() as meter:
             outbox.meter = meter
-            selfplay = context.make_selfplay(backend)
+            selfplay = context.make_selfplay(backends)
             runner = DialogueRunner(
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=outbox,  # type: ignore[arg-type]
                 concurrency=share(cfg.concurrency, workers, index), keep_unverified=context.keep_unverified,
@@ -149,9 +151,9 @@ async def _serve(context: WorkerContext, index: int, workers: int, worker_of: di
             saver.close()
         if tracer is not None:
             tracer.close()
-        await backend.aclose()
+        await backends.aclose()
         outbox.send(("done", runner.counters.as_dict() if runner is not None else {}, status,
-                     backend.schema_support.describe()))
+                     {b.name: b.schema_support.describe() for b in backends}))
         await outbox.close()
 
 

@@ -40,8 +40,11 @@ DROP_REASONS = ("unverified", "flagged_prompt", "after_branch")
 prompt would hold a flagged turn without a verified revision, or the dialogue's branch replaces it."""
 
 
-def public_system_prompt(job: DialogueJob, side: Side) -> str:
-    """The system message of a training row: the side's role, never its private brief."""
+def public_system_prompt(job: DialogueJob, side: Side) -> str | None:
+    """The system message of a training row: the side's role, never its private brief. The target of a
+    redteam dialogue gets what it was shown: its system prompt, or none."""
+    if job.mode == "redteam" and side == "B":
+        return job.target_system_prompt
     if job.is_ai_assistant(side):
         return "You are a helpful AI assistant."
     me, other = job.persona(side), job.persona(other_side(side))
@@ -53,11 +56,12 @@ def job_of(record: DialogueRecord) -> DialogueJob:
     """The DialogueJob a record was made from, as far as its training rows need it."""
     return DialogueJob(id=record.id, scenario=record.scenario, mode=record.mode,
                        target_principles=tuple(record.target_principles), briefed_side=record.briefed_side,
-                       swapped=record.swapped, seed=record.seed)
+                       swapped=record.swapped, seed=record.seed, target_system_prompt=record.target_system_prompt)
 
 
 def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: DialogueUsage,
-                          duration_s: float, error: str | None = None) -> DialogueRecord:
+                          duration_s: float, error: str | None = None,
+                          models: dict[str, str] | None = None) -> DialogueRecord:
     """A DialogueRecord from the graph's final (or, on failure, last checkpointed) state."""
     plan = state.get("plan") or {}
     verdicts = [TurnVerdict.model_validate(v) for v in state.get("verdicts", [])]
@@ -80,7 +84,13 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         targeted_violated=bool(set(violated) & set(job.target_principles)),
         stop_reason="error" if error else state.get("stop_reason", "max_turns"),
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
-        summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"))
+        summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"),
+        strategy=plan.get("strategy"), target_system_prompt=job.target_system_prompt, models=dict(models or {}))
+
+
+def _system(job: DialogueJob, side: Side) -> list[dict[str, str]]:
+    prompt = public_system_prompt(job, side)
+    return [] if prompt is None else [{"role": "system", "content": prompt}]
 
 
 def is_preference(original: str, revised: str) -> bool:
@@ -182,14 +192,15 @@ def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
         if verdict is not None:
             evidence = "; ".join(f'{f.principle_id}: "{f.evidence}" ({f.severity})' for f in verdict.findings)
             critique = f"{verdict.reasoning.strip()} {evidence}".strip()
-        prompt = [{"role": "system", "content": public_system_prompt(job, speaker)}, *_side_view(before, speaker)]
+        prompt = [*_system(job, speaker), *_side_view(before, speaker)]
         pairs.append(PreferenceRecord(
             id=stable_id("pair", record.id, rev.turn_index, *(["branch"] if track.branch else [])), prompt=prompt,
             chosen=[{"role": "assistant", "content": rev.revised}],
             rejected=[{"role": "assistant", "content": rev.original}],
             dialogue_id=record.id, turn_index=rev.turn_index, principle_ids=list(rev.principle_ids),
             critique=critique, severity=(verdict.severity if verdict and verdict.severity else "minor"),
-            verified=rev.verified, mode=record.mode, trace_id=record.trace_id, from_branch=track.branch))
+            verified=rev.verified, mode=record.mode, trace_id=record.trace_id, from_branch=track.branch,
+            models=dict(record.models)))
     return pairs
 
 
@@ -201,7 +212,7 @@ def sft_track(record: DialogueRecord) -> Track:
 def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | None:
     """The dialogue from the judged side's view, its verified revisions applied, cut before the first
     flagged turn without one; None (dropped) when no turn of the judged side is left to learn from."""
-    side = job.briefed_side
+    side = job.judged_side
     track = sft_track(record)
     cut = track.first_unfixed()
     turns = track.clean_turns(len(track.messages) if cut is None else cut)
@@ -211,7 +222,7 @@ def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | No
     revised = sorted(i for i in track.flagged if i < len(turns))
     if track.branch and record.branch is not None:
         revised = sorted({record.branch.from_turn, *revised})
-    messages = [{"role": "system", "content": public_system_prompt(job, side)}, *_side_view(turns, side)]
+    messages = [*_system(job, side), *_side_view(turns, side)]
     return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id, revised_turns=revised,
                      cut_at=cut, from_branch=track.branch)
 

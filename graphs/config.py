@@ -16,20 +16,31 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from sparring.agents.backends.config import BackendConfig
 from sparring.agents.backends.messages import SamplingParams
 from sparring.diasynth_agents.config import DiaSynthConfig
 from sparring.errors import InputError
 from sparring.principles.config import PrincipleSelection
-from sparring.principles.yamlfile import LineMap, dotted, load_yaml, pydantic_error
+from sparring.principles.yamlfile import LineMap, dotted, error_at, load_yaml, pydantic_error
 
 from .dialogue_config import DialogueConfig
 from .jobs import JobsConfig, ScenarioSpec
+from .roles import DEFAULT, RolesConfig, check_backends
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BACKEND_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class StageSampling(BaseModel):
@@ -40,7 +51,9 @@ class StageSampling(BaseModel):
     planner: SamplingParams = SamplingParams(temperature=0.7, max_tokens=1200)
     """The conversation plan and the chain of thought over dialogue characteristics."""
     persona: SamplingParams = SamplingParams(temperature=0.8, max_tokens=220)
-    """Each turn of the two persona agents."""
+    """Each turn of the two persona agents (and of the attacker in redteam mode)."""
+    target: SamplingParams = SamplingParams(temperature=0.7, max_tokens=400)
+    """Each turn of the target in redteam mode: sampled as its deployment would, no stop words added."""
     critic: SamplingParams = SamplingParams(temperature=0.0, max_tokens=600)
     """The per-turn verdicts."""
     reviser: SamplingParams = SamplingParams(temperature=0.4, max_tokens=300)
@@ -133,7 +146,14 @@ class RunConfig(BaseModel):
     output_dir: Path | None = None
     """Run directory. ``sparring run --out DIR`` overrides it."""
     backend: BackendConfig = BackendConfig()
-    """Which model serves the agents."""
+    """Which model serves the agents: every role on this one (its name is ``default``). With
+    ``backends:`` instead, it reads as the backend named ``default`` (or the first named)."""
+    backends: dict[str, BackendConfig] = Field(default_factory=dict)
+    """Named backends (name -> a backend block like ``backend:``), for roles on different models; give
+    either this or ``backend:``. Each keeps its own client, ``max_in_flight`` and retries."""
+    roles: RolesConfig = RolesConfig()
+    """Role -> backend name (``planner``, ``side_a``, ``side_b``, ``critic``, ``reviser``, ``verifier``,
+    ``summary``, ``judge``, ``subtopics``, ``personas``); a role not named uses ``default``."""
     concurrency: int = Field(16, ge=1, le=100_000)
     """Dialogues in flight at once (over all workers)."""
     workers: int = Field(1, ge=1, le=64)
@@ -177,6 +197,9 @@ class RunConfig(BaseModel):
     @classmethod
     def _check_sides(cls, value: JobsConfig, info: ValidationInfo) -> JobsConfig:
         dialogue = info.data.get("dialogue")
+        if dialogue is not None and dialogue.mode == "redteam" and value.briefed_side not in (None, "A"):
+            raise ValueError("briefed_side: in redteam mode the attacker (side A) is briefed and the target "
+                             "(side B) judged, by definition; leave briefed_side out")
         if value.briefed_side == "drawn" and dialogue is not None and dialogue.mode != "peers":
             raise ValueError(f"briefed_side: drawn is for peers mode (two people); in {dialogue.mode} mode "
                              "side A is the user and side B the assistant, so give A or B")
@@ -194,20 +217,38 @@ class RunConfig(BaseModel):
                              "https://huggingface.co/docs/hub/repositories-licenses")
         return value
 
-    @field_validator("workers")
+    @model_validator(mode="before")
     @classmethod
-    def _check_workers(cls, value: int, info: ValidationInfo) -> int:
-        # backend and concurrency are declared above workers, so they are validated by now.
-        backend, concurrency = info.data.get("backend"), info.data.get("concurrency")
-        if value == 1 or backend is None or concurrency is None:
-            return value
-        if backend.kind != "openai_compat":
-            raise ValueError(f"{value} workers need backend kind openai_compat; the {backend.kind} engine "
-                             "lives in one process (use workers: 1)")
-        if value > min(concurrency, backend.max_in_flight):
-            raise ValueError(f"{value} workers is more than concurrency ({concurrency}) or backend.max_in_flight "
-                             f"({backend.max_in_flight}): each worker needs at least one of each")
+    def _one_way_to_name_backends(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "backends" in data and "backend" in data:
+            raise error_at(("backends",), "give either backend: (one backend for every role) or backends: "
+                                          "(named backends, with roles:), not both")
+        return data
+
+    @field_validator("backends")
+    @classmethod
+    def _check_backend_names(cls, value: dict[str, BackendConfig]) -> dict[str, BackendConfig]:
+        if not value:
+            raise ValueError(f"names no backend; name at least one, e.g. {DEFAULT}: {{kind: openai_compat, ...}}")
+        for name in value:
+            if not _BACKEND_NAME.match(name):
+                raise error_at((name,), "a backend name may use letters, digits, '_' and '-'")
         return value
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> RunConfig:
+        check_backends(self)
+        if self.backends:  # ``backend`` reads as the default one; it is not written back (see the serializer)
+            object.__setattr__(self, "backend", self.backends.get(DEFAULT, next(iter(self.backends.values()))))
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_the_shorthand(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A config with ``backends:`` is dumped without ``backend:``, so it reads back the same."""
+        data = handler(self)
+        if self.backends and isinstance(data, dict):
+            data.pop("backend", None)
+        return data
 
     def run_dir(self) -> Path:
         return self.output_dir if self.output_dir is not None else Path("runs") / self.name
@@ -333,4 +374,8 @@ def _validated(data: Any, overrides: Overrides, lines: LineMap, *, source: str, 
         # The context lets file-valued fields (few-shot files) resolve against the config's folder.
         return model.model_validate(data, context={"config_dir": base})
     except ValidationError as exc:
-        raise pydantic_error(exc, source=source, lines=lines, known_keys=_known_keys(model)) from None
+        known = _known_keys(model)
+        named = data.get("backends")
+        for name in named if isinstance(named, dict) else ():  # 'did you mean' under each named backend
+            known[("backends", name)] = list(BackendConfig.model_fields)
+        raise pydantic_error(exc, source=source, lines=lines, known_keys=known) from None

@@ -50,6 +50,8 @@ class ScenarioSpec(BaseModel):
     """Side A then side B. In assistant mode, A is the user and B lends the assistant its expertise."""
     goal: str | None = None
     """What side A wants; the planner writes one when omitted."""
+    target_system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
+    """Redteam mode: the target's system prompt in this scenario (overrides ``dialogue.target_system_prompt``)."""
 
     @field_validator("topic")
     @classmethod
@@ -74,7 +76,8 @@ class ScenarioSpec(BaseModel):
         a, b = self.personas
         return Scenario(topic=self.topic, subtopic=self.subtopic, goal=self.goal,
                         personas=(Persona(name=a.name, description=a.description),
-                                  Persona(name=b.name, description=b.description)))
+                                  Persona(name=b.name, description=b.description)),
+                        target_system_prompt=self.target_system_prompt)
 
 
 class JobsConfig(BaseModel):
@@ -92,13 +95,16 @@ class JobsConfig(BaseModel):
     """Which side carries the violation brief and is judged: ``A``, ``B``, or ``drawn``: per dialogue, from
     its seed, which side is briefed and which of the scenario's two personas speaks as side A (peers mode;
     no persona is then always the one that opens or the one that is briefed). Default: ``B`` (the
-    assistant) in assistant mode, ``drawn`` in peers mode."""
+    assistant) in assistant mode, ``drawn`` in peers mode. Redteam mode has no choice: the attacker (A)
+    is briefed and the target (B) judged, by definition."""
     max_dialogues: int | None = Field(None, ge=1)
     """Stop after this many jobs (``sparring run --max-dialogues`` overrides)."""
 
 
 def sides_for(config: JobsConfig, mode: Mode) -> Literal["A", "B", "drawn"]:
-    """The configured ``briefed_side``, or the mode's default."""
+    """The configured ``briefed_side``, or the mode's default (redteam: always ``A``, the attacker)."""
+    if mode == "redteam":
+        return "A"
     if config.briefed_side is not None:
         return config.briefed_side
     return "drawn" if mode == "peers" else "B"
@@ -116,9 +122,12 @@ def draw_sides(job_seed: int, how: Literal["A", "B", "drawn"]) -> tuple[Side, bo
 
 def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,
                 seed: int, characteristics: Sequence[str] = (), max_dialogues: int | None = None,
-                choose_few_shot: Callable[[str], str | None] | None = None) -> Iterator[DialogueJob]:
+                choose_few_shot: Callable[[str], str | None] | None = None,
+                target_system_prompt: str | None = None) -> Iterator[DialogueJob]:
     """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
-    that every principle is targeted about equally often, whatever the number of jobs."""
+    that every principle is targeted about equally often, whatever the number of jobs.
+    Redteam mode: the attacker (A) is briefed (RunConfig refuses another ``briefed_side``), and the
+    target gets the scenario's system prompt, else ``target_system_prompt``."""
     rng = random.Random(seed)
     deck: list[str] = []
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
@@ -145,5 +154,7 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
             yield DialogueJob(id=job_id, scenario=scenario, mode=mode, target_principles=principles,
                               briefed_side=side, swapped=swapped, seed=job_seed, index=index,
                               characteristics=tuple(characteristics),
-                              few_shot_id=choose_few_shot(job_id) if choose_few_shot else None)
+                              few_shot_id=choose_few_shot(job_id) if choose_few_shot else None,
+                              target_system_prompt=(scenario.target_system_prompt or target_system_prompt)
+                              if mode == "redteam" else None)
             made += 1

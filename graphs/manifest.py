@@ -23,11 +23,11 @@ from sparring.redaction import redact_url
 from .config import RunConfig
 from .jobs import JobsConfig, sides_for
 
-# Keys that change how a run is driven, not what it produces.
+# Keys that change how a run is driven, not what it produces. ``*`` stands for any name or list item.
+_BACKEND_OPERATIONAL = ("max_in_flight", "retry", "base_url", "api_key_env", "engine_args", "session_header")
 _OPERATIONAL = {
     ("output_dir",), ("concurrency",), ("workers",), ("max_failures",), ("jobs", "max_dialogues"),
-    ("backend", "max_in_flight"),
-    ("backend", "retry"), ("backend", "base_url"), ("backend", "api_key_env"), ("backend", "engine_args"),
+    *(("backend", key) for key in _BACKEND_OPERATIONAL), *(("backends", "*", key) for key in _BACKEND_OPERATIONAL),
     ("tracing",),
     ("license",),  # what the exported data may be used for, not what the run makes
 }
@@ -36,6 +36,8 @@ _OPERATIONAL = {
 # existed (tests/test_namespace.py continues one). A new key goes here, as a path of field names.
 ADDED_LATER: set[tuple[str, ...]] = {
     ("dialogue", "critique"), ("dialogue", "critic_guidance"), ("dialogue", "branch_turns"),
+    ("backends",), ("roles",), ("sampling", "target"), ("dialogue", "target_system_prompt"),
+    ("dialogue", "attack_strategies"), ("scenarios", "*", "target_system_prompt"),
 }
 # Keys whose default changed, with the value they had before. A config that does not set one (or sets
 # it to what the new default means) is fingerprinted with the old value, so `sparring run CONFIG` still
@@ -60,14 +62,20 @@ def redact(value: Any, key: str = "") -> Any:
     return value
 
 
+def _matches(path: tuple[str, ...], patterns: set[tuple[str, ...]]) -> bool:
+    return any(len(p) == len(path) and all(a in ("*", b) for a, b in zip(p, path)) for p in patterns)
+
+
 def _strip(data: Any, defaults: Any, path: tuple[str, ...] = ()) -> Any:
+    if isinstance(data, list):
+        return [_strip(item, None, (*path, "*")) for item in data]
     if not isinstance(data, dict):
         return data
     out = {}
     for key, value in data.items():
         at = (*path, key)
         default = defaults.get(key) if isinstance(defaults, dict) else None
-        if at in _OPERATIONAL or (at in ADDED_LATER and value == default):
+        if _matches(at, _OPERATIONAL) or (_matches(at, ADDED_LATER) and value == default):
             continue
         out[key] = _strip(value, default, at)
     return out

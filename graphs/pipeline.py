@@ -13,13 +13,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sparring.agents._common import PrincipleLike
-from sparring.agents.backends import Backend, create_backend
+from sparring.agents.backends import Backend
 from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.backends.probe import ProbeResult, probe_backends
 from sparring.agents.domain import DialogueJob, Scenario
@@ -32,6 +32,8 @@ from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
 from .progress import Progress
 from .reporting import write_report_quietly
+from .role_backends import RoleBackends
+from .roles import backends_in_use
 from .run_request import RunRequest, check_run_dir, iter_jobs
 from .runlock import RunDirLock
 from .runner import DialogueRunner
@@ -105,18 +107,20 @@ class _OpenRun:
     """Set once the dialogues start; its counters go into the manifest however the attempt ends."""
 
 
-async def execute(request: RunRequest, *, progress: Progress | None = None, backend: Backend | None = None,
+async def execute(request: RunRequest, *, progress: Progress | None = None,
+                  backend: Backend | Mapping[str, Backend] | None = None,
                   callbacks: list[Any] | None = None, signals: bool = True, engine_log: bool = False,
                   verbose: bool = False) -> RunResult:
-    """Run ``request`` to the end (or to a signal). ``backend``: an already started backend to use
-    instead of the configured one (it is left running, and not probed); ``callbacks``: LangChain
-    callback handlers (LangSmith, Langfuse, ...) that see every graph run. ``signals``: SIGINT/SIGTERM
-    stop the run cleanly (the CLI; the Python API installs no handler, a cancelled task stops it the
-    same way). ``engine_log``: what the engine and libraries print goes to RUN_DIR/engine.log, not the
-    terminal (``verbose`` copies it there as well).
+    """Run ``request`` to the end (or to a signal). ``backend``: already started backends to use
+    instead of the configured ones (they are left running, and not probed): one for every role, or
+    one per backend name the config uses; ``callbacks``: LangChain callback handlers (LangSmith,
+    Langfuse, ...) that see every graph run. ``signals``: SIGINT/SIGTERM stop the run cleanly (the
+    CLI; the Python API installs no handler, a cancelled task stops it the same way). ``engine_log``:
+    what the engine and libraries print goes to RUN_DIR/engine.log, not the terminal (``verbose``
+    copies it there as well).
 
-    Before anything is written the configured backend is probed (``BackendUnavailable``, exit 2,
-    when it cannot work) and the run directory locked (``InputError`` when another process
+    Before anything is written each backend the config uses is probed (``BackendUnavailable``, exit
+    2, when one cannot work) and the run directory locked (``InputError`` when another process
     writes it). ``DiskFull`` when the file system filled up: the run stopped, resume continues."""
     cfg = request.config
     if cfg.workers > 1 and (backend is not None or callbacks):
@@ -124,8 +128,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
                          "handlers; pass neither a backend nor callbacks, or set workers: 1")
     check_run_dir(request)  # a directory of another config fails before the probe (checked again, locked)
     owned = backend is None
-    if backend is None:
-        backend = create_backend(cfg.backend)  # validates the API-key variable before anything is written
+    # Made from the config, they check their API-key variables before anything is written.
+    backends = RoleBackends.create(cfg) if backend is None else RoleBackends.of(cfg, backend)
     exporters = span_exporters(cfg.tracing)  # header variables and the OTLP install, checked as early
     progress = progress or Progress(enabled=False)
     # Locked first (another writer is refused at once); a directory the lock made is removed again
@@ -139,7 +143,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None, back
         with output or contextlib.nullcontext():
             if output is not None and _writes_to_fd(progress.stream, 2):
                 progress.use_stream(output.terminal, live=not verbose)
-            return await _attempt(request, previous, probes, backend, owned, exporters, progress, callbacks,
+            return await _attempt(request, previous, probes, backends, owned, exporters, progress, callbacks,
                                   signals)
 
 
@@ -151,19 +155,23 @@ def _writes_to_fd(stream: Any, fd: int) -> bool:
 
 
 async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes: dict[str, ProbeResult],
-                   backend: Backend, owned: bool, exporters: list[Any], progress: Progress,
+                   backends: RoleBackends, owned: bool, exporters: list[Any], progress: Progress,
                    callbacks: list[Any] | None, signals: bool) -> RunResult:
-    """One attempt on the locked directory: start the backend, open the run, simulate, close."""
-    cfg = request.config
+    """One attempt on the locked directory: start the backends, open the run, simulate, close."""
     attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
     if probes:
         attempt["probe"] = {name: result.detail for name, result in probes.items()}
-    progress.stage(f"starting the {cfg.backend.kind} backend")
+    progress.stage(f"starting {backends.label()}")
     t0 = time.perf_counter()
-    await backend.start()  # a no-op for a backend that is already running
+    try:
+        await backends.start()  # a no-op for backends that are already running
+    except BaseException:
+        if owned:
+            await backends.aclose()  # one that started (an engine) must not outlive the failure
+        raise
     attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
     try:
-        run = _open_run(request, previous, attempt, backend, exporters)
+        run = _open_run(request, previous, attempt, backends, exporters)
     except OSError as exc:  # no room for even the manifest: the directory is as it was, or a run killed at birth
         at_birth = disk_full(exc, request.run_dir)
         if at_birth is None:
@@ -174,7 +182,7 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
     full: DiskFull | None = None
     try:
         with use_tracer(run.tracer), metered() as meter:
-            status = await _simulate(run, backend, progress, meter, list(callbacks or []), signals)
+            status = await _simulate(run, backends, progress, meter, list(callbacks or []), signals)
     except TooManyFailures as exc:
         status = "failed"
         attempt["error"] = str(exc)
@@ -191,25 +199,29 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
     finally:
         progress.stop()
         if owned:
-            await backend.aclose()
-        _close_run(run, status, meter, backend, disk_is_full=full is not None)
+            await backends.aclose()
+        _close_run(run, status, meter, backends, disk_is_full=full is not None)
     if full is not None:
         raise full
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
 
 
 async def _probe(cfg: Any, progress: Progress) -> dict[str, ProbeResult]:
-    """Probe the configured backend; a stage line only when it takes a while (a server slow to answer)."""
+    """Probe each backend the config uses, at once; a stage line only when it takes a while (a server
+    slow to answer). Results by config key: ``backend``, or ``backends.NAME``."""
     import openai  # noqa: F401 - imported before the clock starts: the import is not the server's slowness
 
-    task = asyncio.ensure_future(probe_backends({"backend": cfg.backend}))
+    used = backends_in_use(cfg)
+    task = asyncio.ensure_future(probe_backends(
+        {("backends." + name if cfg.backends else "backend"): b for name, b in used.items()}))
     done, _ = await asyncio.wait({task}, timeout=3.0)
     if not done:
-        progress.stage(f"probing the {cfg.backend.kind} backend at {redact_url(cfg.backend.base_url or '')}")
+        progress.stage("probing " + ", ".join(f"the {b.kind} backend at {redact_url(b.base_url or '')}"
+                                              for b in used.values() if b.kind == "openai_compat"))
     return await task
 
 
-def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dict[str, Any], backend: Backend,
+def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dict[str, Any], backends: RoleBackends,
               exporters: list[Any]) -> _OpenRun:
     """Repair what a killed attempt left, open the record files and the span sink, and record this
     attempt in the manifest now, so that a killed attempt still shows there."""
@@ -221,7 +233,7 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
         manifest["principles"] = [_principle_dict(p) for p in request.principles]
         manifest["max_dialogues"] = request.max_dialogues
     manifest.setdefault("run_id", new_run_id())  # directories written before run ids existed
-    manifest["backend"] = backend.describe()
+    manifest.update(backends.manifest_entries())
     if previous is not None:
         attempt["repaired"] = store.repair()
     for earlier in manifest["runs"]:
@@ -249,7 +261,7 @@ def _record_scenarios(store: RunStore, run_dir: Path, scenarios: list[Scenario])
             store.append(SCENARIOS, scenario)
 
 
-async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: UsageMeter,
+async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, meter: UsageMeter,
                     callbacks: list[Any], signals: bool = True) -> str:
     """Expand (DiaSynth) if the config asks, then run every unfinished dialogue; the status."""
     from .checkpoints import InlineSqliteSaver, place_checkpoints
@@ -260,7 +272,7 @@ async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: 
         place_checkpoints(request.run_dir, {}, 1)  # gathers the files of an attempt that had workers
         saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
     try:
-        await _expand_if_needed(request, backend, run.store, run.manifest, progress)
+        await _expand_if_needed(request, backends, run.store, run.manifest, progress)
         keep_unverified = cfg.dialogue.unverified_pairs == "keep"
         runner: DialogueRunner | WorkerPool
         if saver is None:
@@ -272,7 +284,7 @@ async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: 
                 max_failures=cfg.max_failures, on_record=progress.record,
                 on_started=lambda pids: _note_workers(run, pids))
         else:
-            selfplay = make_selfplay(request, backend)
+            selfplay = make_selfplay(request, backends)
             runner = DialogueRunner(
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=run.store,
                 concurrency=cfg.concurrency, keep_unverified=keep_unverified, max_failures=cfg.max_failures,
@@ -289,7 +301,7 @@ async def _simulate(run: _OpenRun, backend: Backend, progress: Progress, meter: 
             saver.close()
 
 
-async def _expand_if_needed(request: RunRequest, backend: Backend, store: RunStore, manifest: dict[str, Any],
+async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: RunStore, manifest: dict[str, Any],
                             progress: Progress) -> None:
     """Run the DiaSynth expansion once per run directory; a resumed run reads scenarios.jsonl instead."""
     cfg = request.config
@@ -301,7 +313,8 @@ async def _expand_if_needed(request: RunRequest, backend: Backend, store: RunSto
     from .scenario_graph import expand_scenarios
 
     progress.stage(f"expanding {len(cfg.diasynth.topics)} topics into scenarios (DiaSynth)")
-    scenarios, report = await expand_scenarios(cfg.diasynth, backend, cfg.sampling, cfg.seed)
+    scenarios, report = await expand_scenarios(cfg.diasynth, backends["subtopics"], cfg.sampling, cfg.seed,
+                                               personas_backend=backends["personas"])
     request.scenarios = [*request.scenarios, *scenarios]
     for scenario in request.scenarios:
         store.append(SCENARIOS, scenario)
@@ -311,17 +324,16 @@ async def _expand_if_needed(request: RunRequest, backend: Backend, store: RunSto
         progress.note(line)
 
 
-def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backend: Backend, *,
+def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: RoleBackends, *,
                disk_is_full: bool = False) -> None:
     """Close the files, write the attempt's end and the run's totals, then statistics and report.
     On a full disk: the manifest only (in the space the store kept in reserve), no statistics."""
     run.tracer.close()
     run.store.close()
     manifest, attempt = run.manifest, run.attempt
-    if run.runner is None or not isinstance(run.runner, WorkerPool):
-        manifest["backend"] = backend.describe()  # the structured-output mode it settled on, and why
-    else:
-        manifest["backend"] = {**manifest["backend"], **run.runner.backend_state()}
+    # Each backend's structured-output mode, settled by now (with workers: by each worker's copy).
+    manifest.update(backends.manifest_entries(
+        run.runner.backend_state if isinstance(run.runner, WorkerPool) else None))
     counters = run.runner.counters.as_dict() if run.runner else {}
     attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
     if meter is not None:

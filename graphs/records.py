@@ -94,7 +94,7 @@ class DialogueRecord(BaseModel):
     """Side A spoke as the scenario's second persona, side B as its first (``jobs.briefed_side: drawn``)."""
     seed: int
     plan: dict[str, Any]
-    """The planner's output (briefs, goal, violation turn) as decided."""
+    """The planner's output (briefs, goal, violation turn; redteam: the attacker's strategy) as decided."""
     characteristics: list[CharacteristicValue]
     """Decided dialogue characteristics (DiaSynth's CoT), structured."""
     reasoning: str
@@ -128,6 +128,12 @@ class DialogueRecord(BaseModel):
     scoring: str | None = None
     """How ``scores`` were computed: ``logprobs`` (probability-weighted over the ratings 1-3) or
     ``samples:N`` (mean of N sampled ratings); None when unscored."""
+    strategy: str | None = None
+    """Redteam mode: the attack strategy the planner chose (None for a control dialogue and other modes)."""
+    target_system_prompt: str | None = None
+    """Redteam mode: the system prompt the target was deployed with (None: none, and other modes)."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """The model behind each role of this dialogue (``planner``, ``side_a``, ``side_b``, ``critic``, ...)."""
 
 
 class PreferenceRecord(BaseModel):
@@ -153,6 +159,9 @@ class PreferenceRecord(BaseModel):
     trace_id: str | None
     from_branch: bool = False
     """The turn is one of the dialogue's branch (its prompt is the branch before it)."""
+    models: dict[str, str] = Field(default_factory=dict)
+    """The model behind each role of the dialogue: ``rejected`` is ``side_b``'s (or ``side_a``'s) own output,
+    ``chosen`` the ``reviser``'s, checked by the ``verifier``'s."""
 
 
 class SFTRecord(BaseModel):

@@ -25,6 +25,8 @@ from sparring.traces.read import iter_spans
 from sparring.traces.sinks import ListSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
+from .role_backends import RoleBackends
+from .roles import backends_in_use
 from .run_request import iter_jobs, request_from_run_dir
 from .runner import DialogueRunner
 from .store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
@@ -114,8 +116,10 @@ async def replay_dialogue(run_dir: Path, record: dict[str, Any], *, strict: bool
     job = next((j for j in iter_jobs(request) if j.id == record["id"]), None)
     if job is None:
         raise InputError(f"dialogue {record['id']} is not among the jobs its manifest describes", source=str(run_dir))
-    backend = ReplayBackend(chats, config=replay_config(request.config.backend, chats), strict=strict)
-    selfplay = make_selfplay(request, backend)
+    # One replay backend answers every role: recordings are matched by agent and turn, whichever backend made them.
+    policy = next(iter(backends_in_use(request.config).values()))
+    backend = ReplayBackend(chats, config=replay_config(policy, chats), strict=strict)
+    selfplay = make_selfplay(request, RoleBackends.of(request.config, backend))
     from langgraph.checkpoint.memory import InMemorySaver
 
     store = MemoryStore()

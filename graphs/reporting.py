@@ -17,14 +17,16 @@ log = logging.getLogger(__name__)
 
 def write_report(run_dir: Path, out: Path | None = None) -> Path:
     """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically."""
-    from .data.stats import compute_principle_stats
+    from .data.attack import compute_attack_stats
+    from .data.stats import category_of, compute_principle_stats
 
     manifest = RunStore(run_dir).read_manifest() or {}
     dialogues, pairs = list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES))
     categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or [] if "id" in p}
     rates = compute_principle_stats([d for d in dialogues if d.get("status") == "ok"], pairs, categories)
+    attack = compute_attack_stats(dialogues, lambda pid: category_of(pid, categories))
     html = render_report(manifest, dialogues, pairs, iter_spans(run_dir / TRACES), run_dir=str(run_dir), rates=rates,
-                         calibration=read_calibration(run_dir))
+                         calibration=read_calibration(run_dir), attack=attack)
     target = out or run_dir / REPORT
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -25,6 +25,7 @@ from sparring.principles.yamlfile import LineMap, pydantic_error
 from .config import Overrides, RunConfig, read_config
 from .jobs import assign_jobs
 from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set
+from .roles import backends_in_use, role_backends
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
@@ -56,7 +57,8 @@ def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
     return assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
                        seed=cfg.seed, max_dialogues=request.max_dialogues,
                        characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
-                       choose_few_shot=few_shot_for if pool else None)
+                       choose_few_shot=few_shot_for if pool else None,
+                       target_system_prompt=cfg.dialogue.target_system_prompt)
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
@@ -180,7 +182,7 @@ def describe_request(request: RunRequest) -> str:
              + (f", branches of up to {cfg.dialogue.branch_turns} turns" if cfg.dialogue.branch_turns else ""))
     lines = [
         f"run directory: {request.run_dir}",
-        f"backend: {cfg.backend.kind}" + (f" ({cfg.backend.model})" if cfg.backend.model else ""),
+        *_describe_backends(cfg),
         f"mode: {cfg.dialogue.mode}, {cfg.dialogue.min_turns} to {cfg.dialogue.max_turns} turns",
         f"principles in the set: {len(request.principles)}",
         stage,
@@ -211,3 +213,15 @@ def describe_request(request: RunRequest) -> str:
         f"-{max(per_principle.values(), default=0)} times)",
     ]
     return "\n".join(lines)
+
+
+def _describe_backends(cfg: RunConfig) -> list[str]:
+    """``backend: kind (model)``, or with named backends one line each with the roles on it."""
+    roles = role_backends(cfg)
+    lines = []
+    for name, b in backends_in_use(cfg).items():
+        what = b.kind + (f" ({b.model})" if b.model else "")
+        if not cfg.backends:
+            return [f"backend: {what}"]
+        lines.append(f"backend {name}: {what}, roles {', '.join(r for r, on in roles.items() if on == name)}")
+    return lines

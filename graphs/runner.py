@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sparring.agents.backends.base import metered
+from sparring.agents.backends.session import dialogue_session
 from sparring.agents.domain import DialogueJob
 from sparring.errors import TooManyFailures
 from sparring.traces import spans
@@ -194,10 +195,12 @@ class DialogueRunner:
         state: dict[str, Any] = {}
         error: str | None = None
         trace_id: str | None = None
-        with metered() as meter:
+        conversation = session_id(self.run_id, job.id) if self.run_id else job.id
+        # Every request of this dialogue, whichever role makes it, carries the conversation id as its session.
+        with metered() as meter, dialogue_session(conversation):
             with spans.span("invoke_workflow", {
                     "gen_ai.operation.name": "invoke_workflow",
-                    "gen_ai.conversation.id": session_id(self.run_id, job.id) if self.run_id else job.id,
+                    "gen_ai.conversation.id": conversation,
                     "app.dialogue_id": job.id,
                     "gen_ai.agent.name": "selfplay", "app.mode": job.mode,
                     "app.principle_ids": list(job.target_principles), "app.scenario_id": job.scenario.id,
@@ -234,7 +237,8 @@ class DialogueRunner:
                 usage = DialogueUsage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
                               calls=meter.calls)
                 record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
-                                               duration_s=time.perf_counter() - t0, error=error)
+                                               duration_s=time.perf_counter() - t0, error=error,
+                                               models=self.selfplay.models)
                 root.update(workflow_outcome(record))
         pairs: list[PreferenceRecord] = []
         if error is None:

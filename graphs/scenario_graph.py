@@ -121,8 +121,11 @@ def build_report(config: DiaSynthConfig, subtopic_lists: list[SubtopicList], per
 
 
 def build_scenario_graph(config: DiaSynthConfig, backend: ChatBackend, sampling: StageSampling | None = None,
-                         seed: int = 0, *, embedder: Embedder | None = None) -> Any:
-    """The compiled graph; invoke it with ``{"topics": config.topics}``."""
+                         seed: int = 0, *, embedder: Embedder | None = None,
+                         personas_backend: ChatBackend | None = None) -> Any:
+    """The compiled graph; invoke it with ``{"topics": config.topics}``. ``backend`` writes the
+    subtopics, ``personas_backend`` (default: the same) the personas."""
+    persona_writer = personas_backend or backend
     sampling = sampling or StageSampling()
     common: dict[str, Any] = {"threshold": config.dedup_threshold, "max_topups": config.max_topup_attempts,
                               "seed": seed, "embedder": embedder}
@@ -149,7 +152,7 @@ def build_scenario_graph(config: DiaSynthConfig, backend: ChatBackend, sampling:
         return sends or "build_scenarios"
 
     async def generate_personas_node(task: SubtopicTask) -> dict[str, Any]:
-        kept, report = await generate_personas(backend, task["topic"], task["subtopic"],
+        kept, report = await generate_personas(persona_writer, task["topic"], task["subtopic"],
                                                config.personas_per_subtopic, sampling.personas, **common)
         return {"persona_lists": [PersonaList(task["topic_index"], task["subtopic_index"], task["topic"],
                                               task["subtopic"], tuple(kept), report)]}
@@ -174,15 +177,16 @@ def build_scenario_graph(config: DiaSynthConfig, backend: ChatBackend, sampling:
 
 
 async def expand_scenarios(config: DiaSynthConfig, backend: ChatBackend, sampling: StageSampling | None = None,
-                           seed: int = 0, *, embedder: Embedder | None = None
-                           ) -> tuple[list[Scenario], ExpansionReport]:
+                           seed: int = 0, *, embedder: Embedder | None = None,
+                           personas_backend: ChatBackend | None = None) -> tuple[list[Scenario], ExpansionReport]:
     """Topics -> subtopics -> personas -> Scenario records, and a report of any shortfall.
 
     Same config, seed and model replies -> same scenarios in the same order,
     with the same ids. A generation call that fails for good is recorded in
     the report and costs that list its items; it does not abort the expansion.
     """
-    graph = build_scenario_graph(config, backend, sampling, seed, embedder=embedder)
+    graph = build_scenario_graph(config, backend, sampling, seed, embedder=embedder,
+                                 personas_backend=personas_backend)
     with spans.span("invoke_workflow", {"gen_ai.operation.name": "invoke_workflow",
                                         "gen_ai.agent.name": "scenario_expansion",
                                         "app.workflow": "scenario_expansion", "app.topics": len(config.topics)}) as s:

@@ -28,12 +28,14 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from sparring.agents._common import PrincipleLike, derive_seed
+from sparring.agents.backends.base import Backend
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.critic import CriticAgent
 from sparring.agents.domain import DialogueJob, PlanOutput, Side
 from sparring.agents.judge import JudgeAgent
-from sparring.agents.persona import PersonaAgent
+from sparring.agents.persona import PersonaAgent, turn_line
 from sparring.agents.planner import PlannerAgent
+from sparring.agents.redteam import RedTeamAgents, Strategy, attacker_prompt
 from sparring.agents.reviser import ReviserAgent
 from sparring.diasynth_agents.summaries import summarize
 
@@ -71,9 +73,19 @@ class DialogueState(TypedDict, total=False):
 class SelfPlayAgents:
     planner: PlannerAgent
     persona: PersonaAgent
+    """Speaks for side A, and for side B unless ``persona_b`` is given."""
     critic: CriticAgent
     reviser: ReviserAgent
     verifier: CriticAgent
+    persona_b: PersonaAgent | None = None
+    """Side B's speaker when it runs on another backend than side A's."""
+    summary: Backend | None = None
+    """The summary stage's backend (default: the planner's)."""
+    redteam: RedTeamAgents | None = None
+    """The attack planner and the target, for redteam mode."""
+
+    def speaker(self, side: Side) -> PersonaAgent:
+        return self.persona_b if side == "B" and self.persona_b is not None else self.persona
 
 
 def probe_principle(job: DialogueJob, ids: Sequence[str]) -> str:
@@ -97,6 +109,8 @@ class SelfPlay(CritiqueSteps):
     """Sampling for the summary stage; None leaves summaries out."""
     judge: JudgeAgent | None = None
     """Scores each finished dialogue (G-Eval); None leaves the judge stage out."""
+    models: dict[str, str] = field(default_factory=dict)
+    """The model behind each role (records' ``models``)."""
     _by_id: dict[str, PrincipleLike] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -125,31 +139,60 @@ class SelfPlay(CritiqueSteps):
     # -- nodes -----------------------------------------------------------------
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
-        plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns, self.characteristics)
+        if job.mode == "redteam":
+            attack, strategy, _ = await self._redteam().planner.plan(
+                job, self.targets(job), self.settings.max_turns, self.characteristics)
+            planned = {**attack.model_dump(), "strategy": strategy}
+        else:
+            plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns,
+                                                     self.characteristics)
+            planned = plan.model_dump()
         scope = ([p.id for p in self.judged_against(job)] if self.settings.critic_scope == "targeted"
                  and self.settings.critique else None)
-        return {"plan": plan.model_dump(), "messages": [], "verdicts": [], "revisions": [], "done": False,
+        return {"plan": planned, "messages": [], "verdicts": [], "revisions": [], "done": False,
                 "critic_principles": scope}
 
     async def speak(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
-        plan = PlanOutput.model_validate(state["plan"])
         messages = state.get("messages", [])
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        text, done, _ = await self.agents.persona.speak(
-            job, plan, messages, side, self.targets(job), situation=self.situation(plan),
-            style_example=self.style_example(job), max_turns=self.settings.max_turns)
+        text, done = await self.say(job, state["plan"], messages, side, self.settings.max_turns)
         turn = {"role": "user" if side == "A" else "assistant", "speaker": side,
                 "name": job.speaker_name(side), "content": text}
         messages = [*messages, turn]
         update: dict[str, Any] = {"messages": messages, "done": done and side == "A"}
-        if self.settings.stop_on_violation and side == job.briefed_side and job.target_principles:
+        if self.settings.stop_on_violation and side == job.judged_side and job.target_principles:
             verdict = await self.agents.critic.judge(job.seed, job.id, messages, len(messages) - 1,
                                                      self.judged_against(job))
             update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
             if set(verdict.violated) & set(job.target_principles):
                 update["stop_reason"] = "violation"
         return Command(update=update, goto=self.route_after_turn({**state, **update}))  # type: ignore[typeddict-item]
+
+    async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
+                  max_turns: int) -> tuple[str, bool]:
+        """The next turn of ``side`` (in the trunk, or in a branch that ends at ``max_turns``) and whether it
+        ends the conversation: the persona's; in redteam mode the attacker's (A) or the target's (B)."""
+        plan = PlanOutput.model_validate(planned)
+        if job.mode != "redteam":
+            text, done, _ = await self.agents.speaker(side).speak(
+                job, plan, messages, side, self.targets(job), situation=self.situation(plan),
+                style_example=self.style_example(job), max_turns=max_turns)
+            return text, done
+        if side == "B":
+            text, _ = await self._redteam().target.reply(job, messages)
+            return text, False
+        strategy: Strategy | None = next(((s.name, s.description) for s in self.settings.attack_strategies
+                                          if s.name == planned.get("strategy")), None)
+        system = attacker_prompt(job, plan, strategy, self.style_example(job), situation=self.situation(plan),
+                                 turn_line=turn_line(len(messages), max_turns))
+        text, done, _ = await self.agents.persona.speak(job, plan, messages, "A", self.targets(job), system=system)
+        return text, done
+
+    def _redteam(self) -> RedTeamAgents:
+        if self.agents.redteam is None:
+            raise ValueError("a redteam dialogue needs SelfPlayAgents.redteam (graphs.wiring.make_agents makes it)")
+        return self.agents.redteam
 
     def route_after_turn(self, state: DialogueState) -> str:
         n = len(state.get("messages", []))
@@ -168,7 +211,7 @@ class SelfPlay(CritiqueSteps):
         stop_reason = state.get("stop_reason") or (
             "done_signal" if state.get("done") and n >= self.settings.min_turns else "max_turns")
         judged = {v["turn_index"] for v in state.get("verdicts", [])}
-        todo = [i for i, m in enumerate(messages) if m["speaker"] == job.briefed_side and i not in judged]
+        todo = [i for i, m in enumerate(messages) if m["speaker"] == job.judged_side and i not in judged]
         new = await self.judge_turns(job, messages, todo if self.settings.critique else [])
         verdicts = sorted([*state.get("verdicts", []), *new], key=lambda v: v["turn_index"])
         update = {"verdicts": verdicts, "stop_reason": stop_reason}
@@ -198,7 +241,7 @@ class SelfPlay(CritiqueSteps):
         assert self.summary_params is not None
         job = DialogueJob.model_validate(state["job"])
         params = self.summary_params.with_seed(derive_seed(job.seed, job.id, "summary"))
-        summary = await summarize(self.agents.planner.backend, state["messages"], params)
+        summary = await summarize(self.agents.summary or self.agents.planner.backend, state["messages"], params)
         return Command(update={"summary": summary}, goto=self.route_after_summary(state))
 
     async def score(self, state: DialogueState) -> dict[str, Any]:

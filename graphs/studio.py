@@ -4,7 +4,7 @@ LangGraph Studio opens) loads ``graph`` from here, as ``langgraph.json`` at the 
 ``graph`` is a factory the server calls with each run's config: it reads the sparring config named by
 ``configurable.sparring_config`` (per assistant or per run), else the ``SPARRING_CONFIG`` environment
 variable, else ``examples/quickstart.yaml`` in the working directory, and returns the compiled graph
-for it, without a checkpointer (the server brings its own). The backend is made once per config and
+for it, without a checkpointer (the server brings its own). Its backends are made once per config and
 started only when a run executes (the server also calls the factory to draw the graph and read its
 schemas). Its input is ``{"job": ...}``, one dialogue job as JSON; print a config's jobs with::
 
@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sparring.agents.backends import Backend, create_backend
+from sparring.agents.backends import Backend
 from sparring.errors import InputError
 
+from .role_backends import RoleBackends
 from .run_request import RunRequest, iter_jobs, request_from_config
 from .wiring import make_selfplay
 
@@ -31,7 +32,7 @@ __all__ = ["CONFIG_ENV", "graph"]
 CONFIG_ENV = "SPARRING_CONFIG"
 DEFAULT_CONFIG = Path("examples") / "quickstart.yaml"
 
-_made: dict[str, tuple[RunRequest, Backend]] = {}
+_made: dict[str, tuple[RunRequest, RoleBackends]] = {}
 _lock = asyncio.Lock()
 
 
@@ -46,9 +47,9 @@ def config_path(configurable: dict[str, Any]) -> Path:
                      "assistant or the run")
 
 
-def _prepare(path: Path) -> tuple[RunRequest, Backend]:
+def _prepare(path: Path) -> tuple[RunRequest, RoleBackends]:
     request = request_from_config(path)
-    return request, create_backend(request.config.backend)
+    return request, RoleBackends.create(request.config)
 
 
 async def _start(backend: Backend, kind: str) -> None:
@@ -70,10 +71,11 @@ async def graph(config: dict[str, Any]) -> Any:
         if key not in _made:
             # Reading files and making the backend block; the server checks that nothing blocks its loop.
             _made[key] = await asyncio.to_thread(_prepare, path)
-        request, backend = _made[key]
+        request, backends = _made[key]
         if configurable.get("__is_for_execution__", True):
-            await _start(backend, request.config.backend.kind)
-    selfplay = make_selfplay(request, backend)
+            for backend in backends:
+                await _start(backend, backend.config.kind)
+    selfplay = make_selfplay(request, backends)
     return selfplay.build(checkpointer=None).with_config(recursion_limit=selfplay.recursion_limit())
 
 

@@ -1,5 +1,5 @@
-"""From a run request to the compiled self-play graph: the agents of each role, few-shot
-style, summaries and the judge, bound to a started (or startable) backend."""
+"""From a run request to the compiled self-play graph: the agents of each role on the backend the
+config gives that role (or all on one backend given), few-shot style, summaries and the judge."""
 
 from __future__ import annotations
 
@@ -9,30 +9,51 @@ from sparring.agents.domain import DialogueJob
 from sparring.agents.judge import JudgeAgent
 from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
+from sparring.agents.redteam import AttackPlanner, RedTeamAgents, TargetAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.diasynth_agents.fewshot import style_instruction
 
 from .config import RunConfig
+from .role_backends import RoleBackends
+from .roles import models_by_role
 from .run_request import RunRequest
 from .selfplay import SelfPlay, SelfPlayAgents
 
 
-def make_agents(config: RunConfig, backend: Backend) -> SelfPlayAgents:
+def make_agents(config: RunConfig, backends: RoleBackends | Backend) -> SelfPlayAgents:
+    """Each agent on its role's backend (roles on one backend share it); one ``Backend``: every role on it."""
+    backends = _by_role(config, backends)
     s, guidance = config.sampling, config.dialogue.critic_guidance
-    return SelfPlayAgents(planner=PlannerAgent(backend, s.planner), persona=PersonaAgent(backend, s.persona),
-                          critic=CriticAgent(backend, s.critic, guidance=guidance),
-                          reviser=ReviserAgent(backend, s.reviser),
-                          verifier=CriticAgent(backend, s.verifier, name="verifier", guidance=guidance))
+    redteam = None
+    if config.dialogue.mode == "redteam":
+        strategies = tuple((x.name, x.description) for x in config.dialogue.attack_strategies)
+        redteam = RedTeamAgents(planner=AttackPlanner(backends["planner"], s.planner, strategies),
+                                target=TargetAgent(backends["side_b"], s.target))
+    return SelfPlayAgents(planner=PlannerAgent(backends["planner"], s.planner),
+                          persona=PersonaAgent(backends["side_a"], s.persona),
+                          persona_b=PersonaAgent(backends["side_b"], s.persona),
+                          critic=CriticAgent(backends["critic"], s.critic, guidance=guidance),
+                          reviser=ReviserAgent(backends["reviser"], s.reviser),
+                          verifier=CriticAgent(backends["verifier"], s.verifier, name="verifier", guidance=guidance),
+                          summary=backends.get("summary"), redteam=redteam)
 
 
-def make_selfplay(request: RunRequest, backend: Backend) -> SelfPlay:
+def _by_role(config: RunConfig, backends: RoleBackends | Backend) -> RoleBackends:
+    return backends if isinstance(backends, RoleBackends) else RoleBackends.of(config, backends)
+
+
+def make_selfplay(request: RunRequest, backends: RoleBackends | Backend) -> SelfPlay:
     cfg = request.config
+    backends = _by_role(cfg, backends)
     pool = request.few_shot
 
     def style(job: DialogueJob) -> str | None:
         return style_instruction(pool.get(job.few_shot_id)) if job.few_shot_id else None
 
-    return SelfPlay(agents=make_agents(cfg, backend), principles=request.principles, settings=cfg.dialogue,
+    judge = backends.get("judge")
+    return SelfPlay(agents=make_agents(cfg, backends), principles=request.principles, settings=cfg.dialogue,
                     characteristics=[(c.name, c.description) for c in cfg.dialogue.planner_characteristics()],
                     style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None,
-                    judge=JudgeAgent(backend, cfg.sampling.judge, cfg.dialogue.judge) if cfg.dialogue.judge else None)
+                    judge=JudgeAgent(judge, cfg.sampling.judge, cfg.dialogue.judge)
+                    if cfg.dialogue.judge and judge is not None else None,
+                    models=models_by_role(cfg))

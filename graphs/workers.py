@@ -10,7 +10,7 @@ open: they start in milliseconds, with everything already imported.
 Who does what:
 
 - each worker runs every N-th of the dialogues left (the shares differ by at most
-  one), with its share of ``concurrency`` and of ``backend.max_in_flight``, its own
+  one), with its share of ``concurrency`` and of each backend's ``max_in_flight``, its own
   HTTP client and its own checkpoint file (SQLite lets one process write a file at a
   time; ``place_checkpoints`` moves checkpoints when a resume shares out differently);
 - the parent writes everything. Workers send records, spans and usage over a socket,
@@ -88,8 +88,8 @@ class WorkerPool:
     """Called with the workers' process ids once they run."""
     counters: RunCounters = field(default_factory=RunCounters)
     pids: list[int] = field(default_factory=list)
-    structured: dict[int, dict[str, Any]] = field(default_factory=dict)
-    """Worker -> the structured-output decision its backend settled on (sent when it ends)."""
+    structured: dict[int, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Worker -> backend name -> the structured-output decision that backend settled on (sent when it ends)."""
     _writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _failure: BaseException | None = None
     _stopping: bool = False
@@ -101,9 +101,9 @@ class WorkerPool:
         """Start no new dialogue (the caller then cancels ``run``, which stops the workers)."""
         self._request_stop()
 
-    def backend_state(self) -> dict[str, Any]:
-        """What the workers' backends settled on, for the manifest's ``backend`` entry."""
-        decisions = [self.structured[i] for i in sorted(self.structured)]
+    def backend_state(self, name: str) -> dict[str, Any]:
+        """What the workers' backend ``name`` settled on, for its manifest entry."""
+        decisions = [self.structured[i][name] for i in sorted(self.structured) if name in self.structured[i]]
         modes = sorted({d["mode"] for d in decisions})
         return {"structured_output": " / ".join(modes) if modes else "auto (not probed yet)",
                 "structured_output_decision": decisions[0] if len(decisions) == 1 else None,

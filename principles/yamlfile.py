@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_core import PydanticCustomError
 
 from sparring.errors import InputError
 
@@ -142,6 +143,7 @@ def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
     """
     err = exc.errors(include_url=False)[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc += tuple((err.get("ctx") or {}).get("at", ()))  # a model-level check naming its key (``error_at``)
     full = (*prefix, *loc)
     kind = err["type"]
     line = lines.line_of(full)
@@ -172,6 +174,16 @@ def pydantic_error(exc: Any, *, source: str, lines: LineMap, prefix: Path_ = (),
             and not last.endswith("_env") and len(repr(value)) <= 60):
         msg = f"{msg} (got {value!r})"
     return InputError(msg, source=source, field=dotted(full), line=line)
+
+
+def error_at(path: Path_, message: str) -> PydanticCustomError:
+    """The error a model validator raises about one key below it: ``pydantic_error`` then names
+    that key and its line, not the whole block.
+
+        raise error_at(("roles", "critic"), "no backend named 'judge' under backends:")
+    """
+    # Braces would be read as template fields by pydantic; the message is ours, so none are meant.
+    return PydanticCustomError("value_error", message.replace("{", "(").replace("}", ")"), {"at": tuple(path)})
 
 
 def _from_command_line(path: Path_, lines: LineMap) -> bool:

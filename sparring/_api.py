@@ -20,6 +20,7 @@ from sparring.agents.backends.messages import RawCompletion
 from sparring.graphs.config import Overrides, RunConfig
 from sparring.graphs.pipeline import RunResult, execute
 from sparring.graphs.progress import Progress
+from sparring.graphs.role_backends import RoleBackends
 from sparring.graphs.run_request import request_from_config
 from sparring.graphs.wiring import make_selfplay
 
@@ -117,8 +118,9 @@ def build_graph(config: ConfigLike, *, overrides: Overrides | None = None, check
 
     Its input is ``{"job": job}`` with a dialogue job as JSON (``DialogueJob.model_dump(mode="json")``;
     ``sparring.graphs.run_request.iter_jobs`` lists a config's jobs); its output, the dialogue's
-    state (plan, messages, verdicts, revisions). The backend starts on the first model call and is
-    closed when that call's event loop shuts down (started again in the next one). No checkpointer
+    state (plan, messages, verdicts, revisions). Each backend the config uses (``backend:``, or
+    ``backends:`` and ``roles:``) starts on its first model call and is closed when that call's event
+    loop shuts down (started again in the next one). No checkpointer
     unless one is passed; the recursion limit fits the config's ``max_turns``. Nothing is written to
     a run directory and no span is recorded: that is ``run``'s work.
 
@@ -133,5 +135,6 @@ def build_graph(config: ConfigLike, *, overrides: Overrides | None = None, check
         # or as a node of your own graph: builder.add_node("selfplay", graph)
     """
     request = request_from_config(_path(config), overrides or ())
-    selfplay = make_selfplay(request, _LoopScoped(create_backend(request.config.backend)))
+    backends = RoleBackends.create(request.config, make=lambda block: _LoopScoped(create_backend(block)))
+    selfplay = make_selfplay(request, backends)
     return selfplay.build(checkpointer=checkpointer).with_config(recursion_limit=selfplay.recursion_limit())

@@ -103,6 +103,13 @@ class VLLMServer:
     def log_path(self) -> Path | None:
         return self._log_dir / "server.log" if self._log_dir else None
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The server's own log of the chat requests it received (headers and body; tests/request_log.py)."""
+        path = self._log_dir / "requests.jsonl" if self._log_dir else None
+        if path is None or not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
     def ensure_started(self) -> VLLMServer:
         if self.failure is not None:  # one failed start is reported by every test, not retried by each
             raise RuntimeError(f"the vLLM server failed to start earlier: {self.failure}")
@@ -117,12 +124,16 @@ class VLLMServer:
                "--served-model-name", self.model, "--host", "127.0.0.1", "--port", str(self.port),
                # CPU: fp32 (no bf16 units here), no torch.compile, a fixed KV cache (as VLLMBackend does).
                "--dtype", "float32", "--enforce-eager", "--kv-cache-memory-bytes", str(2 << 30),
-               "--max-num-seqs", "64", "--disable-log-stats", "--uvicorn-log-level", "warning"]
+               "--max-num-seqs", "64", "--disable-log-stats", "--uvicorn-log-level", "warning",
+               "--middleware", "tests.request_log.RequestLog"]
+        env = {**os.environ, "SPARRING_REQUEST_LOG": str(self._log_dir / "requests.jsonl"),
+               "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+                                                         os.environ.get("PYTHONPATH")) if p)}
         t0 = time.perf_counter()
         with open(self.log_path, "wb") as log:  # type: ignore[arg-type]
             # Own session: stop() signals the API server and its engine-core child together.
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=dict(os.environ), start_new_session=True)
+                                         env=env, start_new_session=True)
         try:
             self._wait_ready(SERVER_START_TIMEOUT_S)
         except RuntimeError as exc:

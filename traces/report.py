@@ -50,7 +50,7 @@ def collect_span_stats(spans: Iterable[dict[str, Any]], listed_traces: set[str])
         role = a.get("gen_ai.agent.name", s["name"])
         seconds = s["end_time"] - s["start_time"]
         stats.latency.setdefault(role, []).append(seconds)
-        if role.startswith("persona_") and s.get("status") == "ok":
+        if (role.startswith("persona_") or role == "target") and s.get("status") == "ok":
             stats.turn_tokens.append(int(a.get("gen_ai.usage.output_tokens", 0)))
         if s["trace_id"] in listed_traces:
             stats.steps.setdefault(s["trace_id"], []).append({
@@ -86,7 +86,7 @@ def latency_rows(latency: dict[str, list[float]]) -> list[tuple[str, float, str]
 
 
 def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
-                 preferences: Sequence[dict[str, Any]]) -> str:
+                 preferences: Sequence[dict[str, Any]], attack: dict[str, Any] | None = None) -> str:
     ok = [d for d in dialogues if d.get("status") == "ok"]
     failed = len(dialogues) - len(ok)
     violating = sum(1 for d in ok if d.get("is_violation"))
@@ -95,7 +95,7 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     controls = [d for d in ok if not d.get("target_principles")]
     verified = sum(1 for p in preferences if p.get("verified"))
     usage = manifest.get("usage") or {}
-    backend = manifest.get("backend") or {}
+    backends = manifest.get("backends") or {"default": manifest.get("backend") or {}}
     config = manifest.get("config") or {}
     dialogue_cfg = config.get("dialogue") or {}
     turns = [d.get("turns", 0) for d in ok]
@@ -107,11 +107,18 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         ("stat-pairs", len(preferences), f"preference pairs ({verified} verified)"),
         ("stat-turns", f"{statistics.fmean(turns):.1f}" if turns else "-", "turns on average"),
     ]
+    if attack:
+        rate = attack["success_rate"]
+        stats.insert(2, ("stat-attack", "-" if rate is None else f"{rate:.0%}",
+                         f"attacks succeeded ({attack['successes']}/{attack['attacks']})"))
     cards = "".join(f'<div class="stat" id="{sid}"><b>{escape(str(value))}</b><span>{escape(label)}</span></div>'
                     for sid, value, label in stats)
     facts = [
         ("run", manifest.get("name", "")), ("status", manifest.get("status", "")),
-        ("model", f"{backend.get('model', '?')} ({backend.get('provider', '?')}, {backend.get('kind', '?')})"),
+        *((f"backend {name}" if len(backends) > 1 else "model",
+           f"{b.get('model', '?')} ({b.get('provider', '?')}, {b.get('kind', '?')})"
+           + (f": {', '.join(b['roles'])}" if len(backends) > 1 and b.get("roles") else ""))
+          for name, b in backends.items()),
         ("mode", f"{dialogue_cfg.get('mode', '?')}, up to {dialogue_cfg.get('max_turns', '?')} turns"),
         ("seed", manifest.get("seed", "")),
         ("principles", len(manifest.get("principles") or [])),
@@ -125,7 +132,34 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     return f'<div class="stats">{cards}</div><table class="facts">{rows}</table>'
 
 
-def charts_html(dialogues: Sequence[dict[str, Any]], rates: dict[str, Any] | None, stats: SpanStats) -> str:
+def attack_charts(attack: dict[str, Any]) -> list[str]:
+    """The redteam figures (``graphs.data.attack``): success rate per principle, category, target model
+    and strategy, turns to the first violation, and the critic's flag rate on controls."""
+    def rows(table: dict[str, dict[str, Any]]) -> list[tuple[str, float, str]]:
+        return [(k, v["success_rate"] or 0.0, f"({v['successes']}/{v['attacks']})") for k, v in table.items()]
+
+    controls = attack["controls"]
+    note = "Share of attacks in which the target broke a targeted principle and the critic caught it."
+    control_rows = [
+        ("dialogues flagged", controls["flag_rate"] or 0.0, f"({controls['flagged']}/{controls['dialogues']})"),
+        ("turns flagged", controls["turn_flag_rate"] or 0.0,
+         f"({controls['turns_flagged']}/{controls['turns_judged']})"),
+    ] if controls["dialogues"] else []
+    turns = [int(k) for k, n in attack["turns_to_first_violation"]["histogram"].items() for _ in range(n)]
+    return [
+        charts.bar_chart(f"Attack success rate per {what}", rows(attack[key]), max_value=1.0, percent=True,
+                         caption=note) for what, key in (("principle", "per_principle"), ("category", "per_category"),
+                                                         ("target model", "per_target_model"),
+                                                         ("strategy", "per_strategy"))
+    ] + [charts.histogram("Turns to first violation", turns, x_label="turns, both sides, up to the target's first "
+                          "violating turn"),
+         charts.bar_chart("Critic flag rate on controls", control_rows, max_value=1.0, percent=True,
+                          caption="Redteam dialogues with an ordinary user: what the critic flags there is "
+                                  "a false positive.")]
+
+
+def charts_html(dialogues: Sequence[dict[str, Any]], rates: dict[str, Any] | None, stats: SpanStats,
+                attack: dict[str, Any] | None = None) -> str:
     rates = rates or {}
     note = ("Caught: of the dialogues briefed to break it, the share in which the critic found it (catch rate). "
             "Flagged: of all the dialogues judged against it, briefed or not, the share in which the critic "
@@ -142,6 +176,8 @@ def charts_html(dialogues: Sequence[dict[str, Any]], rates: dict[str, Any] | Non
         charts.bar_chart("Latency per agent role", latency_rows(stats.latency),
                          caption="Seconds per step (all model calls of the step, retries included)."),
     ]
+    if attack:
+        figures = [*attack_charts(attack), *figures]
     return "".join(figures)
 
 
@@ -157,10 +193,11 @@ def listed(dialogues: Sequence[dict[str, Any]], limit: int = MAX_LISTED) -> list
 def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
                   preferences: Sequence[dict[str, Any]], spans: Iterable[dict[str, Any]], *,
                   run_dir: str, max_listed: int = MAX_LISTED, rates: dict[str, Any] | None = None,
-                  calibration: dict[str, Any] | None = None) -> str:
+                  calibration: dict[str, Any] | None = None, attack: dict[str, Any] | None = None) -> str:
     """The whole HTML page. ``rates``: the run's per-principle and per-category figures as
     ``sparring stats`` computes them (``{"principles": ..., "categories": ...}``); ``calibration``: the run
-    directory's calibration.json, if any."""
+    directory's calibration.json, if any; ``attack``: a redteam run's attack figures (graphs.data.attack),
+    charted first."""
     shown = listed(dialogues, max_listed)
     stats = collect_span_stats(spans, {d["trace_id"] for d in shown if d.get("trace_id")})
     entries = "".join(dialogue_entry(d, stats.steps.get(d.get("trace_id") or "", []), run_dir=run_dir)
@@ -174,8 +211,9 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     updated = (manifest.get("timings") or {}).get("updated_at")
     return template.substitute(
         title=escape(f"sparring report: {manifest.get('name', 'run')}"),
-        run_dir=escape(run_dir), updated=escape(_utc(updated)), summary=summary_html(manifest, dialogues, preferences),
-        charts=charts_html(dialogues, rates, stats), calibration=calibration_html(calibration), note=note,
+        run_dir=escape(run_dir), updated=escape(_utc(updated)),
+        summary=summary_html(manifest, dialogues, preferences, attack),
+        charts=charts_html(dialogues, rates, stats, attack), calibration=calibration_html(calibration), note=note,
         dialogues=entries, total=len(shown))
 
 

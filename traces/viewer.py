@@ -68,7 +68,8 @@ def span_label(span: dict[str, Any], paint: Painter) -> str:
             outcome = f" stop={a['app.stop_reason']} turns={a.get('app.turns', 0)} {found}"
         return paint(f"dialogue {a.get('app.dialogue_id', a.get('gen_ai.conversation.id', '?'))}", "bold") + outcome
     if name == "chat":
-        bits = [f"chat {a.get('gen_ai.request.model', '?')}", a.get("app.structured_mode", "none")]
+        backend = f" on {a['app.backend']}" if a.get("app.backend") else ""  # the config's name for the backend
+        bits = [f"chat {a.get('gen_ai.request.model', '?')}{backend}", a.get("app.structured_mode", "none")]
         if a.get("app.retry_attempt"):
             bits.append(f"retry {a['app.retry_attempt']}")
         if a.get("app.reask"):
@@ -179,6 +180,12 @@ def dialogue_header(record: dict[str, Any]) -> str:
         lines.append(f"branch: continued from the verified revision of turn {branch.get('from_turn')} for "
                      f"{len(branch.get('messages') or []) - branch.get('from_turn', 0) - 1} turns (its steps follow "
                      f"the verifier's; its pairs and SFT row come from it)")
+    if record.get("models"):
+        by_model: dict[str, list[str]] = {}
+        for role, model in record["models"].items():
+            by_model.setdefault(model, []).append(role)
+        lines.append("models: " + "; ".join(f"{model} ({', '.join(roles)})" for model, roles in by_model.items())
+                     + (f"  strategy: {record['strategy']}" if record.get("strategy") else ""))
     if record.get("error"):
         lines.append(f"error: {record['error']}")
     return "\n".join(lines)

@@ -46,14 +46,16 @@ class DirectChatPath:
     async def aclose(self) -> None:
         await self._session.close()
 
-    async def post(self, body: dict[str, Any]) -> Any:
+    async def post(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         """The reply's parsed JSON body; its text when the body is not JSON and not labelled
-        JSON (what ``client.post(..., cast_to=object)`` returns). Raises ``openai`` errors:
+        JSON (what ``client.post(..., cast_to=object)`` returns). ``headers`` go out with this
+        request on top of the client's (the dialogue's session header). Raises ``openai`` errors:
         ``APIStatusError`` subclasses, ``APITimeoutError``, ``APIConnectionError``, and
         ``ValueError`` for a body labelled JSON that does not parse."""
         aiohttp = self._aiohttp
         try:
-            async with self._session.post(self._target, data=orjson.dumps(body), headers=self._headers,
+            async with self._session.post(self._target, data=orjson.dumps(body),
+                                          headers={**self._headers, **headers} if headers else self._headers,
                                           timeout=self._timeout, proxy=self._proxy) as resp:
                 status, content = resp.status, await resp.read()
                 if status >= 300:

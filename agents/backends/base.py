@@ -80,6 +80,8 @@ class Backend(ABC):
     def __init__(self, config: BackendConfig, model: str) -> None:
         self.config = config
         self.model = model
+        self.name = "default"
+        """The backend's name in the run config (``backends:``); chat spans carry it as ``app.backend``."""
         self._slots = FairSlots(config.max_in_flight)
         self.schema_support = _retry.SchemaSupport(config.structured_output, on_decision=self._warn_schemas_ignored)
         """Whether the server honours JSON schemas: settled by the config, or found out from replies."""
@@ -240,6 +242,7 @@ class Backend(ABC):
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": self.provider,
             "gen_ai.request.model": self.model,
+            "app.backend": self.name,
             "gen_ai.request.temperature": params.temperature,
             "gen_ai.request.top_p": params.top_p,
             "gen_ai.request.max_tokens": params.max_tokens,

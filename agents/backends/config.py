@@ -14,6 +14,9 @@ from sparring.redaction import looks_like_key
 BackendKind = Literal["embedded", "vllm", "openai_compat"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")  # an HTTP token (RFC 9110)
+EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
+"""The model ``kind: embedded`` always runs."""
 
 
 class RetryConfig(BaseModel):
@@ -65,6 +68,11 @@ class BackendConfig(BaseModel):
     """How openai_compat sends a request: ``direct`` (an aiohttp session carrying the openai
     client's URL, headers and auth, failing with its exceptions; ~1 ms less CPU per call) or
     ``sdk`` (the openai client's own request path, ``client.post``)."""
+    session_header: str | None = Field("x-session-id", max_length=100)
+    """HTTP header that carries the dialogue's session id on each of its requests (openai_compat): one
+    value per dialogue, the same for all its roles, unique across runs, so a router with session
+    affinity (vllm-router, SGLang's router, NVIDIA Dynamo, llm-d) keeps its growing prefix on one
+    replica's cache. ``null`` sends none. vllm-router reads ``x-session-id`` first."""
 
     @model_validator(mode="after")
     def _check_kind_fields(self) -> BackendConfig:
@@ -81,7 +89,9 @@ class BackendConfig(BaseModel):
         if self.kind == "vllm" and not self.model:
             raise ValueError("vllm needs 'model' (a HF id or a local folder)")
         if self.kind == "embedded" and self.model is not None:
-            raise ValueError("embedded always runs SmolLM2-135M-Instruct; use kind: vllm to name a model")
+            raise ValueError(f"embedded always runs {EMBEDDED_MODEL}; use kind: vllm to name a model")
+        if self.session_header is not None and not _HEADER_NAME.match(self.session_header):
+            raise ValueError("session_header must be an HTTP header name (letters, digits, '-'), or null for none")
         return self
 
     @field_validator("base_url")
@@ -103,6 +113,10 @@ class BackendConfig(BaseModel):
                              "holding one (the value is not shown): export the key as, e.g., OPENAI_API_KEY "
                              "and give that name")
         return value
+
+    def model_name(self) -> str:
+        """The model behind this backend, as records name it: ``model``, or the embedded one's."""
+        return self.model or EMBEDDED_MODEL
 
 
 def _check_base_url(url: str) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sparring.errors import BackendError
 
-from .config import BackendConfig
+from .config import EMBEDDED_MODEL, BackendConfig
 from .vllm_engine import VLLMBackend
 
-MODEL_NAME = "SmolLM2-135M-Instruct"
+MODEL_NAME = EMBEDDED_MODEL
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes, so old cache folders are not reused.
 _FORMAT = "v1"

@@ -35,6 +35,7 @@ from ._openai_wire import DirectChatPath, httpx_module
 from .base import Backend
 from .config import BackendConfig
 from .messages import ChatMessage, RawCompletion, SamplingParams, TokenLogprob, TokenUsage
+from .session import current_session
 
 # Words servers use when they refuse a response_format they do not implement.
 _SCHEMA_REFUSAL = re.compile(r"response_format|json_schema|structured|grammar|guided", re.I)
@@ -80,7 +81,7 @@ class OpenAICompatBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "base_url": redact_url(self.config.base_url or ""),
-                "transport": self.config.transport}
+                "transport": self.config.transport, "session_header": self.config.session_header}
 
     def where(self) -> str:
         return f"openai_compat backend {self.model} at {redact_url(self.config.base_url or '')}"
@@ -131,12 +132,15 @@ class OpenAICompatBackend(Backend):
     async def _create(self, kwargs: dict[str, Any], json_schema: dict[str, Any] | None) -> RawCompletion:
         import openai
 
+        session = current_session()
+        headers = {self.config.session_header: session} if session and self.config.session_header else None
         try:
             # The parsed JSON body as it came (a dict), or its text when the content-type is not JSON.
             if self._direct is not None:
-                resp = await self._direct.post(kwargs)
+                resp = await self._direct.post(kwargs, headers)
             else:
-                resp = await self._client.post("/chat/completions", body=kwargs, cast_to=object)
+                resp = await self._client.post("/chat/completions", body=kwargs, cast_to=object,
+                                               options={"headers": headers} if headers else {})
         except openai.RateLimitError as exc:
             raise TransientBackendError(self._scrub(f"429 rate limited: {error_message(exc)}"),
                                         retry_after=_retry_after(exc)) from None

@@ -48,10 +48,12 @@ def agent_reply(body: dict[str, Any]) -> str:
     if schema is None:
         return TURN
     title = schema.get("title")
-    if title == "PlanOutput":
+    if title in ("PlanOutput", "AttackPlan"):
         # The planner's schema decides the shape of ``characteristics`` (one key per requested
-        # characteristic, or none); the smallest instance of it fits, the rest is the canned plan.
-        plan = {**minimal_instance(schema), **{k: v for k, v in PLAN.items() if k != "characteristics"}}
+        # characteristic, or none) and, for an attack, the strategies; the smallest instance of it
+        # fits, the rest is the canned plan.
+        plan = {**minimal_instance(schema), **{k: v for k, v in PLAN.items() if k in schema.get("properties", {})
+                                               and k != "characteristics"}}
         return json.dumps(plan)
     if title == "SubtopicsOutput":
         count = schema["properties"]["subtopics"].get("minItems", 2)

@@ -16,23 +16,32 @@ from ._common import set_option, user_errors
 @set_option
 @user_errors
 def doctor(config: Path | None, overrides: tuple[str, ...]) -> None:
-    """Check the configured backend (the embedded model when no CONFIG): reachable,
+    """Check every backend the config uses (the embedded model when no CONFIG): reachable,
     model, structured-output support, latency of one probe call."""
     from rich.console import Console
     from rich.table import Table
 
     from sparring.graphs.config import load_config
     from sparring.graphs.doctor import diagnose
+    from sparring.graphs.roles import backends_in_use, role_backends
 
     cfg = load_config(config, overrides)
+    roles = role_backends(cfg)
     console = Console()
-    with console.status(f"probing the {cfg.backend.kind} backend..."):
-        report = asyncio.run(diagnose(cfg.backend))
-    table = Table(show_header=False, box=None, pad_edge=False)
-    for check, result in report.rows:
-        table.add_row(f"[bold]{check}[/]", result)
-    console.print(table)
-    if not report.ok:
-        click.echo(f"doctor: FAILED: {report.failure}", err=True)
+    failures = []
+    for name, backend in backends_in_use(cfg).items():
+        label = f"backends.{name}" if cfg.backends else "backend"
+        if cfg.backends:
+            console.print(f"[bold]{label}[/] (roles: {', '.join(r for r, on in roles.items() if on == name)})")
+        with console.status(f"probing {label} ({backend.kind})..."):
+            report = asyncio.run(diagnose(backend))
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for check, result in report.rows:
+            table.add_row(f"[bold]{check}[/]", result)
+        console.print(table)
+        if not report.ok:
+            failures.append(f"{label}: {report.failure}" if cfg.backends else str(report.failure))
+    if failures:
+        click.echo(f"doctor: FAILED: {'; '.join(failures)}", err=True)
         sys.exit(1)
     console.print("[green]ok[/]")

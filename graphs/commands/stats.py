@@ -126,3 +126,35 @@ def print_stats(s: dict[str, Any]) -> None:
         judge = s["judge"]
         pairs_table(f"Judge (G-Eval, 1-3; {judge['scored_dialogues']} dialogues)",
                     [(name, f"{c['mean']} (n={c['n']})") for name, c in judge["criteria"].items()])
+    if s.get("attack"):
+        _print_attack(console, s["attack"])
+
+
+def _print_attack(console: Any, attack: dict[str, Any]) -> None:
+    """The redteam figures: success overall and by principle, category, target model and strategy."""
+    from rich.table import Table
+
+    turns, controls = attack["turns_to_first_violation"], attack["controls"]
+    head = Table(title="Attacks (redteam)", show_header=False, title_justify="left", box=None, pad_edge=False)
+    for key, value in (
+            ("attack success rate", f"{_pct(attack['success_rate'])} ({attack['successes']}/{attack['attacks']} "
+                                    "attacks: the target broke a targeted principle and the critic caught it)"),
+            ("turns to first violation", f"mean {_num(turns['mean'])}, median {_num(turns['median'])}, "
+                                         f"min {_num(turns['min'])}, max {_num(turns['max'])} (n={turns['n']})"),
+            ("critic flag rate on controls", f"{_pct(controls['flag_rate'])} ({controls['flagged']}/"
+                                             f"{controls['dialogues']} dialogues; {_pct(controls['turn_flag_rate'])} "
+                                             f"of {controls['turns_judged']} turns)")):
+        head.add_row(f"[bold]{key}[/]", value)
+    console.print(head)
+    console.print()
+    for title, key in (("principle", "per_principle"), ("category", "per_category"),
+                       ("target model", "per_target_model"), ("strategy", "per_strategy")):
+        if not attack[key]:
+            continue
+        table = Table(title=f"Attack success per {title}", title_justify="left")
+        for column in ("", "attacks", "successes", "success rate"):
+            table.add_column(column, justify="right" if column else "left", no_wrap=not column)
+        for name, row in attack[key].items():
+            table.add_row(name, str(row["attacks"]), str(row["successes"]), _pct(row["success_rate"]))
+        console.print(table)
+        console.print()

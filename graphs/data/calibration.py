@@ -63,9 +63,10 @@ class CriticSpec:
 
     @property
     def backend(self) -> BackendConfig:
-        """The backend the config's critic runs on: the one place that knows it. Today every role runs
-        on ``config.backend``; with per-role backends this returns the critic role's backend instead."""
-        return self.config.backend
+        """The backend the config's critic runs on (its ``critic`` role's): the one place that knows it."""
+        from ..roles import named_backends, role_backends
+
+        return named_backends(self.config)[role_backends(self.config, ("critic",))["critic"]]
 
     def critic(self, backend: Backend) -> Critic:
         """The config's critic on ``backend``, made as a run makes it (``make_agents``)."""

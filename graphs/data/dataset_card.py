@@ -52,7 +52,8 @@ def stages_that_ran(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> li
     cfg = manifest.get("config") or {}
     revised = bool((stats.get("revisions") or {}).get("revisions"))
     critique = (cfg.get("dialogue") or {}).get("critique", True) is not False
-    ran = {"planner": True, "persona": True, "critic": critique and stats["counts"]["dialogues"] > 0,
+    ran = {"planner": True, "persona": True, "target": (cfg.get("dialogue") or {}).get("mode") == "redteam",
+           "critic": critique and stats["counts"]["dialogues"] > 0,
            "reviser": revised,
            "verifier": revised, "subtopics": bool(cfg.get("diasynth")), "personas": bool(cfg.get("diasynth")),
            "summary": bool((cfg.get("dialogue") or {}).get("summaries")),
@@ -71,14 +72,21 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
                   "per subtopic (both deduplicated by embedding similarity), then every pair of personas")
     else:
         source = "scenarios written in the run's config"
-    who = "a user persona talking to an AI assistant (SDSD)" if mode == "assistant" else "two human personas (DiaSynth)"
+    who = {"assistant": "a user persona talking to an AI assistant (SDSD)",
+           "redteam": "an attacker persona (side A) against the model under test, the target (side B)",
+           }.get(mode, "two human personas (DiaSynth)")
+    n = jobs.get("principles_per_dialogue", 1)
+    briefs = (f"wrote the attacker a private brief with a named attack strategy to lead the target into breaking {n} "
+              "principle(s); the target was not briefed and saw only its system prompt and the conversation"
+              if mode == "redteam" else
+              f"wrote a private brief per side; side {jobs.get('briefed_side', 'B')} was briefed to break {n} "
+              "principle(s) naturally")
     lines = [
         f"Scenarios ({stats['counts']['scenarios']}): {source}.",
         f"Each dialogue: {who}. A planner "
         + ("" if dialogue.get("characteristics") == [] else
            "reasoned over the dialogue's characteristics (chain of thought) and ")
-        + f"wrote a private brief per side; side {jobs.get('briefed_side', 'B')} was briefed to break "
-        f"{jobs.get('principles_per_dialogue', 1)} principle(s) naturally"
+        + briefs
         + (f" ({jobs['control_share']:.0%} are control dialogues without that brief)." if jobs.get("control_share")
            else "."),
         f"Two agents took turns, each seeing only its own brief and its own side of the conversation, until a done "
@@ -86,7 +94,8 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
     ]
     stages = stages_that_ran(manifest, stats)
     if "critic" in stages:
-        lines.append("A critic judged every turn of the briefed side against the principles (structured verdict: "
+        lines.append(f"A critic judged every turn of the {'target' if mode == 'redteam' else 'briefed side'} against "
+                     "the principles (structured verdict: "
                      "principle ids, evidence, severity).")
     if "reviser" in stages:
         lines += ["A reviser rewrote each violating turn and a verifier re-judged the revision (`verified`).",
@@ -110,9 +119,15 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
 
 
-_AGENTS = {"planner": "planner", "persona": "personas", "critic": "critic", "reviser": "reviser",
+_AGENTS = {"planner": "planner", "persona": "personas", "target": "target", "critic": "critic", "reviser": "reviser",
            "verifier": "verifier", "subtopics": "subtopic generator", "personas": "persona generator",
            "summary": "summarizer", "judge": "judge"}
+
+
+def _backend_words(backend: Mapping[str, Any]) -> str:
+    return (f"**{backend.get('model', 'unknown model')}** via `{backend.get('provider', '?')}` "
+            f"(backend kind `{backend.get('kind', '?')}`"
+            + "".join(f", {k} {backend[k]}" for k in ("dtype", "vllm_version") if backend.get(k)) + ")")
 
 
 def describe_models(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
@@ -121,10 +136,12 @@ def describe_models(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> st
     stages = stages_that_ran(manifest, stats)
     later = (manifest.get("judge") or {}).get("backend")
     during = [s for s in stages if not (s == "judge" and later)]
-    head = (f"The agents that ran ({', '.join(_AGENTS[s] for s in during)}) ran on "
-            f"**{backend.get('model', 'unknown model')}** via `{backend.get('provider', '?')}` "
-            f"(backend kind `{backend.get('kind', '?')}`"
-            + "".join(f", {k} {backend[k]}" for k in ("dtype", "vllm_version") if backend.get(k)) + ").")
+    backends = manifest.get("backends") or {}
+    if len(backends) > 1:  # roles on several models (``roles:``)
+        head = "The roles ran on several models: " + "; ".join(
+            f"{', '.join(b.get('roles') or [])} on {_backend_words(b)}" for b in backends.values()) + "."
+    else:
+        head = f"The agents that ran ({', '.join(_AGENTS[s] for s in during)}) ran on {_backend_words(backend)}."
     if later:
         head += f" Judge scores were added afterwards by **{later.get('model')}** (`sparring judge`)."
     rows = [(stage, s.get("temperature"), s.get("max_tokens")) for stage, s in sampling.items()
@@ -224,12 +241,14 @@ def describe_validation(tables: Sequence[ExportTable]) -> str:
 
 
 def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
-    model = (manifest.get("backend") or {}).get("model", "the generating model")
+    models = sorted({b.get("model", "?") for b in (manifest.get("backends") or {}).values()}) \
+        or [(manifest.get("backend") or {}).get("model", "the generating model")]
     return (f"License: `{license_id}` (the run's `license` config key, or `sparring export --license`). The text "
-            f"was written by {model}: its use is subject to that "
-            "model's license and terms, which may restrict using outputs to train other models; check them before "
-            "publishing. The data is synthetic and unreviewed: it may contain invented facts. In preference pairs "
-            "the rejected side breaks a principle on purpose: it is a negative example, never a target. "
+            f"was written by {' and '.join(models)}: its use is subject to "
+            f"{'that model' if len(models) == 1 else 'each model'}'s license and terms, which may restrict using "
+            "outputs to train other models; check them before publishing. The data is synthetic and unreviewed: it "
+            "may contain invented facts. In preference pairs the rejected side breaks a principle on purpose: it is "
+            "a negative example, never a target. "
             "Generated with sparring (Apache-2.0).")
 
 

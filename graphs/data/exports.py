@@ -88,6 +88,7 @@ def extract_dialogue_table(dialogues: Iterable[Mapping[str, Any]]) -> list[Row]:
             "turns": d.get("turns"), "summary": d.get("summary"),
             "scores": json.dumps(d.get("scores") or {}), "plan": json.dumps(d.get("plan") or {}),
             "few_shot_id": d.get("few_shot_id"), "seed": d.get("seed"), "trace_id": d.get("trace_id"),
+            "models": json.dumps(d.get("models") or {}), "strategy": d.get("strategy"),
         })
     return rows
 

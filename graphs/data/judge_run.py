@@ -2,7 +2,8 @@
 
 The judge stage can run inside a run (``dialogue.judge``); this scores a run
 made without it, or rescores one with another judge model (``--set
-backend.model=...``: a judge stronger than the generator is the usual choice).
+backend.model=...``, or ``--set roles.judge=NAME`` for a named backend: a judge stronger than the
+generator is the usual choice).
 Scores are merged into dialogues.jsonl (swapped in atomically), the manifest
 records which backend judged, and stats.json is rewritten.
 """
@@ -19,14 +20,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sparring.agents.backends import Backend, create_backend
+from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.agents.backends.base import metered
 from sparring.agents.backends.probe import probe_backends
+from sparring.agents.backends.session import dialogue_session
 from sparring.agents.judge import JudgeAgent, JudgeConfig
 from sparring.errors import InputError
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ..config import RunConfig, apply_overrides
+from ..manifest import session_id
+from ..roles import named_backends, role_backends
 from ..runlock import RunDirLock
 from ..store import DIALOGUES, RunStore, replace_jsonl
 from .rundata import Row, load_run
@@ -41,6 +45,16 @@ def config_for_judging(manifest: dict[str, Any], overrides: Sequence[str], *, so
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines) from None
+
+
+def judge_backend(config: RunConfig, *, source: str) -> BackendConfig:
+    """The backend of the ``judge`` role (``roles.judge``, else the one named ``default``)."""
+    try:
+        name = role_backends(config, ("judge",))["judge"]
+    except KeyError:
+        raise InputError("the judge role has no backend: name one with --set roles.judge=NAME",
+                         source=source, field="roles.judge") from None
+    return named_backends(config)[name]
 
 
 def judge_settings(config: RunConfig, criteria: Sequence[str] = (), samples: int | None = None) -> JudgeConfig:
@@ -89,19 +103,23 @@ async def _judge_locked(run_dir: Path, overrides: Sequence[str], criteria: Seque
         return summary
     owned = backend is None
     if backend is None:
-        backend = create_backend(config.backend)
-        await probe_backends({"backend": config.backend})  # an unusable judge fails now, in seconds
+        block = judge_backend(config, source=f"{run_dir}/manifest.json")
+        backend = create_backend(block)
+        await probe_backends({"backend": block})  # an unusable judge fails now, in seconds
     await backend.start()
     judge = JudgeAgent(backend, config.sampling.judge, settings)
     slots = asyncio.Semaphore(config.concurrency)
     methods: Counter[str] = Counter()
     errors: Counter[str] = Counter()
 
+    run_id = str(run.manifest.get("run_id") or "")
+
     async def score(row: Row) -> None:
         async with slots:
             try:
-                result = await judge.score(int(row.get("seed", 0)), row["id"], row.get("scenario") or {},
-                                           row.get("goal"), row["messages"])
+                with dialogue_session(session_id(run_id, row["id"]) if run_id else row["id"]):
+                    result = await judge.score(int(row.get("seed", 0)), row["id"], row.get("scenario") or {},
+                                               row.get("goal"), row["messages"])
             except Exception as exc:  # one dialogue's failure leaves it unscored, not the rest
                 errors[type(exc).__name__] += 1
                 return

@@ -11,6 +11,8 @@
 - The critic's catch rate of the targeted principle, the revision verification
   rate, the near-duplicate rate, the turn and turn-length distributions, stop
   reasons, failures, and LLM-as-judge means when dialogues carry scores.
+- Redteam runs: attack success rates, turns to first violation, the critic's flag rate on
+  controls (``attack``, from graphs.data.attack; None for other runs).
 
 Turn figures count ``ok`` dialogues only; failed ones appear under ``failures``.
 Every function takes rows as the run directory stores them (dicts).
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store import STATS, replace_json
+from .attack import compute_attack_stats
 from .rouge import TOKENIZER, tokenize
 from .rundata import Row, RunData, load_run
 from .similarity import EMBEDDING_RULE, ROUGE_RULE, SamplingRule, compute_max_cosine, compute_max_rouge_l
@@ -276,6 +279,7 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
         "stop_reasons": dict(Counter(d.get("stop_reason", "?") for d in ok)),
         "failures": compute_failure_stats(run.dialogues),
         "judge": compute_judge_stats(ok),
+        "attack": compute_attack_stats(ok, lambda pid: category_of(pid, run.principle_categories())),
     }
 
 

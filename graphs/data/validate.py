@@ -200,8 +200,8 @@ def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[st
                     "its verified revision belongs there"]
         return [*problems, f"prompt is not a prefix of its dialogue: message {at} differs "
                 f"({len(convo)} messages vs the dialogue's {len(expected)} before turn {t})"]
-    rejected = _texts(pair.get("rejected") or [])
-    if rejected != [turns[t].content]:
+    rejected = [m.get("content") for m in pair.get("rejected") or [] if isinstance(m, Mapping)]
+    if rejected != [turns[t].content]:  # exactly, whitespace included: a target's reply is kept as it came
         return [*problems, f"rejected is not turn {t} of its dialogue as spoken"]
     return problems
 

@@ -52,3 +52,20 @@ def test_doctor_fails_on_a_dead_port(tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith("(gave up after 2 attempts)")
     assert "Traceback" not in result.stderr
     assert _rows(result.stdout)["backend"] == "openai_compat"
+
+
+def test_doctor_probes_every_backend_the_config_uses(tmp_path: Path, fake_server: FakeOpenAIServer) -> None:
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    path = tmp_path / "two.yaml"
+    retry = "{attempts: 1, timeout_s: 5}"
+    path.write_text(f"backends:\n  default: {{kind: openai_compat, base_url: {fake_server.base_url}, "
+                    f"model: {fake_server.model}}}\n  target: {{kind: openai_compat, base_url: {dead}, model: m, "
+                    f"retry: {retry}}}\n  spare: {{kind: openai_compat, base_url: {dead}, model: x}}\n"
+                    "roles: {side_b: target}\n")
+    result = _doctor(path)
+    assert result.returncode == 1
+    assert "backends.default (roles: planner, side_a, critic, reviser, verifier)" in result.stdout
+    assert "backends.target (roles: side_b)" in result.stdout and "spare" not in result.stdout
+    assert result.stderr.startswith(f"doctor: FAILED: backends.target: TransientBackendError: connection error "
+                                    f"to {dead}: ")
+    assert fake_server.stats.chat_requests == 2  # the default backend's two probes

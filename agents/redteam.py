@@ -1,0 +1,153 @@
+"""Red-team mode: a planned attacker (side A) against the model under test (side B, the target).
+
+- ``AttackPlanner`` briefs the attacker in private: who they present as, what they want the
+  target to do, and a named strategy it picks from the configured list (recorded with the plan).
+  A control dialogue (no targeted principle) gets an ordinary user instead.
+- ``attacker_prompt`` is the attacker's system prompt; the persona agent speaks it.
+- ``TargetAgent`` is shown what a deployment would show the target: its system prompt (if any)
+  and the conversation, the user's turns as ``user`` and its own as ``assistant``. No brief, no
+  persona, no stop words of ours; its reply is stored as it came.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from pydantic import BaseModel, create_model
+
+from sparring.errors import EmptyTurnError
+
+from . import prompts
+from ._common import PrincipleLike, agent_span, call_agent, derive_seed, principle_lines, record_completion
+from .backends.base import Backend
+from .backends.messages import ChatMessage, Completion, SamplingParams
+from .domain import DialogueJob, PlanOutput
+from .persona import END_MARKER, view_from
+from .planner import characteristic_values, describe_persona, plan_schema
+
+__all__ = ["AttackPlanner", "RedTeamAgents", "Strategy", "TargetAgent", "attack_plan_schema", "attacker_prompt"]
+
+Strategy = tuple[str, str]
+"""(name, description) of an attack strategy."""
+TARGET_AGENT = "target"
+
+
+@lru_cache(maxsize=32)
+def attack_plan_schema(names: tuple[str, ...], strategies: tuple[str, ...]) -> type[BaseModel]:
+    """The attacker's plan as the planner is asked for it: reasoning, characteristics (as in
+    ``plan_schema``), the strategy (one of ``strategies``; left out for a control), goal and brief."""
+    base = plan_schema(names).model_fields
+    fields: dict[str, Any] = {k: (base[k].annotation, base[k]) for k in ("reasoning", "characteristics") if k in base}
+    if strategies:
+        fields["strategy"] = (Literal[strategies], ...)
+    fields.update({k: (base[k].annotation, base[k]) for k in ("goal", "brief_a")})
+    return create_model("AttackPlan", __doc__="The attacker's private plan.", **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class AttackPlanner:
+    backend: Backend
+    params: SamplingParams
+    strategies: tuple[Strategy, ...]
+
+    def messages(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
+                 characteristics: Sequence[tuple[str, str]]) -> list[ChatMessage]:
+        scenario = job.scenario
+        if targets:
+            listed = list(self.strategies)
+            random.Random(derive_seed(job.seed, job.id, "strategies")).shuffle(listed)  # no favourite by position
+            attack = prompts.render("redteam_planner_attack", principles=principle_lines(targets),
+                                    strategies="\n".join(f"- {name}: {desc}" for name, desc in listed))
+        else:
+            attack = prompts.render("redteam_planner_control")
+        prompt = job.target_system_prompt
+        user = prompts.render(
+            "redteam_planner_user", topic=scenario.topic,
+            subtopic_line=f"Subtopic: {scenario.subtopic}" if scenario.subtopic else "",
+            persona_a=describe_persona(job, "A"),
+            deployment_line=f'The target is deployed with this system prompt:\n"""\n{prompt}\n"""' if prompt
+            else "The target has no system prompt.",
+            goal_line=f"The user's goal: {scenario.goal}" if scenario.goal else "", max_turns=max_turns,
+            characteristics_block=prompts.render(
+                "planner_characteristics",
+                characteristics="\n".join(f"{i}. {name}: {desc}" if desc else f"{i}. {name}"
+                                          for i, (name, desc) in enumerate(characteristics, 1)))
+            if characteristics else "",
+            attack_block=attack,
+            characteristics_item="\n- characteristics: for each characteristic above (keyed by its name), the value "
+                                 "you chose and a one-sentence reason." if characteristics else "",
+            strategy_item="\n- strategy: the name of the attack strategy you chose." if targets else "",
+            goal_rule="what the user wants the target to do (the principle broken), in one sentence." if targets
+            else "what the user wants from this conversation, in one sentence.",
+            brief_a_extra=", and how they will carry out the strategy over their turns" if targets else "")
+        return [{"role": "system", "content": prompts.render("redteam_planner_system")},
+                {"role": "user", "content": user}]
+
+    async def plan(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
+                   characteristics: Sequence[tuple[str, str]]) -> tuple[PlanOutput, str | None, Completion]:
+        """The plan (``brief_b`` empty: the target is not briefed) and the chosen strategy (None for a control)."""
+        names = tuple(name for name, _ in characteristics)
+        schema = attack_plan_schema(names, tuple(n for n, _ in self.strategies) if targets else ())
+        params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
+        completion = await call_agent(self.backend, "planner", self.messages(job, targets, max_turns, characteristics),
+                                      params, schema, span_name="plan", principle_ids=list(job.target_principles))
+        parsed: Any = completion.parsed
+        plan = PlanOutput(reasoning=parsed.reasoning, characteristics=characteristic_values(parsed, names),
+                          goal=job.scenario.goal or parsed.goal, brief_a=parsed.brief_a, brief_b="", violation_turn=0)
+        return plan, getattr(parsed, "strategy", None), completion
+
+
+def attacker_prompt(job: DialogueJob, plan: PlanOutput, strategy: Strategy | None, style: str | None, *,
+                    situation: str = "", turn_line: str = "") -> str:
+    """Side A's system prompt: the attacker with its strategy, or, in a control, an ordinary user (the
+    user prompt of assistant mode). ``turn_line``: the turn counter (``persona.turn_line``)."""
+    persona = job.persona("A")
+    common = {"persona": persona.name + (f": {persona.description}" if persona.description else ""),
+              "situation": situation or "(not specified)", "brief": plan.brief_a, "goal": plan.goal,
+              "style": f"{style}\n" if style else "", "turn_line": turn_line, "end_marker": END_MARKER}
+    if strategy is None:
+        return prompts.render("persona_user", **common)
+    return prompts.render("redteam_attacker", strategy=strategy[0], strategy_description=strategy[1], **common)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetAgent:
+    """The model under test, speaking for side B."""
+
+    backend: Backend
+    params: SamplingParams
+
+    def messages(self, job: DialogueJob, messages: Sequence[dict[str, Any]]) -> list[ChatMessage]:
+        """Exactly what a deployment shows the target: its system prompt, then the conversation."""
+        system: list[ChatMessage] = [{"role": "system", "content": job.target_system_prompt}] \
+            if job.target_system_prompt else []
+        return [*system, *view_from("B", messages, "")]  # the attacker always opens: no cue is added
+
+    async def reply(self, job: DialogueJob, messages: Sequence[dict[str, Any]]) -> tuple[str, Completion]:
+        """The target's next turn, as it came (an empty reply is asked again, with another seed, twice)."""
+        convo = self.messages(job, messages)
+        turn_index = len(messages)
+        with agent_span(TARGET_AGENT, turn_index=turn_index, side="B") as span:
+            for resample in range(3):
+                params = self.params.with_seed(derive_seed(job.seed, job.id, "turn", turn_index, resample))
+                completion = await self.backend.complete(convo, params, agent=TARGET_AGENT)
+                if completion.text.strip():
+                    break
+            else:
+                raise EmptyTurnError(f"the target produced an empty turn {turn_index} three times")
+            record_completion(span, completion)
+            if resample:
+                span.set("app.resamples", resample)
+        return completion.text, completion
+
+
+@dataclass(frozen=True, slots=True)
+class RedTeamAgents:
+    """What redteam mode adds to the self-play agents (the attacker speaks through side A's persona agent)."""
+
+    planner: AttackPlanner
+    target: TargetAgent

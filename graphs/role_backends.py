@@ -1,0 +1,122 @@
+"""The backends of a run, made from its config: one per name in use, and the one each role calls.
+
+    backends = RoleBackends.create(config)      # not started yet: nothing is loaded or connected
+    await backends.start()
+    critic = CriticAgent(backends["critic"], ...)
+    ...
+    await backends.aclose()
+
+Two roles on one name get the same Backend object, so they share its client, its
+``max_in_flight`` slots and its retry policy. A worker process makes its own, each with its
+share of ``max_in_flight`` (``share_of``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sparring.agents.backends import Backend, BackendConfig, create_backend
+from sparring.errors import InputError
+
+from .roles import DEFAULT, Role, backends_in_use, role_backends, roles_in_use
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+__all__ = ["RoleBackends"]
+
+
+class RoleBackends:
+    """Backends by name, and the name each role uses (``graphs.roles``)."""
+
+    def __init__(self, backends: Mapping[str, Backend], roles: Mapping[Role, str]) -> None:
+        missing = sorted({name for name in roles.values() if name not in backends})
+        if missing:
+            raise ValueError(f"no backend given for {', '.join(missing)}")
+        self.backends = dict(backends)
+        self.roles = dict(roles)
+        for name, backend in self.backends.items():
+            backend.name = name
+
+    @classmethod
+    def create(cls, config: RunConfig, *, share_of: Callable[[int], int] | None = None,
+               make: Callable[[BackendConfig], Backend] = create_backend) -> RoleBackends:
+        """The config's backends, not started. ``share_of(max_in_flight)``: this process's part of
+        each backend's ``max_in_flight`` (a worker's share); ``make``: what makes one from its block.
+        Raises InputError for an API-key variable that is not set, before anything is started."""
+        made: dict[str, Backend] = {}
+        for name, backend in backends_in_use(config).items():
+            if share_of is not None:
+                backend = backend.model_copy(update={"max_in_flight": share_of(backend.max_in_flight)})
+            try:
+                made[name] = make(backend)
+            except InputError as exc:  # an API-key variable that is not set: name the backend's own key
+                if not config.backends or not (exc.field or "").startswith("backend."):
+                    raise
+                key = (exc.field or "").removeprefix("backend.")
+                raise InputError(exc.message, source=exc.source, field=f"backends.{name}.{key}",
+                                 line=exc.line) from None
+        return cls(made, role_backends(config))
+
+    @classmethod
+    def of(cls, config: RunConfig, given: Backend | Mapping[str, Backend]) -> RoleBackends:
+        """Backends made elsewhere (tests, replay, the Python API): one for every role, or one per
+        name the config uses."""
+        if isinstance(given, Backend):
+            return cls.single(given, roles_in_use(config))
+        return cls(given, role_backends(config))
+
+    @classmethod
+    def single(cls, backend: Backend, roles: Iterable[Role]) -> RoleBackends:
+        """Every one of ``roles`` on ``backend`` (named as it is, ``default`` unless set)."""
+        return cls({backend.name or DEFAULT: backend}, {role: backend.name or DEFAULT for role in roles})
+
+    def __getitem__(self, role: Role) -> Backend:
+        return self.backends[self.roles[role]]
+
+    def get(self, role: Role) -> Backend | None:
+        name = self.roles.get(role)
+        return None if name is None else self.backends[name]
+
+    def __iter__(self) -> Iterator[Backend]:
+        return iter(self.backends.values())
+
+    def roles_of(self, name: str) -> list[Role]:
+        return [role for role, on in self.roles.items() if on == name]
+
+    async def start(self) -> None:
+        """Start each backend, one after the other (an engine loads while nothing else competes)."""
+        for backend in self.backends.values():
+            await backend.start()
+
+    async def aclose(self) -> None:
+        """Close every backend, even when one fails to close; the first failure is raised after."""
+        failure: BaseException | None = None
+        for backend in self.backends.values():
+            try:
+                await backend.aclose()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Name -> what the backend is (as in the manifest; no secrets) and the roles it serves."""
+        return {name: {**backend.describe(), "roles": self.roles_of(name)} for name, backend in self.backends.items()}
+
+    def manifest_entries(self, settled: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The manifest's ``backends`` (``describe``), ``roles`` and ``backend`` (the default one's entry,
+        as manifests had before). ``settled(name)``: what the workers' copies of a backend settled on
+        (structured-output mode and evidence), instead of this process's."""
+        described = self.describe()
+        if settled is not None:
+            described = {name: {**entry, **settled(name)} for name, entry in described.items()}
+        return {"backends": described, "roles": dict(self.roles),
+                "backend": described.get(DEFAULT) or next(iter(described.values()))}
+
+    def label(self) -> str:
+        """For progress: ``the embedded backend``, or ``the backends default (openai_compat), target (vllm)``."""
+        if len(self.backends) == 1:
+            return f"the {next(iter(self.backends.values())).config.kind} backend"
+        return "the backends " + ", ".join(f"{name} ({b.config.kind})" for name, b in self.backends.items())

@@ -1,0 +1,144 @@
+"""Runs with roles on two backends, each a loopback server with its own request log: which roles
+reached which server, the session header of every request, the models the records name, the
+backends the manifest and the spans name; kill and resume with workers (every record once)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from benchmarks.loopback import FakeOpenAIServer
+from benchmarks.loopback.canned import agent_reply
+from sparring.graphs.manifest import session_id
+from sparring.graphs.pipeline import execute
+from sparring.graphs.run_request import request_from_config
+from tests.cli import run_cli
+from tests.graphs.loopback_run import (
+    check_complete,
+    expected_ids,
+    read_lines,
+    start_cli,
+    wait_for_requests,
+    write_config,
+)
+
+KEY = "sk-policy-Zm9vYmFyYmF6cXV4aXR5"
+ASSISTANT_PROMPT = "You are an AI assistant in a text chat"  # agents/prompts/persona_assistant.txt
+
+
+def split(config: Path, target_url: str, **target: Any) -> Path:
+    """The loopback_run config with side B moved to a second backend named ``target``."""
+    data = yaml.safe_load(config.read_text())
+    base = data.pop("backend")
+    data["backends"] = {"default": base, "target": {**base, "base_url": target_url, "model": "policy-model",
+                                                    "api_key_env": "POLICY_KEY", **target}}
+    data["roles"] = {"side_b": "target"}
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    return config
+
+
+def servers(delay_s: float = 0.0) -> tuple[FakeOpenAIServer, FakeOpenAIServer]:
+    judge = FakeOpenAIServer(responder=agent_reply, reply_delay_s=delay_s)
+    policy = FakeOpenAIServer(model="policy-model", responder=agent_reply, reply_delay_s=delay_s)
+    return judge, policy
+
+
+def is_side_b_turn(body: dict[str, Any]) -> bool:
+    return not body.get("response_format") and body["messages"][0]["content"].startswith(ASSISTANT_PROMPT)
+
+
+@pytest.fixture(autouse=True)
+def _policy_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POLICY_KEY", KEY)
+
+
+@pytest.mark.parametrize("transport", ["direct", "sdk"])
+async def test_each_role_reaches_its_own_backend_with_the_dialogues_session(tmp_path: Path, transport: str) -> None:
+    judge, policy = servers()
+    with judge, policy:
+        config = write_config(tmp_path, judge.base_url, dialogues=6, concurrency=3, max_turns=4)
+        data = yaml.safe_load(config.read_text())
+        data["backend"]["transport"] = transport
+        config.write_text(yaml.safe_dump(data))
+        split(config, policy.base_url)
+        first = await execute(request_from_config(config, out=tmp_path / "run"))
+        second = await execute(request_from_config(config, out=tmp_path / "again"))
+    assert first.status == second.status == "completed"
+    dialogues = read_lines(tmp_path / "run" / "dialogues.jsonl")
+    # Which roles reached which server: side B's turns the policy server, everything else the judge.
+    assert policy.requests and all(is_side_b_turn(r.body) for r in policy.requests)
+    assert not any(is_side_b_turn(r.body) for r in judge.requests)
+    assert {r.body["model"] for r in policy.requests} == {"policy-model"}
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in policy.requests)
+    assert all(r.headers["authorization"] == "Bearer not-needed" for r in judge.requests)
+    b_turns = sum(1 for d in dialogues for m in d["messages"] if m["speaker"] == "B")
+    assert len(policy.requests) == b_turns * 2  # both runs
+    # One session per dialogue, on every request of it, whichever server; none shared across runs.
+    runs = {name: json.loads((tmp_path / name / "manifest.json").read_text())["run_id"] for name in ("run", "again")}
+    sessions = Counter(r.headers["x-session-id"] for r in judge.requests + policy.requests)
+    for name, run_id in runs.items():
+        for d in read_lines(tmp_path / name / "dialogues.jsonl"):
+            assert sessions.pop(session_id(run_id, d["id"])) == d["usage"]["calls"]
+    assert sessions == Counter()
+    # Provenance: records, pairs, manifest, spans, `sparring trace`.
+    models = {role: "fake-model" for role in ("planner", "side_a", "critic", "reviser", "verifier")}
+    assert all(d["models"] == {**models, "side_b": "policy-model"} for d in dialogues)
+    pairs = read_lines(tmp_path / "run" / "preferences.jsonl")
+    assert pairs and all(p["models"] == dialogues[0]["models"] for p in pairs)
+    manifest_text = (tmp_path / "run" / "manifest.json").read_text()
+    manifest = json.loads(manifest_text)
+    assert {n: b["roles"] for n, b in manifest["backends"].items()} == {
+        "default": ["planner", "side_a", "critic", "reviser", "verifier"], "target": ["side_b"]}
+    assert manifest["backends"]["target"]["base_url"] == policy.base_url
+    assert manifest["backends"]["target"]["session_header"] == "x-session-id"
+    spans = read_lines(tmp_path / "run" / "traces.jsonl")
+    by_agent = {(s["attributes"].get("app.backend"), s["attributes"].get("gen_ai.request.model"))
+                for s in spans if s["name"] == "chat"}
+    assert by_agent == {("default", "fake-model"), ("target", "policy-model")}
+    for text in (manifest_text, (tmp_path / "run" / "traces.jsonl").read_text()):
+        assert KEY not in text
+    shown = run_cli("trace", str(tmp_path / "run"), dialogues[0]["id"], cwd=tmp_path)
+    assert shown.returncode == 0 and "chat policy-model on target" in shown.stdout
+    assert "policy-model (side_b)" in shown.stdout
+
+
+async def test_the_session_header_is_named_per_backend_or_left_out(tmp_path: Path) -> None:
+    judge, policy = servers()
+    with judge, policy:
+        config = split(write_config(tmp_path, judge.base_url, dialogues=2, concurrency=2), policy.base_url,
+                       session_header=None)
+        data = yaml.safe_load(config.read_text())
+        data["backends"]["default"]["session_header"] = "x-affinity"
+        config.write_text(yaml.safe_dump(data))
+        result = await execute(request_from_config(config, out=tmp_path / "run"))
+    assert result.status == "completed"
+    assert not any("x-session-id" in r.headers or "x-affinity" in r.headers for r in policy.requests)
+    assert len({r.headers["x-affinity"] for r in judge.requests}) == 2
+
+
+def test_a_multi_backend_run_killed_with_workers_resumes_with_every_record_once(tmp_path: Path) -> None:
+    judge, policy = servers(delay_s=0.03)
+    with judge, policy:
+        config = split(write_config(tmp_path, judge.base_url, dialogues=12, concurrency=4, max_in_flight=4,
+                                    workers=2), policy.base_url, max_in_flight=2)
+        run_dir = tmp_path / "run"
+        proc = start_cli("run", str(config), "--out", str(run_dir), "-q", cwd=tmp_path)
+        wait_for_requests(proc, judge, 25)
+        proc.kill()
+        proc.wait(10)
+        final = run_cli("resume", str(run_dir), "-q", cwd=tmp_path, timeout=600)
+        assert final.returncode == 0, final.stderr
+        manifest = check_complete(run_dir, expected_ids(config))
+        assert [r["status"] for r in manifest["runs"]] == ["killed", "completed"]
+        # Each worker had its share of each backend's slots: the policy server never saw more than 2.
+        assert policy.stats.max_concurrent <= 2 and judge.stats.max_concurrent <= 4
+        assert all(is_side_b_turn(r.body) for r in policy.requests)
+        sessions = {r.headers["x-session-id"] for r in judge.requests + policy.requests}
+        assert {session_id(manifest["run_id"], i) for i in expected_ids(config)} == sessions
+    assert os.environ["POLICY_KEY"] not in (run_dir / "manifest.json").read_text()
