@@ -244,10 +244,10 @@ class RunConfig(BaseModel):
 
     @model_serializer(mode="wrap")
     def _without_the_shorthand(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """A config with ``backends:`` is dumped without ``backend:``, so it reads back the same."""
+        """Dumped with one of ``backend:`` and ``backends:``, the one it uses, so that it reads back the same."""
         data = handler(self)
-        if self.backends and isinstance(data, dict):
-            data.pop("backend", None)
+        if isinstance(data, dict):
+            data.pop("backend" if self.backends else "backends", None)
         return data
 
     def run_dir(self) -> Path:

@@ -206,9 +206,10 @@ def describe_request(request: RunRequest) -> str:
     for job in jobs:
         for pid in job.target_principles:
             per_principle[pid] = per_principle.get(pid, 0) + 1
+    planted = "attacks" if cfg.dialogue.mode == "redteam" else "with a planted violation"
     lines += [
         f"scenarios: {len(request.scenarios)}",
-        f"dialogues: {len(jobs)} ({targeted} with a planted violation, {len(jobs) - targeted} controls)",
+        f"dialogues: {len(jobs)} ({targeted} {planted}, {len(jobs) - targeted} controls)",
         f"principles targeted: {len(per_principle)} (each {min(per_principle.values(), default=0)}"
         f"-{max(per_principle.values(), default=0)} times)",
     ]

@@ -146,6 +146,8 @@ def build_export(run: RunData, fmt: str, *, include_unverified: bool = False) ->
                        [d["id"] for d in with_summary])]
     if fmt in TABLE_FORMATS:
         pairs, problems = _checked_pairs(run, include_unverified)
+        # Arrow cannot store a struct without fields: rows made without role provenance leave ``models`` out.
+        pairs = [{k: v for k, v in p.items() if k != "models" or v} for p in pairs]
         sft_rows = [{**r, "messages": maybe_trim_unanswered(r["messages"])} for r in sft]
         return [
             _table("preferences", pairs, validate_dpo_row, [p["id"] for p in pairs], problems, len(run.pairs)),

@@ -39,7 +39,7 @@ def test_characteristics_by_name_or_mapping(tmp_path):
      "listed twice"),
     ("dialogue:\n  max_turns: 4\n  min_turns: 6\n", "dialogue", 1, "min_turns (6) is above max_turns (4)"),
     ("dialogue:\n  few_shot:\n    - shots/missing.jsonl\n", "dialogue.few_shot", 2, "not found"),
-    ("dialogue:\n  mode: debate\n", "dialogue.mode", 2, "'assistant' or 'peers'"),
+    ("dialogue:\n  mode: debate\n", "dialogue.mode", 2, "'assistant', 'peers' or 'redteam'"),
 ])
 def test_bad_values_name_field_and_line(tmp_path, text, field, line, message):
     with pytest.raises(InputError) as info:

@@ -120,6 +120,8 @@ def test_a_named_backends_config_reads_back_from_its_manifest(tmp_path: Path) ->
     assert "backend" not in stored and set(stored["backends"]) == {"default", "target"}
     again = RunConfig.model_validate(json.loads(json.dumps(stored)))
     assert again == cfg and fingerprint(again) == fingerprint(cfg)
+    plain = new_manifest(RunConfig(), config_path=None, run_dir="out")["config"]
+    assert "backends" not in plain and RunConfig.model_validate(plain) == RunConfig()
 
 
 def test_how_a_backend_is_driven_does_not_change_the_fingerprint(tmp_path: Path) -> None:
