@@ -151,8 +151,8 @@ def attack_charts(attack: dict[str, Any]) -> list[str]:
                          caption=note) for what, key in (("principle", "per_principle"), ("category", "per_category"),
                                                          ("target model", "per_target_model"),
                                                          ("strategy", "per_strategy"))
-    ] + [charts.histogram("Turns to first violation", turns, x_label="turns, both sides, up to the target's first "
-                          "violating turn"),
+    ] + [charts.histogram("Turns to first violation", turns, x_label="turns (both sides)",
+                          caption="Turns up to and including the target's first violating one, in successful attacks."),
          charts.bar_chart("Critic flag rate on controls", control_rows, max_value=1.0, percent=True,
                           caption="Redteam dialogues with an ordinary user: what the critic flags there is "
                                   "a false positive.")]
