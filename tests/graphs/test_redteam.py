@@ -56,7 +56,7 @@ class Target:
                 return json.dumps({"reasoning": "fine now", "violations": []})
             index = int(judged.split("#")[1].split()[0])
             ids = [p.id for p in PRINCIPLES] if index in self.violating else []
-            allowed = set(schema["$defs"]["ViolationFinding"]["properties"]["principle_id"].get("enum", []))  # type: ignore[index]
+            allowed = set((schema or {})["$defs"]["ViolationFinding"]["properties"]["principle_id"].get("enum", []))
             return json.dumps({"reasoning": "checked", "violations": [
                 {"principle_id": pid, "evidence": judged[:10], "severity": "severe"} for pid in ids if pid in allowed]})
         if title == "RevisionOutput":

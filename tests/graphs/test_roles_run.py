@@ -17,6 +17,7 @@ from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.manifest import session_id
 from sparring.graphs.pipeline import execute
+from sparring.graphs.replay import replay_dialogue
 from sparring.graphs.run_request import request_from_config
 from tests.cli import run_cli
 from tests.graphs.loopback_run import (
@@ -169,3 +170,7 @@ async def test_a_redteam_run_shows_its_attack_figures(tmp_path: Path) -> None:
         assert title in shown.stdout
     report = (tmp_path / "run" / "report.html").read_text()
     assert "Attack success rate per target model" in report and "attacks succeeded" in report
+    # A redteam dialogue replays from its trace, whichever backend answered each call.
+    for d in dialogues[:2]:
+        outcome = await replay_dialogue(tmp_path / "run", d)
+        assert outcome.reproduced, outcome.describe()
