@@ -165,12 +165,14 @@ def dialogue_header(record: dict[str, Any]) -> str:
         personas.reverse()
     names = " / ".join(p.get("name", "?") for p in personas)
     usage = record.get("usage") or {}
+    sides = "attacker A, target B judged" if record.get("mode") == "redteam" else \
+        f"side {record.get('briefed_side', '?')}"
     lines = [
         f"dialogue {record['id']}  [{record.get('status', '?')}]  mode {record.get('mode', '?')}  "
         f"trace {record.get('trace_id') or '-'}",
         f"topic: {scenario.get('topic', '?')}" + (f" / {scenario['subtopic']}" if scenario.get("subtopic") else "")
         + f"  speakers: {names}",
-        f"targets: {_ids(record.get('target_principles'))} (side {record.get('briefed_side', '?')})  "
+        f"targets: {_ids(record.get('target_principles'))} ({sides})  "
         f"found: {_ids(record.get('violated_principles'))}  stop: {record.get('stop_reason', '?')}  "
         f"turns: {record.get('turns', 0)}  tokens: {usage.get('prompt_tokens', 0)}->"
         f"{usage.get('completion_tokens', 0)} in {usage.get('calls', 0)} calls  {record.get('duration_s', 0):.2f}s",
