@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -198,8 +199,8 @@ class RunConfig(BaseModel):
     def _check_sides(cls, value: JobsConfig, info: ValidationInfo) -> JobsConfig:
         dialogue = info.data.get("dialogue")
         if dialogue is not None and dialogue.mode == "redteam" and value.briefed_side not in (None, "A"):
-            raise ValueError("briefed_side: in redteam mode the attacker (side A) is briefed and the target "
-                             "(side B) judged, by definition; leave briefed_side out")
+            raise error_at(("briefed_side",), "in redteam mode the attacker (side A) is briefed and the target "
+                                              "(side B) judged, by definition; leave briefed_side out")
         if value.briefed_side == "drawn" and dialogue is not None and dialogue.mode != "peers":
             raise ValueError(f"briefed_side: drawn is for peers mode (two people); in {dialogue.mode} mode "
                              "side A is the user and side B the assistant, so give A or B")

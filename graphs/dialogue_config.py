@@ -11,7 +11,6 @@ from sparring.agents.judge import JudgeConfig
 from sparring.diasynth_agents.characteristics import Characteristic, CharacteristicList, defaults_for
 from sparring.diasynth_agents.fewshot import FewShotPaths
 
-
 _STRATEGY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 

@@ -60,6 +60,9 @@ BAD = [
     pytest.param("dialogue:\n  attack_strategies: ['Bad Name: x']\n",
                  "dialogue.attack_strategies[0].name (line 2): a strategy name may use lowercase letters, digits, "
                  "'_' and '-' (at most 40) (got 'Bad Name')", id="strategy-name"),
+    pytest.param("dialogue:\n  mode: redteam\njobs:\n  briefed_side: drawn\n",
+                 "jobs.briefed_side (line 4): in redteam mode the attacker (side A) is briefed and the target "
+                 "(side B) judged, by definition", id="redteam-briefed-side"),
 ]
 
 
