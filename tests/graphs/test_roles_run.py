@@ -4,6 +4,7 @@ backends the manifest and the spans name; kill and resume with workers (every re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections import Counter
@@ -18,7 +19,9 @@ from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.manifest import session_id
 from sparring.graphs.pipeline import execute
 from sparring.graphs.replay import replay_dialogue
-from sparring.graphs.run_request import request_from_config
+from sparring.graphs.run_request import iter_jobs, request_from_config
+from sparring.traces.otlp import conventions
+from sparring.traces.spans import Span
 from tests.cli import run_cli
 from tests.graphs.loopback_run import (
     check_complete,
@@ -102,6 +105,8 @@ async def test_each_role_reaches_its_own_backend_with_the_dialogues_session(tmp_
     by_agent = {(s["attributes"].get("app.backend"), s["attributes"].get("gen_ai.request.model"))
                 for s in spans if s["name"] == "chat"}
     assert by_agent == {("default", "fake-model"), ("target", "policy-model")}
+    # OTLP receivers get the backend's name too (the GenAI conventions' shape keeps app.* attributes).
+    assert {conventions(Span.from_dict(s))["app.backend"] for s in spans if s["name"] == "chat"} == {"default", "target"}
     for text in (manifest_text, (tmp_path / "run" / "traces.jsonl").read_text()):
         assert KEY not in text
     shown = run_cli("trace", str(tmp_path / "run"), dialogues[0]["id"], cwd=tmp_path)
@@ -121,6 +126,24 @@ async def test_the_session_header_is_named_per_backend_or_left_out(tmp_path: Pat
     assert result.status == "completed"
     assert not any("x-session-id" in r.headers or "x-affinity" in r.headers for r in policy.requests)
     assert len({r.headers["x-affinity"] for r in judge.requests}) == 2
+
+
+def test_the_python_api_runs_and_builds_a_config_with_backends_and_roles(tmp_path: Path) -> None:
+    import sparring
+
+    judge, policy = servers()
+    with judge, policy:
+        config = yaml.safe_load(split(write_config(tmp_path, judge.base_url, dialogues=2, concurrency=2),
+                                      policy.base_url).read_text())
+        result = sparring.run(config, out=tmp_path / "run", progress=False)
+        ran = len(policy.requests)
+        graph = sparring.build_graph(config)
+        job = next(iter_jobs(request_from_config(config)))
+        state = asyncio.run(graph.ainvoke({"job": job.model_dump(mode="json")}))
+    assert result.status == "completed" and result.manifest["roles"]["side_b"] == "target"
+    assert ran and all(is_side_b_turn(r.body) for r in policy.requests)
+    built = policy.requests[ran:]  # the built graph's dialogue: its side B turns on the target's server too
+    assert len(built) == sum(1 for m in state["messages"] if m["speaker"] == "B")
 
 
 def test_a_multi_backend_run_killed_with_workers_resumes_with_every_record_once(tmp_path: Path) -> None:
