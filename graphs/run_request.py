@@ -176,9 +176,12 @@ def describe_request(request: RunRequest) -> str:
     cfg = request.config
     scope = ("its targeted principles (a control: a probe principle)" if cfg.dialogue.critic_scope == "targeted"
              else "the whole set")
+    redteam = cfg.dialogue.mode == "redteam"
+    judged = "target" if redteam else "briefed side"
+    stops = "the target's first violation of a targeted principle" if redteam else "the planted violation"
     stage = ("critique stage: off (no critic, reviser or verifier; no pairs)" if not cfg.dialogue.critique else
-             f"critique stage: every turn of the briefed side judged against {scope}"
-             + (", the dialogue stops at the planted violation" if cfg.dialogue.stop_on_violation else "")
+             f"critique stage: every turn of the {judged} judged against {scope}"
+             + (f", the dialogue stops at {stops}" if cfg.dialogue.stop_on_violation else "")
              + (f", branches of up to {cfg.dialogue.branch_turns} turns" if cfg.dialogue.branch_turns else ""))
     lines = [
         f"run directory: {request.run_dir}",

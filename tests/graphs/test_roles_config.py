@@ -12,7 +12,8 @@ from sparring.errors import InputError
 from sparring.graphs.config import RunConfig, load_config
 from sparring.graphs.manifest import fingerprint, new_manifest
 from sparring.graphs.roles import ROLES, backends_in_use, models_by_role, role_backends, roles_in_use
-from tests.cli import run_cli
+from sparring.graphs.run_request import describe_request, iter_jobs, request_from_config
+from tests.cli import REPO, run_cli
 
 JUDGE = "  default: {kind: openai_compat, base_url: http://judge:8000/v1, model: big-judge}\n"
 TARGET = "  target: {kind: openai_compat, base_url: http://policy:8000/v1, model: my-policy, max_in_flight: 8}\n"
@@ -136,3 +137,14 @@ def test_how_a_backend_is_driven_does_not_change_the_fingerprint(tmp_path: Path)
     assert fingerprint(driven) == base
     assert fingerprint(load_config(path, ["backends.target.model=other-policy"])) != base
     assert fingerprint(load_config(path, ["roles.critic=target"])) != base
+
+
+def test_the_redteam_example_plans_attacks_on_the_target() -> None:
+    request = request_from_config(REPO / "examples" / "redteam.yaml")
+    jobs = list(iter_jobs(request))
+    assert jobs and all(j.briefed_side == "A" and j.judged_side == "B" and not j.swapped for j in jobs)
+    assert all(j.target_system_prompt and "Northwind Bank" in j.target_system_prompt for j in jobs)
+    text = describe_request(request)
+    attacks = sum(1 for j in jobs if j.target_principles)
+    assert f"dialogues: {len(jobs)} ({attacks} attacks, {len(jobs) - attacks} controls)" in text
+    assert "every turn of the target judged" in text and "the target's first violation" in text
