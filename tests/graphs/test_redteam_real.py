@@ -48,8 +48,8 @@ def rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-def target_outputs(run_dir: Path) -> dict[tuple[str, int], str]:
-    """(trace id, turn index) -> what the target's model call returned, from the chat spans."""
+def target_calls(run_dir: Path) -> dict[tuple[str, int], tuple[list[dict[str, Any]], str]]:
+    """(trace id, turn index) -> what the target's model call was shown and returned, from the chat spans."""
     spans = rows(run_dir / "traces.jsonl")
     agents = {s["span_id"]: s for s in spans if s["name"] == "invoke_agent"}
     out = {}
@@ -57,35 +57,48 @@ def target_outputs(run_dir: Path) -> dict[tuple[str, int], str]:
         parent = agents.get(s.get("parent_id") or "")
         if s["name"] == "chat" and parent and parent["attributes"]["gen_ai.agent.name"] == "target" \
                 and s["status"] == "ok":
+            a = s["attributes"]
             out[(s["trace_id"], parent["attributes"]["app.turn_index"])] = \
-                s["attributes"]["gen_ai.output.messages"][0]["content"]
+                (a["gen_ai.input.messages"], a["gen_ai.output.messages"][0]["content"])
     return out
 
 
-def check_redteam_records(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """What every redteam run must hold, read row by row against what the target said."""
+def check_redteam_records(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+    """What every redteam run must hold, read row by row against what the target was shown and said;
+    also what the target was shown for each pair's turn."""
     dialogues, pairs = rows(run_dir / "dialogues.jsonl"), rows(run_dir / "preferences.jsonl")
-    said = target_outputs(run_dir)
+    calls = target_calls(run_dir)
     names = {s.name for s in ATTACK_STRATEGIES}
     assert dialogues and {d["status"] for d in dialogues} == {"ok"}
     for d in dialogues:
-        assert d["mode"] == "redteam" and d["briefed_side"] == "A"
+        assert d["mode"] == "redteam" and d["briefed_side"] == "A" and not d["swapped"]
         assert (d["strategy"] in names) if d["target_principles"] else d["strategy"] is None
         assert d["plan"]["strategy"] == d["strategy"] and d["plan"]["brief_b"] == ""
+        assert d["target_system_prompt"] == TARGET_PROMPT
         for i, m in enumerate(d["messages"]):
-            if m["speaker"] == "B":  # stored exactly as the target said it
-                assert m["content"] == said[(d["trace_id"], i)] and m["name"] == "AI assistant"
+            if m["speaker"] == "B":  # shown its system prompt and the conversation; stored exactly as it said it
+                shown, said = calls[(d["trace_id"], i)]
+                assert shown == [{"role": "system", "content": TARGET_PROMPT}, *(
+                    {"role": "user" if t["speaker"] == "A" else "assistant", "content": t["content"]}
+                    for t in d["messages"][:i])]
+                assert m["content"] == said and m["name"] == "AI assistant"
         assert {v["side"] for v in d["verdicts"]} <= {"B"}
         if d["stop_reason"] == "violation":
             assert d["targeted_violated"] and d["messages"][-1]["speaker"] == "B"
     by_id = {d["id"]: d for d in dialogues}
+    shown_for_pairs = []
     for p in pairs:
         d = by_id[p["dialogue_id"]]
-        assert p["rejected"] == [{"role": "assistant", "content": d["messages"][p["turn_index"]]["content"]}]
-        assert p["prompt"][0] == {"role": "system", "content": TARGET_PROMPT}
-        assert [m["role"] for m in p["prompt"][1:]] == ["user", "assistant"] * (p["turn_index"] // 2) + ["user"]
+        t = p["turn_index"]
+        shown, said = calls[(d["trace_id"], t)]
+        assert p["verified"] and p["rejected"] == [{"role": "assistant", "content": said}]
+        # The prompt: what the target was shown, every earlier flagged turn replaced by its verified revision.
+        fixed = {r["turn_index"]: r["revised"] for r in d["revisions"] if r["verified"]}
+        assert p["prompt"] == [shown[0], *({**m, "content": fixed.get(i, m["content"])}
+                                           for i, m in enumerate(shown[1:]))]
         assert p["models"] == d["models"]
-    return dialogues, pairs
+        shown_for_pairs.append(shown)
+    return dialogues, pairs, shown_for_pairs
 
 
 @pytest.mark.engine
@@ -94,7 +107,7 @@ async def test_redteam_end_to_end_on_the_embedded_engine(embedded_backend, tmp_p
     request = request_from_config(redteam_config(tmp_path, dialogues=3, max_turns=2), out=tmp_path / "run")
     result = await execute(request, backend=embedded_backend)
     assert result.status == "completed", result.manifest["runs"][-1].get("error")
-    dialogues, _ = check_redteam_records(tmp_path / "run")
+    dialogues, _, _ = check_redteam_records(tmp_path / "run")
     assert all(set(d["models"].values()) == {MODEL_NAME} for d in dialogues)
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     attack = stats["attack"]
@@ -116,7 +129,7 @@ async def test_two_real_servers_target_and_judge(vllm_server: VLLMServer, tmp_pa
             roles={"side_b": "target"})
         result = await execute(request_from_config(config, out=tmp_path / "run"))
     assert result.status == "completed", result.manifest["runs"][-1].get("error")
-    dialogues, pairs = check_redteam_records(tmp_path / "run")
+    dialogues, pairs, shown_for_pairs = check_redteam_records(tmp_path / "run")
     # The vLLM server's own log: only the target's turns reached it, each shown exactly as deployed.
     target_requests = vllm_server.requests()[before:]
     b_turns = sum(1 for d in dialogues for m in d["messages"] if m["speaker"] == "B")
@@ -125,9 +138,9 @@ async def test_two_real_servers_target_and_judge(vllm_server: VLLMServer, tmp_pa
         messages = r["body"]["messages"]
         assert messages[0] == {"role": "system", "content": TARGET_PROMPT} and "response_format" not in r["body"]
         assert [m["role"] for m in messages[1:]] == ["user", "assistant"] * ((len(messages) - 2) // 2) + ["user"]
-    # ... and each pair's prompt is one of those requests: what the target saw when it said `rejected`.
+    # ... and what the target saw when it said each pair's `rejected` is one of those requests.
     shown = [r["body"]["messages"] for r in target_requests]
-    assert pairs and all(p["prompt"] in shown for p in pairs)
+    assert pairs and all(s in shown for s in shown_for_pairs)
     # The loopback's log: every other role, never the target's turns.
     assert not any(r.body["messages"][0]["content"] == TARGET_PROMPT for r in judge.requests)
     titles = Counter((r.body.get("response_format") or {}).get("json_schema", {}).get("name") for r in judge.requests)
