@@ -21,6 +21,8 @@ try:  # Ctrl-C while the command modules load exits 130, as at any later moment 
     from .commands.export import export
     from .commands.filter import filter_run
     from .commands.judge import judge
+    from .commands.merge import merge
+    from .commands.plan import plan
     from .commands.principles import principles
     from .commands.report import report
     from .commands.run import resume, run
@@ -38,6 +40,8 @@ def main() -> None:
 
 
 main.add_command(run)
+main.add_command(plan)
+main.add_command(merge)
 main.add_command(resume)
 main.add_command(doctor)
 main.add_command(principles)

@@ -30,6 +30,7 @@ from sparring.traces.spans import Tracer, use_tracer
 
 from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
+from .plan import JOBS, write_jobs
 from .progress import Progress
 from .reporting import write_report_quietly
 from .role_backends import RoleBackends
@@ -234,6 +235,8 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
         manifest["max_dialogues"] = request.max_dialogues
     manifest.setdefault("run_id", new_run_id())  # directories written before run ids existed
     manifest.update(backends.manifest_entries())
+    if previous is None and request.plan is not None:
+        manifest["plan"] = request.plan
     if previous is not None:
         attempt["repaired"] = store.repair()
     for earlier in manifest["runs"]:
@@ -245,10 +248,12 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
     manifest["status"] = "running"
     # The manifest first: a directory killed at any later moment is a run that resume continues.
     store.write_manifest(manifest)
+    if request.plan is not None and not (request.run_dir / JOBS).exists():
+        write_jobs(request.run_dir / JOBS, iter_jobs(request))  # a shard keeps its jobs: a resume needs nothing else
     store.open()
     sink = JsonlSpanSink(request.run_dir / TRACES).open()
     tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
-    if cfg.diasynth is None:
+    if cfg.diasynth is None or request.jobs is not None:
         _record_scenarios(store, request.run_dir, request.scenarios)
     return _OpenRun(request=request, store=store, manifest=manifest, attempt=attempt, sink=sink, tracer=tracer,
                     finished=store.finished_ids(), resumed=previous is not None)
@@ -305,7 +310,7 @@ async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: 
                             progress: Progress) -> None:
     """Run the DiaSynth expansion once per run directory; a resumed run reads scenarios.jsonl instead."""
     cfg = request.config
-    if cfg.diasynth is None:
+    if cfg.diasynth is None or request.jobs is not None:  # no expansion, or a shard of a plan that made it
         return
     if manifest.get("expansion") is not None:
         request.scenarios = [Scenario.model_validate(r) for r in iter_jsonl(request.run_dir / SCENARIOS)]
@@ -340,8 +345,8 @@ def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: R
         attempt["usage"] = {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
                             "calls": meter.calls}
     manifest["status"] = status
-    manifest["counts"] = _totals(run.request.run_dir, counters,
-                                 keep_unverified=run.request.config.dialogue.unverified_pairs == "keep")
+    manifest["counts"] = run_totals(run.request.run_dir, counters,
+                                    keep_unverified=run.request.config.dialogue.unverified_pairs == "keep")
     # Over all attempts: dialogues continued from a checkpoint, and attempts that were killed.
     manifest["counts"]["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
     manifest["counts"]["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
@@ -428,7 +433,7 @@ def _count_jobs(request: RunRequest, finished: dict[str, str]) -> int:
     return sum(1 for job in iter_jobs(request) if finished.get(job.id) != "ok")
 
 
-def _totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
+def run_totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
     """Counts over the whole run directory (all attempts), read back from the files written; what the
     training rows left out is worked out again from the dialogues (graphs.assemble's rules)."""
     from .assemble import DROP_REASONS, data_outcome

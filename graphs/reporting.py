@@ -15,8 +15,9 @@ from .store import DIALOGUES, PREFERENCES, REPORT, TRACES, RunStore, iter_jsonl
 log = logging.getLogger(__name__)
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically."""
+def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | None = None) -> Path:
+    """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically.
+    ``shown_as``: the directory the report names (a merge writes it before renaming its output)."""
     from .data.attack import compute_attack_stats
     from .data.stats import category_of, compute_principle_stats
 
@@ -25,8 +26,8 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or [] if "id" in p}
     rates = compute_principle_stats([d for d in dialogues if d.get("status") == "ok"], pairs, categories)
     attack = compute_attack_stats(dialogues, lambda pid: category_of(pid, categories))
-    html = render_report(manifest, dialogues, pairs, iter_spans(run_dir / TRACES), run_dir=str(run_dir), rates=rates,
-                         calibration=read_calibration(run_dir), attack=attack)
+    html = render_report(manifest, dialogues, pairs, iter_spans(run_dir / TRACES), run_dir=str(shown_as or run_dir),
+                         rates=rates, calibration=read_calibration(run_dir), attack=attack)
     target = out or run_dir / REPORT
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

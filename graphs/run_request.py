@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sparring.agents._common import PrincipleLike
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.counts import expected_counts
-from sparring.diasynth_agents.fewshot import FewShotPool, load_pool
+from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool, load_pool
 from sparring.errors import InputError
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
@@ -25,6 +25,7 @@ from sparring.principles.yamlfile import LineMap, pydantic_error
 from .config import Overrides, RunConfig, read_config
 from .jobs import assign_jobs
 from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set
+from .plan import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, shard_dir
 from .roles import backends_in_use, role_backends
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
@@ -43,10 +44,16 @@ class RunRequest:
     max_dialogues: int | None = None
     force: bool = False
     """Run into a directory made by a different config."""
+    jobs: list[DialogueJob] | None = None
+    """A shard's frozen jobs (graphs.plan); None: the jobs the config makes."""
+    plan: dict[str, Any] | None = None
+    """What a shard's manifest records of its plan (``Plan.shard_info``); None for an unsharded run."""
 
 
 def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
     """The request's dialogues, in order; the same request always yields the same jobs."""
+    if request.jobs is not None:
+        return iter(request.jobs)
     cfg = request.config
     pool = request.few_shot
 
@@ -75,6 +82,7 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
     if old.get("parent") is not None:
         raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
                          "continued; resume the parent run instead", source=str(request.run_dir))
+    check_same_shard(old, request.plan, request.run_dir)
     if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
@@ -117,10 +125,13 @@ def _with_stored_values(request: RunRequest, stored: dict[str, Any]) -> RunConfi
 
 def request_from_config(config: str | Path | Mapping[str, Any] | RunConfig, overrides: Overrides = (), *,
                         out: str | Path | None = None, max_dialogues: int | None = None,
-                        max_failures: int | None = None, force: bool = False) -> RunRequest:
+                        max_failures: int | None = None, force: bool = False,
+                        shard: Shard | None = None) -> RunRequest:
     """The request of ``sparring run CONFIG`` (or ``sparring.run(config)``): the config read (a file, a
     mapping or a ``RunConfig``), overridden and checked, with its principles, scenarios and few-shot
-    files resolved (relative paths from the config file's folder, else the working directory)."""
+    files resolved (relative paths from the config file's folder, else the working directory). With
+    ``shard``, the config is planned in memory as ``sparring plan`` would plan it, and the request
+    holds that shard's jobs."""
     cfg, lines, source, base = read_config(config, overrides)
     updates: dict[str, Any] = {}
     if out is not None:
@@ -138,8 +149,44 @@ def request_from_config(config: str | Path | Mapping[str, Any] | RunConfig, over
         raise InputError("the principle selection is empty", source=source, field="principles")
     few_shot = load_pool(cfg.dialogue.few_shot)  # bad few-shot files are bad input: fail now
     config_path = str(config) if isinstance(config, (str, Path)) else None
-    return RunRequest(config=cfg, config_path=config_path, run_dir=cfg.run_dir(), principles=principles,
-                      scenarios=scenarios, few_shot=few_shot, max_dialogues=max_dialogues, force=force)
+    request = RunRequest(config=cfg, config_path=config_path, run_dir=cfg.run_dir(), principles=principles,
+                         scenarios=scenarios, few_shot=few_shot, max_dialogues=max_dialogues, force=force)
+    if shard is not None:
+        if cfg.diasynth is not None:
+            raise InputError("a diasynth: config calls the model to expand its topics, so its shards could see "
+                             "different jobs; run 'sparring plan CONFIG --out PLAN_DIR' once and shard the plan",
+                             source=source, field="diasynth")
+        plan = plan_of(request)
+        request = shard_request(plan, shard, source=source, run_dir=shard_dir(cfg, shard), force=force)
+    return request
+
+
+def plan_of(request: RunRequest) -> Plan:
+    """The plan of a request whose scenarios are known (written in the config, or expanded)."""
+    principles = [Principle.model_validate(p, from_attributes=True) for p in request.principles]
+    return Plan(config=request.config, config_path=request.config_path, principles=principles,
+                scenarios=request.scenarios, jobs=list(iter_jobs(request)), few_shot=request.few_shot,
+                max_dialogues=request.max_dialogues)
+
+
+def shard_request(plan: Plan, shard: Shard, *, source: str | None, run_dir: Path, force: bool = False,
+                  max_failures: int | None = None) -> RunRequest:
+    """The request that runs shard ``shard`` of ``plan`` into ``run_dir``."""
+    cfg = plan.config
+    if max_failures is not None:
+        cfg = cfg.model_copy(update={"max_failures": max_failures})
+    return RunRequest(config=cfg, config_path=plan.config_path, run_dir=run_dir, principles=plan.principles,
+                      scenarios=plan.scenarios, few_shot=plan.few_shot, max_dialogues=plan.max_dialogues, force=force,
+                      jobs=[job for job in plan.jobs if shard.holds(job.id)], plan=plan.shard_info(shard, source))
+
+
+def request_from_plan(plan_dir: Path, overrides: tuple[str, ...] = (), *, shard: Shard | None = None,
+                      out: Path | None = None, max_failures: int | None = None, force: bool = False) -> RunRequest:
+    """The request of ``sparring run PLAN_DIR [--shard K/N]`` (no --shard: the whole plan, shard 0/1)."""
+    plan = read_plan(plan_dir, overrides, out=out)
+    shard = shard or Shard(0, 1)
+    return shard_request(plan, shard, source=str(plan_dir), run_dir=shard_dir(plan.config, shard), force=force,
+                         max_failures=max_failures)
 
 
 def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> RunRequest:
@@ -163,12 +210,18 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
             first = pydantic_error(exc, source=str(run_dir / SCENARIOS), lines=LineMap())
             raise InputError(f"scenario {number} cannot be read back: {first.field}: {first.message}",
                              source=str(run_dir / SCENARIOS)) from None
-    few_shot = load_pool(cfg.dialogue.few_shot)  # stored as resolved paths
+    plan = manifest.get("plan")
+    if plan is not None:  # a shard: its own jobs and the few-shot examples its plan froze
+        few_shot = FewShotPool(tuple(FewShotExample(**e) for e in plan.get("few_shot") or []))
+        jobs: list[DialogueJob] | None = read_jobs(run_dir / JOBS, scenarios)
+    else:
+        few_shot, jobs = load_pool(cfg.dialogue.few_shot), None  # stored as resolved paths
     if max_failures is not None:
         cfg = cfg.model_copy(update={"max_failures": max_failures})
     # force: the config is the run's own, read from its manifest; a newer sparring may fingerprint it differently.
     return RunRequest(config=cfg, config_path=manifest.get("config_path"), run_dir=run_dir, principles=principles,
-                      scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.get("max_dialogues"), force=True)
+                      scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.get("max_dialogues"), force=True,
+                      jobs=jobs, plan=plan)
 
 
 def describe_request(request: RunRequest) -> str:
@@ -190,7 +243,10 @@ def describe_request(request: RunRequest) -> str:
         f"principles in the set: {len(request.principles)}",
         stage,
     ]
-    if cfg.diasynth is not None:
+    if request.plan is not None:
+        lines.append(f"shard {request.plan['shard']}/{request.plan['shards']} of plan {request.plan['id']} "
+                     f"({request.plan['jobs']} jobs in all)")
+    if cfg.diasynth is not None and request.jobs is None:
         counts = expected_counts(cfg.diasynth, dialogues_per_scenario=cfg.jobs.dialogues_per_scenario)
         if request.max_dialogues is not None or cfg.jobs.max_dialogues is not None:
             cap = min(x for x in (request.max_dialogues, cfg.jobs.max_dialogues) if x is not None)

@@ -35,6 +35,13 @@ if [ "$extras" != "cpu" ]; then
   phoenix="${SPARRING_PHOENIX_VENV:-.venv-phoenix}"
   [ -x "$phoenix/bin/python" ] || python3 -m venv "$phoenix"
   "$phoenix/bin/python" -m pip --disable-pip-version-check -q install "arize-phoenix==20.26.1"
+
+  # The router test (tests/graphs/test_router.py) runs vllm-router, a prebuilt Rust router on
+  # PyPI, in front of two loopback servers; a venv of its own keeps its dependencies (fastapi,
+  # uvicorn, ...) away from sparring's.
+  router_venv="${SPARRING_ROUTER_VENV:-.venv-router}"
+  [ -x "$router_venv/bin/python" ] || python3 -m venv "$router_venv"
+  "$router_venv/bin/python" -m pip --disable-pip-version-check -q install "vllm-router==0.1.17"
 fi
 
 if [ "$extras" != "cpu" ] && ! command -v chromium >/dev/null 2>&1; then

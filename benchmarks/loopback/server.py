@@ -43,6 +43,8 @@ class ServerStats:
     """Most chat requests the server was handling at one moment (faults included)."""
     faults: Counter[str] = field(default_factory=Counter)
     """Faults served, by kind."""
+    sessions: Counter[str] = field(default_factory=Counter)
+    """Chat requests by the value of their ``x-session-id`` header (``""``: none), faults included."""
 
 
 @dataclass
@@ -59,7 +61,8 @@ class FakeOpenAIServer:
     def __init__(self, *, model: str = "fake-model", reply_text: str = "ok", responder: Responder | None = None,
                  schema_support: SchemaSupport = "honour", reply_delay_s: float = 0.0,
                  record_requests: bool = True, host: str = "127.0.0.1", port: int = 0,
-                 fast_loop: bool = False, prompt_schema: bool = False, api_key: str | None = None) -> None:
+                 fast_loop: bool = False, prompt_schema: bool = False, api_key: str | None = None,
+                 request_log: str | None = None) -> None:
         self.model = model
         self.reply_text = reply_text
         self.responder = responder
@@ -77,6 +80,9 @@ class FakeOpenAIServer:
         self.port = port
         self.fast_loop = fast_loop
         """Serve on uvloop when it is installed (the benchmark's server must not be the bottleneck)."""
+        self.request_log = open(request_log, "a", encoding="utf-8") if request_log else None  # noqa: SIM115
+        """A JSON line per chat request (time, headers but authorization), flushed at once: what a
+        test reads after killing the server's process."""
         self.backend_defaults: dict[str, Any] = {}
         """Fields every ``backend_config()`` gets unless overridden (tests set the transport here)."""
         self.requests: list[Request] = []
@@ -134,7 +140,8 @@ class FakeOpenAIServer:
         """A snapshot of the counters."""
         with self._lock:
             s = self._stats
-            return ServerStats(s.chat_requests, s.model_requests, s.concurrent, s.max_concurrent, Counter(s.faults))
+            return ServerStats(s.chat_requests, s.model_requests, s.concurrent, s.max_concurrent, Counter(s.faults),
+                               Counter(s.sessions))
 
     @property
     def pending_faults(self) -> int:
@@ -182,6 +189,8 @@ class FakeOpenAIServer:
         thread.join(10)
         loop.close()
         self._loop = self._thread = None
+        if self.request_log is not None:
+            self.request_log.close()
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
@@ -227,10 +236,14 @@ class FakeOpenAIServer:
             await send_json(writer, 200, {"object": "list", "data": [
                 {"id": self.model, "object": "model", "created": 0, "owned_by": "fakeserver"}]})
             return True
+        if method == "GET" and path == "/health":  # what routers probe (vLLM's server answers it too)
+            await send(writer, 200, b"", "text/plain")
+            return True
         if method == "GET" and path == "/_stats":  # for benchmarks in another process
             s = self.stats
             await send_json(writer, 200, {"chat_requests": s.chat_requests, "concurrent": s.concurrent,
-                                          "max_concurrent": s.max_concurrent, "faults": dict(s.faults)})
+                                          "max_concurrent": s.max_concurrent, "faults": dict(s.faults),
+                                          "sessions": dict(s.sessions)})
             return True
         if method == "POST" and path == "/v1/chat/completions":
             return await self._chat(headers, body, writer)
@@ -248,8 +261,13 @@ class FakeOpenAIServer:
             stats.chat_requests += 1
             stats.concurrent += 1
             stats.max_concurrent = max(stats.max_concurrent, stats.concurrent)
+            stats.sessions[headers.get("x-session-id", "")] += 1
             if self.record_requests:
                 self.requests.append(Request(body, headers))
+            if self.request_log is not None:
+                logged = {k: v for k, v in headers.items() if k != "authorization"}
+                self.request_log.write(json.dumps({"t": time.time(), "headers": logged}) + "\n")
+                self.request_log.flush()
             fault = self._next_fault()
             if fault is not None:
                 stats.faults[fault.kind] += 1

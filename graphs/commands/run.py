@@ -32,9 +32,10 @@ verbose_option = click.option(
 
 
 @click.command()
-@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path))
 @set_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default: runs/<name>).")
+@click.option("--shard", metavar="K/N", help="Run only shard K (0 to N-1) of N: the dialogues whose id hashes to K.")
 @click.option("--max-dialogues", type=click.IntRange(min=1), help="Simulate at most N dialogues.")
 @click.option("--max-failures", type=click.IntRange(min=0), help="Stop cleanly once more than N dialogues failed.")
 @click.option("--dry-run", is_flag=True, help="Print what the config will produce; call no model, write nothing.")
@@ -42,15 +43,24 @@ verbose_option = click.option(
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @verbose_option
 @user_errors
-def run(config: Path, overrides: tuple[str, ...], out: Path | None, max_dialogues: int | None,
+def run(config: Path, overrides: tuple[str, ...], out: Path | None, shard: str | None, max_dialogues: int | None,
         max_failures: int | None, dry_run: bool, force: bool, quiet: bool, verbose: bool) -> None:
     """Simulate the dialogues CONFIG describes and write them, their preference pairs and traces.
 
-    Running again into an existing run directory continues it (see `sparring resume`)."""
-    from sparring.graphs.run_request import request_from_config
+    CONFIG is a config file, or a plan directory written by `sparring plan`. Running again into
+    an existing run directory continues it (see `sparring resume`)."""
+    from sparring.errors import InputError
+    from sparring.graphs.plan import Shard
+    from sparring.graphs.run_request import request_from_config, request_from_plan
 
-    request = request_from_config(config, overrides, out=out, max_dialogues=max_dialogues, max_failures=max_failures,
-                       force=force)
+    part = Shard.parse(shard) if shard is not None else None
+    if config.is_dir():
+        if max_dialogues is not None:
+            raise InputError("--max-dialogues: a plan's jobs are fixed; give it to 'sparring plan' instead")
+        request = request_from_plan(config, overrides, shard=part, out=out, max_failures=max_failures, force=force)
+    else:
+        request = request_from_config(config, overrides, out=out, max_dialogues=max_dialogues,
+                                      max_failures=max_failures, force=force, shard=part)
     if dry_run:
         from sparring.graphs.run_request import describe_request
 

@@ -1,0 +1,304 @@
+"""``sparring merge SHARD_DIR... --out DIR``: the shards of one plan as one run directory.
+
+Refused, as bad input (one line, exit 2, nothing written): a directory that is not a shard,
+shards of different configs, plans or N, a shard given twice, a missing shard, a shard with
+unfinished dialogues. ``allow_partial`` merges what is there instead and lists what is missing
+in the manifest (``merge.missing_shards``, ``merge.missing_dialogues``, status ``partial``).
+
+Every record is written exactly once, copied byte for byte (a stored turn stays the turn the
+shard wrote): dialogues (failed ones included, as a run keeps them), the pairs and SFT rows of
+written dialogues (a killed shard's orphans are left out, as a resume's repair would drop
+them), scenarios once each, every span of every shard (each attempt's). Files are written in
+shard order (K), each shard's lines in its own order, so merging the same shards again gives
+the same bytes. The manifest keeps each shard's attempts (``runs``, each with its ``shard``)
+and a summary per shard (``merge.shards``); stats.json and report.html are computed again on
+the merged records.
+
+Atomic: everything is written into a temporary directory beside ``--out``, fsynced, then
+renamed into place; a merge killed at any moment leaves either no output or a whole one (the
+next merge removes the temporary directory). An ``--out`` that holds an earlier merge is
+replaced the same way; any other non-empty directory is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sparring.errors import InputError
+
+from .manifest import redact
+from .pipeline import run_totals
+from .plan import JOBS, fsync_tree
+from .reporting import write_report
+from .store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
+
+__all__ = ["merge_shards"]
+
+
+@dataclass
+class _Shard:
+    dir: Path
+    manifest: dict[str, Any]
+    jobs: list[str]
+    written: dict[str, str] = field(default_factory=dict)
+    """Dialogue id -> status of every dialogue line of the shard."""
+
+    @property
+    def plan(self) -> dict[str, Any]:
+        return self.manifest["plan"]
+
+    @property
+    def index(self) -> int:
+        return int(self.plan["shard"])
+
+    @property
+    def missing(self) -> list[str]:
+        return [job for job in self.jobs if job not in self.written]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, whole line with its newline); a torn last line (a killed writer) is left out."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            if raw.endswith(b"\n") and raw.strip():
+                yield number, raw
+
+
+def _parse(path: Path, number: int, raw: bytes) -> dict[str, Any]:
+    try:
+        row = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"is not valid JSON ({exc})", source=str(path), line=number) from None
+    if not isinstance(row, dict):
+        raise InputError("is not a JSON object", source=str(path), line=number)
+    return row
+
+
+def _read_shard(path: Path) -> _Shard:
+    if not path.is_dir():
+        raise InputError("is not a directory", source=str(path))
+    try:
+        manifest = RunStore(path).read_manifest()
+    except json.JSONDecodeError as exc:
+        raise InputError(f"is not valid JSON ({exc.msg})", source=str(path / MANIFEST), line=exc.lineno) from None
+    if manifest is None:
+        raise InputError("holds no manifest.json: not a sparring run directory", source=str(path))
+    if not isinstance(manifest.get("plan"), dict) or not (path / JOBS).exists():
+        raise InputError("is not a shard (its manifest names no plan): run shards with "
+                         "'sparring run PLAN_OR_CONFIG --shard K/N'", source=str(path))
+    jobs = [str(_parse(path / JOBS, n, raw).get("id")) for n, raw in _lines(path / JOBS)]
+    shard = _Shard(dir=path, manifest=manifest, jobs=jobs)
+    expected = set(jobs)
+    for number, raw in _lines(path / DIALOGUES):
+        row = _parse(path / DIALOGUES, number, raw)
+        dialogue_id = row.get("id")
+        if dialogue_id not in expected:
+            raise InputError(f"dialogue {dialogue_id!r} is not among the shard's jobs", source=str(path / DIALOGUES),
+                             line=number)
+        if dialogue_id in shard.written:
+            raise InputError(f"dialogue {dialogue_id!r} is written twice", source=str(path / DIALOGUES), line=number)
+        shard.written[dialogue_id] = row.get("status", "ok")
+    return shard
+
+
+def _check(shards: list[_Shard], allow_partial: bool) -> list[int]:
+    """Refuse what cannot be merged; the missing shard indexes (only with ``allow_partial``)."""
+    first = shards[0]
+    for key, what in (("config_fingerprint", "configs"), ("id", "plans"), ("shards", "splits (N)")):
+        for other in shards[1:]:
+            if other.plan.get(key) != first.plan.get(key):
+                raise InputError(f"is a shard of another of {what} than {first.dir} ({key} {other.plan.get(key)} "
+                                 f"against {first.plan.get(key)}); merge the shards of one plan", source=str(other.dir))
+    count = int(first.plan["shards"])
+    seen: dict[int, Path] = {}
+    for shard in shards:
+        if shard.index in seen:
+            raise InputError(f"is shard {shard.index}/{count} again (so is {seen[shard.index]}); give each shard once",
+                             source=str(shard.dir))
+        seen[shard.index] = shard.dir
+    missing = [k for k in range(count) if k not in seen]
+    if missing and not allow_partial:
+        given = ", ".join(str(k) for k in sorted(seen))
+        raise InputError(f"shard {missing[0]}/{count} is missing ({len(missing)} of {count} missing; given: {given}); "
+                         "give every shard, or merge with --allow-partial")
+    for shard in shards:
+        if shard.missing and not allow_partial:
+            raise InputError(f"{len(shard.missing)} of its {len(shard.jobs)} dialogues are unfinished (status "
+                             f"{shard.manifest.get('status')}); finish it with 'sparring resume {shard.dir}', or merge "
+                             "with --allow-partial", source=str(shard.dir))
+    return missing
+
+
+def _check_out(out: Path, shards: list[_Shard]) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError("exists and is not a directory", source=str(out))
+    if any(out.resolve() == shard.dir.resolve() for shard in shards):
+        raise InputError("is one of the shards; give another --out", source=str(out))
+    if out.exists() and any(out.iterdir()):
+        try:
+            earlier = RunStore(out).read_manifest()
+        except json.JSONDecodeError:
+            earlier = None
+        if earlier is None or earlier.get("merge") is None:
+            raise InputError("is not empty and holds no earlier merge; choose another --out", source=str(out))
+
+
+def _copy_records(shards: list[_Shard], tmp: Path) -> None:
+    """The record files and traces.jsonl, in shard order, each line copied as the shard wrote it."""
+    with _open(tmp, DIALOGUES) as dialogues, _open(tmp, PREFERENCES) as pairs, _open(tmp, SFT) as sft, \
+            _open(tmp, SCENARIOS) as scenarios, _open(tmp, TRACES) as traces:
+        known_scenarios: set[str] = set()
+        for shard in shards:
+            for _, raw in _lines(shard.dir / DIALOGUES):
+                dialogues.write(raw)
+            for name, out in ((PREFERENCES, pairs), (SFT, sft)):
+                for number, raw in _lines(shard.dir / name):
+                    if _parse(shard.dir / name, number, raw).get("dialogue_id") in shard.written:
+                        out.write(raw)
+            for number, raw in _lines(shard.dir / SCENARIOS):
+                scenario_id = _parse(shard.dir / SCENARIOS, number, raw).get("id")
+                if scenario_id not in known_scenarios:
+                    known_scenarios.add(str(scenario_id))
+                    scenarios.write(raw)
+            for _, raw in _lines(shard.dir / TRACES):
+                traces.write(raw)
+
+
+def _open(folder: Path, name: str) -> IO[bytes]:
+    return (folder / name).open("wb", buffering=1 << 20)
+
+
+def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_partial: bool) -> dict[str, Any]:
+    first = shards[0].manifest
+    runs = [{**attempt, "shard": shard.index} for shard in shards for attempt in shard.manifest.get("runs", [])]
+    started = [r["started_at"] for r in runs if "started_at" in r]
+    ended = [r["finished_at"] for r in runs if "finished_at" in r]
+    missing_dialogues = [d for shard in shards for d in shard.missing]
+    plan = {k: v for k, v in first["plan"].items() if k != "shard"}
+    return {
+        "name": first.get("name"),
+        # Derived from the shards' own ids: a merge of the same shards has the same id.
+        "run_id": hashlib.sha256(" ".join(s.manifest.get("run_id", "") for s in shards).encode()).hexdigest()[:32],
+        "status": "partial" if missing_shards or missing_dialogues else "completed",
+        "run_dir": str(out),
+        "config_path": first.get("config_path"),
+        "config_fingerprint": first.get("config_fingerprint"),
+        "config": redact({**first.get("config", {}), "output_dir": str(out)}),
+        "seed": first.get("seed"),
+        "versions": first.get("versions"),
+        "backend": first.get("backend"),
+        "principles": first.get("principles", []),
+        "max_dialogues": first.get("max_dialogues"),
+        "plan": plan,
+        "merge": {
+            "shards": [{"shard": s.index, "run_dir": os.path.abspath(s.dir), "run_id": s.manifest.get("run_id"),
+                        "status": s.manifest.get("status"), "dialogues": len(s.written),
+                        "failed": sum(v != "ok" for v in s.written.values()), "missing": len(s.missing),
+                        "attempts": len(s.manifest.get("runs", [])), "backend": s.manifest.get("backend"),
+                        "versions": s.manifest.get("versions")} for s in shards],
+            "allow_partial": allow_partial, "missing_shards": missing_shards,
+            "missing_dialogues": missing_dialogues,
+            "missing_count": int(plan.get("jobs", 0)) - sum(len(s.written) for s in shards),
+        },
+        "counts": {},
+        "usage": {k: sum(r.get("usage", {}).get(k, 0) for r in runs)
+                  for k in ("prompt_tokens", "completion_tokens", "calls")},
+        "timings": {"started_at": min(started, default=None), "updated_at": max(ended, default=None),
+                    "wall_s": round(max(ended) - min(started), 2) if started and ended else None},
+        "runs": runs,
+    }
+
+
+def _write_reports(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
+    """stats.json and report.html of the merged records, as if they had been written in ``out``."""
+    from .data.rundata import load_run
+    from .data.stats import StatsOptions, compute_stats
+
+    options = (manifest.get("config") or {}).get("report") or {}
+    if not options.get("stats", True):
+        return
+    try:
+        run = load_run(tmp)
+        run.dir = out
+        replace_json(tmp / STATS, compute_stats(run, StatsOptions(embeddings=options.get("embeddings", True))))
+    except Exception as exc:  # statistics are a report on the data, not the data
+        manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
+        replace_json(tmp / MANIFEST, manifest)
+    write_report(tmp, shown_as=out)
+
+
+def _clear_leftovers(out: Path) -> None:
+    """Temporary directories of merges into ``out`` that were killed (their process is gone)."""
+    for path in out.parent.glob(f".{out.name}.merge-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Rename the finished ``tmp`` to ``out``; an earlier merge there is moved aside first, then removed."""
+    aside = None
+    if out.exists() and any(out.iterdir()):
+        aside = out.with_name(f".{out.name}.merge-old-{os.getpid()}")
+        os.replace(out, aside)
+    elif out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool = False) -> dict[str, Any]:
+    """Merge the shards in ``shard_dirs`` into the run directory ``out``; returns its manifest."""
+    if not shard_dirs:
+        raise InputError("no shard directories given")
+    shards = sorted((_read_shard(Path(d)) for d in shard_dirs), key=lambda s: s.index)
+    missing_shards = _check(shards, allow_partial)
+    out = Path(out)
+    _check_out(out, shards)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(out)
+    tmp = out.with_name(f".{out.name}.merge-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        _copy_records(shards, tmp)
+        manifest = _manifest(shards, out, missing_shards, allow_partial)
+        dialogue = (manifest.get("config") or {}).get("dialogue") or {}
+        counts = run_totals(tmp, {}, keep_unverified=dialogue.get("unverified_pairs") == "keep")
+        counts.pop("this_attempt", None)
+        counts["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
+        counts["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
+        manifest["counts"] = counts
+        replace_json(tmp / MANIFEST, manifest)
+        _write_reports(tmp, out, manifest)
+        fsync_tree(tmp)
+        _swap_in(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest

@@ -1,0 +1,283 @@
+"""Plan once, run shards, merge exactly once, against the deterministic loopback server.
+
+Two shards merged hold the records of the unsharded run of the same config; a shard killed
+and resumed merges whole; every refusal of ``sparring merge`` is one line and exit 2 with
+nothing written; merging again gives the same bytes; a merge killed at any moment leaves no
+half-written output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from benchmarks.loopback import FakeOpenAIServer
+from benchmarks.loopback.canned import agent_reply
+from sparring.graphs.cli import main
+from sparring.graphs.pipeline import execute
+from sparring.graphs.plan import Shard, shard_of
+from sparring.graphs.run_request import request_from_config, request_from_plan
+from tests.cli import run_cli
+from tests.graphs.loopback_run import (
+    canned_server,
+    check_complete,
+    expected_ids,
+    read_lines,
+    start_cli,
+    wait_for_requests,
+    write_config,
+)
+
+RECORDS = ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "scenarios.jsonl")
+PER_RUN = {"trace_id", "duration_s"}
+"""Record fields that differ between two runs of one config: the trace a dialogue was written by
+(a fresh id per run) and its wall time. Everything else must be equal."""
+
+
+def cli(*args: str) -> Any:
+    """``sparring ARGS`` in this process (click's runner; the command's own code, exit status and output)."""
+    return CliRunner().invoke(main, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def run_shard(source: Path, shard: str | None, out: Path, *overrides: str) -> None:
+    part = Shard.parse(shard) if shard else None
+    if source.is_dir():
+        request = request_from_plan(source, overrides, shard=part, out=out)
+    else:
+        request = request_from_config(source, overrides, out=out, shard=part)
+    assert asyncio.run(execute(request)).status == "completed"
+
+
+def comparable(run_dir: Path, name: str) -> list[str]:
+    """The rows of one record file without their per-run fields, as sorted canonical JSON."""
+    rows = [{k: v for k, v in row.items() if k not in PER_RUN} for row in read_lines(run_dir / name)]
+    return sorted(json.dumps(row, sort_keys=True) for row in rows)
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One loopback server, a config of 24 dialogues, its plan, its unsharded run and its two shards."""
+    tmp = tmp_path_factory.mktemp("shards")
+    with canned_server() as server:
+        config = write_config(tmp, server.base_url, dialogues=24, concurrency=8)
+        assert cli("plan", config, "--out", tmp / "plan", "--shards", "2").exit_code == 0
+        run_shard(config, None, tmp / "whole")
+        for k in (0, 1):
+            run_shard(tmp / "plan", f"{k}/2", tmp / f"shard{k}")
+        yield type("World", (), {"tmp": tmp, "server": server, "config": config, "plan": tmp / "plan",
+                                  "shards": [tmp / "shard0", tmp / "shard1"], "whole": tmp / "whole"})
+
+
+def test_two_shards_merged_equal_the_unsharded_run(world):
+    shard_ids = [{d["id"] for d in read_lines(s / "dialogues.jsonl")} for s in world.shards]
+    assert shard_ids[0] and shard_ids[1] and not shard_ids[0] & shard_ids[1]
+    assert all(shard_of(i, 2) == k for k, ids in enumerate(shard_ids) for i in ids)
+    out = world.tmp / "merged"
+    result = cli("merge", *world.shards, "--out", out)
+    assert result.exit_code == 0, result.output
+    manifest = check_complete(out, expected_ids(world.config))
+    for name in RECORDS:
+        assert comparable(out, name) == comparable(world.whole, name), name
+    # Spans: the same number of each kind; ids and times are per run.
+    kinds = [sorted(s["name"] for s in read_lines(d / "traces.jsonl")) for d in (out, world.whole)]
+    assert kinds[0] == kinds[1]
+    whole = json.loads((world.whole / "manifest.json").read_text())
+    assert manifest["counts"] | {"this_attempt": {}} == whole["counts"] | {"this_attempt": {}}
+    assert manifest["usage"] == whole["usage"]
+    assert [r["shard"] for r in manifest["runs"]] == [0, 1]
+    assert manifest["plan"]["shards"] == 2 and manifest["merge"]["missing_count"] == 0
+    stats, whole_stats = (json.loads((d / "stats.json").read_text()) for d in (out, world.whole))
+    for key in ("counts", "diasynth_table1", "sdsd", "turns", "revisions", "critic"):
+        assert stats[key] == whole_stats[key], key
+    assert stats["run"]["dir"] == str(out)
+    assert (out / "report.html").read_text().count('class="dialogue') == \
+        (world.whole / "report.html").read_text().count('class="dialogue')
+
+
+def test_a_config_with_shard_sees_the_plans_jobs(world, tmp_path):
+    out = tmp_path / "from-config"
+    run_shard(world.config, "1/2", out)
+    plan_info = json.loads((out / "manifest.json").read_text())["plan"]
+    shard1 = json.loads((world.shards[1] / "manifest.json").read_text())["plan"]
+    assert plan_info["id"] == shard1["id"] and plan_info["jobs"] == 24
+    assert (out / "jobs.jsonl").read_bytes() == (world.shards[1] / "jobs.jsonl").read_bytes()
+    # A config shard and a plan shard of one config merge together.
+    merged = cli("merge", world.shards[0], out, "--out", tmp_path / "merged")
+    assert merged.exit_code == 0, merged.output
+    check_complete(tmp_path / "merged", expected_ids(world.config))
+
+
+def test_merge_again_gives_the_same_bytes(world, tmp_path):
+    out = tmp_path / "merged"
+    assert cli("merge", *world.shards, "--out", out).exit_code == 0
+    first = files(out)
+    assert set(first) >= {*RECORDS, "traces.jsonl", "manifest.json", "stats.json", "report.html"}
+    again = cli("merge", *reversed(world.shards), "--out", out)  # replaces the earlier merge
+    assert again.exit_code == 0, again.output
+    assert files(out) == first
+    assert [p.name for p in tmp_path.iterdir()] == ["merged"]  # no temporary directory left
+
+
+def refusal(result: Any, *needles: str) -> str:
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and line.startswith("error: ") and "Traceback" not in line, line
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+def test_merge_refusals(world, tmp_path):
+    a, b = world.shards
+    out = tmp_path / "out"
+    # Shards of another config (another seed), of another plan of the same config, of another N.
+    run_shard(world.config, "1/2", tmp_path / "seed6", "seed=6")
+    refusal(cli("merge", a, tmp_path / "seed6", "--out", out), "configs", "seed6")
+    run_shard(world.config, "1/2", tmp_path / "fewer", "jobs.max_dialogues=20")
+    refusal(cli("merge", a, tmp_path / "fewer", "--out", out), "plans", "fewer")
+    run_shard(world.plan, "1/3", tmp_path / "third")
+    refusal(cli("merge", a, tmp_path / "third", "--out", out), "splits (N)")
+    # A missing shard, a shard twice, a run that is not a shard, --out among the shards or not a merge.
+    refusal(cli("merge", a, "--out", out), "shard 1/2 is missing", "--allow-partial")
+    shutil.copytree(a, tmp_path / "copy")
+    refusal(cli("merge", a, tmp_path / "copy", "--out", out), "again")
+    refusal(cli("merge", a, world.whole, "--out", out), "is not a shard", "whole")
+    refusal(cli("merge", a, b, "--out", b), "is one of the shards")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    refusal(cli("merge", a, b, "--out", tmp_path / "busy"), "holds no earlier merge")
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+    refusal(cli("merge", a, tmp_path / "nowhere", "--out", out), "nowhere")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))
+    # --allow-partial merges what is there and says what is missing.
+    partial = cli("merge", a, "--out", out, "--allow-partial")
+    assert partial.exit_code == 0, partial.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "partial" and manifest["merge"]["missing_shards"] == [1]
+    assert manifest["merge"]["missing_count"] == 24 - manifest["counts"]["dialogues"]
+
+
+def test_shard_refusals(world, tmp_path):
+    """Bad --shard values, a plan overridden beyond how it is run, a shard into another's directory."""
+    for bad in ("2/2", "1", "a/b", "-1/2", "0/0"):
+        refusal(cli("run", world.plan, "--shard", bad, "--out", tmp_path / "x"), "--shard")
+    refusal(cli("run", world.plan, "--shard", "0/2", "--set", "seed=9", "--out", tmp_path / "x"),
+            "--set seed", "fingerprint")
+    refusal(cli("run", world.plan, "--max-dialogues", "3", "--out", tmp_path / "x"), "--max-dialogues")
+    refusal(cli("run", world.plan, "--shard", "1/2", "--out", world.shards[0]), "holds shard 0/2")
+    refusal(cli("run", world.config, "--out", world.shards[0]), "holds shard 0/2", "sparring resume")
+    refusal(cli("run", world.plan, "--shard", "0/2", "--out", world.whole), "not a shard")
+    refusal(cli("run", tmp_path, "--shard", "0/2"), "not a plan directory")
+    assert not (tmp_path / "x").exists()
+    # Keys that drive the run may change on a plan: the same shard continues (nothing left to do).
+    ok = cli("run", world.plan, "--shard", "0/2", "--out", world.shards[0], "--set", "concurrency=3", "-q")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_shard_killed_then_resumed_merges_whole(world, tmp_path):
+    with canned_server(delay_s=0.03) as server:
+        config = write_config(tmp_path, server.base_url, dialogues=24, concurrency=4)
+        assert cli("plan", config, "--out", tmp_path / "plan").exit_code == 0
+        shard0 = tmp_path / "shard0"
+        proc = start_cli("run", str(tmp_path / "plan"), "--shard", "0/2", "--out", str(shard0), "-q", cwd=tmp_path)
+        wait_for_requests(proc, server, 20)
+        proc.kill()  # SIGKILL mid-run
+        proc.wait(10)
+        run_shard(tmp_path / "plan", "1/2", tmp_path / "shard1")
+        refusal(cli("merge", shard0, tmp_path / "shard1", "--out", tmp_path / "m"), "unfinished", "sparring resume")
+        # Requeued as a batch system would: the same command again continues the shard.
+        again = run_cli("run", str(tmp_path / "plan"), "--shard", "0/2", "--out", str(shard0), "-q", cwd=tmp_path,
+                        timeout=300)
+        assert again.returncode == 0, again.stderr
+        runs = json.loads((shard0 / "manifest.json").read_text())["runs"]
+        assert [r["status"] for r in runs] == ["killed", "completed"]
+        merged = cli("merge", shard0, tmp_path / "shard1", "--out", tmp_path / "m")
+        assert merged.exit_code == 0, merged.output
+        manifest = check_complete(tmp_path / "m", expected_ids(config))
+        assert [(r["shard"], r["status"]) for r in manifest["runs"]] == [(0, "killed"), (0, "completed"),
+                                                                          (1, "completed")]
+
+
+def test_a_merge_killed_at_any_moment_leaves_no_half_output(world, tmp_path):
+    out = tmp_path / "merged"
+    assert cli("merge", *world.shards, "--out", out).exit_code == 0
+    reference = files(out)
+    args = ("merge", *map(str, world.shards), "--out", str(out))
+    cut = []
+    for attempt, delay in enumerate((0.0, 0.005, 0.02, 0.05, 0.1, 0.3)):
+        if attempt % 2:  # half the kills hit a merge that replaces an earlier one
+            assert cli(*args).exit_code == 0
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        proc = start_cli(*args, cwd=tmp_path)
+        while not (tmp_path / f".merged.merge-{proc.pid}").exists() and proc.poll() is None:
+            time.sleep(0.001)
+        time.sleep(delay)
+        proc.kill()
+        cut.append(proc.wait(10) == -9)  # killed, not already finished
+        assert not out.exists() or files(out) == reference, f"half-written output after a kill at +{delay}s"
+    assert sum(cut) >= 3, "too few kills landed while the merge was writing"
+    again = cli("merge", *world.shards, "--out", out)
+    assert again.exit_code == 0, again.output
+    assert files(out) == reference
+    assert [p.name for p in tmp_path.iterdir()] == ["merged"]  # killed merges' temporary directories removed
+
+
+SUBJECTS = ["tide pools", "violin bows", "tax forms", "sourdough", "bike gears", "moon phases", "knitting",
+            "glaciers", "chess openings", "roof tiles", "bee hives", "night trains", "solar panels", "pottery",
+            "whale songs", "board games", "vaccines", "street food", "fountain pens", "rock climbing"]
+PEOPLE = ["a beekeeper", "an airline pilot", "a pastry chef", "a tax accountant", "a marine biologist",
+          "a drama teacher", "a truck driver", "a retired firefighter", "a glassblower", "a park ranger"]
+
+
+def expanding_reply(body: dict[str, Any]) -> str:
+    """A model whose expansion differs at every call (as a sampled one may): shards that each
+    expanded for themselves would not see the same jobs."""
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+    title = schema.get("title")
+    if title in ("SubtopicsOutput", "PersonasOutput"):
+        key = "subtopics" if title == "SubtopicsOutput" else "personas"
+        count = schema["properties"][key].get("minItems", 2)
+        if key == "subtopics":
+            return json.dumps({key: [f"Caring for {s}" for s in random.sample(SUBJECTS, count)]})
+        return json.dumps({key: [{"name": f"{n}, {p}", "description": f"{n} has long worked as {p}."}
+                                 for n, p in zip(random.sample(["Ada", "Bram", "Chloe", "Dev", "Eve", "Femi"], count),
+                                                 random.sample(PEOPLE, count), strict=True)]})
+    return agent_reply(body)
+
+
+def test_a_diasynth_plan_freezes_the_expansion(tmp_path):
+    with FakeOpenAIServer(responder=expanding_reply, record_requests=False) as server:
+        config = write_config(tmp_path, server.base_url, dialogues=12, concurrency=4)
+        data = yaml.safe_load(config.read_text())
+        data.pop("scenarios")
+        data["diasynth"] = {"topics": ["Hobbies"], "subtopics_per_topic": 2, "personas_per_subtopic": 3}
+        data["jobs"] = {"dialogues_per_scenario": 2}
+        config.write_text(yaml.safe_dump(data))
+        refusal(cli("run", config, "--shard", "0/2"), "sparring plan", "diasynth")
+        made = cli("plan", config, "--out", tmp_path / "plan")
+        assert made.exit_code == 0, made.output
+        jobs = [json.loads(line)["id"] for line in (tmp_path / "plan" / "jobs.jsonl").read_text().splitlines()]
+        assert len(jobs) == 2 * 3 * 2  # 2 subtopics x C(3, 2) pairs x 2 dialogues
+        assert read_lines(tmp_path / "plan" / "traces.jsonl"), "the expansion's spans are kept with the plan"
+        before = server.stats.chat_requests
+        for k in (0, 1):
+            run_shard(tmp_path / "plan", f"{k}/2", tmp_path / f"shard{k}")
+        assert server.stats.chat_requests - before == 6 * len(jobs)  # dialogues only: no shard expanded again
+        assert cli("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "m").exit_code == 0
+        check_complete(tmp_path / "m", jobs)
+        scenarios = read_lines(tmp_path / "m" / "scenarios.jsonl")
+        assert [s["id"] for s in scenarios] == [s["id"] for s in read_lines(tmp_path / "plan" / "scenarios.jsonl")]
