@@ -20,6 +20,9 @@ Figures:
   these canned replies every step is exactly one call).
 - efficiency = ideal / measured wall time, ideal = max(longest dialogue's calls
   x delay, total calls x delay / concurrency).
+- calls/s = calls / wall time, and calls per CPU second (1000 / ms per call): with a short
+  ``--delay`` and a high ``--concurrency`` the server always has an answer ready, so these are
+  the orchestrator's capacity at saturation (``sparring plan`` sizing: how many GPUs one host feeds).
 
 ``--split`` runs each repeat twice, side by side: every role on one backend, then the two persona
 roles (``side_a``, ``side_b``) on a second backend, a second loopback server in its own process
@@ -112,7 +115,7 @@ def main() -> None:
           f"{args.workers} worker(s), "
           f"{args.delay * 1000:.0f} ms per call, {args.max_turns} turns; load {os.getloadavg()[0]:.2f}", flush=True)
     print(f"{'variant':>7} {'calls':>6} {'steps':>6} {'longest':>7} {'wall s':>7} {'ideal s':>7} {'effic.':>6} "
-          f"{'cpu s':>6} {'ms/call':>7} {'ms/step':>7} {'post s':>6}", flush=True)
+          f"{'cpu s':>6} {'ms/call':>7} {'ms/step':>7} {'post s':>6} {'calls/s':>7} {'calls/cpu-s':>11}", flush=True)
     post_run = time_post_run()
     with loopback_server(args.delay) as base_url, \
             (loopback_server(args.delay) if args.split else nullcontext(None)) as personas_url:
@@ -122,7 +125,8 @@ def main() -> None:
                     m = measure(args, base_url, Path(tmp), post_run, url)
                 print(f"{variant:>7} {m['calls']:>6} {m['agent_steps']:>6} {m['longest_calls']:>7} "
                       f"{m['wall_s']:>7.1f} {m['ideal_s']:>7.1f} {m['efficiency']:>6.3f} {m['cpu_s']:>6.1f} "
-                      f"{m['cpu_ms_call']:>7.2f} {m['cpu_ms_step']:>7.2f} {m['post_s']:>6.1f}", flush=True)
+                      f"{m['cpu_ms_call']:>7.2f} {m['cpu_ms_step']:>7.2f} {m['post_s']:>6.1f} "
+                      f"{m['calls'] / m['wall_s']:>7.0f} {m['calls'] / m['cpu_s']:>11.0f}", flush=True)
 
 
 if __name__ == "__main__":

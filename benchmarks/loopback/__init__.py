@@ -43,7 +43,14 @@ model, the reply is what it says without one; ``reject``: 400 naming response_fo
 ``prompt_schema`` (a request without a schema is answered with JSON when its system message
 spells the schema out in full, as a model told the format would; off by default: free text),
 ``api_key`` (every request without that bearer token gets a 401), ``reply_delay_s``
-(latency of every normal reply).
+(latency of every normal reply), ``request_log`` (a file that gets a JSON line per
+chat request, its time and headers but ``authorization``, flushed at once, so a test
+can read it after killing the server's process).
+
+Besides chat it answers ``GET /v1/models``, ``GET /health`` (what routers such as
+vllm-router probe before sending it work) and ``GET /_stats`` (the counters, for
+a benchmark in another process); ``stats.sessions`` counts chat requests by their
+``x-session-id`` header.
 """
 
 from .schema import minimal_instance

@@ -25,7 +25,7 @@ from sparring.graphs.manifest import session_id
 from tests.cli import run_cli
 from tests.graphs.loopback_run import check_complete, expected_ids, start_cli, write_config
 
-DIALOGUES = 40  # max_turns 4: 8 calls each (plan, 4 turns, critique, revise, verify)
+DIALOGUES = 40  # max_turns 4: 11 calls each (plan, 4 turns, 2 critiques, 2 revisions, 2 verifications)
 RETRY = {"attempts": 6, "initial_wait_s": 0.2, "max_wait_s": 2.0, "timeout_s": 10}
 
 
@@ -50,7 +50,7 @@ def test_router_keeps_each_dialogue_on_one_server_and_fails_over(tmp_path):
         first = run_cli("run", str(config), "--out", str(tmp_path / "a"), "-q", cwd=tmp_path, timeout=300)
         router_cpu = process_cpu_s(router.proc.pid) - cpu0
         assert first.returncode == 0, first.stderr
-        check_complete(tmp_path / "a", ids)
+        check_complete(tmp_path / "a", ids, pairs_per_dialogue=2)
         by_session = requests_by_session(servers)
         assert set(by_session) == sessions_of(tmp_path / "a", ids), "a request without its dialogue's session header"
         figures = affinity(by_session)
@@ -62,14 +62,14 @@ def test_router_keeps_each_dialogue_on_one_server_and_fails_over(tmp_path):
         before = logged(servers)
         proc = start_cli("run", str(config), "--out", str(tmp_path / "b"), "-q", cwd=tmp_path)
         deadline = time.monotonic() + 120
-        while logged(servers) - before < DIALOGUES * 8 // 3:
+        while logged(servers) - before < DIALOGUES * 11 // 3:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.01)
         servers[1].kill()
         killed_at = time.time()
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-        check_complete(tmp_path / "b", ids)  # every dialogue exactly once, all ok
+        check_complete(tmp_path / "b", ids, pairs_per_dialogue=2)  # every dialogue exactly once, all ok
         second = sessions_of(tmp_path / "b", ids)
         on_dead = {json.loads(line)["headers"]["x-session-id"] for line in servers[1].log.read_text().splitlines()}
         moved = second & on_dead

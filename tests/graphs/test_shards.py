@@ -74,8 +74,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Any:
         config = write_config(tmp, server.base_url, dialogues=24, concurrency=8)
         assert cli("plan", config, "--out", tmp / "plan", "--shards", "2").exit_code == 0
         run_shard(config, None, tmp / "whole")
-        for k in (0, 1):
-            run_shard(tmp / "plan", f"{k}/2", tmp / f"shard{k}")
+        run_shard(tmp / "plan", "0/2", tmp / "shard0")
+        run_shard(tmp / "plan", "1/2", tmp / "shard1", "workers=2")  # a shard is an ordinary run: workers too
         yield type("World", (), {"tmp": tmp, "server": server, "config": config, "plan": tmp / "plan",
                                   "shards": [tmp / "shard0", tmp / "shard1"], "whole": tmp / "whole"})
 
