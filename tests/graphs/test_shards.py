@@ -182,6 +182,8 @@ def test_shard_refusals(world, tmp_path):
     refusal(cli("run", world.plan, "--shard", "0/2", "--out", world.whole), "not a shard")
     refusal(cli("run", tmp_path, "--shard", "0/2"), "not a plan directory")
     assert not (tmp_path / "x").exists()
+    dry = cli("run", world.plan, "--shard", "1/2", "--dry-run")
+    assert dry.exit_code == 0 and "shard 1/2 of plan" in dry.output and "(24 jobs in all)" in dry.output, dry.output
     # Keys that drive the run may change on a plan: the same shard continues (nothing left to do).
     ok = cli("run", world.plan, "--shard", "0/2", "--out", world.shards[0], "--set", "concurrency=3", "-q")
     assert ok.exit_code == 0, ok.output
@@ -198,17 +200,29 @@ def test_a_shard_killed_then_resumed_merges_whole(world, tmp_path):
         proc.wait(10)
         run_shard(tmp_path / "plan", "1/2", tmp_path / "shard1")
         refusal(cli("merge", shard0, tmp_path / "shard1", "--out", tmp_path / "m"), "unfinished", "sparring resume")
-        # Requeued as a batch system would: the same command again continues the shard.
+        # --allow-partial: what is written, and the list of what is not.
+        assert cli("merge", shard0, tmp_path / "shard1", "--out", tmp_path / "p", "--allow-partial").exit_code == 0
+        partial = json.loads((tmp_path / "p" / "manifest.json").read_text())
+        written = {d["id"] for d in read_lines(tmp_path / "p" / "dialogues.jsonl")}
+        assert partial["status"] == "partial" and partial["merge"]["missing_shards"] == []
+        assert set(partial["merge"]["missing_dialogues"]) == set(expected_ids(config)) - written
+        assert {p["dialogue_id"] for p in read_lines(tmp_path / "p" / "preferences.jsonl")} <= written
+        # Resumed from its own directory (jobs.jsonl, manifest), killed again, then requeued as a batch
+        # system would: the same command again continues the shard.
+        proc = start_cli("resume", str(shard0), "-q", cwd=tmp_path)
+        wait_for_requests(proc, server, server.stats.chat_requests + 12)
+        proc.kill()
+        proc.wait(10)
         again = run_cli("run", str(tmp_path / "plan"), "--shard", "0/2", "--out", str(shard0), "-q", cwd=tmp_path,
                         timeout=300)
         assert again.returncode == 0, again.stderr
         runs = json.loads((shard0 / "manifest.json").read_text())["runs"]
-        assert [r["status"] for r in runs] == ["killed", "completed"]
+        assert [r["status"] for r in runs] == ["killed", "killed", "completed"]
         merged = cli("merge", shard0, tmp_path / "shard1", "--out", tmp_path / "m")
         assert merged.exit_code == 0, merged.output
         manifest = check_complete(tmp_path / "m", expected_ids(config))
-        assert [(r["shard"], r["status"]) for r in manifest["runs"]] == [(0, "killed"), (0, "completed"),
-                                                                          (1, "completed")]
+        assert [(r["shard"], r["status"]) for r in manifest["runs"]] == [(0, "killed"), (0, "killed"),
+                                                                          (0, "completed"), (1, "completed")]
 
 
 def test_a_merge_killed_at_any_moment_leaves_no_half_output(world, tmp_path):
