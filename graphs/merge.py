@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +32,10 @@ from typing import IO, Any
 
 from sparring.errors import InputError
 
+from ._atomic import atomic_dir
 from .manifest import redact
 from .pipeline import run_totals
-from .plan import JOBS, fsync_tree
+from .plan import JOBS
 from .reporting import write_report
 from .store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
 
@@ -236,42 +236,6 @@ def _write_reports(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
     write_report(tmp, shown_as=out)
 
 
-def _clear_leftovers(out: Path) -> None:
-    """Temporary directories of merges into ``out`` that were killed (their process is gone)."""
-    for path in out.parent.glob(f".{out.name}.merge-*"):
-        pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Rename the finished ``tmp`` to ``out``; an earlier merge there is moved aside first, then removed."""
-    aside = None
-    if out.exists() and any(out.iterdir()):
-        aside = out.with_name(f".{out.name}.merge-old-{os.getpid()}")
-        os.replace(out, aside)
-    elif out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
-    fd = os.open(out.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
 def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool = False) -> dict[str, Any]:
     """Merge the shards in ``shard_dirs`` into the run directory ``out``; returns its manifest."""
     if not shard_dirs:
@@ -280,12 +244,7 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool =
     missing_shards = _check(shards, allow_partial)
     out = Path(out)
     _check_out(out, shards)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _clear_leftovers(out)
-    tmp = out.with_name(f".{out.name}.merge-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_dir(out, "merge") as tmp:
         _copy_records(shards, tmp)
         manifest = _manifest(shards, out, missing_shards, allow_partial)
         dialogue = (manifest.get("config") or {}).get("dialogue") or {}
@@ -296,9 +255,4 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool =
         manifest["counts"] = counts
         replace_json(tmp / MANIFEST, manifest)
         _write_reports(tmp, out, manifest)
-        fsync_tree(tmp)
-        _swap_in(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -40,12 +39,13 @@ from sparring.errors import InputError
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
+from ._atomic import atomic_dir
 from .config import RunConfig, apply_overrides
 from .manifest import fingerprint, redact, versions
 from .store import SCENARIOS, TRACES, encode_record, iter_jsonl
 
-__all__ = ["JOBS", "PLAN_FILE", "Plan", "Shard", "check_same_shard", "fsync_tree", "plan_id", "read_jobs",
-           "read_plan", "shard_dir", "shard_of", "write_jobs", "write_plan"]
+__all__ = ["JOBS", "PLAN_FILE", "Plan", "Shard", "check_same_shard", "plan_id", "read_jobs", "read_plan", "shard_dir",
+           "shard_of", "write_jobs", "write_plan"]
 
 PLAN_FILE = "plan.json"
 JOBS = "jobs.jsonl"
@@ -182,14 +182,10 @@ def read_jobs(path: Path, scenarios: Sequence[Scenario]) -> list[DialogueJob]:
 
 
 def write_plan(plan: Plan, out: Path, expansion_spans: Path | None = None) -> str:
-    """Write ``plan`` into the new directory ``out``, atomically (a temp directory beside it,
-    fsynced, then renamed). Returns the plan id."""
+    """Write ``plan`` into the new directory ``out``, whole or not at all. Returns the plan id."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError("exists and is not empty; a plan goes into a new directory", source=str(out))
-    tmp = out.with_name(f".{out.name}.plan-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out, "plan") as tmp:
         header = {
             "format": FORMAT, "plan_id": plan.id, "config_fingerprint": plan.fingerprint,
             "config_path": plan.config_path, "config": redact(plan.config.model_dump(mode="json")),
@@ -205,14 +201,6 @@ def write_plan(plan: Plan, out: Path, expansion_spans: Path | None = None) -> st
         write_jobs(tmp / JOBS, plan.jobs)
         if expansion_spans is not None and expansion_spans.exists():
             shutil.copyfile(expansion_spans, tmp / TRACES)
-        fsync_tree(tmp)
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        os.replace(tmp, out)
-        _fsync_dir(out.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return plan.id
 
 
@@ -256,23 +244,3 @@ def read_plan(plan_dir: Path, overrides: Sequence[str] = (), *, out: Path | None
     if plan.id != header["plan_id"]:
         raise InputError("its jobs.jsonl does not match plan.json's plan_id (a file was changed)", source=str(plan_dir))
     return plan
-
-
-def fsync_tree(folder: Path) -> None:
-    """fsync every file under ``folder``, then the folders themselves: durable before a rename."""
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(Path(root))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
