@@ -36,6 +36,7 @@ from ._atomic import atomic_dir
 from .manifest import redact
 from .pipeline import run_totals
 from .plan import JOBS
+from .progress import Progress
 from .reporting import write_report
 from .store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
 
@@ -236,15 +237,18 @@ def _write_reports(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
     write_report(tmp, shown_as=out)
 
 
-def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool = False) -> dict[str, Any]:
+def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool = False,
+                 progress: Progress | None = None) -> dict[str, Any]:
     """Merge the shards in ``shard_dirs`` into the run directory ``out``; returns its manifest."""
     if not shard_dirs:
         raise InputError("no shard directories given")
+    progress = progress or Progress(enabled=False)  # nothing is printed before the checks: bad input is one line
     shards = sorted((_read_shard(Path(d)) for d in shard_dirs), key=lambda s: s.index)
     missing_shards = _check(shards, allow_partial)
     out = Path(out)
     _check_out(out, shards)
     with atomic_dir(out, "merge") as tmp:
+        progress.stage(f"copying {sum(len(s.written) for s in shards)} dialogues with their pairs and spans")
         _copy_records(shards, tmp)
         manifest = _manifest(shards, out, missing_shards, allow_partial)
         dialogue = (manifest.get("config") or {}).get("dialogue") or {}
@@ -254,5 +258,6 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool =
         counts["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
         manifest["counts"] = counts
         replace_json(tmp / MANIFEST, manifest)
+        progress.stage("computing stats.json and report.html")
         _write_reports(tmp, out, manifest)
     return manifest

@@ -15,14 +15,16 @@ from ._common import user_errors
               help="The merged run directory (new, empty, or an earlier merge, which is replaced).")
 @click.option("--allow-partial", is_flag=True,
               help="Merge even with shards missing or dialogues unfinished; the manifest lists what is missing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @user_errors
-def merge(shard_dirs: tuple[Path, ...], out: Path, allow_partial: bool) -> None:
+def merge(shard_dirs: tuple[Path, ...], out: Path, allow_partial: bool, quiet: bool) -> None:
     """Merge the shard run directories of one plan into one run directory: every record once,
     traces and attempts kept, stats.json and report.html computed again. Written atomically;
     merging the same shards again gives the same bytes."""
     from sparring.graphs.merge import merge_shards
+    from sparring.graphs.progress import Progress
 
-    manifest = merge_shards(list(shard_dirs), out, allow_partial=allow_partial)
+    manifest = merge_shards(list(shard_dirs), out, allow_partial=allow_partial, progress=Progress(enabled=not quiet))
     counts, merged = manifest["counts"], manifest["merge"]
     click.echo(f"{manifest['status']}: {len(merged['shards'])} of {manifest['plan']['shards']} shards, "
                f"{counts['dialogues']} dialogues ({counts['failed']} failed), {counts['pairs']} preference pairs "
