@@ -63,13 +63,14 @@ def main() -> None:
           f"call, policy {args.policy}; load {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sparring-router-") as tmp:
         folder = Path(tmp)
-        with loopback_servers(folder, 2, args.delay) as servers:
-            direct = run(folder, servers[0].url + "/v1", args, "direct")
-            for server in servers:
-                server.log.unlink(missing_ok=True)
+        (folder / "direct").mkdir()
+        (folder / "routed").mkdir()
+        with loopback_servers(folder / "direct", 1, args.delay) as servers:
+            direct = run(folder / "direct", servers[0].url + "/v1", args, "run")
+        with loopback_servers(folder / "routed", 2, args.delay) as servers:
             with vllm_router(executable, [s.url for s in servers], folder / "router.log", policy=args.policy) as r:
                 cpu0 = process_cpu_s(r.proc.pid)
-                routed = run(folder, r.base_url, args, "routed")
+                routed = run(folder / "routed", r.base_url, args, "run")
                 router_cpu = process_cpu_s(r.proc.pid) - cpu0
             fig = affinity(requests_by_session(servers))
     for name, (wall, cpu, calls) in (("direct", direct), ("routed", routed)):
