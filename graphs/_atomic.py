@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .runlock import pid_alive
+
 __all__ = ["atomic_dir", "fsync_tree"]
 
 
@@ -68,15 +70,5 @@ def _clear_leftovers(out: Path, kind: str) -> None:
     """Temporary directories of writers of ``out`` that were killed (their process is gone)."""
     for path in out.parent.glob(f".{out.name}.{kind}-*"):
         pid = path.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True

@@ -31,7 +31,7 @@ from types import TracebackType
 
 from sparring.errors import InputError
 
-__all__ = ["LOCK_FILE", "RunDirLock"]
+__all__ = ["LOCK_FILE", "RunDirLock", "pid_alive"]
 
 LOCK_FILE = ".lock"
 """In the run directory; holds the PID of the process writing it."""
@@ -154,12 +154,13 @@ def _lock(fd: int, patience_s: float = 2.0) -> bool:
             return True
         except BlockingIOError:
             pid = _read_pid(fd)
-            if pid is None or _alive(pid) or time.monotonic() > deadline:
+            if pid is None or pid_alive(pid) or time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` exists (a zombie too); also for another user's process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
