@@ -211,8 +211,8 @@ def read_plan(plan_dir: Path, overrides: Sequence[str] = (), *, out: Path | None
     fingerprint is bad input."""
     path = plan_dir / PLAN_FILE
     if not path.is_file():
-        raise InputError("holds no plan.json: not a plan directory (make one with sparring plan CONFIG --out DIR)",
-                         source=str(plan_dir))
+        raise InputError("is a directory with no plan.json: give a config file, or a plan directory (made by "
+                         "'sparring plan CONFIG --out DIR')", source=str(plan_dir))
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

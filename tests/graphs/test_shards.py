@@ -180,7 +180,7 @@ def test_shard_refusals(world, tmp_path):
     refusal(cli("run", world.plan, "--shard", "1/2", "--out", world.shards[0]), "holds shard 0/2")
     refusal(cli("run", world.config, "--out", world.shards[0]), "holds shard 0/2", "sparring resume")
     refusal(cli("run", world.plan, "--shard", "0/2", "--out", world.whole), "not a shard")
-    refusal(cli("run", tmp_path, "--shard", "0/2"), "not a plan directory")
+    refusal(cli("run", tmp_path, "--shard", "0/2"), "is a directory with no plan.json")
     assert not (tmp_path / "x").exists()
     dry = cli("run", world.plan, "--shard", "1/2", "--dry-run")
     assert dry.exit_code == 0 and "shard 1/2 of plan" in dry.output and "(24 jobs in all)" in dry.output, dry.output
