@@ -290,8 +290,9 @@ def test_a_diasynth_plan_freezes_the_expansion(tmp_path):
         before = server.stats.chat_requests
         for k in (0, 1):
             run_shard(tmp_path / "plan", f"{k}/2", tmp_path / f"shard{k}")
-        assert server.stats.chat_requests - before == 6 * len(jobs)  # dialogues only: no shard expanded again
         assert cli("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "m").exit_code == 0
         check_complete(tmp_path / "m", jobs)
+        calls = sum(d["usage"]["calls"] for d in read_lines(tmp_path / "m" / "dialogues.jsonl"))
+        assert server.stats.chat_requests - before == calls  # the dialogues' calls only: no shard expanded again
         scenarios = read_lines(tmp_path / "m" / "scenarios.jsonl")
         assert [s["id"] for s in scenarios] == [s["id"] for s in read_lines(tmp_path / "plan" / "scenarios.jsonl")]
