@@ -12,7 +12,8 @@ them), scenarios once each, every span of every shard (each attempt's). Files ar
 shard order (K), each shard's lines in its own order, so merging the same shards again gives
 the same bytes. The manifest keeps each shard's attempts (``runs``, each with its ``shard``)
 and a summary per shard (``merge.shards``); stats.json and report.html are computed again on
-the merged records.
+the merged records. A shard's engine.log (what its engine and libraries printed) is not a
+record: it stays in the shard, and ``merge.shards[].engine_log`` names it.
 
 Atomic: everything is written into a temporary directory beside ``--out``, fsynced, then
 renamed into place; a merge killed at any moment leaves either no output or a whole one (the
@@ -38,7 +39,7 @@ from .pipeline import run_totals
 from .plan import JOBS
 from .progress import Progress
 from .reporting import write_report
-from .store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
+from .store import DIALOGUES, ENGINE_LOG, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
 
 __all__ = ["merge_shards"]
 
@@ -205,7 +206,9 @@ def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_
                         "status": s.manifest.get("status"), "dialogues": len(s.written),
                         "failed": sum(v != "ok" for v in s.written.values()), "missing": len(s.missing),
                         "attempts": len(s.manifest.get("runs", [])), "backend": s.manifest.get("backend"),
-                        "versions": s.manifest.get("versions")} for s in shards],
+                        "versions": s.manifest.get("versions"),
+                        "engine_log": os.path.abspath(s.dir / ENGINE_LOG) if (s.dir / ENGINE_LOG).is_file() else None}
+                       for s in shards],
             "allow_partial": allow_partial, "missing_shards": missing_shards,
             "missing_dialogues": missing_dialogues,
             "missing_count": int(plan.get("jobs", 0)) - sum(len(s.written) for s in shards),

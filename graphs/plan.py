@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ._atomic import atomic_dir
-from .config import RunConfig, apply_overrides
+from .config import Overrides, RunConfig, apply_overrides
 from .manifest import fingerprint, redact, versions
 from .store import SCENARIOS, TRACES, encode_record, iter_jsonl
 
@@ -205,7 +205,7 @@ def write_plan(plan: Plan, out: Path, expansion_spans: Path | None = None) -> st
     return plan.id
 
 
-def read_plan(plan_dir: Path, overrides: Sequence[str] = (), *, out: Path | None = None) -> Plan:
+def read_plan(plan_dir: Path, overrides: Overrides = (), *, out: Path | None = None) -> Plan:
     """The plan in ``plan_dir``. ``overrides`` (``--set``) may change how it is run (concurrency,
     workers, backend.base_url, ...), never what it produces: a change of the config's
     fingerprint is bad input."""
@@ -220,7 +220,7 @@ def read_plan(plan_dir: Path, overrides: Sequence[str] = (), *, out: Path | None
     if header.get("format") != FORMAT:
         raise InputError(f"plan format {header.get('format')!r}; this sparring reads format {FORMAT}", source=str(path))
     lines = LineMap()
-    data = apply_overrides(json.loads(json.dumps(header["config"])), list(overrides), lines)
+    data = apply_overrides(json.loads(json.dumps(header["config"])), overrides, lines)
     if out is not None:
         data["output_dir"] = str(out)
     try:
@@ -234,7 +234,7 @@ def read_plan(plan_dir: Path, overrides: Sequence[str] = (), *, out: Path | None
         raise InputError("its config does not read back to the fingerprint it was planned with (a secret-looking "
                          "key redacted from it, or written by another sparring version)", source=str(path))
     if fingerprint(config) != header["config_fingerprint"]:
-        changed = ", ".join(o.partition("=")[0] for o in overrides)
+        changed = ", ".join(overrides if isinstance(overrides, Mapping) else (o.partition("=")[0] for o in overrides))
         raise InputError(f"--set {changed}: changes what the plan produces (its config fingerprint); on a plan only "
                          "keys that drive the run may change (concurrency, workers, max_failures, backend.base_url, "
                          "backend.max_in_flight, backend.retry, backend.api_key_env, tracing)", source=str(plan_dir))

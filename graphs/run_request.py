@@ -123,6 +123,23 @@ def _with_stored_values(request: RunRequest, stored: dict[str, Any]) -> RunConfi
     return cfg
 
 
+def request_for_run(config: str | Path | Mapping[str, Any] | RunConfig, overrides: Overrides = (), *,
+                    shard: Shard | str | None = None, out: str | Path | None = None,
+                    max_dialogues: int | None = None, max_failures: int | None = None,
+                    force: bool = False) -> RunRequest:
+    """The request of ``sparring run CONFIG|PLAN_DIR [--shard K/N]`` and of ``sparring.run(...)``: one
+    path for both. A directory is a plan written by ``sparring plan`` (``request_from_plan``: its
+    frozen jobs, all of them without ``shard``); anything else is a config (``request_from_config``).
+    ``shard``: ``Shard(k, n)`` or its text ``"K/N"``."""
+    part = Shard.parse(shard) if isinstance(shard, str) else shard
+    if isinstance(config, (str, Path)) and Path(config).is_dir():
+        if max_dialogues is not None:
+            raise InputError("--max-dialogues: a plan's jobs are fixed; give it to 'sparring plan' instead")
+        return request_from_plan(Path(config), overrides, shard=part, out=out, max_failures=max_failures, force=force)
+    return request_from_config(config, overrides, out=out, max_dialogues=max_dialogues, max_failures=max_failures,
+                               force=force, shard=part)
+
+
 def request_from_config(config: str | Path | Mapping[str, Any] | RunConfig, overrides: Overrides = (), *,
                         out: str | Path | None = None, max_dialogues: int | None = None,
                         max_failures: int | None = None, force: bool = False,
@@ -180,10 +197,11 @@ def shard_request(plan: Plan, shard: Shard, *, source: str | None, run_dir: Path
                       jobs=[job for job in plan.jobs if shard.holds(job.id)], plan=plan.shard_info(shard, source))
 
 
-def request_from_plan(plan_dir: Path, overrides: tuple[str, ...] = (), *, shard: Shard | None = None,
-                      out: Path | None = None, max_failures: int | None = None, force: bool = False) -> RunRequest:
+def request_from_plan(plan_dir: Path, overrides: Overrides = (), *, shard: Shard | None = None,
+                      out: str | Path | None = None, max_failures: int | None = None,
+                      force: bool = False) -> RunRequest:
     """The request of ``sparring run PLAN_DIR [--shard K/N]`` (no --shard: the whole plan, shard 0/1)."""
-    plan = read_plan(plan_dir, overrides, out=out)
+    plan = read_plan(plan_dir, overrides, out=Path(out) if out is not None else None)
     shard = shard or Shard(0, 1)
     return shard_request(plan, shard, source=str(plan_dir), run_dir=shard_dir(plan.config, shard), force=force,
                          max_failures=max_failures)

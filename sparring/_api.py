@@ -21,7 +21,7 @@ from sparring.graphs.config import Overrides, RunConfig
 from sparring.graphs.pipeline import RunResult, execute
 from sparring.graphs.progress import Progress
 from sparring.graphs.role_backends import RoleBackends
-from sparring.graphs.run_request import request_from_config
+from sparring.graphs.run_request import request_for_run, request_from_config
 from sparring.graphs.wiring import make_selfplay
 
 __all__ = ["arun", "build_graph", "run"]
@@ -35,12 +35,14 @@ def _path(value: str | os.PathLike[str] | Mapping[str, Any] | RunConfig) -> str 
 
 
 def run(config: ConfigLike, *, out: str | os.PathLike[str] | None = None, overrides: Overrides | None = None,
-        max_dialogues: int | None = None, progress: bool = True) -> RunResult:
+        max_dialogues: int | None = None, shard: str | None = None, progress: bool = True) -> RunResult:
     """Run ``config`` to the end and return what it came to; ``sparring run CONFIG`` from Python.
 
     ``out``: the run directory (default ``output_dir``, else ``runs/<name>``); a directory made by the
     same config is continued. ``overrides``: dotted keys, ``{"dialogue.max_turns": 4}`` (or ``--set``
-    texts, ``["dialogue.max_turns=4"]``). ``max_dialogues``: simulate at most that many. ``progress``:
+    texts, ``["dialogue.max_turns=4"]``). ``max_dialogues``: simulate at most that many. ``config`` may
+    also be a plan directory (``sparring plan``) and ``shard`` ``"K/N"``: one shard of it, as
+    ``sparring run PLAN_DIR --shard K/N`` runs it (the same request, the same run). ``progress``:
     progress lines on stderr. Bad input raises ``sparring.errors.InputError`` (one line naming the
     file or key) before anything is written. Inside a running event loop (Jupyter, an async
     application) use ``await sparring.arun(...)``.
@@ -55,19 +57,19 @@ def run(config: ConfigLike, *, out: str | os.PathLike[str] | None = None, overri
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(arun(config, out=out, overrides=overrides, max_dialogues=max_dialogues,
+        return asyncio.run(arun(config, out=out, overrides=overrides, max_dialogues=max_dialogues, shard=shard,
                                 progress=progress))
     raise RuntimeError("sparring.run() cannot start inside a running event loop (Jupyter, an async "
                        "application): use `await sparring.arun(...)` there")
 
 
 async def arun(config: ConfigLike, *, out: str | os.PathLike[str] | None = None,
-               overrides: Overrides | None = None, max_dialogues: int | None = None,
+               overrides: Overrides | None = None, max_dialogues: int | None = None, shard: str | None = None,
                progress: bool = True) -> RunResult:
     """``sparring.run`` as a coroutine, for code that already runs an event loop (a notebook cell:
     ``result = await sparring.arun("config.yaml")``). Cancelling the task stops the run cleanly."""
-    request = request_from_config(_path(config), overrides or (), out=Path(out) if out is not None else None,
-                                  max_dialogues=max_dialogues)
+    request = request_for_run(_path(config), overrides or (), shard=shard, out=Path(out) if out is not None else None,
+                              max_dialogues=max_dialogues)
     return await execute(request, progress=Progress(enabled=progress), signals=False, engine_log=True)
 
 

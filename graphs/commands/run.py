@@ -49,18 +49,10 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, shard: str |
 
     CONFIG is a config file, or a plan directory written by `sparring plan`. Running again into
     an existing run directory continues it (see `sparring resume`)."""
-    from sparring.errors import InputError
-    from sparring.graphs.plan import Shard
-    from sparring.graphs.run_request import request_from_config, request_from_plan
+    from sparring.graphs.run_request import request_for_run
 
-    part = Shard.parse(shard) if shard is not None else None
-    if config.is_dir():
-        if max_dialogues is not None:
-            raise InputError("--max-dialogues: a plan's jobs are fixed; give it to 'sparring plan' instead")
-        request = request_from_plan(config, overrides, shard=part, out=out, max_failures=max_failures, force=force)
-    else:
-        request = request_from_config(config, overrides, out=out, max_dialogues=max_dialogues,
-                                      max_failures=max_failures, force=force, shard=part)
+    request = request_for_run(config, overrides, shard=shard, out=out, max_dialogues=max_dialogues,
+                              max_failures=max_failures, force=force)
     if dry_run:
         from sparring.graphs.run_request import describe_request
 

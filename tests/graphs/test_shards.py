@@ -7,7 +7,6 @@ half-written output."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import shutil
@@ -19,12 +18,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+import sparring
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.cli import main
-from sparring.graphs.pipeline import execute
-from sparring.graphs.plan import Shard, shard_of
-from sparring.graphs.run_request import request_from_config, request_from_plan
+from sparring.graphs.plan import shard_of
+from sparring.graphs.store import ENGINE_LOG
 from tests.cli import run_cli
 from tests.graphs.loopback_run import (
     canned_server,
@@ -48,12 +47,10 @@ def cli(*args: str) -> Any:
 
 
 def run_shard(source: Path, shard: str | None, out: Path, *overrides: str) -> None:
-    part = Shard.parse(shard) if shard else None
-    if source.is_dir():
-        request = request_from_plan(source, overrides, shard=part, out=out)
-    else:
-        request = request_from_config(source, overrides, out=out, shard=part)
-    assert asyncio.run(execute(request)).status == "completed"
+    """``sparring.run`` of a shard: the request ``sparring run SOURCE --shard K/N`` makes (one path for both)."""
+    result = sparring.run(source, shard=shard, out=out, overrides=list(overrides), progress=False)
+    assert result.status == "completed"
+    assert (out / ENGINE_LOG).is_file()  # the engine's and libraries' output, in the shard's own directory
 
 
 def comparable(run_dir: Path, name: str) -> list[str]:
@@ -98,6 +95,10 @@ def test_two_shards_merged_equal_the_unsharded_run(world):
     assert manifest["usage"] == whole["usage"]
     assert [r["shard"] for r in manifest["runs"]] == [0, 1]
     assert manifest["plan"]["shards"] == 2 and manifest["merge"]["missing_count"] == 0
+    # Each shard's engine.log stays with the shard; the merge names it and writes none of its own.
+    assert [s["engine_log"] for s in manifest["merge"]["shards"]] == [str((d / "engine.log").absolute())
+                                                                      for d in world.shards]
+    assert not (out / "engine.log").exists()
     stats, whole_stats = (json.loads((d / "stats.json").read_text()) for d in (out, world.whole))
     for key in ("counts", "diasynth_table1", "sdsd", "turns", "revisions", "critic"):
         assert stats[key] == whole_stats[key], key
