@@ -35,11 +35,11 @@ from sparring.errors import InputError
 
 from ._atomic import atomic_dir
 from .manifest import redact
-from .pipeline import run_totals
 from .plan import JOBS
 from .progress import Progress
 from .reporting import write_report
 from .store import DIALOGUES, ENGINE_LOG, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
+from .totals import run_totals
 
 __all__ = ["merge_shards"]
 

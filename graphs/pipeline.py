@@ -40,9 +40,7 @@ from .runlock import RunDirLock
 from .runner import DialogueRunner
 from .store import (
     CHECKPOINTS,
-    DIALOGUES,
     ENGINE_LOG,
-    PREFERENCES,
     SCENARIOS,
     TRACES,
     RunStore,
@@ -50,6 +48,7 @@ from .store import (
     failure_causes,
     iter_jsonl,
 )
+from .totals import run_totals
 from .tracing import span_exporters
 from .wiring import make_selfplay
 from .workers import WorkerContext, WorkerPool
@@ -431,33 +430,3 @@ def _principle_dict(p: PrincipleLike) -> dict[str, Any]:
 
 def _count_jobs(request: RunRequest, finished: dict[str, str]) -> int:
     return sum(1 for job in iter_jobs(request) if finished.get(job.id) != "ok")
-
-
-def run_totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
-    """Counts over the whole run directory (all attempts), read back from the files written; what the
-    training rows left out is worked out again from the dialogues (graphs.assemble's rules)."""
-    from .assemble import DROP_REASONS, data_outcome
-    from .records import DialogueRecord
-
-    dialogues = failed = violations = turns = 0
-    dropped = dict.fromkeys(DROP_REASONS, 0)
-    sft = {"whole": 0, "cut": 0, "dropped": 0}
-    for row in iter_jsonl(run_dir / DIALOGUES):
-        if row.get("status") == "failed":
-            failed += 1
-        else:
-            dialogues += 1
-            violations += int(row.get("is_violation", False))
-            turns += row.get("turns", 0)
-            outcome = data_outcome(DialogueRecord.model_validate(row), keep_unverified=keep_unverified)
-            for reason, n in outcome["dropped_pairs"].items():
-                dropped[reason] += n
-            sft[outcome["sft"]] += 1
-    pairs = verified = 0
-    for row in iter_jsonl(run_dir / PREFERENCES):
-        pairs += 1
-        verified += int(row.get("verified", False))
-    return {"dialogues": dialogues, "failed": failed, "with_violation": violations,
-            "violation_rate": round(violations / dialogues, 4) if dialogues else 0.0,
-            "avg_turns": round(turns / dialogues, 2) if dialogues else 0.0, "pairs": pairs,
-            "verified_pairs": verified, "dropped_pairs": dropped, "sft_rows": sft, "this_attempt": counters}

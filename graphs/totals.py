@@ -1,0 +1,44 @@
+"""A run directory's totals, read back from the files written: what its manifest's ``counts`` hold.
+
+One home for a run's end (graphs.pipeline) and a merge of shards (graphs.merge), so a merged
+directory counts exactly as a run of the same records would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .store import DIALOGUES, PREFERENCES, iter_jsonl
+
+__all__ = ["run_totals"]
+
+
+def run_totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
+    """Counts over the whole run directory (all attempts), read back from the files written; what the
+    training rows left out is worked out again from the dialogues (graphs.assemble's rules)."""
+    from .assemble import DROP_REASONS, data_outcome
+    from .records import DialogueRecord
+
+    dialogues = failed = violations = turns = 0
+    dropped = dict.fromkeys(DROP_REASONS, 0)
+    sft = {"whole": 0, "cut": 0, "dropped": 0}
+    for row in iter_jsonl(run_dir / DIALOGUES):
+        if row.get("status") == "failed":
+            failed += 1
+        else:
+            dialogues += 1
+            violations += int(row.get("is_violation", False))
+            turns += row.get("turns", 0)
+            outcome = data_outcome(DialogueRecord.model_validate(row), keep_unverified=keep_unverified)
+            for reason, n in outcome["dropped_pairs"].items():
+                dropped[reason] += n
+            sft[outcome["sft"]] += 1
+    pairs = verified = 0
+    for row in iter_jsonl(run_dir / PREFERENCES):
+        pairs += 1
+        verified += int(row.get("verified", False))
+    return {"dialogues": dialogues, "failed": failed, "with_violation": violations,
+            "violation_rate": round(violations / dialogues, 4) if dialogues else 0.0,
+            "avg_turns": round(turns / dialogues, 2) if dialogues else 0.0, "pairs": pairs,
+            "verified_pairs": verified, "dropped_pairs": dropped, "sft_rows": sft, "this_attempt": counters}
