@@ -8,8 +8,10 @@ half-written output."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sparring
 from benchmarks.loopback import FakeOpenAIServer
@@ -129,6 +133,53 @@ def test_merge_again_gives_the_same_bytes(world, tmp_path):
     assert again.exit_code == 0, again.output
     assert files(out) == first
     assert [p.name for p in tmp_path.iterdir()] == ["merged"]  # no temporary directory left
+
+
+@pytest.fixture(scope="module")
+def thirds(world) -> list[Path]:
+    """The plan's three shards of N=3 (the world's server is still up)."""
+    folders = [world.tmp / f"third{k}" for k in range(3)]
+    for k, folder in enumerate(folders):
+        run_shard(world.plan, f"{k}/3", folder)
+    return folders
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.integers(0, 3), min_size=1, max_size=5), allow_partial=st.booleans())
+def test_merge_over_generated_argument_lists(world, thirds, picks, allow_partial):
+    """Any list of shard directories (in any order, some twice, some missing, one of another N):
+    the merge is refused in one line with nothing written, or it holds each given shard's
+    dialogues exactly once, lists what is missing, and has the same bytes whatever the order."""
+    given_dirs = [thirds[p] if p < 3 else world.shards[0] for p in picks]  # 3: a shard of N=2
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m"
+        flags = ["--allow-partial"] if allow_partial else []
+        result = cli("merge", *given_dirs, "--out", out, *flags)
+        unique = sorted(set(picks))
+        if 3 in picks and len(unique) > 1:
+            refusal(result, "splits (N)")
+        elif len(unique) < len(picks):
+            refusal(result, "again")
+        elif len(unique) < (2 if 3 in picks else 3) and not allow_partial:
+            refusal(result, "is missing", "--allow-partial")
+        else:
+            assert result.exit_code == 0, result.output
+            written = [d["id"] for d in read_lines(out / "dialogues.jsonl")]
+            wanted = [d["id"] for folder in given_dirs for d in read_lines(folder / "dialogues.jsonl")]
+            assert sorted(written) == sorted(wanted) and len(set(written)) == len(written)
+            manifest = json.loads((out / "manifest.json").read_text())
+            count = 2 if 3 in picks else 3
+            missing = [k for k in range(count) if k not in ({0} if 3 in picks else set(picks))]
+            assert manifest["merge"]["missing_shards"] == missing
+            assert manifest["status"] == ("partial" if missing else "completed")
+            again = cli("merge", *reversed(given_dirs), "--out", Path(tmp) / "again", *flags)
+            assert again.exit_code == 0, again.output
+            first, second = files(out), files(Path(tmp) / "again")
+            # The same bytes but for where each copy says it lives.
+            assert {k: v.replace(str(out).encode(), b"OUT") for k, v in first.items()} == \
+                {k: v.replace(str(Path(tmp) / "again").encode(), b"OUT") for k, v in second.items()}
+            return
+        assert not out.exists() and os.listdir(tmp) == []  # a refusal writes nothing
 
 
 def refusal(result: Any, *needles: str) -> str:
