@@ -59,7 +59,7 @@ def main() -> None:
     if executable is None:
         raise SystemExit("vllm-router is not installed: scripts/install.sh dev puts it in .venv-router")
     skip_post_run()
-    print(f"{args.dialogues} dialogues x 11 calls, concurrency {args.concurrency}, {args.delay * 1000:.0f} ms per "
+    print(f"{args.dialogues} dialogues of 4 turns, concurrency {args.concurrency}, {args.delay * 1000:.0f} ms per "
           f"call, policy {args.policy}; load {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="sparring-router-") as tmp:
         folder = Path(tmp)
