@@ -198,6 +198,8 @@ def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_
         "seed": first.get("seed"),
         "versions": first.get("versions"),
         "backend": first.get("backend"),
+        "backends": first.get("backends"),  # each shard's own (its URLs) are under merge.shards
+        "roles": first.get("roles"),
         "principles": first.get("principles", []),
         "max_dialogues": first.get("max_dialogues"),
         "plan": plan,
@@ -206,6 +208,7 @@ def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_
                         "status": s.manifest.get("status"), "dialogues": len(s.written),
                         "failed": sum(v != "ok" for v in s.written.values()), "missing": len(s.missing),
                         "attempts": len(s.manifest.get("runs", [])), "backend": s.manifest.get("backend"),
+                        "backends": s.manifest.get("backends"),
                         "versions": s.manifest.get("versions"),
                         "engine_log": os.path.abspath(s.dir / ENGINE_LOG) if (s.dir / ENGINE_LOG).is_file() else None}
                        for s in shards],

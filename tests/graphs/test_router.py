@@ -38,8 +38,6 @@ def sessions_of(run_dir, ids) -> set[str]:
     return {session_id(run_id, i) for i in ids}
 
 
-@pytest.mark.xfail(strict=True, reason="needs the per-dialogue x-session-id header of issue 16 (branch roles); "
-                   "remove this marker when it lands (strict: the test then fails until it is removed)")
 def test_router_keeps_each_dialogue_on_one_server_and_fails_over(tmp_path):
     executable = router_executable()
     if executable is None:

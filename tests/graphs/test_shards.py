@@ -97,6 +97,7 @@ def test_two_shards_merged_equal_the_unsharded_run(world):
     whole = json.loads((world.whole / "manifest.json").read_text())
     assert manifest["counts"] | {"this_attempt": {}} == whole["counts"] | {"this_attempt": {}}
     assert manifest["usage"] == whole["usage"]
+    assert manifest["roles"] == whole["roles"] and manifest["backends"].keys() == whole["backends"].keys()
     assert [r["shard"] for r in manifest["runs"]] == [0, 1]
     assert manifest["plan"]["shards"] == 2 and manifest["merge"]["missing_count"] == 0
     # Each shard's engine.log stays with the shard; the merge names it and writes none of its own.
