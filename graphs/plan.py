@@ -236,8 +236,9 @@ def read_plan(plan_dir: Path, overrides: Overrides = (), *, out: Path | None = N
     if fingerprint(config) != header["config_fingerprint"]:
         changed = ", ".join(overrides if isinstance(overrides, Mapping) else (o.partition("=")[0] for o in overrides))
         raise InputError(f"--set {changed}: changes what the plan produces (its config fingerprint); on a plan only "
-                         "keys that drive the run may change (concurrency, workers, max_failures, backend.base_url, "
-                         "backend.max_in_flight, backend.retry, backend.api_key_env, tracing)", source=str(plan_dir))
+                         "keys that drive the run may change (concurrency, workers, max_failures, tracing, and a "
+                         "backend's base_url, max_in_flight, retry, api_key_env, engine_args, session_header: "
+                         "backend.KEY or backends.NAME.KEY)", source=str(plan_dir))
     few_shot = FewShotPool(tuple(FewShotExample(**e) for e in header.get("few_shot") or []))
     plan = Plan(config=config, config_path=header.get("config_path"), principles=principles, scenarios=scenarios,
                 jobs=read_jobs(plan_dir / JOBS, scenarios), few_shot=few_shot, expansion=header.get("expansion"),

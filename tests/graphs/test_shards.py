@@ -26,6 +26,7 @@ import sparring
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.cli import main
+from sparring.graphs.manifest import session_id
 from sparring.graphs.plan import shard_of
 from sparring.graphs.store import ENGINE_LOG
 from tests.cli import run_cli
@@ -349,3 +350,35 @@ def test_a_diasynth_plan_freezes_the_expansion(tmp_path):
         assert server.stats.chat_requests - before == calls  # the dialogues' calls only: no shard expanded again
         scenarios = read_lines(tmp_path / "m" / "scenarios.jsonl")
         assert [s["id"] for s in scenarios] == [s["id"] for s in read_lines(tmp_path / "plan" / "scenarios.jsonl")]
+
+
+def test_each_shard_points_named_backends_at_its_own_servers(tmp_path):
+    """A plan whose config names its backends (side B on its own): a shard run elsewhere points each
+    at that machine's servers with --set backends.NAME.base_url; a key that changes what the plan
+    produces is refused; the shards merge as one run."""
+    with canned_server() as planned, canned_server() as other_default, canned_server() as other_target:
+        config = write_config(tmp_path, planned.base_url, dialogues=8, concurrency=4)
+        data = yaml.safe_load(config.read_text())
+        backend = data.pop("backend")
+        data["backends"] = {"default": backend, "target": dict(backend)}
+        data["roles"] = {"side_b": "target"}
+        config.write_text(yaml.safe_dump(data))
+        assert cli("plan", config, "--out", tmp_path / "plan").exit_code == 0
+        refusal(cli("run", tmp_path / "plan", "--shard", "1/2", "--set", "backends.target.model=other",
+                    "--out", tmp_path / "x"), "backends.target.model", "fingerprint")
+        run_shard(tmp_path / "plan", "0/2", tmp_path / "s0")
+        run_shard(tmp_path / "plan", "1/2", tmp_path / "s1", f"backends.default.base_url={other_default.base_url}",
+                  f"backends.target.base_url={other_target.base_url}")
+        dialogues = read_lines(tmp_path / "s1" / "dialogues.jsonl")
+        assert other_default.stats.chat_requests + other_target.stats.chat_requests == \
+            sum(d["usage"]["calls"] for d in dialogues)
+        assert other_target.stats.chat_requests == sum(m["speaker"] == "B" for d in dialogues for m in d["messages"])
+        run_id = json.loads((tmp_path / "s1" / "manifest.json").read_text())["run_id"]
+        sessions = {session_id(run_id, d["id"]) for d in dialogues}
+        assert set(other_target.stats.sessions) == set(other_default.stats.sessions) == sessions
+    merged = cli("merge", tmp_path / "s0", tmp_path / "s1", "--out", tmp_path / "m")
+    assert merged.exit_code == 0, merged.output
+    manifest = check_complete(tmp_path / "m", expected_ids(config))
+    assert manifest["roles"]["side_b"] == "target"
+    urls = [s["backends"]["target"]["base_url"] for s in manifest["merge"]["shards"]]
+    assert urls == [planned.base_url, other_target.base_url]
