@@ -37,7 +37,7 @@ def critique_schema(principle_ids: tuple[str, ...]) -> type[BaseModel]:
     finding = create_model(
         "ViolationFinding", __doc__=ViolationFinding.__doc__,
         principle_id=(Literal[principle_ids], ...),  # type: ignore[arg-type]
-        evidence=(str, bounded(200)), severity=(Severity, ...))
+        evidence=(str, bounded(200, nonempty=True)), severity=(Severity, ...))
     return create_model(
         "CritiqueOutput", __doc__=CritiqueOutput.__doc__, reasoning=(str, bounded(400)),
         violations=(list[finding], bounded_list(MAX_FINDINGS)))

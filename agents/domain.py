@@ -16,13 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 Mode = Literal["assistant", "peers", "redteam"]
 
 
-def bounded(max_chars: int, **kw: object) -> Any:
+def bounded(max_chars: int, *, nonempty: bool = False, **kw: object) -> Any:
     """A string field whose length bound is a decoding hint, not a validation rule.
 
     Constrained decoders (vLLM's structured outputs) enforce ``maxLength`` and
     so stop a small model from rambling until it runs out of tokens; a server
     that cannot enforce it may return more, and that reply still parses.
+    ``nonempty``: an empty string means nothing (a revision, a quoted piece of
+    evidence), so ``minLength: 1`` is both decoded and validated.
     """
+    if nonempty:
+        kw["min_length"] = 1
     return Field(json_schema_extra={"maxLength": max_chars}, **kw)  # type: ignore[call-overload]
 
 
@@ -254,3 +258,6 @@ class TurnVerdict(BaseModel):
     reasoning: str
     severity: Severity | None = None
     """The worst severity among findings, None when clean."""
+    error: str | None = None
+    """Set when the critic's call failed for good: the turn is unjudged (neither clean nor flagged), so no
+    training row shows it (graphs/assemble.py)."""

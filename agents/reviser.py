@@ -20,8 +20,10 @@ from .persona import clean_turn
 
 @lru_cache(maxsize=32)
 def revision_schema(max_chars: int) -> type[BaseModel]:
-    """RevisionOutput whose text may be at most ``max_chars`` long under constrained decoding."""
-    return create_model("RevisionOutput", __doc__=RevisionOutput.__doc__, revision=(str, bounded(max_chars)))
+    """RevisionOutput whose text is 1 to ``max_chars`` characters under constrained decoding (an empty
+    revision fixes nothing, so it is re-asked like any reply that misses the schema)."""
+    return create_model("RevisionOutput", __doc__=RevisionOutput.__doc__,
+                        revision=(str, bounded(max_chars, nonempty=True)))
 
 
 def revision_bound(original: str) -> int:

@@ -19,6 +19,7 @@ from langgraph.types import Command
 
 from sparring.agents._common import PrincipleLike
 from sparring.agents.domain import DialogueJob, Side, TurnVerdict
+from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch
 
 from .assemble import is_preference
 
@@ -34,12 +35,23 @@ def branch_start(state: Mapping[str, Any]) -> dict[str, Any] | None:
     if not flagged:
         return None
     first = min(flagged)
+    if any(v.get("error") and v["turn_index"] < first for v in state.get("verdicts", [])):
+        return None  # an unjudged turn before it: no row of the branch could show its start
     rev = next((r for r in state.get("revisions", []) if r["turn_index"] == first), None)
     if rev is None or not rev["verified"] or not is_preference(rev["original"], rev["revised"]):
         return None
     messages = state["messages"]
     return {"from_turn": first, "messages": [*messages[:first], {**messages[first], "content": rev["revised"]}],
             "verdicts": [], "revisions": [], "done": False}
+
+
+def step_failure(step: str, exc: BaseException) -> str | None:
+    """The line recorded against a turn when its critic, reviser or verifier call failed for good (after
+    retries and re-asks), or None when ``exc`` must stop the dialogue instead: only the conversation's own
+    turns fail a dialogue, and a replay that strays from its recording is never papered over."""
+    if not isinstance(exc, BackendError) or isinstance(exc, ReplayExhausted | ReplayMismatch):
+        return None
+    return f"{step}: {type(exc).__name__}: {exc}"
 
 
 class CritiqueSteps:
@@ -60,35 +72,59 @@ class CritiqueSteps:
                   max_turns: int) -> tuple[str, bool]:
         raise NotImplementedError
 
+    async def judge_turn(self, job: DialogueJob, messages: Sequence[dict[str, Any]], index: int) -> TurnVerdict:
+        """The critic's verdict on ``messages[index]``; an unjudged verdict (``error`` set) when the critic's
+        call failed for good: the dialogue goes on, and no training row shows that turn."""
+        try:
+            return await self.agents.critic.judge(job.seed, job.id, messages, index, self.judged_against(job))
+        except Exception as exc:
+            if (error := step_failure("critic", exc)) is None:
+                raise
+            return TurnVerdict(turn_index=index, side=messages[index]["speaker"], violated=[], findings=[],
+                               reasoning="", error=error)
+
     async def judge_turns(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
                           indices: Sequence[int]) -> list[dict[str, Any]]:
         """The critic's verdicts on ``messages[i]`` for each ``i``, judged in parallel."""
-        principles = self.judged_against(job)
-        new = await asyncio.gather(*(self.agents.critic.judge(job.seed, job.id, messages, i, principles)
-                                     for i in indices))
+        new = await asyncio.gather(*(self.judge_turn(job, messages, i) for i in indices))
         return [v.model_dump() for v in new]
 
     async def revise_turns(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
                            verdicts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A revision of every flagged turn (not verified yet)."""
+        """A revision of every flagged turn (not verified yet); a reviser call that failed for good leaves
+        an empty revision with its ``error``."""
+
+        async def revise(v: TurnVerdict) -> dict[str, Any]:
+            rev = {"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": "",
+                   "principle_ids": list(v.violated), "verified": False, "remaining": []}
+            try:
+                rev["revised"] = await self.agents.reviser.revise(job.seed, job.id, messages, v, self._by_id)
+            except Exception as exc:
+                if (error := step_failure("reviser", exc)) is None:
+                    raise
+                rev["error"] = error
+            return rev
+
         flagged = [TurnVerdict.model_validate(v) for v in verdicts if v["violated"]]
-        texts = await asyncio.gather(*(
-            self.agents.reviser.revise(job.seed, job.id, messages, v, self._by_id) for v in flagged))
-        return [{"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": text,
-                 "principle_ids": list(v.violated), "verified": False, "remaining": []}
-                for v, text in zip(flagged, texts)]
+        return list(await asyncio.gather(*(revise(v) for v in flagged)))
 
     async def verify_revisions(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
                                revisions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each revision re-judged against the principles its turn broke: verified when none is left."""
+        """Each revision re-judged against the principles its turn broke: verified when none is left; not
+        verified, with its ``error``, when the verifier's call failed for good."""
 
         async def check(rev: dict[str, Any]) -> dict[str, Any]:
-            if not is_preference(rev["original"], rev["revised"]):
-                # Nothing to verify: an empty or unchanged revision is no fix, and no pair.
+            if rev.get("error") or not is_preference(rev["original"], rev["revised"]):
+                # Nothing to verify: no revision, or an empty or unchanged one, is no fix, and no pair.
                 return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
             principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
-            verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"], principles,
-                                                       text=rev["revised"])
+            try:
+                verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"],
+                                                           principles, text=rev["revised"])
+            except Exception as exc:
+                if (error := step_failure("verifier", exc)) is None:
+                    raise
+                return {**rev, "verified": False, "remaining": [], "error": error}
             remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
             return {**rev, "verified": not remaining, "remaining": remaining}
 

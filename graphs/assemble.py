@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sparring.agents.domain import CharacteristicValue, DialogueJob, Side, TurnVerdict, other_side, stable_id
@@ -35,9 +35,13 @@ from .records import (
 )
 
 _KICKOFF = "(You start the conversation.)"
-DROP_REASONS = ("unverified", "flagged_prompt", "after_branch")
-"""Why a revision gives no pair: its revision failed the verifier (and unverified pairs are dropped), its
-prompt would hold a flagged turn without a verified revision, or the dialogue's branch replaces it."""
+DROP_REASONS = ("unverified", "flagged_prompt", "after_branch", "revision_failed", "verify_failed",
+                "unjudged_prompt")
+"""Why a flagged turn gives no pair: its revision failed the verifier (and unverified pairs are dropped), its
+prompt would hold a flagged turn without a verified revision, the dialogue's branch replaces it, the
+reviser's or the verifier's call failed for good, or its prompt would hold a turn the critic could not judge."""
+STEPS = ("critic", "reviser", "verifier")
+"""The steps whose call may fail for good without failing the dialogue (graphs/_branching.step_failure)."""
 
 
 def public_system_prompt(job: DialogueJob, side: Side) -> str | None:
@@ -112,10 +116,15 @@ class Track:
     """Turn index -> principle ids found violated (flagged turns only)."""
     revisions: dict[int, Revision]
     branch: bool = False
+    unjudged: frozenset[int] = frozenset()
+    """Turns the critic's call failed on: neither clean nor flagged, so never shown to a trainer."""
 
     def clean_turns(self, upto: int) -> list[Message] | None:
         """The turns before ``upto``, every flagged one replaced by its verified revision; None when a
-        flagged one has no verified revision (that conversation cannot be shown to a trainer)."""
+        flagged one has no verified revision or one was never judged (that conversation cannot be shown
+        to a trainer)."""
+        if any(i < upto for i in self.unjudged):
+            return None
         out = []
         for i, m in enumerate(self.messages[:upto]):
             if i in self.flagged:
@@ -128,32 +137,47 @@ class Track:
         return out
 
     def first_unfixed(self) -> int | None:
-        """The first flagged turn without a verified revision, if any."""
-        return next((i for i in sorted(self.flagged) if not fixes(self.revisions.get(i))), None)
+        """The first flagged turn without a verified revision, or unjudged turn, if any."""
+        return min((i for i in (*self.flagged, *self.unjudged)
+                    if i in self.unjudged or not fixes(self.revisions.get(i))), default=None)
+
+    def prompt_problem(self, upto: int) -> str | None:
+        """Why the turns before ``upto`` cannot be a prompt (a DROP_REASONS entry), or None."""
+        if any(i < upto for i in self.unjudged):
+            return "unjudged_prompt"
+        return "flagged_prompt" if self.clean_turns(upto) is None else None
+
+
+def _track(messages: Sequence[Message], verdicts: Sequence[TurnVerdict], revisions: Sequence[Revision],
+           branch: bool = False) -> Track:
+    return Track(messages, {v.turn_index: v.violated for v in verdicts if v.violated},
+                 {r.turn_index: r for r in revisions}, branch,
+                 frozenset(v.turn_index for v in verdicts if v.error is not None))
 
 
 def trunk(record: DialogueRecord) -> Track:
-    return Track(record.messages, {v.turn_index: v.violated for v in record.verdicts if v.violated},
-                 {r.turn_index: r for r in record.revisions})
+    return _track(record.messages, record.verdicts, record.revisions)
 
 
 def branch_track(record: DialogueRecord) -> Track | None:
+    """The branch as a track: its own verdicts, and the trunk's unjudged turns in the prefix it copies."""
     b = record.branch
     if b is None:
         return None
-    return Track(b.messages, {v.turn_index: v.violated for v in b.verdicts if v.violated},
-                 {r.turn_index: r for r in b.revisions}, branch=True)
+    track = _track(b.messages, b.verdicts, b.revisions, branch=True)
+    inherited = {v.turn_index for v in record.verdicts if v.error is not None and v.turn_index < b.from_turn}
+    return replace(track, unjudged=track.unjudged | inherited)
 
 
 def pair_fate(record: DialogueRecord, rev: Revision, track: Track, *, keep_unverified: bool) -> str | None:
     """Why ``rev`` gives no pair (one of DROP_REASONS), or None when it gives one."""
+    if rev.error is not None and rev.error.startswith("reviser"):
+        return "revision_failed"
     if not rev.verified and not keep_unverified:
-        return "unverified"
+        return "verify_failed" if rev.error is not None else "unverified"
     if record.branch is not None and not track.branch and rev.turn_index > record.branch.from_turn:
         return "after_branch"
-    if track.clean_turns(rev.turn_index) is None:
-        return "flagged_prompt"
-    return None
+    return track.prompt_problem(rev.turn_index)
 
 
 def _side_view(turns: Sequence[Message], side: Side) -> list[dict[str, str]]:
@@ -162,9 +186,10 @@ def _side_view(turns: Sequence[Message], side: Side) -> list[dict[str, str]]:
 
 
 def _candidates(record: DialogueRecord) -> list[tuple[Track, Revision]]:
-    """Every revision that is a real change, with the track it belongs to."""
+    """Every revision that is a real change, or whose reviser failed, with the track it belongs to."""
     tracks = [trunk(record), *([b] if (b := branch_track(record)) is not None else [])]
-    return [(t, rev) for t in tracks for rev in t.revisions.values() if is_preference(rev.original, rev.revised)]
+    return [(t, rev) for t in tracks for rev in t.revisions.values()
+            if is_preference(rev.original, rev.revised) or rev.error is not None]
 
 
 def dropped_pairs(record: DialogueRecord, *, keep_unverified: bool) -> Counter[str]:
@@ -232,4 +257,13 @@ def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, 
     was cut or dropped (for the manifest's counts)."""
     sft = build_sft_record(record, job_of(record))
     return {"dropped_pairs": dict(dropped_pairs(record, keep_unverified=keep_unverified)),
-            "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole")}
+            "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole"),
+            "failed_steps": dict(failed_steps(record))}
+
+
+def failed_steps(record: DialogueRecord) -> Counter[str]:
+    """The dialogue's critic, reviser and verifier calls that failed for good (STEPS), trunk and branch."""
+    verdicts = [*record.verdicts, *(record.branch.verdicts if record.branch else [])]
+    revisions = [*record.revisions, *(record.branch.revisions if record.branch else [])]
+    errors = [v.error for v in verdicts] + [r.error for r in revisions]
+    return Counter(e.split(":", 1)[0] for e in errors if e)

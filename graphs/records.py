@@ -48,6 +48,9 @@ class Revision(BaseModel):
     """True when the verifier found none of those principles violated in the revision."""
     remaining: list[str] = Field(default_factory=list)
     """Principle ids the verifier still found violated in the revision."""
+    error: str | None = None
+    """Set when the reviser's (``revised`` is empty) or the verifier's call failed for good: the
+    message names the step. Such a revision is not verified and gives no pair."""
 
 
 class Branch(BaseModel):

@@ -162,8 +162,7 @@ class SelfPlay(CritiqueSteps):
         messages = [*messages, turn]
         update: dict[str, Any] = {"messages": messages, "done": done and side == "A"}
         if self.settings.stop_on_violation and side == job.judged_side and job.target_principles:
-            verdict = await self.agents.critic.judge(job.seed, job.id, messages, len(messages) - 1,
-                                                     self.judged_against(job))
+            verdict = await self.judge_turn(job, messages, len(messages) - 1)
             update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
             if set(verdict.violated) & set(job.target_principles):
                 update["stop_reason"] = "violation"

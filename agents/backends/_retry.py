@@ -196,6 +196,67 @@ def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
+MAX_RAISED_TOKENS = 8192
+"""The stated cap on a raised budget: a re-ask of a cut structured reply never asks for more tokens."""
+
+
+@lru_cache(maxsize=256)
+def reply_room(model: type[BaseModel]) -> int | None:
+    """The most characters a compact JSON reply valid for ``model`` can hold, from the schema's
+    ``maxLength``, ``maxItems`` and enums (a character escaped in JSON counted once); None when a
+    string or list in it is unbounded.
+
+        >>> from pydantic import Field, create_model
+        >>> reply_room(create_model("R", text=(str, Field(max_length=10))))
+        22
+    """
+    schema = json_schema_of(model)
+    return _room(schema, schema)
+
+
+def _room(schema: dict[str, Any], node: dict[str, Any]) -> int | None:
+    if "$ref" in node:
+        node = schema.get("$defs", {}).get(node["$ref"].rsplit("/", 1)[-1], {})
+    if "enum" in node or "const" in node:
+        return max(len(json.dumps(v)) for v in node.get("enum", [node.get("const")]))
+    options = node.get("anyOf") or node.get("oneOf")
+    if options:
+        rooms = [_room(schema, o) for o in options]
+        return None if None in rooms else max(r for r in rooms if r is not None)
+    kind = node.get("type")
+    if kind == "string":
+        return node["maxLength"] + 2 if "maxLength" in node else None
+    if kind == "array":
+        item = _room(schema, node.get("items", {}))
+        return None if item is None or "maxItems" not in node else 2 + node["maxItems"] * (item + 1)
+    if kind == "object" or "properties" in node:
+        total = 2
+        for key, sub in node.get("properties", {}).items():
+            inner = _room(schema, sub)
+            if inner is None:
+                return None
+            total += len(json.dumps(key)) + 2 + inner
+        return total
+    return 24  # a number, a boolean or null
+
+
+def raised_budget(current: int, stage: int, model: type[BaseModel]) -> int:
+    """The token budget for the re-ask of a structured reply cut at ``current`` tokens.
+
+    Double it, and at least give room for the longest reply the schema allows at one token a
+    character (its bounded fields make that finite), so that constrained decoding cannot be cut
+    again; at most four times the stage's budget or that room, whichever is larger, and never more
+    than ``MAX_RAISED_TOKENS``.
+
+        >>> from pydantic import Field, create_model
+        >>> raised_budget(60, 60, create_model("R", text=(str, Field(max_length=500))))
+        512
+    """
+    room = reply_room(model) or 0
+    ceiling = min(max(stage * 4, room), MAX_RAISED_TOKENS)
+    return max(current, min(max(current * 2, room), ceiling))
+
+
 @lru_cache(maxsize=256)
 def format_instruction(model: type[BaseModel], full: bool) -> str:
     """What a structured call tells the model about the reply's shape.
@@ -270,7 +331,8 @@ def reask_messages(messages: list[ChatMessage], reply: str, error: ValidationErr
                    truncated: bool) -> list[ChatMessage]:
     """The conversation for a re-ask: the bad reply and what was wrong with it."""
     if truncated:
-        problem = "Your reply was cut off before the JSON object was complete. Keep every field short."
+        problem = ("Your reply was cut off before the JSON object was complete. Keep every field within its length "
+                   "limit and close the object.")
     elif isinstance(error, ValidationError):
         details = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'object'}: {e['msg']}"

@@ -148,6 +148,8 @@ class Backend(ABC):
         convo: list[ChatMessage] = []
         convo_mode: StructuredMode | None = None
         refused_here = False  # this call was refused a schema the server had accepted before
+        reason: str | None = None  # why the next request is a re-ask
+        room = _retry.reply_room(schema)  # the longest reply the schema allows, in characters
         while True:
             mode: StructuredMode = "reask" if refused_here else support.mode
             if mode != convo_mode:  # first try, or constrained decoding just turned out unsupported
@@ -155,7 +157,8 @@ class Backend(ABC):
                 convo_mode = mode
             json_schema = _retry.json_schema_of(schema) if mode == "json_schema" else None
             try:
-                raw, r, dt = await self._request(convo, cur_params, json_schema, mode, reask)
+                raw, r, dt = await self._request(convo, cur_params, json_schema, mode, reask,
+                                                 {"app.reask_reason": reason, "app.reply_max_chars": room})
             except SchemaUnsupported as exc:
                 if support.configured == "json_schema":
                     raise BackendError(f"the server refuses JSON schemas ({exc}); the config says "
@@ -186,19 +189,23 @@ class Backend(ABC):
                     reasked += 1
                     continue
             if reask >= self.config.reasks:
+                cut = f" (the last cut at its {cur_params.max_tokens}-token budget)" if truncated else ""
                 raise StructuredOutputError(
-                    f"reply did not match {schema.__name__} after {reask + 1} tries: {_short(error)}",
+                    f"reply did not match {schema.__name__} after {reask + 1} tries{cut}: {_short(error)}",
                     raw_text=text, attempts=reask + 1)
             reask += 1
             reasked += 1
             convo = _retry.reask_messages(convo, text, error, truncated)
+            reason = "length" if truncated else "invalid"
             if truncated:
-                # Cut off mid-object: give the retry room, up to 4x the stage's budget.
-                cur_params = cur_params.model_copy(
-                    update={"max_tokens": min(cur_params.max_tokens * 2, params.max_tokens * 4)})
+                # Cut off mid-object: the same budget would be cut the same way. Room for the whole
+                # bounded reply (_retry.raised_budget), recorded on the re-ask's chat span.
+                cur_params = cur_params.model_copy(update={"max_tokens": _retry.raised_budget(
+                    cur_params.max_tokens, params.max_tokens, schema)})
 
     async def _request(self, messages: list[ChatMessage], params: SamplingParams, json_schema: dict[str, Any] | None,
-                       mode: StructuredMode, reask: int) -> tuple[RawCompletion, int, float]:
+                       mode: StructuredMode, reask: int,
+                       extra: dict[str, Any] | None = None) -> tuple[RawCompletion, int, float]:
         """One model request with transient retries; each attempt is a ``chat`` span."""
         elapsed = 0.0
 
@@ -212,7 +219,7 @@ class Backend(ABC):
                 self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
                 t0 = time.perf_counter()
                 try:
-                    with spans.span("chat", self._chat_attributes(params, mode, index, reask)) as s:
+                    with spans.span("chat", self._chat_attributes(params, mode, index, reask, extra)) as s:
                         if spans.content_enabled():
                             s.set("gen_ai.input.messages", messages)
                         raw = await self._generate(messages, params, json_schema)
@@ -237,7 +244,7 @@ class Backend(ABC):
         return raw, retries, elapsed
 
     def _chat_attributes(self, params: SamplingParams, mode: StructuredMode, attempt: int,
-                         reask: int) -> dict[str, Any]:
+                         reask: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": self.provider,
@@ -260,6 +267,9 @@ class Backend(ABC):
         attrs["gen_ai.output.type"] = "text" if mode == "none" else "json"
         if reask:
             attrs["app.reask"] = reask
+        # app.reask_reason: "length" (the last reply was cut at its budget: this request's max_tokens is
+        # raised) or "invalid" (it missed the schema); app.reply_max_chars: the schema's bound on a reply.
+        attrs.update({k: v for k, v in (extra or {}).items() if v is not None})
         return attrs
 
 

@@ -24,10 +24,13 @@ class ScriptedBackend(Backend):
     provider = "scripted"
 
     def __init__(self, responder: Responder, *, model: str = "scripted", delay_s: float = 0.0,
-                 config: BackendConfig | None = None) -> None:
+                 config: BackendConfig | None = None, cut_at_max_tokens: bool = False) -> None:
         super().__init__(config or BackendConfig(kind="embedded", structured_output="json_schema"), model)
         self.responder = responder
         self.delay_s = delay_s
+        self.cut_at_max_tokens = cut_at_max_tokens
+        """Cut a reply longer than ``max_tokens`` characters there (a character standing for a token, the
+        worst case) with ``finish_reason: length``, as a server cuts at the token limit."""
         self.calls: list[list[ChatMessage]] = []
 
     async def _generate(self, messages: list[ChatMessage], params: SamplingParams,
@@ -38,7 +41,9 @@ class ScriptedBackend(Backend):
         reply = self.responder(messages, params, json_schema)
         if asyncio.iscoroutine(reply) or isinstance(reply, Awaitable):
             reply = await reply
-        text = str(reply)
+        text, finish = str(reply), "stop"
+        if self.cut_at_max_tokens and len(text) > params.max_tokens:
+            text, finish = text[:params.max_tokens], "length"
         prompt_words = sum(len(m["content"].split()) for m in messages)
-        return RawCompletion(text=text, usage=TokenUsage(prompt_words, len(text.split())), finish_reason="stop",
+        return RawCompletion(text=text, usage=TokenUsage(prompt_words, len(text.split())), finish_reason=finish,
                              model=self.model)

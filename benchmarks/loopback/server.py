@@ -62,8 +62,11 @@ class FakeOpenAIServer:
                  schema_support: SchemaSupport = "honour", reply_delay_s: float = 0.0,
                  record_requests: bool = True, host: str = "127.0.0.1", port: int = 0,
                  fast_loop: bool = False, prompt_schema: bool = False, api_key: str | None = None,
-                 request_log: str | None = None) -> None:
+                 request_log: str | None = None, cut_at_max_tokens: bool = False) -> None:
         self.model = model
+        self.cut_at_max_tokens = cut_at_max_tokens
+        """Honour each request's ``max_tokens`` as a real server does, a character standing for a token (the
+        worst case): a longer reply is cut there and answered with ``finish_reason: length``."""
         self.reply_text = reply_text
         self.responder = responder
         self.schema_support = schema_support
@@ -356,13 +359,16 @@ class FakeOpenAIServer:
             text = "{}"
         else:
             text = self.reply_text
+        finish = "stop"
+        if self.cut_at_max_tokens and isinstance(body.get("max_tokens"), int) and len(text) > body["max_tokens"]:
+            text, finish = text[:body["max_tokens"]], "length"
         prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         completion_words = len(text.split())
         return 200, {
             "id": f"chatcmpl-{random.getrandbits(48):012x}", "object": "chat.completion",
             "created": int(time.time()), "model": self.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": "stop", "logprobs": None}],
+                         "finish_reason": finish, "logprobs": None}],
             "usage": {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
                       "total_tokens": prompt_words + completion_words},
         }

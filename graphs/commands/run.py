@@ -13,7 +13,7 @@ import asyncio
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -102,6 +102,9 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
         f"{counts.pairs} preference pairs ({counts.verified_pairs} verified), "
         f"{counts.violation_rate:.0%} flagged by the critic, average {counts.avg_turns} turns "
         f"-> {result.run_dir}")
+    left_out = left_out_line(result.manifest.get("counts") or {})
+    if left_out:
+        click.echo(f"sparring: {left_out}", err=True)
     causes = result.manifest["runs"][-1].get("failure_causes") or []
     if causes:
         top = causes[0]
@@ -115,6 +118,28 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
         sys.exit(EXIT_STOPPED)
     if counts.failed:
         sys.exit(EXIT_FAILURES)
+
+
+_DROPPED = {"unverified": "unverified", "flagged_prompt": "a flagged turn in the prompt",
+            "after_branch": "replaced by the branch", "revision_failed": "the reviser failed",
+            "verify_failed": "the verifier failed", "unjudged_prompt": "an unjudged turn in the prompt"}
+
+
+def left_out_line(counts: dict[str, Any]) -> str:
+    """What the training rows left out and why, and the steps that failed, from a manifest's counts;
+    "" when nothing was. A newcomer reading "0 preference pairs" sees the reason here."""
+    parts = []
+    dropped = {k: n for k, n in (counts.get("dropped_pairs") or {}).items() if n}
+    if dropped:
+        parts.append("pairs dropped: " + ", ".join(f"{n} {_DROPPED.get(k, k)}" for k, n in dropped.items()))
+    sft = counts.get("sft_rows") or {}
+    if sft.get("cut") or sft.get("dropped"):
+        parts.append(f"SFT rows: {sft.get('cut', 0)} cut, {sft.get('dropped', 0)} dropped at an unfixed turn")
+    steps = {k: n for k, n in (counts.get("failed_steps") or {}).items() if n}
+    if steps:
+        parts.append("calls failed for good (their turns left out): "
+                     + ", ".join(f"{n} {k}" for k, n in steps.items()))
+    return "; ".join(parts) + ("" if not parts else " (sparring stats RUN_DIR has the details)")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.agents.domain import TurnVerdict, ViolationFinding
 from sparring.agents.persona import END_MARKER, clean_turn
 from sparring.agents.reviser import ReviserAgent
+from sparring.errors import StructuredOutputError
 
 DONE_WORDS = ["done", "Done", "DONE", "dOnE", "done.", "<done", "done>", "[done]", "</done>", "<DONE>", "< done >"]
 words = st.one_of(st.sampled_from(DONE_WORDS), st.sampled_from([END_MARKER]),
@@ -63,6 +65,10 @@ def test_a_revision_is_stored_as_the_reviser_wrote_it(case: tuple[str, str, bool
              {"role": "assistant", "speaker": "B", "name": "AI assistant", "content": "original"}]
     verdict = TurnVerdict(turn_index=1, side="B", violated=["p"], reasoning="r",
                           findings=[ViolationFinding(principle_id="p", evidence="original", severity="minor")])
+    if not said:  # the schema asks for at least one character: an empty revision is re-asked, then fails
+        with pytest.raises(StructuredOutputError, match="at least 1 character"):
+            asyncio.run(reviser.revise(1, "job", turns, verdict, {}))
+        return
     text = asyncio.run(reviser.revise(1, "job", turns, verdict, {}))
     assert text == clean_turn(said)[0]
     if ends:

@@ -33,19 +33,24 @@ def _turn(i: int, tag: str) -> Message:
 
 @st.composite
 def marks(draw: st.DrawFn, indices: list[int]) -> tuple[list[TurnVerdict], list[Revision]]:
-    """For each judged turn: clean, or flagged with a revision that is verified or not (or no real change)."""
+    """For each judged turn: clean, unjudged (the critic's call failed), or flagged with a revision that is
+    verified or not (or no real change, or whose reviser's or verifier's call failed)."""
     verdicts, revisions = [], []
     for i in indices:
-        fate = draw(st.sampled_from(["clean", "clean", "fixed", "unverified", "unchanged"]))
+        fate = draw(st.sampled_from(["clean", "clean", "fixed", "unverified", "unchanged", "unjudged",
+                                     "revision_failed", "verify_failed"]))
         side = "A" if i % 2 == 0 else "B"
-        flagged = fate != "clean"
+        flagged = fate not in ("clean", "unjudged")
         verdicts.append(TurnVerdict(turn_index=i, side=side, violated=[PID] if flagged else [], reasoning="r",
                                     findings=[ViolationFinding(principle_id=PID, evidence="e", severity="minor")]
-                                    if flagged else []))
+                                    if flagged else [],
+                                    error="critic: StructuredOutputError: cut" if fate == "unjudged" else None))
         if flagged:
             revisions.append(Revision(turn_index=i, original="", revised="", principle_ids=[PID],
                                       verified=fate == "fixed"))
-            revisions[-1].revised = "" if fate == "unchanged" else f"revision of turn {i}"
+            revisions[-1].revised = "" if fate in ("unchanged", "revision_failed") else f"revision of turn {i}"
+            if fate.endswith("_failed"):
+                revisions[-1].error = f"{fate.split('_')[0].replace('revision', 'reviser')}: BackendError: x"
     return verdicts, revisions
 
 
@@ -85,10 +90,13 @@ def job_of(record: DialogueRecord) -> DialogueJob:
 
 
 def unfixed_texts(record: DialogueRecord) -> set[str]:
-    """Every flagged turn as spoken: none of these may reach a trainer, except as a pair's rejected side."""
+    """Every flagged or unjudged turn as spoken: none of these may reach a trainer, except a flagged one as a
+    pair's rejected side."""
     out = {r.original for r in record.revisions}
+    out |= {record.messages[v.turn_index].content for v in record.verdicts if v.error}
     if record.branch is not None:
         out |= {r.original for r in record.branch.revisions}
+        out |= {record.branch.messages[v.turn_index].content for v in record.branch.verdicts if v.error}
     return out
 
 
@@ -111,7 +119,7 @@ def test_no_flagged_turn_reaches_a_trainer_unless_replaced_by_its_verified_revis
             assert pair.from_branch or pair.turn_index == record.branch.from_turn
         row = pair.model_dump(mode="json")
         assert validate_pair_against_dialogue(row, dialogue, include_unverified=keep_unverified) == []
-    candidates = sum(is_preference(r.original, r.revised)
+    candidates = sum(is_preference(r.original, r.revised) or r.error is not None
                      for r in [*record.revisions, *(record.branch.revisions if record.branch else [])])
     assert len(pairs) + sum(dropped_pairs(record, keep_unverified=keep_unverified).values()) == candidates
 

@@ -246,3 +246,69 @@ def test_schema_support_is_decided_only_by_clear_evidence(kinds: list[str]) -> N
         in_a_row = in_a_row + 1 if kind in ("cut", "prose") else 0
     dropped = any(not with_schema for with_schema, _ in sent)
     assert dropped == (backend.structured_mode_label() == "reask")
+
+
+# -- a reply cut at the token limit ------------------------------------------------------------
+
+def bounded_model(*limits: int) -> type[BaseModel]:
+    from pydantic import create_model
+
+    return create_model("Bounded", **{f"f{i}": (str, Field(max_length=n)) for i, n in enumerate(limits)})
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(1, 400), min_size=1, max_size=4), st.integers(1, 300), st.data())
+def test_a_cut_structured_reply_gets_room_for_the_whole_schema(limits: list[int], budget: int,
+                                                               data: st.DataObject) -> None:
+    """Whatever the stage's budget, a model that writes any reply the schema allows (cut at the budget, a
+    character a token: the worst case) is answered on the re-ask at the latest: the re-ask's budget is raised
+    to room for the longest valid reply, within the stated cap."""
+    import asyncio
+
+    from sparring.agents.backends import _retry
+    from sparring.traces import spans
+    from sparring.traces.sinks import ListSpanSink
+
+    model = bounded_model(*limits)
+    letters = st.characters(codec="ascii", exclude_categories=["Cc"], exclude_characters='"\\')
+    reply = json.dumps({f"f{i}": data.draw(st.text(letters, max_size=n), label=f"f{i}") for i, n in enumerate(limits)},
+                       separators=(",", ":"))
+    backend = ScriptedBackend(lambda m, p, s: reply, cut_at_max_tokens=True,
+                              config=BackendConfig(structured_output="json_schema", reasks=1))
+    params = SamplingParams(temperature=0.0, max_tokens=budget)
+    captured = ListSpanSink()
+    with spans.use_tracer(spans.Tracer([captured])):
+        result = asyncio.run(backend.complete(ASK, params, model))
+    assert result.parsed is not None and result.text == reply
+    chats = [s.to_dict() for s in captured if s.name == "chat"]
+    assert len(chats) == (1 if len(reply) <= budget else 2)
+    if len(chats) == 2:
+        first, second = (c["attributes"] for c in chats)
+        assert first["gen_ai.response.finish_reasons"] == ["length"]
+        assert second["app.reask_reason"] == "length"
+        assert second["gen_ai.request.max_tokens"] == _retry.raised_budget(budget, budget, model)
+        assert budget < second["gen_ai.request.max_tokens"] <= max(_retry.MAX_RAISED_TOKENS, budget)
+        assert second["app.reply_max_chars"] == _retry.reply_room(model) >= len(reply)
+
+
+def test_the_raised_budget_is_bounded() -> None:
+    from sparring.agents.backends import _retry
+
+    small, huge = bounded_model(100), bounded_model(20000)
+    assert _retry.raised_budget(10, 10, small) == _retry.reply_room(small) == 110
+    assert _retry.raised_budget(500, 500, small) == 1000  # room already: doubled all the same
+    assert _retry.raised_budget(1000, 1000, huge) == _retry.MAX_RAISED_TOKENS
+    # A schema with an unbounded string: doubled, up to 4x the stage's budget.
+    assert _retry.raised_budget(100, 100, Judgement) == 200
+    assert _retry.raised_budget(400, 100, Judgement) == 400
+
+
+async def test_an_empty_revision_misses_the_schema() -> None:
+    from sparring.agents.reviser import revision_schema
+
+    schema = revision_schema(500)
+    assert schema.model_json_schema()["properties"]["revision"] | {"title": ""} == {
+        "type": "string", "minLength": 1, "maxLength": 500, "title": ""}
+    script = Script('{"revision": ""}', '{"revision": "fixed"}')
+    result = await scripted(script, structured_output="json_schema").complete(ASK, PARAMS, schema)
+    assert result.parsed.revision == "fixed" and result.retries == 1  # type: ignore[attr-defined]

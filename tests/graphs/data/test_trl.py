@@ -90,3 +90,42 @@ def test_sft_export_through_trl(run_dir: Path, tmp_path: Path) -> None:
                          train_dataset=dataset, processing_class=tokenizer)
     assert "input_ids" in trainer.train_dataset.column_names
     assert trainer.train().training_loss > 0
+
+
+def check_trl_preference_rows(path: Path) -> int:
+    """Every row of a run's preferences.jsonl (there may be none) loads with ``datasets``, is TRL
+    conversational preference data and renders with the embedded model's own chat template. Returns
+    how many rows were checked."""
+    from datasets import load_dataset
+    from transformers import AutoTokenizer
+    from trl.data_utils import apply_chat_template, is_conversational
+
+    from sparring.agents.backends.embedded import ensure_model
+
+    if not path.exists() or not path.read_text().strip():
+        return 0
+    ds = load_dataset("json", data_files=str(path), split="train")
+    assert {"prompt", "chosen", "rejected"} <= set(ds.column_names)
+    tokenizer = AutoTokenizer.from_pretrained(ensure_model())
+    for example in ds:
+        assert is_conversational(example)
+        assert example["prompt"][0]["role"] == "system"
+        assert example["chosen"][0]["role"] == example["rejected"][0]["role"] == "assistant"
+        assert example["chosen"][0]["content"] != example["rejected"][0]["content"]
+        rendered = apply_chat_template(example, tokenizer)
+        assert set(rendered) >= {"prompt", "chosen", "rejected"}
+        assert rendered["prompt"].endswith("<|im_start|>assistant\n")
+    return len(ds)
+
+
+def test_a_run_over_http_gives_rows_the_embedded_models_template_renders(tmp_path: Path) -> None:
+    """A run against the loopback server (canned replies: every dialogue has a flagged turn, revised and
+    verified) as users start it; its pairs render with the embedded model's chat template."""
+    from tests.cli import run_cli
+    from tests.graphs.loopback_run import canned_server, write_config
+
+    with canned_server() as server:
+        config = write_config(tmp_path, server.base_url, dialogues=4, concurrency=2, max_turns=4)
+        result = run_cli("run", str(config), "--out", str(tmp_path / "run"), "-q", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert check_trl_preference_rows(tmp_path / "run" / "preferences.jsonl") >= 4
