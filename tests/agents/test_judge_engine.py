@@ -9,12 +9,13 @@ from sparring.agents.backends import Backend
 from sparring.agents.judge import JudgeAgent, JudgeConfig
 from sparring.graphs.config import StageSampling
 from tests.agents.test_judge import DIALOGUE, SCENARIO
+from tests.engines import seeded
 
 
 @pytest.mark.engine
 async def test_judge_scores_with_logprobs_on_the_embedded_engine(embedded_backend: Backend) -> None:
     judge = JudgeAgent(embedded_backend, StageSampling().judge, JudgeConfig(criteria=("coherence", "naturalness")))
-    result = await judge.score(1, "engine-judge", SCENARIO, "find out why the cat sneezes", DIALOGUE)
+    result = await judge.score(seeded(1), "engine-judge", SCENARIO, "find out why the cat sneezes", DIALOGUE)
     assert judge.logprobs_supported is True
     assert result.method == "logprobs"
     assert result.scores, "no rating could be read from the model's replies"

@@ -10,23 +10,24 @@ from pathlib import Path
 import pytest
 
 from tests.cli import run_cli
+from tests.engines import seeded
 
 pytestmark = pytest.mark.engine
 
-CONFIG = """
+CONFIG = f"""
 name: quiet
-seed: 3
+seed: {seeded(3)}
 concurrency: 2
-report: {embeddings: false}
-principles: {sets: [quickstart]}
-dialogue: {mode: assistant, max_turns: 2}
-jobs: {dialogues_per_scenario: 1, principles_per_dialogue: 1}
+report: {{embeddings: false}}
+principles: {{sets: [quickstart]}}
+dialogue: {{mode: assistant, max_turns: 2}}
+jobs: {{dialogues_per_scenario: 1, principles_per_dialogue: 1}}
 sampling:
-  planner: {max_tokens: 200}
-  persona: {max_tokens: 40}
-  critic: {max_tokens: 200}
-  reviser: {max_tokens: 60}
-  verifier: {max_tokens: 200}
+  planner: {{max_tokens: 200}}
+  persona: {{max_tokens: 40}}
+  critic: {{max_tokens: 200}}
+  reviser: {{max_tokens: 60}}
+  verifier: {{max_tokens: 200}}
 scenarios:
   - topic: travel
     personas: ["Ines: a commuter whose train was cancelled", "a rail agent: knows refunds"]

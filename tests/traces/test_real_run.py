@@ -13,13 +13,14 @@ from sparring.graphs.config import RunConfig
 from sparring.graphs.pipeline import execute
 from sparring.graphs.run_request import RunRequest
 from sparring.graphs.store import TRACES, iter_jsonl
+from tests.engines import seeded
 from tests.traces.scripted_run import principles, scenarios
 
 # Two turns, short persona turns: the point is the trace, not the text. The structured stages keep
 # their default budgets: a budget below what the schema needs truncates the JSON, and each re-ask
 # then costs more tokens than the budget saved.
 TINY: dict[str, Any] = {
-    "seed": 3, "concurrency": 2,
+    "seed": seeded(3), "concurrency": 2,
     "dialogue": {"max_turns": 2, "characteristics": []},
     "jobs": {"dialogues_per_scenario": 1, "principles_per_dialogue": 1},
     "sampling": {"persona": {"max_tokens": 40, "repetition_penalty": 1.15}},

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from sparring.agents.backends import Backend, BackendConfig, SamplingParams, create_backend
 from sparring.errors import BackendError, TransientBackendError
 from sparring.graphs.doctor import diagnose
-from tests.engines import VLLMServer
+from tests.engines import VLLMServer, seeded
 
 pytestmark = pytest.mark.server
 
@@ -35,7 +35,7 @@ async def backend(vllm_server: VLLMServer, transport: str) -> AsyncIterator[Back
 async def test_plain_completion_with_logprobs(backend: Backend, vllm_server: VLLMServer) -> None:
     result = await backend.complete(
         [{"role": "user", "content": "Name one colour of the rainbow."}],
-        SamplingParams(temperature=0.0, max_tokens=12, seed=3, logprobs=2))
+        SamplingParams(temperature=0.0, max_tokens=12, seed=seeded(3), logprobs=2))
     assert result.text.strip()
     assert 1 <= result.usage.completion_tokens <= 12 and result.usage.prompt_tokens > 5
     assert result.finish_reason in ("stop", "length")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from sparring.agents.backends import Backend, SamplingParams
 from sparring.agents.backends.embedded import MODEL_NAME
+from tests.engines import seeded
 
 pytestmark = pytest.mark.engine
 
@@ -28,7 +29,7 @@ async def test_plain_completion(embedded_backend: Backend) -> None:
     result = await embedded_backend.complete(
         [{"role": "system", "content": "You are a helpful assistant."},
          {"role": "user", "content": "Name one colour of the rainbow."}],
-        SamplingParams(temperature=0.0, max_tokens=16, seed=1))
+        SamplingParams(temperature=0.0, max_tokens=16, seed=seeded(1)))
     assert result.text.strip()
     assert 1 <= result.usage.completion_tokens <= 16
     assert result.usage.prompt_tokens > 10  # the chat template was applied
@@ -45,7 +46,7 @@ async def test_schema_constrained_completions_validate(embedded_backend: Backend
     results = await asyncio.gather(*(
         embedded_backend.complete(
             [{"role": "user", "content": f"Give facts about {name} as JSON."}],
-            SamplingParams(temperature=0.0, max_tokens=96, seed=i), CityFact)
+            SamplingParams(temperature=0.0, max_tokens=96, seed=seeded(i)), CityFact)
         for i, name in enumerate(prompts)))
     for result in results:
         assert isinstance(result.parsed, CityFact)
