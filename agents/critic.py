@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, create_model
 
 from . import prompts
-from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion, transcript
+from .agent_calls import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion, transcript
 from .backends.base import Backend
 from .backends.messages import ChatMessage, SamplingParams
 from .domain import CritiqueOutput, Severity, Side, TurnVerdict, ViolationFinding, bounded, bounded_list

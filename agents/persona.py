@@ -14,7 +14,7 @@ from typing import Any
 from sparring.errors import EmptyTurnError
 
 from . import prompts
-from ._common import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion
+from .agent_calls import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
 from .domain import DialogueJob, PlanOutput, Side, other_side

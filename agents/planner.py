@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from . import prompts
-from ._common import PrincipleLike, call_agent, derive_seed, principle_lines
+from .agent_calls import PrincipleLike, call_agent, derive_seed, principle_lines
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
 from .domain import (

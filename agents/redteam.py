@@ -22,7 +22,7 @@ from pydantic import BaseModel, create_model
 from sparring.errors import EmptyTurnError
 
 from . import prompts
-from ._common import PrincipleLike, agent_span, call_agent, derive_seed, principle_lines, record_completion
+from .agent_calls import PrincipleLike, agent_span, call_agent, derive_seed, principle_lines, record_completion
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
 from .domain import DialogueJob, PlanOutput

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, create_model
 
 from . import prompts
-from ._common import PrincipleLike, call_agent, derive_seed, transcript
+from .agent_calls import PrincipleLike, call_agent, derive_seed, transcript
 from .backends.base import Backend
 from .backends.messages import ChatMessage, SamplingParams
 from .domain import RevisionOutput, TurnVerdict, bounded

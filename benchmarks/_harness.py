@@ -93,7 +93,7 @@ def time_post_run() -> list[float]:
     accumulator: [CPU seconds, wall seconds]."""
     import time
 
-    from sparring.graphs import pipeline
+    from sparring.graphs.runtime import pipeline
 
     spent = [0.0, 0.0]
 
@@ -114,7 +114,7 @@ def time_post_run() -> list[float]:
 
 def skip_post_run() -> None:
     """No end-of-run statistics and report (their embedding model would dominate a memory figure)."""
-    from sparring.graphs import pipeline
+    from sparring.graphs.runtime import pipeline
 
     pipeline._write_stats = lambda *args, **kwargs: None
     pipeline.write_report_quietly = lambda *args, **kwargs: None

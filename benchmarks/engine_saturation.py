@@ -42,8 +42,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
 from sparring.agents.backends import BackendConfig, create_backend  # noqa: E402
-from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.run_request import request_from_config  # noqa: E402
+from sparring.graphs.runtime.pipeline import execute  # noqa: E402
+from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
 
 WORDS = ("the customer asked about savings accounts interest rates and how long the money "
          "would be locked before it could be withdrawn without a penalty ").split()

@@ -27,8 +27,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.* (sparring is installed)
 
 from benchmarks._harness import loopback_server, run_figures, server_stats, skip_post_run, write_config  # noqa: E402
-from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.run_request import request_from_config  # noqa: E402
+from sparring.graphs.runtime.pipeline import execute  # noqa: E402
+from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
 
 MIB = 1024 * 1024
 

@@ -32,8 +32,8 @@ from benchmarks._router import (  # noqa: E402
     router_executable,
     vllm_router,
 )
-from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.run_request import request_from_config  # noqa: E402
+from sparring.graphs.runtime.pipeline import execute  # noqa: E402
+from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
 
 
 def run(folder: Path, base_url: str, args: argparse.Namespace, name: str) -> tuple[float, float, int]:

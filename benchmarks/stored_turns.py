@@ -30,8 +30,8 @@ import yaml  # noqa: E402
 import sparring  # noqa: E402
 from benchmarks.loopback import FakeOpenAIServer  # noqa: E402
 from benchmarks.loopback.canned import agent_reply  # noqa: E402
-from sparring.graphs.pipeline import execute  # noqa: E402
-from sparring.graphs.run_request import request_from_config  # noqa: E402
+from sparring.graphs.runtime.pipeline import execute  # noqa: E402
+from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
 
 MARKER = "<done>"
 OPENINGS = ["Have you done the blood test yet?", "DONE deal, I will call them tomorrow.", "Done.",

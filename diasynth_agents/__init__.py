@@ -6,12 +6,12 @@ loads on the first deduplication.
 """
 
 from .characteristics import TABLE_11, Characteristic
-from .config import DEFAULT_DEDUP_THRESHOLD, DiaSynthConfig
 from .counts import Counts, expected_counts
 from .dedup import DedupResult, Duplicate, Embedder, dedup, default_embedder
+from .diasynth_config import DEFAULT_DEDUP_THRESHOLD, DiaSynthConfig
+from .expansion_report import ExpansionReport, ListReport
 from .fewshot import FewShotExample, FewShotPool, load_pool
 from .personas import generate_personas
-from .report import ExpansionReport, ListReport
 from .subtopics import generate_subtopics
 from .summaries import summarization_rows, summarize
 

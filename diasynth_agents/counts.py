@@ -10,7 +10,7 @@ from math import comb
 
 from pydantic import BaseModel, ConfigDict
 
-from .config import DiaSynthConfig
+from .diasynth_config import DiaSynthConfig
 
 
 class Counts(BaseModel):

@@ -7,12 +7,12 @@ from functools import lru_cache
 
 from pydantic import BaseModel, Field, create_model
 
-from sparring.agents._common import call_agent, derive_seed
+from sparring.agents.agent_calls import call_agent, derive_seed
 from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
 from sparring.agents.domain import Persona
 
 from .dedup import Embedder
-from .report import DroppedItem, ListReport
+from .expansion_report import DroppedItem, ListReport
 from .subtopics import avoid_block
 from .templates import render
 from .text import clean_item, normalize

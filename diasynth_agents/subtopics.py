@@ -7,11 +7,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, create_model
 
-from sparring.agents._common import call_agent, derive_seed
+from sparring.agents.agent_calls import call_agent, derive_seed
 from sparring.agents.backends import ChatBackend, ChatMessage, SamplingParams
 
 from .dedup import Embedder
-from .report import DroppedItem, ListReport
+from .expansion_report import DroppedItem, ListReport
 from .templates import render
 from .text import clean_item, normalize
 from .topup import generate_distinct

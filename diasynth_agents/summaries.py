@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sparring.agents._common import call_agent, transcript
+from sparring.agents.agent_calls import call_agent, transcript
 from sparring.agents.backends import Backend, ChatMessage, SamplingParams
 
 from .templates import render

@@ -9,7 +9,7 @@ from typing import TypeVar
 from sparring.errors import BackendError
 
 from .dedup import Embedder, dedup
-from .report import DroppedItem, ListReport
+from .expansion_report import DroppedItem, ListReport
 
 T = TypeVar("T")
 

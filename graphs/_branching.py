@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command
 
-from sparring.agents._common import PrincipleLike
+from sparring.agents.agent_calls import PrincipleLike
 from sparring.agents.domain import DialogueJob, Side, TurnVerdict
 from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sparring.agents.judge import JudgeConfig
+from sparring.agents.geval_judge import JudgeConfig
 from sparring.diasynth_agents.characteristics import Characteristic, CharacteristicList, defaults_for
 from sparring.diasynth_agents.fewshot import FewShotPaths
 

@@ -10,7 +10,7 @@ and ``roles:`` (role -> backend name). A role not named under ``roles:`` uses th
       target:  {kind: openai_compat, base_url: http://policy:8000/v1, model: my-org/policy-7b}
     roles: {side_b: target}
 
-Everything here reads a config; the started backends are ``graphs.role_backends``.
+Everything here reads a config; the started backends are ``graphs.runtime.role_backends``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from sparring.agents.backends.config import BackendConfig
+from sparring.agents.backends.backend_config import BackendConfig
 from sparring.principles.yamlfile import error_at
 
 if TYPE_CHECKING:
-    from .config import RunConfig
+    from .run_config import RunConfig
 
 __all__ = ["DEFAULT", "ROLES", "Role", "RolesConfig", "backends_in_use", "check_backends", "models_by_role",
            "named_backends", "role_backends", "roles_in_use"]

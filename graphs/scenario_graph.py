@@ -28,13 +28,13 @@ from typing_extensions import TypedDict
 
 from sparring.agents.backends import ChatBackend
 from sparring.agents.domain import Persona, Scenario, derive_seed
-from sparring.diasynth_agents.config import DiaSynthConfig
 from sparring.diasynth_agents.counts import Counts, expected_counts, pairs_per_subtopic
 from sparring.diasynth_agents.dedup import Embedder
+from sparring.diasynth_agents.diasynth_config import DiaSynthConfig
+from sparring.diasynth_agents.expansion_report import ExpansionReport, ListReport
 from sparring.diasynth_agents.personas import generate_personas
-from sparring.diasynth_agents.report import ExpansionReport, ListReport
 from sparring.diasynth_agents.subtopics import generate_subtopics
-from sparring.graphs.config import StageSampling
+from sparring.graphs.run_config import StageSampling
 from sparring.traces import spans
 
 

@@ -27,12 +27,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
 from typing_extensions import TypedDict
 
-from sparring.agents._common import PrincipleLike, derive_seed
+from sparring.agents.agent_calls import PrincipleLike, derive_seed
 from sparring.agents.backends.base import Backend
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.critic import CriticAgent
 from sparring.agents.domain import DialogueJob, PlanOutput, Side
-from sparring.agents.judge import JudgeAgent
+from sparring.agents.geval_judge import JudgeAgent
 from sparring.agents.persona import PersonaAgent, turn_line
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.redteam import RedTeamAgents, Strategy, attacker_prompt

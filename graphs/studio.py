@@ -23,8 +23,8 @@ from typing import Any
 from sparring.agents.backends import Backend
 from sparring.errors import InputError
 
-from .role_backends import RoleBackends
-from .run_request import RunRequest, iter_jobs, request_from_config
+from .runtime.role_backends import RoleBackends
+from .runtime.run_request import RunRequest, iter_jobs, request_from_config
 from .wiring import make_selfplay
 
 __all__ = ["CONFIG_ENV", "graph"]

@@ -6,17 +6,17 @@ from __future__ import annotations
 from sparring.agents.backends import Backend
 from sparring.agents.critic import CriticAgent
 from sparring.agents.domain import DialogueJob
-from sparring.agents.judge import JudgeAgent
+from sparring.agents.geval_judge import JudgeAgent
 from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.redteam import AttackPlanner, RedTeamAgents, TargetAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.diasynth_agents.fewshot import style_instruction
 
-from .config import RunConfig
-from .role_backends import RoleBackends
 from .roles import models_by_role
-from .run_request import RunRequest
+from .run_config import RunConfig
+from .runtime.role_backends import RoleBackends
+from .runtime.run_request import RunRequest
 from .selfplay import SelfPlay, SelfPlayAgents
 
 

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sparring._api import arun, build_graph, run
     from sparring._records import RunRecords, load_run
-    from sparring.graphs.config import RunConfig
-    from sparring.graphs.pipeline import RunResult
+    from sparring.graphs.run_config import RunConfig
+    from sparring.graphs.runtime.run_result import RunResult
 
 __all__ = ["RunConfig", "RunRecords", "RunResult", "arun", "build_graph", "load_run", "run"]
 
 _HOMES = {
     "run": "sparring._api", "arun": "sparring._api", "build_graph": "sparring._api",
     "load_run": "sparring._records", "RunRecords": "sparring._records",
-    "RunConfig": "sparring.graphs.config", "RunResult": "sparring.graphs.pipeline",
+    "RunConfig": "sparring.graphs.run_config", "RunResult": "sparring.graphs.runtime.run_result",
 }
 
 

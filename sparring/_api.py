@@ -17,11 +17,12 @@ from typing import Any
 
 from sparring.agents.backends import Backend, ChatMessage, SamplingParams, create_backend
 from sparring.agents.backends.messages import RawCompletion
-from sparring.graphs.config import Overrides, RunConfig
-from sparring.graphs.pipeline import RunResult, execute
-from sparring.graphs.progress import Progress
-from sparring.graphs.role_backends import RoleBackends
-from sparring.graphs.run_request import request_for_run, request_from_config
+from sparring.graphs.run_config import Overrides, RunConfig
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.progress import Progress
+from sparring.graphs.runtime.role_backends import RoleBackends
+from sparring.graphs.runtime.run_request import request_for_run, request_from_config
+from sparring.graphs.runtime.run_result import RunResult
 from sparring.graphs.wiring import make_selfplay
 
 __all__ = ["arun", "build_graph", "run"]
@@ -119,7 +120,7 @@ def build_graph(config: ConfigLike, *, overrides: Overrides | None = None, check
     """The compiled LangGraph self-play graph of ``config``: one dialogue per invocation.
 
     Its input is ``{"job": job}`` with a dialogue job as JSON (``DialogueJob.model_dump(mode="json")``;
-    ``sparring.graphs.run_request.iter_jobs`` lists a config's jobs); its output, the dialogue's
+    ``sparring.graphs.runtime.run_request.iter_jobs`` lists a config's jobs); its output, the dialogue's
     state (plan, messages, verdicts, revisions). Each backend the config uses (``backend:``, or
     ``backends:`` and ``roles:``) starts on its first model call and is closed when that call's event
     loop shuts down (started again in the next one). No checkpointer
@@ -128,7 +129,7 @@ def build_graph(config: ConfigLike, *, overrides: Overrides | None = None, check
 
     Example::
 
-        from sparring.graphs.run_request import iter_jobs, request_from_config
+        from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 
         graph = sparring.build_graph("examples/quickstart.yaml")
         print(graph.get_graph().draw_mermaid())

@@ -13,7 +13,7 @@ from sparring.errors import InputError
 from sparring.graphs.data.rundata import Row
 from sparring.graphs.data.rundata import load_run as read_run_dir
 from sparring.graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
-from sparring.graphs.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, STATS
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, STATS
 
 if TYPE_CHECKING:
     import datasets

@@ -19,7 +19,7 @@ import yaml
 
 import sparring
 from sparring.errors import InputError
-from sparring.graphs.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, iter_jsonl
 from tests.graphs.loopback_run import canned_server, check_complete, expected_ids, write_config
 
 
@@ -66,7 +66,7 @@ def test_run_takes_a_str_path_and_load_run_reads_typed_rows_equal_to_the_files(t
 
 
 def test_run_takes_a_dict_with_overrides_and_a_runconfig_built_in_code(tmp_path: Path) -> None:
-    from sparring.agents.backends.config import BackendConfig, RetryConfig
+    from sparring.agents.backends.backend_config import BackendConfig, RetryConfig
     from sparring.graphs.jobs import JobsConfig, ScenarioSpec
 
     with canned_server() as server:
@@ -165,7 +165,7 @@ async def test_build_graph_is_invoked_on_one_job_drawn_and_embedded_as_a_subgrap
     from langgraph.graph.state import CompiledStateGraph
     from typing_extensions import TypedDict
 
-    from sparring.graphs.run_request import iter_jobs, request_from_config
+    from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 
     with canned_server() as server:
         config = write_config(tmp_path, server.base_url, dialogues=4, concurrency=1)
@@ -219,7 +219,7 @@ def test_import_sparring_and_the_cli_help_load_no_heavy_library(statement: str, 
 
 def test_a_config_with_yaml_text_and_a_path_agree(tmp_path: Path) -> None:
     """A dict read from the YAML file and the file itself make the same jobs (one config, three spellings)."""
-    from sparring.graphs.run_request import iter_jobs, request_from_config
+    from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 
     config = write_config(tmp_path, "http://127.0.0.1:9/v1", dialogues=4, concurrency=1)
     data = yaml.safe_load(config.read_text())
@@ -233,7 +233,7 @@ TWO_LOOPS = """
 import asyncio, sys
 from pathlib import Path
 import sparring
-from sparring.graphs.run_request import iter_jobs, request_from_config
+from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 from tests.graphs.loopback_run import canned_server, write_config
 
 with canned_server() as server:

@@ -108,9 +108,9 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> 
 
 def test_the_config_of_a_run_written_before_continues_it(tmp_path: Path) -> None:
     """``sparring run CONFIG`` into that directory finds the same fingerprint: config keys added
-    since then, left at their default, do not change it (graphs.manifest.ADDED_LATER)."""
-    from sparring.graphs.manifest import fingerprint
-    from sparring.graphs.run_request import request_from_config
+    since then, left at their default, do not change it (graphs.runtime.manifest.ADDED_LATER)."""
+    from sparring.graphs.runtime.manifest import fingerprint
+    from sparring.graphs.runtime.run_request import request_from_config
 
     manifest = json.loads((FIXTURE / "pre_namespace_run" / "manifest.json").read_text())
     request = request_from_config(FIXTURE / "pre_namespace_run.config.yaml")

@@ -6,8 +6,8 @@ SDKs (vllm, torch, transformers) only when started.
 
 from __future__ import annotations
 
+from .backend_config import BackendConfig, BackendKind, RetryConfig
 from .base import Backend
-from .config import BackendConfig, BackendKind, RetryConfig
 from .messages import ChatBackend, ChatMessage, Completion, SamplingParams, TokenUsage
 
 __all__ = ["Backend", "BackendConfig", "BackendKind", "ChatBackend", "ChatMessage", "Completion", "RetryConfig",

@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 
 from sparring.errors import TransientBackendError
 
-from .config import RetryConfig
+from .backend_config import RetryConfig
 from .messages import ChatMessage, RawCompletion
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)

@@ -23,7 +23,7 @@ from sparring.traces import spans
 
 from . import _retry
 from ._slots import FairSlots
-from .config import BackendConfig
+from .backend_config import BackendConfig
 from .messages import ChatMessage, Completion, RawCompletion, SamplingParams, StructuredMode, TokenUsage
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sparring.errors import BackendError
 
-from .config import EMBEDDED_MODEL, BackendConfig
+from .backend_config import EMBEDDED_MODEL, BackendConfig
 from .vllm_engine import VLLMBackend
 
 MODEL_NAME = EMBEDDED_MODEL

@@ -32,8 +32,8 @@ from sparring.errors import BackendError, InputError, SchemaUnsupported, Transie
 from sparring.redaction import looks_like_key, redact_url, scrub
 
 from ._openai_wire import DirectChatPath, httpx_module
+from .backend_config import BackendConfig
 from .base import Backend
-from .config import BackendConfig
 from .messages import ChatMessage, RawCompletion, SamplingParams, TokenLogprob, TokenUsage
 from .session import current_session
 

@@ -30,7 +30,7 @@ from typing import Any
 from sparring.errors import BackendUnavailable
 from sparring.redaction import redact_url, scrub
 
-from .config import BackendConfig
+from .backend_config import BackendConfig
 from .openai_compat import api_key, error_message
 
 __all__ = ["PROBE_TIMEOUT_S", "ProbeResult", "probe_backends"]

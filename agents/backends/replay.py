@@ -34,8 +34,8 @@ from typing import Any
 from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch, SchemaUnsupported, TransientBackendError
 from sparring.traces import spans as tracing
 
+from .backend_config import BackendConfig
 from .base import Backend
-from .config import BackendConfig
 from .messages import ChatMessage, RawCompletion, SamplingParams, TokenUsage
 
 

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .backend_config import BackendConfig
 from .base import Backend
-from .config import BackendConfig
 from .messages import ChatMessage, RawCompletion, SamplingParams, TokenUsage
 
 Responder = Callable[[list[ChatMessage], SamplingParams, "dict[str, Any] | None"], "str | Awaitable[str]"]

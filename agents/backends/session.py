@@ -1,7 +1,7 @@
 """The session a model request belongs to: one dialogue, whichever role asks.
 
 The runner opens a session around each dialogue (its id is the dialogue's
-conversation id, ``graphs.manifest.session_id``: constant for the dialogue,
+conversation id, ``graphs.runtime.manifest.session_id``: constant for the dialogue,
 unique across runs); ``openai_compat`` sends it in the backend's
 ``session_header`` on every request made inside it, so a router with session
 affinity keeps the dialogue on one replica. A context variable carries it, as

@@ -14,8 +14,8 @@ from typing import Any
 
 from sparring.errors import BackendError, SchemaUnsupported
 
+from .backend_config import BackendConfig
 from .base import Backend
-from .config import BackendConfig
 from .messages import ChatMessage, RawCompletion, SamplingParams, TokenLogprob, TokenUsage
 
 INSTALL_HINT = ("vLLM is not installed. On a CPU machine: pip install 'sparring[cpu]' "

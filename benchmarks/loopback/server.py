@@ -106,7 +106,7 @@ class FakeOpenAIServer:
 
     def backend_config(self, **overrides: Any) -> Any:
         """A ``BackendConfig`` for ``openai_compat`` pointed at this server."""
-        from sparring.agents.backends.config import BackendConfig
+        from sparring.agents.backends.backend_config import BackendConfig
 
         return BackendConfig(**{"kind": "openai_compat", "base_url": self.base_url, "model": self.model,
                                 **self.backend_defaults, **overrides})

@@ -50,9 +50,9 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     as a run judges it: against every principle of the set; the critic flags it when it names the
     turn's principle among the violations. Turns are judged concurrently, up to the backend's
     max_in_flight."""
-    from sparring.graphs.config import load_config, load_config_with_lines
-    from sparring.graphs.data.calibration import calibrate_specs, critic_spec, select_items
-    from sparring.graphs.runlock import RunDirLock
+    from sparring.graphs.commands.critic_calibration import calibrate_specs, critic_spec, select_items
+    from sparring.graphs.run_config import load_config, load_config_with_lines
+    from sparring.graphs.runtime.runlock import RunDirLock
     from sparring.principles.labelled import builtin_items, check_principle_ids, load_items_file
     from sparring.principles.loader import builtin_constitution
 
@@ -100,9 +100,9 @@ def _names(config: Path | None, compare: Path | None, overridden: bool) -> list[
 
 
 def _write(document: dict[str, Any], target: Path) -> Path:
-    from sparring.graphs.data.calibration import write_calibration
-    from sparring.graphs.reporting import write_report_quietly
-    from sparring.graphs.store import MANIFEST
+    from sparring.graphs.commands.critic_calibration import write_calibration
+    from sparring.graphs.runtime.reporting import write_report_quietly
+    from sparring.graphs.runtime.store import MANIFEST
 
     path = write_calibration(document, target)
     if (target / MANIFEST).is_file():  # a run directory: its report shows the calibration from now on

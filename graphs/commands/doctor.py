@@ -21,9 +21,9 @@ def doctor(config: Path | None, overrides: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sparring.graphs.config import load_config
-    from sparring.graphs.doctor import diagnose
+    from sparring.graphs.commands.diagnosis import diagnose
     from sparring.graphs.roles import backends_in_use, role_backends
+    from sparring.graphs.run_config import load_config
 
     cfg = load_config(config, overrides)
     roles = role_backends(cfg)

@@ -28,7 +28,7 @@ def filter_run(run_dir: Path, out: Path, only_verified: bool, only_violations: b
     from sparring.errors import InputError
     from sparring.graphs.data.filtered_run import write_filtered_run
     from sparring.graphs.data.filters import FilterSpec
-    from sparring.graphs.data.stats import NEAR_DUPLICATE_THRESHOLD
+    from sparring.graphs.data.run_stats import NEAR_DUPLICATE_THRESHOLD
 
     if min_turns is not None and max_turns is not None and min_turns > max_turns:
         raise InputError(f"--min-turns ({min_turns}) is above --max-turns ({max_turns})")

@@ -25,7 +25,7 @@ def judge(run_dir: Path, overrides: tuple[str, ...], criteria: tuple[str, ...], 
     """Score the dialogues of RUN_DIR that have no scores yet, on the run's own backend or another one
     (--set backend.kind=openai_compat --set backend.model=...). Scores go into dialogues.jsonl, and
     stats.json is rewritten."""
-    from sparring.graphs.data.judge_run import judge_run
+    from sparring.graphs.commands.judge_run import judge_run
 
     summary = asyncio.run(judge_run(run_dir, overrides=overrides, criteria=criteria, samples=samples, force=force))
     if not summary["to_score"]:

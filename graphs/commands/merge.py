@@ -21,8 +21,8 @@ def merge(shard_dirs: tuple[Path, ...], out: Path, allow_partial: bool, quiet: b
     """Merge the shard run directories of one plan into one run directory: every record once,
     traces and attempts kept, stats.json and report.html computed again. Written atomically;
     merging the same shards again gives the same bytes."""
-    from sparring.graphs.merge import merge_shards
-    from sparring.graphs.progress import Progress
+    from sparring.graphs.runtime.progress import Progress
+    from sparring.graphs.runtime.shard_merge import merge_shards
 
     manifest = merge_shards(list(shard_dirs), out, allow_partial=allow_partial, progress=Progress(enabled=not quiet))
     counts, merged = manifest["counts"], manifest["merge"]

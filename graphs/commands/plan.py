@@ -26,10 +26,10 @@ def plan(config: Path, out: Path, overrides: tuple[str, ...], max_dialogues: int
     runs once here, so that every `sparring run PLAN_DIR --shard K/N` sees the same jobs."""
     from collections import Counter
 
-    from sparring.graphs.plan import shard_of, write_plan
-    from sparring.graphs.planning import make_plan
-    from sparring.graphs.progress import Progress
-    from sparring.graphs.run_request import request_from_config
+    from sparring.graphs.runtime.plan_expansion import make_plan
+    from sparring.graphs.runtime.plan_files import shard_of, write_plan
+    from sparring.graphs.runtime.progress import Progress
+    from sparring.graphs.runtime.run_request import request_from_config
 
     request = request_from_config(config, overrides, max_dialogues=max_dialogues)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -19,9 +19,9 @@ def report(run_dir: Path, out: Path | None) -> None:
     category, turns per dialogue, tokens per turn, latency per agent role) and every dialogue with
     its critique, rejected and chosen turns side by side, and its trace. Opens offline."""
     from sparring.errors import InputError
-    from sparring.graphs.reporting import write_report
-    from sparring.graphs.runlock import RunDirLock
-    from sparring.graphs.store import MANIFEST
+    from sparring.graphs.runtime.reporting import write_report
+    from sparring.graphs.runtime.runlock import RunDirLock
+    from sparring.graphs.runtime.store import MANIFEST
 
     if not (run_dir / MANIFEST).is_file():
         raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))

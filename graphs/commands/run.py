@@ -20,7 +20,7 @@ import click
 from ._common import fail, set_option, user_errors
 
 if TYPE_CHECKING:
-    from sparring.graphs.run_request import RunRequest
+    from sparring.graphs.runtime.run_request import RunRequest
 
 EXIT_FAILURES = 3
 EXIT_STOPPED = 1
@@ -49,12 +49,12 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, shard: str |
 
     CONFIG is a config file, or a plan directory written by `sparring plan`. Running again into
     an existing run directory continues it (see `sparring resume`)."""
-    from sparring.graphs.run_request import request_for_run
+    from sparring.graphs.runtime.run_request import request_for_run
 
     request = request_for_run(config, overrides, shard=shard, out=out, max_dialogues=max_dialogues,
                               max_failures=max_failures, force=force)
     if dry_run:
-        from sparring.graphs.run_request import describe_request
+        from sparring.graphs.runtime.run_request import describe_request
 
         click.echo(describe_request(request))
         return
@@ -70,16 +70,16 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, shard: str |
 def resume(run_dir: Path, max_failures: int | None, quiet: bool, verbose: bool) -> None:
     """Continue a run that was interrupted or killed: written records stay, unfinished
     dialogues continue from their last checkpoint, failed ones are retried."""
-    from sparring.graphs.run_request import request_from_run_dir
+    from sparring.graphs.runtime.run_request import request_from_run_dir
 
     _execute(request_from_run_dir(run_dir, max_failures=max_failures), quiet, verbose)
 
 
 def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
     from sparring.errors import DiskFull, InputError, WorkerError
-    from sparring.graphs.pipeline import execute
-    from sparring.graphs.progress import Progress
-    from sparring.graphs.store import MANIFEST
+    from sparring.graphs.runtime.pipeline import execute
+    from sparring.graphs.runtime.progress import Progress
+    from sparring.graphs.runtime.store import MANIFEST
     from sparring.redaction import scrub
 
     run_dir = request.run_dir
@@ -149,7 +149,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _logged(run_dir: Path, exc: BaseException) -> str:
     """The traceback appended to RUN_DIR/engine.log (beside what the engine printed); where to look."""
-    from sparring.graphs.store import ENGINE_LOG
+    from sparring.graphs.runtime.store import ENGINE_LOG
 
     log = run_dir / ENGINE_LOG
     if not log.parent.is_dir():

@@ -27,16 +27,16 @@ def stats(run_dir: Path, as_json: bool, write: bool, no_embeddings: bool, rouge_
     turn-length distribution, failures and judge scores of RUN_DIR."""
     from dataclasses import replace
 
+    from sparring.graphs.data.run_stats import StatsOptions, compute_stats
     from sparring.graphs.data.rundata import load_run
     from sparring.graphs.data.similarity import ROUGE_RULE
-    from sparring.graphs.data.stats import StatsOptions, compute_stats
-    from sparring.graphs.store import STATS, replace_json
+    from sparring.graphs.runtime.store import STATS, replace_json
 
     options = StatsOptions(embeddings=not no_embeddings)
     if rouge_exact_limit is not None:
         options.rouge = replace(ROUGE_RULE, exact_limit=rouge_exact_limit)
     if write:
-        from sparring.graphs.runlock import RunDirLock
+        from sparring.graphs.runtime.runlock import RunDirLock
 
         with RunDirLock(run_dir):  # no run or other command writes the directory meanwhile
             result = compute_stats(load_run(run_dir), options)

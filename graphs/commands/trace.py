@@ -34,7 +34,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
     prefix of one, or a trace id), who spoke, what each agent was shown and said, the critic's
     verdicts, the revisions, tokens and latency per step, errors highlighted."""
     from sparring.errors import InputError
-    from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
+    from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
     from sparring.traces import viewer
     from sparring.traces.read import iter_spans
 
@@ -75,7 +75,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
 def find_dialogue(path: Path, key: str) -> dict[str, Any]:
     """The dialogue whose id (or trace id) is ``key`` or starts with it; InputError if none or several."""
     from sparring.errors import InputError
-    from sparring.graphs.store import iter_jsonl
+    from sparring.graphs.runtime.store import iter_jsonl
 
     matches = []
     for row in iter_jsonl(path):
@@ -93,7 +93,7 @@ def find_dialogue(path: Path, key: str) -> dict[str, Any]:
 def _replay(run_dir: Path, record: dict[str, Any], *, strict: bool, as_json: bool) -> None:
     import asyncio
 
-    from sparring.graphs.replay import replay_dialogue
+    from sparring.graphs.runtime.dialogue_replay import replay_dialogue
     from sparring.traces import viewer
 
     outcome = asyncio.run(replay_dialogue(run_dir, record, strict=strict))

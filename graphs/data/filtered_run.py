@@ -10,12 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError
+from sparring.graphs.runtime.runlock import LOCK_FILE, RunDirLock
+from sparring.graphs.runtime.store import (
+    DIALOGUES,
+    PREFERENCES,
+    SCENARIOS,
+    SFT,
+    TRACES,
+    RunStore,
+    iter_jsonl,
+    replace_jsonl,
+)
 
-from ..runlock import LOCK_FILE, RunDirLock
-from ..store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES, RunStore, iter_jsonl, replace_jsonl
 from .filters import FilterSpec, apply_filters, spec_as_dict
+from .run_stats import StatsOptions, write_stats
 from .rundata import RunData, load_run
-from .stats import StatsOptions, write_stats
 
 
 def _check_out(parent: Path, out: Path) -> None:

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .run_stats import NEAR_DUPLICATE_THRESHOLD, dialogue_text
 from .rundata import Row, RunData
-from .stats import NEAR_DUPLICATE_THRESHOLD, dialogue_text
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError
-
-from ..store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, iter_jsonl
 
 Row = dict[str, Any]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..assemble import Track, branch_track, build_sft_record, fixes, job_of, pair_fate, sft_track, trunk
-from ..records import DialogueRecord
+from sparring.graphs.assemble import Track, branch_track, build_sft_record, fixes, job_of, pair_fate, sft_track, trunk
+from sparring.graphs.records import DialogueRecord
 
 Row = dict[str, Any]
 ROLES = ("system", "user", "assistant")

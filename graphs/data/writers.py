@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError, InvalidRows
+from sparring.graphs.runtime.runlock import LOCK_FILE, RunDirLock
+from sparring.graphs.runtime.store import STATS
 
-from ..runlock import LOCK_FILE, RunDirLock
-from ..store import STATS
 from .dataset_card import render_card
 from .exports import FORMATS, JSONL_FORMATS, TABLE_FORMATS, ExportTable, build_export
+from .run_stats import compute_stats
 from .rundata import RunData, load_run
-from .stats import compute_stats
 from .validate import Problem
 
 CARD = "README.md"
@@ -55,7 +55,7 @@ def _require_datasets(what: str) -> None:
 
 def run_license(manifest: dict[str, Any]) -> str:
     """The run's ``license`` (its config's; the default for runs written before the key existed)."""
-    from ..config import RunConfig
+    from sparring.graphs.run_config import RunConfig
 
     return str((manifest.get("config") or {}).get("license") or RunConfig.model_fields["license"].default)
 

@@ -10,7 +10,7 @@ import pytest
 
 from sparring.agents.backends.messages import RawCompletion, SamplingParams, TokenLogprob, TokenUsage
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.agents.judge import CRITERIA, JudgeAgent, JudgeConfig, rating_from_text, score_from_logprobs
+from sparring.agents.geval_judge import CRITERIA, JudgeAgent, JudgeConfig, rating_from_text, score_from_logprobs
 
 JUDGE_PARAMS = SamplingParams(temperature=0.0, max_tokens=8, logprobs=5)
 SCENARIO = {"topic": "pets", "subtopic": "cats", "personas": [{"name": "Dana", "description": "a cat owner"},

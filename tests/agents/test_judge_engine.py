@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from sparring.agents.backends import Backend
-from sparring.agents.judge import JudgeAgent, JudgeConfig
-from sparring.graphs.config import StageSampling
+from sparring.agents.geval_judge import JudgeAgent, JudgeConfig
+from sparring.graphs.run_config import StageSampling
 from tests.agents.test_judge import DIALOGUE, SCENARIO
 from tests.engines import seeded
 

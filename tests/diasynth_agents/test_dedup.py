@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sparring.agents.domain import Persona
-from sparring.diasynth_agents.config import DEFAULT_DEDUP_THRESHOLD
 from sparring.diasynth_agents.dedup import dedup, default_embedder
+from sparring.diasynth_agents.diasynth_config import DEFAULT_DEDUP_THRESHOLD
 from sparring.diasynth_agents.personas import persona_text
 
 SUBTOPICS_DISTINCT = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sparring.diasynth_agents.config import DiaSynthConfig
+from sparring.diasynth_agents.diasynth_config import DiaSynthConfig
 from sparring.errors import InputError
 from sparring.principles.yamlfile import parse_yaml, pydantic_error
 

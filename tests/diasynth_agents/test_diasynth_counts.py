@@ -6,8 +6,8 @@ from math import comb
 
 import pytest
 
-from sparring.diasynth_agents.config import DiaSynthConfig
 from sparring.diasynth_agents.counts import expected_counts
+from sparring.diasynth_agents.diasynth_config import DiaSynthConfig
 
 
 def config(n: int, m: int, p: int, **kw) -> DiaSynthConfig:

@@ -53,7 +53,7 @@ def write_config(folder: Path, base_url: str, *, dialogues: int, concurrency: in
 
 def expected_ids(config: Path) -> list[str]:
     """The dialogue ids the config makes (ids are deterministic)."""
-    from sparring.graphs.run_request import iter_jobs, request_from_config
+    from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 
     return [job.id for job in iter_jobs(request_from_config(config))]
 

@@ -119,7 +119,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(runner: CliRunner
 
 
 def test_an_out_that_is_a_file_or_a_directory_in_use_is_refused(runner: CliRunner, tmp_path: Path) -> None:
-    from sparring.graphs.runlock import RunDirLock
+    from sparring.graphs.runtime.runlock import RunDirLock
 
     file = tmp_path / "file"
     file.write_text("x")
@@ -135,7 +135,7 @@ def test_an_out_that_is_a_file_or_a_directory_in_use_is_refused(runner: CliRunne
 def test_a_run_starts_in_a_directory_that_holds_only_a_calibration(tmp_path: Path) -> None:
     """Calibrate first (the default --out is the config's run directory), run later: the run is not refused."""
     from sparring.errors import InputError
-    from sparring.graphs.run_request import check_run_dir, request_from_config
+    from sparring.graphs.runtime.run_request import check_run_dir, request_from_config
 
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"name": "c", "scenarios": [

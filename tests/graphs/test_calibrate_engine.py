@@ -8,8 +8,8 @@ import pytest
 
 from sparring.agents.backends import Backend
 from sparring.agents.critic import CriticAgent
-from sparring.graphs.config import StageSampling
-from sparring.graphs.data.calibration import Critic, calibrate, select_items
+from sparring.graphs.commands.critic_calibration import Critic, calibrate, select_items
+from sparring.graphs.run_config import StageSampling
 from sparring.principles.labelled import builtin_items
 from sparring.principles.loader import get_builtin
 from sparring.traces.report_calibration import calibration_html

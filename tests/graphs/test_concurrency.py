@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sparring.graphs.pipeline import execute
-from sparring.graphs.run_request import request_from_config
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import request_from_config
 from tests.graphs.loopback_run import canned_server, check_complete, expected_ids, write_config
 
 

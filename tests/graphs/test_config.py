@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sparring.errors import InputError
-from sparring.graphs.config import load_config
+from sparring.graphs.run_config import load_config
 from tests.cli import run_cli
 
 SECRET = "sk-live-Qm9vYmFyYmF6cXV4"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from sparring.errors import InputError
-from sparring.graphs.config import load_config
 from sparring.graphs.jobs import JobsConfig, assign_jobs
-from sparring.graphs.manifest import fingerprint, new_manifest
-from sparring.graphs.run_request import check_run_dir, describe_request, iter_jobs, request_from_config
+from sparring.graphs.run_config import load_config
+from sparring.graphs.runtime.manifest import fingerprint, new_manifest
+from sparring.graphs.runtime.run_request import check_run_dir, describe_request, iter_jobs, request_from_config
 from tests.cli import REPO, run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures"

@@ -6,7 +6,7 @@ import pytest
 
 from sparring.diasynth_agents.characteristics import TABLE_11
 from sparring.errors import InputError
-from sparring.graphs.config import load_config
+from sparring.graphs.run_config import load_config
 
 
 def write(tmp_path, text: str):

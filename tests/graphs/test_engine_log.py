@@ -1,4 +1,4 @@
-"""A quiet terminal (graphs.engine_log): what a process and its children print at the file-descriptor
+"""A quiet terminal (graphs.runtime.engine_log): what a process and its children print at the file-descriptor
 level, through ``logging`` and through ``warnings`` lands in the log; the run's own lines keep the
 terminal; ``echo`` copies the log there live; everything is put back afterwards. The whole CLI on the
 real engine is in test_quiet_terminal_engine.py."""
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sparring.graphs.engine_log import EngineLog
+from sparring.graphs.runtime.engine_log import EngineLog
 from tests.cli import REPO, run_cli
 from tests.graphs.loopback_run import canned_server, write_config
 
@@ -34,7 +34,7 @@ def make_noise(logger: logging.Logger) -> None:
 PLAIN_PROCESS = """
 import logging, os, sys
 from pathlib import Path
-from sparring.graphs.engine_log import EngineLog
+from sparring.graphs.runtime.engine_log import EngineLog
 from tests.graphs.test_engine_log import make_noise
 
 logger = logging.getLogger("noisy.library")
@@ -44,7 +44,7 @@ logger.propagate = False
 with EngineLog(Path(sys.argv[1])) as log:
     make_noise(logger)
     log.terminal.write("sparring: progress line\\n")
-    logging.getLogger("sparring.graphs.reporting").warning("report not written")
+    logging.getLogger("sparring.graphs.runtime.reporting").warning("report not written")
 os.write(2, b"after\\n")
 print("put back:", handler.stream is sys.stderr is sys.__stderr__)
 """

@@ -102,8 +102,8 @@ def test_over_the_wire_a_control_and_a_targeted_run_send_the_critic_the_same_req
 
     from benchmarks.loopback import FakeOpenAIServer
     from benchmarks.loopback.canned import REVISED, agent_reply
-    from sparring.graphs.pipeline import execute
-    from sparring.graphs.run_request import request_from_config
+    from sparring.graphs.runtime.pipeline import execute
+    from sparring.graphs.runtime.run_request import request_from_config
 
     bodies: dict[str, list[str]] = {}
     for name, control_share in (("targeted", 0.0), ("control", 1.0)):

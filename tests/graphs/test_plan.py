@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from sparring.errors import InputError
-from sparring.graphs.plan import Shard, plan_id, shard_of, write_plan
-from sparring.graphs.run_request import iter_jobs, plan_of, request_from_config, request_from_plan
+from sparring.graphs.runtime.plan_files import Shard, plan_id, shard_of, write_plan
+from sparring.graphs.runtime.run_request import iter_jobs, plan_of, request_from_config, request_from_plan
 from tests.cli import REPO
 from tests.graphs.loopback_run import write_config
 
@@ -71,7 +71,7 @@ def test_membership_is_sha256_and_balanced():
 
 def test_membership_does_not_depend_on_the_process():
     """Python's str hash is salted per process; shard membership must not be."""
-    code = "import json,sys; from sparring.graphs.plan import shard_of; print(json.dumps([shard_of(f'id{i}', 7) " \
+    code = "import json,sys; from sparring.graphs.runtime.plan_files import shard_of; print(json.dumps([shard_of(f'id{i}', 7) " \
            "for i in range(200)]))"
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]

@@ -91,7 +91,7 @@ def test_a_server_that_never_answers_is_named(tmp_path):
 
 
 async def test_probe_results_say_how_each_backend_was_checked():
-    from sparring.agents.backends.config import BackendConfig
+    from sparring.agents.backends.backend_config import BackendConfig
 
     with canned_server() as server:
         results = await probe_backends({"listed": server.backend_config(),

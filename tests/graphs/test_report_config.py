@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from sparring.graphs.data import stats
-from sparring.graphs.store import REPORT, STATS
+from sparring.graphs.data import run_stats as stats
+from sparring.graphs.runtime.store import REPORT, STATS
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
 

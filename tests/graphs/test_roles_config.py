@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from sparring.errors import InputError
-from sparring.graphs.config import RunConfig, load_config
-from sparring.graphs.manifest import fingerprint, new_manifest
 from sparring.graphs.roles import ROLES, backends_in_use, models_by_role, role_backends, roles_in_use
-from sparring.graphs.run_request import describe_request, iter_jobs, request_from_config
+from sparring.graphs.run_config import RunConfig, load_config
+from sparring.graphs.runtime.manifest import fingerprint, new_manifest
+from sparring.graphs.runtime.run_request import describe_request, iter_jobs, request_from_config
 from tests.cli import REPO, run_cli
 
 JUDGE = "  default: {kind: openai_compat, base_url: http://judge:8000/v1, model: big-judge}\n"

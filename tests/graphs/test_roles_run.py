@@ -16,10 +16,10 @@ import yaml
 
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
-from sparring.graphs.manifest import session_id
-from sparring.graphs.pipeline import execute
-from sparring.graphs.replay import replay_dialogue
-from sparring.graphs.run_request import iter_jobs, request_from_config
+from sparring.graphs.runtime.dialogue_replay import replay_dialogue
+from sparring.graphs.runtime.manifest import session_id
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 from sparring.traces.otlp import conventions
 from sparring.traces.spans import Span
 from tests.cli import run_cli

@@ -21,7 +21,7 @@ from benchmarks._router import (
     router_executable,
     vllm_router,
 )
-from sparring.graphs.manifest import session_id
+from sparring.graphs.runtime.manifest import session_id
 from tests.cli import run_cli
 from tests.graphs.loopback_run import check_complete, expected_ids, start_cli, write_config
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from sparring.graphs.assemble import is_preference
-from sparring.graphs.pipeline import execute
 from sparring.graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
-from sparring.graphs.replay import replay_dialogue
-from sparring.graphs.run_request import request_from_config
-from sparring.graphs.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
+from sparring.graphs.runtime.dialogue_replay import replay_dialogue
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import request_from_config
+from sparring.graphs.runtime.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
 from tests.engines import seeded
 from tests.graphs.data.test_trl import check_trl_preference_rows
 

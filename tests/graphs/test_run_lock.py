@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from sparring.errors import InputError
-from sparring.graphs.runlock import LOCK_FILE, RunDirLock
+from sparring.graphs.runtime.runlock import LOCK_FILE, RunDirLock
 from tests.cli import REPO, run_cli
 from tests.graphs.loopback_run import (
     canned_server,
@@ -60,7 +60,7 @@ def test_the_lock_dies_with_its_process_even_when_a_forked_child_lives_on(tmp_pa
     script = textwrap.dedent(f"""
         import os, sys, time
         from pathlib import Path
-        from sparring.graphs.runlock import RunDirLock
+        from sparring.graphs.runtime.runlock import RunDirLock
         lock = RunDirLock(Path({str(run_dir)!r}), create=True).acquire()
         child = os.fork()
         if child == 0:

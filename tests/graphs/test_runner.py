@@ -9,8 +9,8 @@ import json
 from sparring.agents.domain import Persona, Scenario
 from sparring.errors import BackendError
 from sparring.graphs.jobs import JobsConfig, assign_jobs
-from sparring.graphs.runner import DialogueRunner
-from sparring.graphs.store import DIALOGUES, PREFERENCES, SFT, RunStore, iter_jsonl
+from sparring.graphs.runtime.runner import DialogueRunner
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SFT, RunStore, iter_jsonl
 from tests.graphs.scripted_world import PRINCIPLES, World
 from tests.graphs.test_selfplay import make_selfplay
 

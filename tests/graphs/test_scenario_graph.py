@@ -14,9 +14,9 @@ import pytest_asyncio
 
 from sparring.agents.backends import BackendConfig, create_backend
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.diasynth_agents.config import DiaSynthConfig
 from sparring.diasynth_agents.counts import expected_counts
-from sparring.graphs.config import StageSampling
+from sparring.diasynth_agents.diasynth_config import DiaSynthConfig
+from sparring.graphs.run_config import StageSampling
 from sparring.graphs.scenario_graph import expand_scenarios
 from sparring.traces.spans import Tracer, use_tracer
 

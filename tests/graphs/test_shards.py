@@ -26,9 +26,9 @@ import sparring
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.cli import main
-from sparring.graphs.manifest import session_id
-from sparring.graphs.plan import shard_of
-from sparring.graphs.store import ENGINE_LOG
+from sparring.graphs.runtime.manifest import session_id
+from sparring.graphs.runtime.plan_files import shard_of
+from sparring.graphs.runtime.store import ENGINE_LOG
 from tests.cli import run_cli
 from tests.graphs.loopback_run import (
     canned_server,

@@ -84,7 +84,7 @@ def test_langgraph_dev_loads_the_graph_and_runs_a_dialogue(tmp_path: Path) -> No
     exe = Path(sys.executable).parent / "langgraph"
     if not exe.exists() and shutil.which("langgraph") is None:
         pytest.skip("the LangGraph CLI is not installed (scripts/install.sh dev installs it)")
-    from sparring.graphs.run_request import iter_jobs, request_from_config
+    from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
     from tests.engines import free_port, stop_group
 
     cwd = tmp_path / "server"  # it writes .langgraph_api/ into its working directory

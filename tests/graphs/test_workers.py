@@ -14,10 +14,10 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
 from sparring.errors import WorkerError
-from sparring.graphs.checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
-from sparring.graphs.pipeline import execute
-from sparring.graphs.run_request import request_from_config, request_from_run_dir
-from sparring.graphs.workers import assign_workers, share
+from sparring.graphs.runtime.checkpoints import InlineSqliteSaver, checkpoint_path, place_checkpoints
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import request_from_config, request_from_run_dir
+from sparring.graphs.runtime.workers import assign_workers, share
 from tests.graphs.loopback_run import (
     assert_processes_gone,
     canned_server,

@@ -78,7 +78,7 @@ def test_unknown_builtin_set_lists_the_available_ones() -> None:
 
 def test_importing_reads_no_file() -> None:
     # Built-ins are read lazily; importing the package, the config block or the CLI must not.
-    code = ("import principles.config, principles.loader as l, graphs.cli;"
+    code = ("import principles.principles_config, principles.loader as l, graphs.cli;"
             "print(l._parse_builtin_files.cache_info().currsize)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"

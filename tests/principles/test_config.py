@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from sparring.errors import InputError
-from sparring.graphs.config import RunConfig, load_config
-from sparring.principles.config import PrincipleSelection
+from sparring.graphs.run_config import RunConfig, load_config
 from sparring.principles.loader import builtin_constitution
+from sparring.principles.principles_config import PrincipleSelection
 from sparring.principles.yamlfile import load_yaml
 
 from .conftest import VALID_SET

@@ -9,9 +9,10 @@ from typing import Any
 
 from sparring.agents.backends import Backend
 from sparring.agents.domain import Persona, Scenario
-from sparring.graphs.config import RunConfig
-from sparring.graphs.pipeline import RunResult, execute
-from sparring.graphs.run_request import RunRequest
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import RunRequest
+from sparring.graphs.runtime.run_result import RunResult
 from sparring.principles.model import Principle
 from tests.graphs.scripted_world import PRINCIPLES
 

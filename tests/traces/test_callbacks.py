@@ -41,6 +41,6 @@ async def test_a_callback_handler_sees_every_dialogue_graph_and_its_nodes(tmp_pa
 
 
 def _dialogues(run_dir):
-    from sparring.graphs.store import DIALOGUES, iter_jsonl
+    from sparring.graphs.runtime.store import DIALOGUES, iter_jsonl
 
     return list(iter_jsonl(run_dir / DIALOGUES))

@@ -20,8 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 )
 
 from sparring.errors import InputError  # noqa: E402
-from sparring.graphs.config import RunConfig  # noqa: E402
-from sparring.graphs.store import TRACES, iter_jsonl  # noqa: E402
+from sparring.graphs.run_config import RunConfig  # noqa: E402
+from sparring.graphs.runtime.store import TRACES, iter_jsonl  # noqa: E402
 from sparring.traces.otlp import conventions, otel_value, traces_url  # noqa: E402
 from sparring.traces.spans import Span  # noqa: E402
 from tests.graphs.scripted_world import World  # noqa: E402
@@ -124,8 +124,8 @@ def test_urls_and_attribute_values():
 def test_missing_sdk_is_bad_input_with_the_install_hint(monkeypatch):
     import sys
 
-    from sparring.graphs.config import TracingConfig
-    from sparring.graphs.tracing import span_exporters
+    from sparring.graphs.run_config import TracingConfig
+    from sparring.graphs.runtime.tracing import span_exporters
 
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with pytest.raises(InputError, match=r"pip install 'sparring\[otel\]'"):

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import sparring
-from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
 from tests.cli import REPO
 from tests.engines import free_port, stop_group
 from tests.graphs.loopback_run import canned_server

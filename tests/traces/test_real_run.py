@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sparring.graphs.config import RunConfig
-from sparring.graphs.pipeline import execute
-from sparring.graphs.run_request import RunRequest
-from sparring.graphs.store import TRACES, iter_jsonl
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import RunRequest
+from sparring.graphs.runtime.store import TRACES, iter_jsonl
 from tests.engines import seeded
 from tests.traces.scripted_run import principles, scenarios
 

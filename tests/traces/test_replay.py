@@ -10,8 +10,8 @@ import pytest
 
 from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.errors import InputError, TransientBackendError
-from sparring.graphs.replay import replay_dialogue
-from sparring.graphs.store import DIALOGUES, TRACES, iter_jsonl
+from sparring.graphs.runtime.dialogue_replay import replay_dialogue
+from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sparring.graphs.store import REPORT
+from sparring.graphs.runtime.store import REPORT
 from sparring.traces import charts
 from sparring.traces.diffmark import word_diff
-from sparring.traces.report import catch_and_flag_rows
+from sparring.traces.report_page import catch_and_flag_rows
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld
@@ -62,8 +62,8 @@ async def test_a_report_failure_does_not_fail_the_run(tmp_path, monkeypatch, cap
     def explode(*args, **kwargs):
         raise RuntimeError("template missing")
 
-    monkeypatch.setattr("sparring.graphs.reporting.render_report", explode)
-    with caplog.at_level(logging.WARNING, logger="sparring.graphs.reporting"):
+    monkeypatch.setattr("sparring.graphs.runtime.reporting.render_report", explode)
+    with caplog.at_level(logging.WARNING, logger="sparring.graphs.runtime.reporting"):
         result = await scripted_run(tmp_path / "run", World().backend(), n=1)
     assert result.status == "completed" and not (tmp_path / "run" / REPORT).exists()
     assert "template missing" in caplog.text and "sparring report" in caplog.text
@@ -78,7 +78,7 @@ def test_word_diff_marks_only_changed_words_and_escapes():
 
 
 def test_catch_and_flag_rates_per_principle_come_from_the_stats_rows():
-    from sparring.graphs.data.stats import compute_principle_stats
+    from sparring.graphs.data.run_stats import compute_principle_stats
 
     dialogues = [
         {"status": "ok", "target_principles": ["a.x"], "violated_principles": ["a.x"], "verdicts": [{}]},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sparring.graphs.store import REPORT
+from sparring.graphs.runtime.store import REPORT
 from tests.graphs.test_runner import FlakyWorld
 from tests.traces.scripted_run import scripted_run
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sparring.graphs.manifest import session_id
-from sparring.graphs.store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
+from sparring.graphs.runtime.manifest import session_id
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
 

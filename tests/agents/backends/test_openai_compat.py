@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from sparring.agents.backends import Backend, BackendConfig, SamplingParams, create_backend
 from sparring.errors import BackendError, TransientBackendError
-from sparring.graphs.doctor import diagnose
+from sparring.graphs.commands.diagnosis import diagnose
 from tests.engines import VLLMServer, seeded
 
 pytestmark = pytest.mark.server

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sparring.graphs.data.attack import compute_attack_stats, first_violation_turns
-from sparring.graphs.data.stats import category_of
+from sparring.graphs.data.run_stats import category_of
 
 
 def row(targets: list[str], violated: dict[int, list[str]], *, strategy: str | None = "role_play",

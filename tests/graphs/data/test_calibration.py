@@ -16,7 +16,7 @@ from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.agents.critic import CriticAgent
 from sparring.errors import InputError
-from sparring.graphs.data.calibration import Critic, calibrate, cohen_kappa, figures, select_items
+from sparring.graphs.commands.critic_calibration import Critic, calibrate, cohen_kappa, figures, select_items
 from sparring.principles.labelled import LabelledItem, builtin_items
 from sparring.principles.loader import get_builtin
 

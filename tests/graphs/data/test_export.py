@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from sparring.graphs.data.stats import StatsOptions, write_stats
+from sparring.graphs.data.run_stats import StatsOptions, write_stats
 from sparring.graphs.data.writers import write_export
-from sparring.graphs.store import iter_jsonl
+from sparring.graphs.runtime.store import iter_jsonl
 from tests.cli import run_cli
 from tests.graphs.data.fixture_run import make_dialogue, write_jsonl, write_run
 

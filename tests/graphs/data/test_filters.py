@@ -12,7 +12,7 @@ from sparring.errors import InputError
 from sparring.graphs.data.filtered_run import write_filtered_run
 from sparring.graphs.data.filters import FilterSpec, apply_filters, filter_turns
 from sparring.graphs.data.rundata import load_run
-from sparring.graphs.store import iter_jsonl
+from sparring.graphs.runtime.store import iter_jsonl
 from tests.cli import run_cli
 from tests.graphs.data.fakes import FixedEmbedder
 from tests.graphs.data.fixture_run import make_dialogue, write_run
@@ -72,8 +72,8 @@ def test_filtered_copy_is_a_run_directory_that_records_its_parent(parent: Path, 
 
 
 async def test_a_filtered_copy_cannot_be_resumed(parent: Path, tmp_path: Path) -> None:
-    from sparring.graphs.config import RunConfig
-    from sparring.graphs.run_request import RunRequest, check_run_dir
+    from sparring.graphs.run_config import RunConfig
+    from sparring.graphs.runtime.run_request import RunRequest, check_run_dir
 
     out = tmp_path / "filtered"
     write_filtered_run(parent, out, FilterSpec(min_turns=2), embedder=EMBEDDER)

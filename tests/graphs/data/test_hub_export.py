@@ -16,7 +16,7 @@ import sparring
 from sparring.graphs.data.exports import FORMATS
 from sparring.graphs.data.hub import check_card_header, hub_licenses
 from sparring.graphs.data.writers import write_export
-from sparring.graphs.store import iter_jsonl
+from sparring.graphs.runtime.store import iter_jsonl
 from tests.graphs.data.fixture_run import make_dialogue, write_run
 from tests.graphs.loopback_run import canned_server, write_config
 

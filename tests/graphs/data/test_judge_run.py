@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from sparring.errors import InputError
-from sparring.graphs.data.judge_run import judge_run
-from sparring.graphs.runlock import RunDirLock
-from sparring.graphs.store import iter_jsonl
+from sparring.graphs.commands.judge_run import judge_run
+from sparring.graphs.runtime.runlock import RunDirLock
+from sparring.graphs.runtime.store import iter_jsonl
 from tests.agents.test_judge import LogprobBackend
 from tests.cli import run_cli
 from tests.graphs.data.fixture_run import write_run

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from sparring.graphs.data.run_stats import StatsOptions, compute_stats
 from sparring.graphs.data.rundata import load_run
 from sparring.graphs.data.similarity import SamplingRule, compute_max_rouge_l
-from sparring.graphs.data.stats import StatsOptions, compute_stats
 from tests.cli import run_cli
 from tests.graphs.data.fakes import FixedEmbedder
 from tests.graphs.data.fixture_run import make_dialogue, write_run
@@ -107,9 +107,9 @@ def test_cli_prints_json_and_rejects_a_non_run_dir(tmp_path: Path) -> None:
 
 
 async def tiny_run(run_dir: Path):
-    from sparring.graphs.config import RunConfig
-    from sparring.graphs.pipeline import execute
-    from sparring.graphs.run_request import RunRequest
+    from sparring.graphs.run_config import RunConfig
+    from sparring.graphs.runtime.pipeline import execute
+    from sparring.graphs.runtime.run_request import RunRequest
     from tests.graphs.scripted_world import PRINCIPLES, World
 
     config = RunConfig.model_validate({
@@ -130,12 +130,12 @@ async def test_stats_json_is_written_at_the_end_of_a_run(tmp_path: Path) -> None
 
 
 async def test_a_stats_failure_does_not_fail_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sparring.graphs.data.stats
+    import sparring.graphs.data.run_stats
 
     def broken(run_dir: Path, options: object = None) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sparring.graphs.data.stats, "write_stats", broken)
+    monkeypatch.setattr(sparring.graphs.data.run_stats, "write_stats", broken)
     result = await tiny_run(tmp_path / "run")
     assert result.status == "completed"
     assert result.manifest["stats_error"] == "RuntimeError: disk full"

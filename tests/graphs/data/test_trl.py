@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sparring.graphs.data.stats import StatsOptions, write_stats
+from sparring.graphs.data.run_stats import StatsOptions, write_stats
 from sparring.graphs.data.writers import write_export
 from tests.graphs.data.fixture_run import make_dialogue, write_run
 from tests.graphs.data.tiny_lm import one_step_args, texts_of, tiny_model, tiny_tokenizer

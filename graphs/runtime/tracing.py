@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 
 from sparring.errors import InputError
+from sparring.graphs.run_config import TracingConfig
 from sparring.traces.spans import SpanSink
-
-from .config import TracingConfig
 
 
 def span_exporters(config: TracingConfig) -> list[SpanSink]:

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..store import STATS, replace_json
+from sparring.graphs.runtime.store import STATS, replace_json
+
 from .attack import compute_attack_stats
 from .rouge import TOKENIZER, tokenize
 from .rundata import Row, RunData, load_run

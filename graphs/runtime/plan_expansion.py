@@ -1,4 +1,4 @@
-"""``sparring plan``: run the DiaSynth expansion once and freeze the whole job list (graphs.plan)."""
+"""``sparring plan``: run the DiaSynth expansion once and freeze the whole job list (graphs.runtime.plan_files)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from sparring.agents.backends import create_backend
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
-from .plan import Plan
+from .plan_files import Plan
 from .progress import Progress
 from .run_request import RunRequest, plan_of
 from .tracing import span_exporters
@@ -23,7 +23,7 @@ async def make_plan(request: RunRequest, *, progress: Progress | None = None, tr
     progress = progress or Progress(enabled=False)
     expansion = None
     if cfg.diasynth is not None:
-        from .scenario_graph import expand_scenarios
+        from sparring.graphs.scenario_graph import expand_scenarios
 
         backend = create_backend(cfg.backend)
         exporters = span_exporters(cfg.tracing)

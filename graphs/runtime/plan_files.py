@@ -37,11 +37,11 @@ from pydantic import ValidationError
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool
 from sparring.errors import InputError
+from sparring.graphs.run_config import Overrides, RunConfig, apply_overrides
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ._atomic import atomic_dir
-from .config import Overrides, RunConfig, apply_overrides
 from .manifest import fingerprint, redact, versions
 from .store import SCENARIOS, TRACES, encode_record, iter_jsonl
 

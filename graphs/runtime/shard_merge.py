@@ -35,7 +35,7 @@ from sparring.errors import InputError
 
 from ._atomic import atomic_dir
 from .manifest import redact
-from .plan import JOBS
+from .plan_files import JOBS
 from .progress import Progress
 from .reporting import write_report
 from .store import DIALOGUES, ENGINE_LOG, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
@@ -227,8 +227,8 @@ def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_
 
 def _write_reports(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
     """stats.json and report.html of the merged records, as if they had been written in ``out``."""
-    from .data.rundata import load_run
-    from .data.stats import StatsOptions, compute_stats
+    from sparring.graphs.data.run_stats import StatsOptions, compute_stats
+    from sparring.graphs.data.rundata import load_run
 
     options = (manifest.get("config") or {}).get("report") or {}
     if not options.get("stats", True):

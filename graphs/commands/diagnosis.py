@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sparring.agents.backends import Backend, SamplingParams, create_backend
-from sparring.agents.backends.config import BackendConfig
+from sparring.agents.backends.backend_config import BackendConfig
 
 
 class _Probe(BaseModel):

@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.errors import InputError
-
-from .roles import DEFAULT, Role, backends_in_use, role_backends, roles_in_use
+from sparring.graphs.roles import DEFAULT, Role, backends_in_use, role_backends, roles_in_use
 
 if TYPE_CHECKING:
-    from .config import RunConfig
+    from sparring.graphs.run_config import RunConfig
 
 __all__ = ["RoleBackends"]
 

@@ -1,6 +1,6 @@
 """A run directory's totals, read back from the files written: what its manifest's ``counts`` hold.
 
-One home for a run's end (graphs.pipeline) and a merge of shards (graphs.merge), so a merged
+One home for a run's end (graphs.runtime.pipeline) and a merge of shards (graphs.runtime.shard_merge), so a merged
 directory counts exactly as a run of the same records would.
 """
 
@@ -17,8 +17,8 @@ __all__ = ["run_totals"]
 def run_totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
     """Counts over the whole run directory (all attempts), read back from the files written; what the
     training rows left out is worked out again from the dialogues (graphs.assemble's rules)."""
-    from .assemble import DROP_REASONS, STEPS, data_outcome
-    from .records import DialogueRecord
+    from sparring.graphs.assemble import DROP_REASONS, STEPS, data_outcome
+    from sparring.graphs.records import DialogueRecord
 
     dialogues = failed = violations = turns = 0
     dropped = dict.fromkeys(DROP_REASONS, 0)

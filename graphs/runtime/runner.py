@@ -20,12 +20,12 @@ from sparring.agents.backends.base import metered
 from sparring.agents.backends.session import dialogue_session
 from sparring.agents.domain import DialogueJob
 from sparring.errors import TooManyFailures
+from sparring.graphs.assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
+from sparring.graphs.records import DialogueRecord, DialogueUsage, PreferenceRecord
+from sparring.graphs.selfplay import SelfPlay
 from sparring.traces import spans
 
-from .assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
 from .manifest import session_id
-from .records import DialogueRecord, DialogueUsage, PreferenceRecord
-from .selfplay import SelfPlay
 from .store import DIALOGUES, PREFERENCES, SFT, RunStore
 
 
@@ -137,7 +137,7 @@ class DialogueRunner:
     """Extra attributes of every ``invoke_workflow`` span (``app.worker`` in a worker process)."""
     run_id: str = ""
     """The run directory's id (manifest ``run_id``); with it, a dialogue's conversation id is unique
-    across runs (graphs.manifest.session_id). Empty: the dialogue id alone."""
+    across runs (graphs.runtime.manifest.session_id). Empty: the dialogue id alone."""
     counters: RunCounters = field(default_factory=RunCounters)
     _stopping: bool = False
 

@@ -17,11 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from sparring.graphs.jobs import JobsConfig, sides_for
+from sparring.graphs.run_config import RunConfig
 from sparring.principles.yamlfile import looks_secret
 from sparring.redaction import redact_url
-
-from .config import RunConfig
-from .jobs import JobsConfig, sides_for
 
 # Keys that change how a run is driven, not what it produces. ``*`` stands for any name or list item.
 _BACKEND_OPERATIONAL = ("max_in_flight", "retry", "base_url", "api_key_env", "engine_args", "session_header")

@@ -11,7 +11,7 @@ Forked children (``workers: N``, an engine's helper processes) inherit the descr
 child holding it would keep the lock after its parent died; so every process forked while a
 lock is held closes its copy at once (``os.register_at_fork``). Closing, not ``LOCK_UN``:
 unlocking would release the parent's lock too, closing a copy does not. Workers also die
-with their parent (``PR_SET_PDEATHSIG``, graphs/workers.py).
+with their parent (``PR_SET_PDEATHSIG``, graphs/runtime/workers.py).
 
 The lock file is removed when the holder lets go; a process that opened it before the
 removal finds, once it holds the lock, that the path names another file (or none), and tries

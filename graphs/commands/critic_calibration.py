@@ -32,15 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparring.agents._common import PrincipleLike
+from sparring.agents.agent_calls import PrincipleLike
 from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.agents.backends.base import metered
 from sparring.agents.critic import CriticAgent
 from sparring.errors import InputError
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.store import CALIBRATION, replace_json
 from sparring.principles.labelled import LABELS, LabelledItem
-
-from ..config import RunConfig
-from ..store import CALIBRATION, replace_json
 
 __all__ = ["CALIBRATION_FORMAT", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs",
            "cohen_kappa", "critic_spec", "figures", "judge_items", "read_calibration",
@@ -64,13 +63,13 @@ class CriticSpec:
     @property
     def backend(self) -> BackendConfig:
         """The backend the config's critic runs on (its ``critic`` role's): the one place that knows it."""
-        from ..roles import named_backends, role_backends
+        from sparring.graphs.roles import named_backends, role_backends
 
         return named_backends(self.config)[role_backends(self.config, ("critic",))["critic"]]
 
     def critic(self, backend: Backend) -> Critic:
         """The config's critic on ``backend``, made as a run makes it (``make_agents``)."""
-        from ..wiring import make_agents
+        from sparring.graphs.wiring import make_agents
 
         return Critic(self.name, make_agents(self.config, backend).critic, self.config.seed, self.source)
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import prompts
-from ._common import call_agent, derive_seed, transcript
+from .agent_calls import call_agent, derive_seed, transcript
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams, TokenLogprob
 

@@ -14,19 +14,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sparring.agents._common import PrincipleLike
+from sparring.agents.agent_calls import PrincipleLike
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.counts import expected_counts
 from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool, load_pool
 from sparring.errors import InputError
+from sparring.graphs.jobs import assign_jobs
+from sparring.graphs.roles import backends_in_use, role_backends
+from sparring.graphs.run_config import Overrides, RunConfig, read_config
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
-from .config import Overrides, RunConfig, read_config
-from .jobs import assign_jobs
 from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set
-from .plan import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, shard_dir
-from .roles import backends_in_use, role_backends
+from .plan_files import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, shard_dir
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
@@ -45,7 +45,7 @@ class RunRequest:
     force: bool = False
     """Run into a directory made by a different config."""
     jobs: list[DialogueJob] | None = None
-    """A shard's frozen jobs (graphs.plan); None: the jobs the config makes."""
+    """A shard's frozen jobs (graphs.runtime.plan_files); None: the jobs the config makes."""
     plan: dict[str, Any] | None = None
     """What a shard's manifest records of its plan (``Plan.shard_info``); None for an unsharded run."""
 

@@ -1,4 +1,4 @@
-"""A worker process of ``workers: N`` (graphs/workers.py has the whole picture): run a share of
+"""A worker process of ``workers: N`` (graphs/runtime/workers.py has the whole picture): run a share of
 the dialogues and send the records, spans and usage to the parent, which writes them.
 
 Also the few things both sides share: the wire format (a 4-byte length, then a pickled list
@@ -23,14 +23,14 @@ from typing import Any, NoReturn
 
 from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.domain import DialogueJob
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.selfplay import SelfPlay
 from sparring.traces.sinks import encode_line
 from sparring.traces.spans import Span, Tracer, use_tracer
 
 from .checkpoints import InlineSqliteSaver, checkpoint_path
-from .config import RunConfig
 from .role_backends import RoleBackends
 from .runner import DialogueRunner, outcome_of
-from .selfplay import SelfPlay
 from .store import encode_record
 from .tracing import span_exporters
 

@@ -1,6 +1,6 @@
 """The run config: one YAML file, validated by pydantic, overridable with ``--set``.
 
-Each component owns its block (``backend`` in agents.backends.config, ...);
+Each component owns its block (``backend`` in agents.backends.backend_config, ...);
 this module composes them and turns every mistake into one InputError that
 names the file, the key path and the line.
 """
@@ -28,11 +28,11 @@ from pydantic import (
     model_validator,
 )
 
-from sparring.agents.backends.config import BackendConfig
+from sparring.agents.backends.backend_config import BackendConfig
 from sparring.agents.backends.messages import SamplingParams
-from sparring.diasynth_agents.config import DiaSynthConfig
+from sparring.diasynth_agents.diasynth_config import DiaSynthConfig
 from sparring.errors import InputError
-from sparring.principles.config import PrincipleSelection
+from sparring.principles.principles_config import PrincipleSelection
 from sparring.principles.yamlfile import LineMap, dotted, error_at, load_yaml, pydantic_error
 
 from .dialogue_config import DialogueConfig

@@ -24,17 +24,16 @@ from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.agents.backends.base import metered
 from sparring.agents.backends.probe import probe_backends
 from sparring.agents.backends.session import dialogue_session
-from sparring.agents.judge import JudgeAgent, JudgeConfig
+from sparring.agents.geval_judge import JudgeAgent, JudgeConfig
 from sparring.errors import InputError
+from sparring.graphs.data.run_stats import write_stats
+from sparring.graphs.data.rundata import Row, load_run
+from sparring.graphs.roles import named_backends, role_backends
+from sparring.graphs.run_config import RunConfig, apply_overrides
+from sparring.graphs.runtime.manifest import session_id
+from sparring.graphs.runtime.runlock import RunDirLock
+from sparring.graphs.runtime.store import DIALOGUES, RunStore, replace_jsonl
 from sparring.principles.yamlfile import LineMap, pydantic_error
-
-from ..config import RunConfig, apply_overrides
-from ..manifest import session_id
-from ..roles import named_backends, role_backends
-from ..runlock import RunDirLock
-from ..store import DIALOGUES, RunStore, replace_jsonl
-from .rundata import Row, load_run
-from .stats import write_stats
 
 
 def config_for_judging(manifest: dict[str, Any], overrides: Sequence[str], *, source: str) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Writing a run's report.html from its files (the page itself is traces.report's)."""
+"""Writing a run's report.html from its files (the page itself is traces.report_page's)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import logging
 import os
 from pathlib import Path
 
+from sparring.graphs.commands.critic_calibration import read_calibration
 from sparring.traces.read import iter_spans
-from sparring.traces.report import render_report
+from sparring.traces.report_page import render_report
 
-from .data.calibration import read_calibration
 from .store import DIALOGUES, PREFERENCES, REPORT, TRACES, RunStore, iter_jsonl
 
 log = logging.getLogger(__name__)
@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | None = None) -> Path:
     """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically.
     ``shown_as``: the directory the report names (a merge writes it before renaming its output)."""
-    from .data.attack import compute_attack_stats
-    from .data.stats import category_of, compute_principle_stats
+    from sparring.graphs.data.attack import compute_attack_stats
+    from sparring.graphs.data.run_stats import category_of, compute_principle_stats
 
     manifest = RunStore(run_dir).read_manifest() or {}
     dialogues, pairs = list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES))

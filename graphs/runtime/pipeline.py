@@ -18,24 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparring.agents._common import PrincipleLike
+from sparring.agents.agent_calls import PrincipleLike
 from sparring.agents.backends import Backend
 from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.backends.probe import ProbeResult, probe_backends
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.errors import DiskFull, TooManyFailures
+from sparring.graphs.roles import backends_in_use
+from sparring.graphs.wiring import make_selfplay
 from sparring.redaction import redact_url
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
 from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
-from .plan import JOBS, write_jobs
+from .plan_files import JOBS, write_jobs
 from .progress import Progress
 from .reporting import write_report_quietly
 from .role_backends import RoleBackends
-from .roles import backends_in_use
 from .run_request import RunRequest, check_run_dir, iter_jobs
+from .run_result import RunResult
 from .runlock import RunDirLock
 from .runner import DialogueRunner
 from .store import (
@@ -50,44 +52,7 @@ from .store import (
 )
 from .totals import run_totals
 from .tracing import span_exporters
-from .wiring import make_selfplay
 from .workers import WorkerContext, WorkerPool
-
-
-@dataclass(frozen=True)
-class RunCounts:
-    """A run directory's totals over all its attempts, read back from the files written."""
-
-    dialogues: int
-    """Dialogues written (failed ones not included)."""
-    failed: int
-    """Dialogues that failed (written with their error; a resume retries them)."""
-    pairs: int
-    verified_pairs: int
-    with_violation: int
-    """Dialogues in which the critic found a violation."""
-    violation_rate: float
-    avg_turns: float
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What a run came to.
-
-    ``status``: ``completed`` (every dialogue ran; some may have failed, see ``counts.failed``),
-    ``failed`` (stopped by ``max_failures``) or ``interrupted`` (a signal, or the task was cancelled;
-    ``sparring resume RUN_DIR`` or the same run again continues it).
-    """
-
-    status: str
-    run_dir: Path
-    manifest: dict[str, Any]
-    """The run's manifest.json as written at the end: config, backend, versions, every attempt."""
-
-    @property
-    def counts(self) -> RunCounts:
-        c = self.manifest.get("counts") or {}
-        return RunCounts(**{name: c.get(name, 0) for name in RunCounts.__dataclass_fields__})
 
 
 @dataclass
@@ -314,7 +279,7 @@ async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: 
     if manifest.get("expansion") is not None:
         request.scenarios = [Scenario.model_validate(r) for r in iter_jsonl(request.run_dir / SCENARIOS)]
         return
-    from .scenario_graph import expand_scenarios
+    from sparring.graphs.scenario_graph import expand_scenarios
 
     progress.stage(f"expanding {len(cfg.diasynth.topics)} topics into scenarios (DiaSynth)")
     scenarios, report = await expand_scenarios(cfg.diasynth, backends["subtopics"], cfg.sampling, cfg.seed,
@@ -412,7 +377,7 @@ async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[
 def _write_stats(run: _OpenRun, *, embeddings: bool = True) -> None:
     """stats.json of the finished run. Statistics are a report on the data, not the data: when they
     fail, the manifest says why and the run keeps its status."""
-    from .data.stats import StatsOptions, write_stats
+    from sparring.graphs.data.run_stats import StatsOptions, write_stats
 
     try:
         write_stats(run.request.run_dir, StatsOptions(embeddings=embeddings))

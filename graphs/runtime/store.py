@@ -44,7 +44,7 @@ RESERVE = ".reserve"
 """Space held while a run writes, freed for the manifest when the disk fills up."""
 RESERVE_BYTES = 512 * 1024
 ENGINE_LOG = "engine.log"
-"""What the engine and the libraries printed during the run (graphs.engine_log), kept off the terminal."""
+"""What the engine and the libraries printed during the run (graphs.runtime.engine_log), kept off the terminal."""
 OWN_FILES = {*(DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES), RESERVE, ".lock", f".{MANIFEST}.tmp", ENGINE_LOG}
 """What a run puts in its directory before its first manifest: a directory holding only these,
 empty, is a run killed in its first moments, and a new run may use it."""

@@ -18,19 +18,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from sparring.agents.backends.config import BackendConfig
+from sparring.agents.backends.backend_config import BackendConfig
 from sparring.agents.backends.replay import ReplayBackend, has_content, structured_mode_of
 from sparring.errors import InputError
+from sparring.graphs.roles import backends_in_use
+from sparring.graphs.wiring import make_selfplay
 from sparring.traces.read import iter_spans
 from sparring.traces.sinks import ListSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
 from .role_backends import RoleBackends
-from .roles import backends_in_use
 from .run_request import iter_jobs, request_from_run_dir
 from .runner import DialogueRunner
 from .store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
-from .wiring import make_selfplay
 
 # Differ between any two executions by nature, not by logic.
 VOLATILE = frozenset({"trace_id", "duration_s"})
