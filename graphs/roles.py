@@ -97,11 +97,11 @@ def role_backends(config: RunConfig, roles: tuple[Role, ...] | None = None) -> d
     return out
 
 
-def backends_in_use(config: RunConfig) -> dict[str, BackendConfig]:
-    """Each backend a run of ``config`` uses, by name, in the order of first use: what to start,
-    probe and describe. One call, computed from the config alone."""
+def backends_in_use(config: RunConfig, roles: tuple[Role, ...] | None = None) -> dict[str, BackendConfig]:
+    """Each backend a run of ``config`` uses (or ``roles`` use), by name, in the order of first use:
+    what to start, probe and describe. One call, computed from the config alone."""
     defined = named_backends(config)
-    return {name: defined[name] for name in dict.fromkeys(role_backends(config).values())}
+    return {name: defined[name] for name in dict.fromkeys(role_backends(config, roles).values())}
 
 
 def models_by_role(config: RunConfig, roles: tuple[Role, ...] | None = None) -> dict[str, str]:

@@ -50,7 +50,7 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     as a run judges it: against every principle of the set; the critic flags it when it names the
     turn's principle among the violations. Turns are judged concurrently, up to the backend's
     max_in_flight."""
-    from sparring.graphs.commands.critic_calibration import calibrate_specs, critic_spec, select_items
+    from sparring.graphs.commands.critic_calibration import calibrate_specs, critic_spec, probe_specs, select_items
     from sparring.graphs.run_config import load_config, load_config_with_lines
     from sparring.graphs.runtime.runlock import RunDirLock
     from sparring.principles.labelled import builtin_items, check_principle_ids, load_items_file
@@ -71,6 +71,7 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
         second = load_config(compare or config, [*(() if compare else overrides), *compare_overrides])
         specs.append(critic_spec(second, name=names[1], source=str(compare or config) if compare or config else None))
     target = out if out is not None else cfg.run_dir()
+    asyncio.run(probe_specs(specs))  # as a run probes: an unusable backend is refused before anything starts
     bar = _Progress(len(selected), [s.name for s in specs], enabled=not quiet)
     # One writer per directory: a run writing it refuses us now, not after the last turn is judged.
     with RunDirLock(target, create=True):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sparring.agents.agent_calls import PrincipleLike
-from sparring.agents.backends import Backend, BackendConfig, create_backend
+from sparring.agents.backends import Backend, BackendConfig
 from sparring.agents.backends.base import metered
 from sparring.agents.critic import CriticAgent
 from sparring.errors import InputError
@@ -41,7 +41,7 @@ from sparring.graphs.run_config import RunConfig
 from sparring.graphs.runtime.store import CALIBRATION, replace_json
 from sparring.principles.labelled import LABELS, LabelledItem
 
-__all__ = ["CALIBRATION_FORMAT", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs",
+__all__ = ["CALIBRATION_FORMAT", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs", "probe_specs",
            "cohen_kappa", "critic_spec", "figures", "judge_items", "read_calibration",
            "select_items", "write_calibration"]
 
@@ -252,21 +252,33 @@ async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], pr
 
 async def calibrate_specs(specs: Sequence[CriticSpec], items: Sequence[LabelledItem],
                           principles: Sequence[PrincipleLike], **kwargs: Any) -> dict[str, Any]:
-    """``calibrate`` on backends made from ``specs``: started here, closed here; two critics with the
-    same backend config share one backend (one engine, one connection pool)."""
+    """``calibrate`` on backends made from ``specs`` as a run makes them (``RoleBackends.create`` for the
+    ``critic`` role), started here, closed here; two critics with the same backend config share one
+    backend (one engine, one connection pool). ``probe_specs`` first, as a run probes."""
+    from sparring.graphs.runtime.role_backends import RoleBackends
+
     backends: dict[str, Backend] = {}
     critics = []
     try:
         for spec in specs:
             key = spec.backend.model_dump_json()
             if key not in backends:
-                backends[key] = create_backend(spec.backend)
+                backends[key] = RoleBackends.create(spec.config, roles=("critic",))["critic"]
                 await backends[key].start()
             critics.append(spec.critic(backends[key]))
         return await calibrate(critics, items, principles, **kwargs)
     finally:
         for backend in backends.values():
             await backend.aclose()
+
+
+async def probe_specs(specs: Sequence[CriticSpec]) -> None:
+    """Probe each critic's backend as a run probes its backends: ``BackendUnavailable`` (exit 2) for one
+    that cannot work, in seconds, before any turn is judged."""
+    from sparring.graphs.runtime.role_backends import probe_roles
+
+    for spec in specs:
+        await probe_roles(spec.config, ("critic",))
 
 
 def write_calibration(document: dict[str, Any], out: Path) -> Path:

@@ -20,9 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sparring.agents.backends import Backend, BackendConfig, create_backend
+from sparring.agents.backends import Backend, BackendConfig
 from sparring.agents.backends.base import metered
-from sparring.agents.backends.probe import probe_backends
 from sparring.agents.backends.session import dialogue_session
 from sparring.agents.geval_judge import JudgeAgent, JudgeConfig
 from sparring.errors import InputError
@@ -102,9 +101,11 @@ async def _judge_locked(run_dir: Path, overrides: Sequence[str], criteria: Seque
         return summary
     owned = backend is None
     if backend is None:
-        block = judge_backend(config, source=f"{run_dir}/manifest.json")
-        backend = create_backend(block)
-        await probe_backends({"backend": block})  # an unusable judge fails now, in seconds
+        from sparring.graphs.runtime.role_backends import RoleBackends, probe_roles
+
+        judge_backend(config, source=f"{run_dir}/manifest.json")  # the judge role has a backend
+        backend = RoleBackends.create(config, roles=("judge",))["judge"]
+        await probe_roles(config, ("judge",))  # an unusable judge fails now, in seconds
     await backend.start()
     judge = JudgeAgent(backend, config.sampling.judge, settings)
     slots = asyncio.Semaphore(config.concurrency)

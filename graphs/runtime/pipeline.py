@@ -21,21 +21,20 @@ from typing import Any
 from sparring.agents.agent_calls import PrincipleLike
 from sparring.agents.backends import Backend
 from sparring.agents.backends.base import UsageMeter, metered
-from sparring.agents.backends.probe import ProbeResult, probe_backends
+from sparring.agents.backends.probe import ProbeResult
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.errors import DiskFull, TooManyFailures
-from sparring.graphs.roles import backends_in_use
 from sparring.graphs.wiring import make_selfplay
-from sparring.redaction import redact_url
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
 from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
+from .plan_expansion import expand
 from .plan_files import JOBS, write_jobs
 from .progress import Progress
 from .reporting import write_report_quietly
-from .role_backends import RoleBackends
+from .role_backends import RoleBackends, probe_roles
 from .run_request import RunRequest, check_run_dir, iter_jobs
 from .run_result import RunResult
 from .runlock import RunDirLock
@@ -103,7 +102,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None,
         previous = check_run_dir(request)
         if previous is not None:
             RunStore(request.run_dir).check_lines()  # a damaged record file is bad input, found now
-        probes = await _probe(cfg, progress) if owned else {}
+        probes = await probe_roles(cfg, on_slow=progress.stage) if owned else {}
         output = EngineLog(request.run_dir / ENGINE_LOG, echo=verbose) if engine_log else None
         with output or contextlib.nullcontext():
             if output is not None and _writes_to_fd(progress.stream, 2):
@@ -169,21 +168,6 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
     if full is not None:
         raise full
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
-
-
-async def _probe(cfg: Any, progress: Progress) -> dict[str, ProbeResult]:
-    """Probe each backend the config uses, at once; a stage line only when it takes a while (a server
-    slow to answer). Results by config key: ``backend``, or ``backends.NAME``."""
-    import openai  # noqa: F401 - imported before the clock starts: the import is not the server's slowness
-
-    used = backends_in_use(cfg)
-    task = asyncio.ensure_future(probe_backends(
-        {("backends." + name if cfg.backends else "backend"): b for name, b in used.items()}))
-    done, _ = await asyncio.wait({task}, timeout=3.0)
-    if not done:
-        progress.stage("probing " + ", ".join(f"the {b.kind} backend at {redact_url(b.base_url or '')}"
-                                              for b in used.values() if b.kind == "openai_compat"))
-    return await task
 
 
 def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dict[str, Any], backends: RoleBackends,
@@ -279,18 +263,11 @@ async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: 
     if manifest.get("expansion") is not None:
         request.scenarios = [Scenario.model_validate(r) for r in iter_jsonl(request.run_dir / SCENARIOS)]
         return
-    from sparring.graphs.scenario_graph import expand_scenarios
-
-    progress.stage(f"expanding {len(cfg.diasynth.topics)} topics into scenarios (DiaSynth)")
-    scenarios, report = await expand_scenarios(cfg.diasynth, backends["subtopics"], cfg.sampling, cfg.seed,
-                                               personas_backend=backends["personas"])
+    scenarios, manifest["expansion"] = await expand(cfg, backends, progress)
     request.scenarios = [*request.scenarios, *scenarios]
     for scenario in request.scenarios:
         store.append(SCENARIOS, scenario)
-    manifest["expansion"] = {"report": report.model_dump(mode="json"), "explain": report.explain()}
     store.write_manifest(manifest)
-    for line in report.explain():
-        progress.note(line)
 
 
 def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: RoleBackends, *,

@@ -17,13 +17,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sparring.agents.backends import Backend, BackendConfig, create_backend
+from sparring.agents.backends.probe import ProbeResult, probe_backends
 from sparring.errors import InputError
 from sparring.graphs.roles import DEFAULT, Role, backends_in_use, role_backends, roles_in_use
+from sparring.redaction import redact_url
 
 if TYPE_CHECKING:
     from sparring.graphs.run_config import RunConfig
 
-__all__ = ["RoleBackends"]
+__all__ = ["RoleBackends", "probe_roles"]
 
 
 class RoleBackends:
@@ -39,13 +41,22 @@ class RoleBackends:
             backend.name = name
 
     @classmethod
-    def create(cls, config: RunConfig, *, share_of: Callable[[int], int] | None = None,
+    def create(cls, config: RunConfig, *, roles: tuple[Role, ...] | None = None,
+               share_of: Callable[[int], int] | None = None,
                make: Callable[[BackendConfig], Backend] = create_backend) -> RoleBackends:
-        """The config's backends, not started. ``share_of(max_in_flight)``: this process's part of
-        each backend's ``max_in_flight`` (a worker's share); ``make``: what makes one from its block.
-        Raises InputError for an API-key variable that is not set, before anything is started."""
+        """The config's backends, not started: the one way every command makes them (run, plan, a shard,
+        calibrate, judge, doctor, Studio, the Python API). ``roles``: only the backends these roles use
+        (default: every role a run of the config calls); ``share_of(max_in_flight)``: this process's part
+        of each backend's ``max_in_flight`` (a worker's share); ``make``: what makes one from its block.
+        Raises InputError for an API-key variable that is not set, before anything is started.
+
+            >>> from sparring.graphs.run_config import RunConfig
+            >>> backends = RoleBackends.create(RunConfig(), roles=("critic",))
+            >>> backends.roles
+            {'critic': 'default'}
+        """
         made: dict[str, Backend] = {}
-        for name, backend in backends_in_use(config).items():
+        for name, backend in backends_in_use(config, roles).items():
             if share_of is not None:
                 backend = backend.model_copy(update={"max_in_flight": share_of(backend.max_in_flight)})
             try:
@@ -56,7 +67,7 @@ class RoleBackends:
                 key = (exc.field or "").removeprefix("backend.")
                 raise InputError(exc.message, source=exc.source, field=f"backends.{name}.{key}",
                                  line=exc.line) from None
-        return cls(made, role_backends(config))
+        return cls(made, role_backends(config, roles))
 
     @classmethod
     def of(cls, config: RunConfig, given: Backend | Mapping[str, Backend]) -> RoleBackends:
@@ -119,3 +130,23 @@ class RoleBackends:
         if len(self.backends) == 1:
             return f"the {next(iter(self.backends.values())).config.kind} backend"
         return "the backends " + ", ".join(f"{name} ({b.config.kind})" for name, b in self.backends.items())
+
+
+async def probe_roles(config: RunConfig, roles: tuple[Role, ...] | None = None,
+                      on_slow: Callable[[str], None] | None = None) -> dict[str, ProbeResult]:
+    """Probe each backend a run of ``config`` uses (or ``roles`` use), at once, before anything is
+    written: ``BackendUnavailable`` (exit 2) when one cannot work. ``on_slow(line)`` is told, once, when
+    the probe takes a while (a server slow to answer). Results by config key: ``backend``, or
+    ``backends.NAME``. Run, plan, a shard and calibrate all probe here."""
+    import asyncio
+
+    import openai  # noqa: F401 - imported before the clock starts: the import is not the server's slowness
+
+    used = backends_in_use(config, roles)
+    task = asyncio.ensure_future(probe_backends(
+        {("backends." + name if config.backends else "backend"): b for name, b in used.items()}))
+    done, _ = await asyncio.wait({task}, timeout=3.0)
+    if not done and on_slow is not None:
+        on_slow("probing " + ", ".join(f"the {b.kind} backend at {redact_url(b.base_url or '')}"
+                                       for b in used.values() if b.kind == "openai_compat"))
+    return await task

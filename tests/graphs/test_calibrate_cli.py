@@ -148,3 +148,17 @@ def test_a_run_starts_in_a_directory_that_holds_only_a_calibration(tmp_path: Pat
     (run_dir / "notes.txt").write_text("x")
     with pytest.raises(InputError, match="is not empty and holds no manifest.json"):
         check_run_dir(request)
+
+
+def test_calibrate_probes_the_critics_backend_like_run(tmp_path: Path) -> None:
+    """A critic backend that cannot work is refused before any turn is judged: one line, exit 2."""
+    with FakeOpenAIServer(responder=agent_reply) as server:
+        config = write_config(tmp_path, server.base_url)
+        data = yaml.safe_load(config.read_text())
+        data["backend"]["model"] = "no-such-model"
+        config.write_text(yaml.safe_dump(data))
+        result = run_cli("calibrate", str(config), "--out", str(tmp_path / "out"), cwd=tmp_path)
+        assert server.stats.chat_requests <= 1  # the probe's own, at most: no turn was judged
+    assert result.returncode == 2, result.stderr
+    assert "backend" in result.stderr and "no-such-model" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -382,3 +382,59 @@ def test_each_shard_points_named_backends_at_its_own_servers(tmp_path):
     assert manifest["roles"]["side_b"] == "target"
     urls = [s["backends"]["target"]["base_url"] for s in manifest["merge"]["shards"]]
     assert urls == [planned.base_url, other_target.base_url]
+
+
+def _titles(server: FakeOpenAIServer) -> list[str]:
+    """The schema title of each chat request the server saw ("" for free text), from its own record."""
+    return [((r.body.get("response_format") or {}).get("json_schema") or {}).get("schema", {}).get("title", "")
+            for r in server.requests]
+
+
+def test_a_plan_expands_on_the_expansion_roles_backends_as_a_run_does(tmp_path):
+    """One path for the DiaSynth expansion: a config whose subtopics and personas roles point at a second
+    server expands there, whether a run or ``sparring plan`` does it (each server's own request record
+    says which calls it got), and plan + two shards + merge equals the unsharded run."""
+    expansion = {"SubtopicsOutput", "PersonasOutput"}
+    with canned_server() as main_server, FakeOpenAIServer(responder=agent_reply) as writer:
+        config = write_config(tmp_path, main_server.base_url, dialogues=8, concurrency=4)
+        data = yaml.safe_load(config.read_text())
+        data.pop("scenarios")
+        backend = data.pop("backend")
+        data["backends"] = {"default": backend, "writer": {**backend, "base_url": writer.base_url}}
+        data["roles"] = {"subtopics": "writer", "personas": "writer"}
+        data["diasynth"] = {"topics": ["Hobbies", "Travel"], "subtopics_per_topic": 2, "personas_per_subtopic": 3}
+        data["jobs"] = {"dialogues_per_scenario": 1}
+        config.write_text(yaml.safe_dump(data))
+        main_server.record_requests = True
+        run_shard(config, None, tmp_path / "whole")
+        whole_calls = len(writer.requests)
+        assert whole_calls and set(_titles(writer)) == expansion
+        assert not set(_titles(main_server)) & expansion
+        made = cli("plan", config, "--out", tmp_path / "plan", "--shards", "2")
+        assert made.exit_code == 0, made.output
+        assert len(writer.requests) == 2 * whole_calls and set(_titles(writer)) == expansion
+        for k in (0, 1):
+            run_shard(tmp_path / "plan", f"{k}/2", tmp_path / f"shard{k}")
+        assert len(writer.requests) == 2 * whole_calls  # the shards expanded nothing again
+        assert not set(_titles(main_server)) & expansion
+    assert cli("merge", tmp_path / "shard0", tmp_path / "shard1", "--out", tmp_path / "m").exit_code == 0
+    for name in RECORDS:
+        assert comparable(tmp_path / "m", name) == comparable(tmp_path / "whole", name), name
+
+
+def test_plan_probes_the_expansion_backends_like_run(tmp_path):
+    """A plan whose expansion backend cannot work is refused in one line, exit 2, nothing written."""
+    with canned_server() as server:
+        config = write_config(tmp_path, server.base_url, dialogues=4, concurrency=2)
+        data = yaml.safe_load(config.read_text())
+        data.pop("scenarios")
+        backend = data.pop("backend")
+        data["backends"] = {"default": backend, "writer": {**backend, "model": "no-such-model"}}
+        data["roles"] = {"subtopics": "writer", "personas": "writer"}
+        data["diasynth"] = {"topics": ["Hobbies"], "subtopics_per_topic": 2, "personas_per_subtopic": 2}
+        config.write_text(yaml.safe_dump(data))
+        result = run_cli("plan", str(config), "--out", str(tmp_path / "plan"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "backends.writer" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "plan").exists()
