@@ -224,6 +224,13 @@ class RunConfig(BaseModel):
         if isinstance(data, dict) and "backends" in data and "backend" in data:
             raise error_at(("backends",), "give either backend: (one backend for every role) or backends: "
                                           "(named backends, with roles:), not both")
+        named = data.get("backends") if isinstance(data, dict) else None
+        if isinstance(named, dict) and named:  # ``backend`` reads as the default one (not written back: the serializer)
+            try:
+                default = BackendConfig.model_validate(named.get(DEFAULT, next(iter(named.values()))))
+            except ValidationError:
+                return data  # reported where it was written, under backends.NAME
+            data = {**data, "backend": default}
         return data
 
     @field_validator("backends")
@@ -239,8 +246,6 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _check_roles(self) -> RunConfig:
         check_backends(self)
-        if self.backends:  # ``backend`` reads as the default one; it is not written back (see the serializer)
-            object.__setattr__(self, "backend", self.backends.get(DEFAULT, next(iter(self.backends.values()))))
         return self
 
     @model_serializer(mode="wrap")

@@ -14,7 +14,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from .plan_files import JOBS, write_jobs
 from .progress import Progress
 from .reporting import write_report_quietly
 from .role_backends import RoleBackends, probe_roles
-from .run_request import RunRequest, check_run_dir, iter_jobs
+from .run_request import RunRequest, check_run_dir, continued, iter_jobs
 from .run_result import RunResult
 from .runlock import RunDirLock
 from .runner import DialogueRunner
@@ -100,6 +100,7 @@ async def execute(request: RunRequest, *, progress: Progress | None = None,
     # if the probe fails, so an unusable backend leaves nothing behind.
     with RunDirLock(request.run_dir, create=True):
         previous = check_run_dir(request)
+        request = continued(request, previous)
         if previous is not None:
             RunStore(request.run_dir).check_lines()  # a damaged record file is bad input, found now
         probes = await probe_roles(cfg, on_slow=progress.stage) if owned else {}
@@ -225,7 +226,7 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
         place_checkpoints(request.run_dir, {}, 1)  # gathers the files of an attempt that had workers
         saver = InlineSqliteSaver.open(request.run_dir / CHECKPOINTS)
     try:
-        await _expand_if_needed(request, backends, run.store, run.manifest, progress)
+        request = await _expand_if_needed(request, backends, run.store, run.manifest, progress)
         keep_unverified = cfg.dialogue.unverified_pairs == "keep"
         runner: DialogueRunner | WorkerPool
         if saver is None:
@@ -255,19 +256,21 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
 
 
 async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: RunStore, manifest: dict[str, Any],
-                            progress: Progress) -> None:
-    """Run the DiaSynth expansion once per run directory; a resumed run reads scenarios.jsonl instead."""
+                            progress: Progress) -> RunRequest:
+    """The request with its DiaSynth scenarios: expanded once per run directory; a resumed run reads
+    scenarios.jsonl instead."""
     cfg = request.config
     if cfg.diasynth is None or request.jobs is not None:  # no expansion, or a shard of a plan that made it
-        return
+        return request
     if manifest.get("expansion") is not None:
-        request.scenarios = [Scenario.model_validate(r) for r in iter_jsonl(request.run_dir / SCENARIOS)]
-        return
+        return replace(request, scenarios=[Scenario.model_validate(r)
+                                           for r in iter_jsonl(request.run_dir / SCENARIOS)])
     scenarios, manifest["expansion"] = await expand(cfg, backends, progress)
-    request.scenarios = [*request.scenarios, *scenarios]
+    request = replace(request, scenarios=[*request.scenarios, *scenarios])
     for scenario in request.scenarios:
         store.append(SCENARIOS, scenario)
     store.write_manifest(manifest)
+    return request
 
 
 def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: RoleBackends, *,

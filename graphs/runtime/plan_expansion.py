@@ -3,6 +3,7 @@ plan``: the expansion, then the whole job list frozen (graphs.runtime.plan_files
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +64,7 @@ async def make_plan(request: RunRequest, *, progress: Progress | None = None, tr
             progress.stop()
             tracer.close()
             await backends.aclose()
-        request.scenarios = [*request.scenarios, *scenarios]
+        request = replace(request, scenarios=[*request.scenarios, *scenarios])
     plan = plan_of(request)
     plan.expansion = expansion
     return plan

@@ -8,7 +8,7 @@ directory is created or model started, so bad input costs nothing and leaves not
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,11 @@ from .plan_files import JOBS, Plan, Shard, check_same_shard, read_jobs, read_pla
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunRequest:
-    """Everything a run needs, validated: the config, the resolved principles and scenarios."""
+    """Everything a run needs, validated: the config, the resolved principles and scenarios. Immutable:
+    a change (the stored values of a directory it continues, expanded scenarios) is a new request
+    (``continued``, ``dataclasses.replace``), so every step sees the request it was given."""
 
     config: RunConfig
     config_path: str | None
@@ -69,7 +71,8 @@ def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
-    """The existing manifest when resuming; InputError when the directory belongs to another config."""
+    """The existing manifest when resuming; InputError when the directory belongs to another config or
+    was made under another rule (``continued`` gives the request that continues it)."""
     store = RunStore(request.run_dir)
     if request.run_dir.exists() and not request.run_dir.is_dir():
         raise InputError("exists and is not a directory", source=str(request.run_dir))
@@ -86,8 +89,17 @@ def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
     if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
-    request.config = _with_stored_values(request, old.get("config") or {})
+    _with_stored_values(request, old.get("config") or {})  # refuses a key asked against the directory's rule
     return old
+
+
+def continued(request: RunRequest, previous: dict[str, Any] | None) -> RunRequest:
+    """The request that continues the directory whose manifest is ``previous`` (checked by
+    ``check_run_dir``): its config takes, for each key whose default changed (CHANGED_DEFAULTS) and that
+    the config leaves unset, the value the directory was made with. ``request`` itself when new."""
+    if previous is None:
+        return request
+    return replace(request, config=_with_stored_values(request, previous.get("config") or {}))
 
 
 def _killed_at_birth(run_dir: Path) -> bool:

@@ -15,7 +15,13 @@ from sparring.errors import InputError
 from sparring.graphs.jobs import JobsConfig, assign_jobs
 from sparring.graphs.run_config import load_config
 from sparring.graphs.runtime.manifest import fingerprint, new_manifest
-from sparring.graphs.runtime.run_request import check_run_dir, describe_request, iter_jobs, request_from_config
+from sparring.graphs.runtime.run_request import (
+    check_run_dir,
+    continued,
+    describe_request,
+    iter_jobs,
+    request_from_config,
+)
 from tests.cli import REPO, run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures"
@@ -71,10 +77,11 @@ def test_a_run_directory_written_before_keeps_its_rules(tmp_path: Path) -> None:
     config = FIXTURE / "pre_namespace_run.config.yaml"
     request = request_from_config(config, out=run_dir)
     assert request.config.dialogue.unverified_pairs == "drop"
-    check_run_dir(request)
+    request = continued(request, check_run_dir(request))
     assert request.config.dialogue.unverified_pairs == "keep" and request.config.jobs.briefed_side == "B"
     fresh = request_from_config(config, out=tmp_path / "new")
-    assert check_run_dir(fresh) is None and fresh.config.dialogue.unverified_pairs == "drop"
+    assert check_run_dir(fresh) is None and continued(fresh, None) is fresh
+    assert fresh.config.dialogue.unverified_pairs == "drop"
     stored = json.loads((run_dir / "manifest.json").read_text())["config_fingerprint"]
     explicit = request_from_config(config, ("dialogue.unverified_pairs=keep",), out=run_dir)
     assert fingerprint(explicit.config) == stored
@@ -91,7 +98,7 @@ def test_a_run_directory_written_before_keeps_its_rules(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="unverified_pairs: drop, and the config asks for keep"):
         check_run_dir(keep)
     same = request_from_config(config, ("dialogue.unverified_pairs=drop",), out=new_dir)  # the new default, said
-    assert check_run_dir(same) is not None and same.config.dialogue.unverified_pairs == "drop"
+    assert continued(same, check_run_dir(same)).config.dialogue.unverified_pairs == "drop"
 
 
 def test_a_peers_run_directory_keeps_its_sides(tmp_path: Path) -> None:
@@ -105,8 +112,7 @@ def test_a_peers_run_directory_keeps_its_sides(tmp_path: Path) -> None:
     stored = new_manifest(old.config, config_path=None, run_dir=str(old_dir))
     (old_dir / "manifest.json").write_text(json.dumps(stored))
     unset = request_from_config(config, out=old_dir)
-    check_run_dir(unset)
-    assert unset.config.jobs.briefed_side == "B"
+    assert continued(unset, check_run_dir(unset)).config.jobs.briefed_side == "B"
     with pytest.raises(InputError, match="made with jobs.briefed_side: B, and the config asks for drawn"):
         check_run_dir(request_from_config(config, ("jobs.briefed_side=drawn",), out=old_dir))
     new_dir = tmp_path / "new"
