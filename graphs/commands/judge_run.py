@@ -11,7 +11,6 @@ records which backend judged, and stats.json is rewritten.
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from sparring.errors import InputError
 from sparring.graphs.data.run_stats import write_stats
 from sparring.graphs.data.rundata import Row, load_run
 from sparring.graphs.roles import named_backends, role_backends
-from sparring.graphs.run_config import RunConfig, apply_overrides
+from sparring.graphs.run_config import RunConfig
 from sparring.graphs.runtime.manifest import session_id
 from sparring.graphs.runtime.runlock import RunDirLock
 from sparring.graphs.runtime.store import DIALOGUES, RunStore, replace_jsonl
@@ -37,12 +36,9 @@ from sparring.principles.yamlfile import LineMap, pydantic_error
 
 def config_for_judging(manifest: dict[str, Any], overrides: Sequence[str], *, source: str) -> RunConfig:
     """The run's own config (from its manifest) with ``--set`` overrides applied."""
-    lines = LineMap()
-    data = apply_overrides(copy.deepcopy(manifest.get("config") or {}), list(overrides), lines)
-    try:
-        return RunConfig.model_validate(data)
-    except ValidationError as exc:
-        raise pydantic_error(exc, source=source, lines=lines) from None
+    from sparring.graphs.runtime.manifest import stored_config
+
+    return stored_config(manifest.get("config") or {}, list(overrides), source=source)
 
 
 def judge_backend(config: RunConfig, *, source: str) -> BackendConfig:

@@ -7,19 +7,22 @@ resume can tell "same run, driven differently" from "a different run".
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import platform
 import time
 import uuid
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
+from sparring.errors import InputError
 from sparring.graphs.jobs import JobsConfig, sides_for
-from sparring.graphs.run_config import RunConfig
-from sparring.principles.yamlfile import looks_secret
+from sparring.graphs.run_config import Overrides, RunConfig, apply_overrides
+from sparring.principles.yamlfile import LineMap, looks_secret, pydantic_error
 from sparring.redaction import redact_url
 
 # Keys that change how a run is driven, not what it produces. ``*`` stands for any name or list item.
@@ -150,3 +153,24 @@ def new_manifest(config: RunConfig, *, config_path: str | None, run_dir: str) ->
         "timings": {"started_at": now, "updated_at": now},
         "runs": [],
     }
+
+
+def stored_config(stored: Mapping[str, Any], overrides: Overrides = (), *, source: str, **updates: Any) -> RunConfig:
+    """The one way a config sparring stored (a run's manifest, a plan's header) is read back: validated as
+    stored, then again with ``--set`` ``overrides`` and ``updates`` (``output_dir=...``) applied. An
+    InputError names ``source`` and the key: one that no longer validates as stored was written by another
+    version of sparring, or edited; one an override breaks names the ``--set``."""
+    try:
+        base = RunConfig.model_validate(copy.deepcopy(dict(stored)))
+    except ValidationError as exc:
+        first = pydantic_error(exc, source=source, lines=LineMap())
+        raise InputError(f"{first.message}; the stored config no longer validates (written by another version of "
+                         "sparring, or edited)", source=source, field=first.field) from None
+    if not overrides and not updates:
+        return base
+    lines = LineMap()
+    data = {**apply_overrides(copy.deepcopy(dict(stored)), overrides, lines), **updates}
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(exc, source=source, lines=lines) from None

@@ -37,12 +37,12 @@ from pydantic import ValidationError
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool
 from sparring.errors import InputError
-from sparring.graphs.run_config import Overrides, RunConfig, apply_overrides
+from sparring.graphs.run_config import Overrides, RunConfig
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ._atomic import atomic_dir
-from .manifest import fingerprint, redact, versions
+from .manifest import fingerprint, redact, stored_config, versions
 from .store import SCENARIOS, TRACES, encode_record, iter_jsonl
 
 __all__ = ["JOBS", "PLAN_FILE", "Plan", "Shard", "check_same_shard", "plan_id", "read_jobs", "read_plan", "shard_dir",
@@ -219,13 +219,11 @@ def read_plan(plan_dir: Path, overrides: Overrides = (), *, out: Path | None = N
         raise InputError(f"is not valid JSON ({exc.msg})", source=str(path), line=exc.lineno) from None
     if header.get("format") != FORMAT:
         raise InputError(f"plan format {header.get('format')!r}; this sparring reads format {FORMAT}", source=str(path))
+    base = stored_config(header["config"], source=str(path))
+    config = stored_config(header["config"], overrides, source=str(path),
+                           **({"output_dir": str(out)} if out is not None else {}))
     lines = LineMap()
-    data = apply_overrides(json.loads(json.dumps(header["config"])), overrides, lines)
-    if out is not None:
-        data["output_dir"] = str(out)
     try:
-        base = RunConfig.model_validate(header["config"])
-        config = RunConfig.model_validate(data)
         principles = [Principle.model_validate(p) for p in header["principles"]]
         scenarios = [Scenario.model_validate(row) for row in iter_jsonl(plan_dir / SCENARIOS)]
     except ValidationError as exc:

@@ -25,7 +25,7 @@ from sparring.graphs.run_config import Overrides, RunConfig, read_config
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
-from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set
+from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set, stored_config
 from .plan_files import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, shard_dir
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
@@ -225,8 +225,8 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
     if manifest is None:
         raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
     source = str(run_dir / MANIFEST)
+    cfg = stored_config(manifest.get("config", {}), source=source, output_dir=str(run_dir))
     try:
-        cfg = RunConfig.model_validate({**manifest.get("config", {}), "output_dir": str(run_dir)})
         principles = [Principle.model_validate(p) for p in manifest.get("principles", [])]
     except ValidationError as exc:
         first = pydantic_error(exc, source=source, lines=LineMap())
