@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -137,71 +137,62 @@ class Backend(ABC):
                                    schema: type[BaseModel]) -> Completion:
         """A reply that validates against ``schema``: constrained decoding while the server honours
         schemas (``self.schema_support`` decides, from evidence), parse-and-re-ask otherwise. A bad
-        reply costs a re-ask of this call, nothing more."""
+        reply costs a re-ask of this call, nothing more; a cut one gets room (``_retry.raised_budget``)."""
         support = self.schema_support
-        usage = TokenUsage()
-        retries = 0
-        latency = 0.0
-        reask = 0  # re-asks in the current mode; ``reasks`` bounds them
-        reasked = 0  # re-asks in all
-        cur_params = params
-        convo: list[ChatMessage] = []
-        convo_mode: StructuredMode | None = None
+        ask = _Ask(params=params, room=_retry.reply_room(schema))
         refused_here = False  # this call was refused a schema the server had accepted before
-        reason: str | None = None  # why the next request is a re-ask
-        room = _retry.reply_room(schema)  # the longest reply the schema allows, in characters
         while True:
             mode: StructuredMode = "reask" if refused_here else support.mode
-            if mode != convo_mode:  # first try, or constrained decoding just turned out unsupported
-                convo = _retry.with_format_instruction(messages, schema, full=mode == "reask")
-                convo_mode = mode
+            if mode != ask.mode:  # first try, or constrained decoding just turned out unsupported
+                ask.convo, ask.mode = _retry.with_format_instruction(messages, schema, full=mode == "reask"), mode
             json_schema = _retry.json_schema_of(schema) if mode == "json_schema" else None
             try:
-                raw, r, dt = await self._request(convo, cur_params, json_schema, mode, reask,
-                                                 {"app.reask_reason": reason, "app.reply_max_chars": room})
+                raw, r, dt = await self._request(ask.convo, ask.params, json_schema, mode, ask.reask,
+                                                 {"app.reask_reason": ask.reason, "app.reply_max_chars": ask.room})
             except SchemaUnsupported as exc:
                 if support.configured == "json_schema":
                     raise BackendError(f"the server refuses JSON schemas ({exc}); the config says "
                                        "structured_output: json_schema: set it to auto or reask") from None
                 refused_here = not support.refused(str(exc))
                 continue
-            retries += r
-            latency += dt
-            usage.prompt_tokens += raw.usage.prompt_tokens
-            usage.completion_tokens += raw.usage.completion_tokens
-            text = raw.text
-            truncated = raw.finish_reason == "length"
+            ask.add(raw, r, dt)
             try:
-                parsed = _retry.parse_reply(text, schema)
+                parsed = _retry.parse_reply(raw.text, schema)
             except ValidationError as exc:
-                error: ValidationError | str = exc
-            else:
-                if mode == "json_schema":
-                    support.parsed()
-                return Completion(text=text, parsed=parsed, usage=usage, finish_reason=raw.finish_reason,
-                                  model=raw.model, latency_s=latency, retries=retries + reasked,
-                                  structured_mode=mode, logprobs=raw.logprobs)
-            if mode == "json_schema" and not truncated:
-                if _retry.is_json(text):
-                    support.json_but_invalid()
-                elif support.not_json():  # this reply decided: the server ignores schemas
-                    reask = 0  # a fresh start in reask mode (it happens once per backend)
-                    reasked += 1
-                    continue
-            if reask >= self.config.reasks:
-                cut = f" (the last cut at its {cur_params.max_tokens}-token budget)" if truncated else ""
-                raise StructuredOutputError(
-                    f"reply did not match {schema.__name__} after {reask + 1} tries{cut}: {_short(error)}",
-                    raw_text=text, attempts=reask + 1)
-            reask += 1
-            reasked += 1
-            convo = _retry.reask_messages(convo, text, error, truncated)
-            reason = "length" if truncated else "invalid"
-            if truncated:
-                # Cut off mid-object: the same budget would be cut the same way. Room for the whole
-                # bounded reply (_retry.raised_budget), recorded on the re-ask's chat span.
-                cur_params = cur_params.model_copy(update={"max_tokens": _retry.raised_budget(
-                    cur_params.max_tokens, params.max_tokens, schema)})
+                self._after_bad_reply(ask, raw, exc, params, schema)
+                continue
+            if mode == "json_schema":
+                support.parsed()
+            return Completion(text=raw.text, parsed=parsed, usage=ask.usage, finish_reason=raw.finish_reason,
+                              model=raw.model, latency_s=ask.latency, retries=ask.retries + ask.reasked,
+                              structured_mode=mode, logprobs=raw.logprobs)
+
+    def _after_bad_reply(self, ask: _Ask, raw: RawCompletion, error: ValidationError, params: SamplingParams,
+                         schema: type[BaseModel]) -> None:
+        """What a reply that missed the schema leads to: evidence about schema support, then a re-ask (with
+        room when it was cut at its budget), or StructuredOutputError once ``reasks`` are spent."""
+        truncated = raw.finish_reason == "length"
+        if ask.mode == "json_schema" and not truncated:
+            if _retry.is_json(raw.text):
+                self.schema_support.json_but_invalid()
+            elif self.schema_support.not_json():  # this reply decided: the server ignores schemas
+                ask.reask = 0  # a fresh start in reask mode (it happens once per backend)
+                ask.reasked += 1
+                return
+        if ask.reask >= self.config.reasks:
+            cut = f" (the last cut at its {ask.params.max_tokens}-token budget)" if truncated else ""
+            raise StructuredOutputError(
+                f"reply did not match {schema.__name__} after {ask.reask + 1} tries{cut}: {_short(error)}",
+                raw_text=raw.text, attempts=ask.reask + 1)
+        ask.reask += 1
+        ask.reasked += 1
+        ask.convo = _retry.reask_messages(ask.convo, raw.text, error, truncated)
+        ask.reason = "length" if truncated else "invalid"
+        if truncated:
+            # Cut off mid-object: the same budget would be cut the same way. Room for the whole
+            # bounded reply (_retry.raised_budget), recorded on the re-ask's chat span.
+            ask.params = ask.params.model_copy(update={"max_tokens": _retry.raised_budget(
+                ask.params.max_tokens, params.max_tokens, schema)})
 
     async def _request(self, messages: list[ChatMessage], params: SamplingParams, json_schema: dict[str, Any] | None,
                        mode: StructuredMode, reask: int,
@@ -271,6 +262,32 @@ class Backend(ABC):
         # raised) or "invalid" (it missed the schema); app.reply_max_chars: the schema's bound on a reply.
         attrs.update({k: v for k, v in (extra or {}).items() if v is not None})
         return attrs
+
+
+@dataclass
+class _Ask:
+    """One structured call while it is being asked: the conversation so far, the budget, the counts."""
+
+    params: SamplingParams
+    room: int | None
+    """The longest reply the schema allows, in characters (``_retry.reply_room``)."""
+    convo: list[ChatMessage] = field(default_factory=list)
+    mode: StructuredMode | None = None
+    reask: int = 0
+    """Re-asks in the current mode; ``reasks`` bounds them."""
+    reasked: int = 0
+    """Re-asks in all."""
+    reason: str | None = None
+    """Why the next request is a re-ask: ``length`` or ``invalid``."""
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    retries: int = 0
+    latency: float = 0.0
+
+    def add(self, raw: RawCompletion, retries: int, latency: float) -> None:
+        self.retries += retries
+        self.latency += latency
+        self.usage.prompt_tokens += raw.usage.prompt_tokens
+        self.usage.completion_tokens += raw.usage.completion_tokens
 
 
 def _short(error: ValidationError | str, limit: int = 300) -> str:
