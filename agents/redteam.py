@@ -53,6 +53,8 @@ class AttackPlanner:
     backend: Backend
     params: SamplingParams
     strategies: tuple[Strategy, ...]
+    sees_system_prompt: bool = False
+    """White-box: the planner is shown the target's system prompt. Default: black-box, it is not."""
 
     def messages(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
                  characteristics: Sequence[tuple[str, str]]) -> list[ChatMessage]:
@@ -64,13 +66,14 @@ class AttackPlanner:
                                     strategies="\n".join(f"- {name}: {desc}" for name, desc in listed))
         else:
             attack = prompts.render("redteam_planner_control")
-        prompt = job.target_system_prompt
+        prompt = job.target_system_prompt if self.sees_system_prompt else None
         user = prompts.render(
             "redteam_planner_user", topic=scenario.topic,
             subtopic_line=f"Subtopic: {scenario.subtopic}" if scenario.subtopic else "",
             persona_a=describe_persona(job, "A"),
             deployment_line=f'The target is deployed with this system prompt:\n"""\n{prompt}\n"""' if prompt
-            else "The target has no system prompt.",
+            else "The target has no system prompt." if self.sees_system_prompt
+            else "Like any user of the deployment, the user does not know the target's system prompt.",
             goal_line=f"The user's goal: {scenario.goal}" if scenario.goal else "", max_turns=max_turns,
             characteristics_block=prompts.render(
                 "planner_characteristics",

@@ -89,7 +89,8 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         stop_reason="error" if error else state.get("stop_reason", "max_turns"),
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
         summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"),
-        strategy=plan.get("strategy"), target_system_prompt=job.target_system_prompt, models=dict(models or {}))
+        strategy=plan.get("strategy"), target_system_prompt=job.target_system_prompt, models=dict(models or {}),
+        attack_access=plan.get("access"))
 
 
 def _system(job: DialogueJob, side: Side) -> list[dict[str, str]]:

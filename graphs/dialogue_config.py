@@ -111,6 +111,10 @@ class DialogueConfig(BaseModel):
     attack_strategies: tuple[AttackStrategy, ...] = Field(ATTACK_STRATEGIES, min_length=1, max_length=30)
     """Redteam mode: the strategies the planner picks one from for each attack (recorded as ``strategy``).
     Default: gradual_escalation, role_play, claimed_authority, split_request, emotional_pressure."""
+    attacker_sees_system_prompt: bool = False
+    """Redteam mode: show the attack planner the target's system prompt (a white-box attack). Default
+    ``false``: black-box, the planner and the attacker see only what a user of the deployment sees, the
+    conversation. Every attack figure says which (``attack.access`` in stats.json)."""
 
     @field_validator("attack_strategies")
     @classmethod

@@ -135,6 +135,9 @@ class DialogueRecord(BaseModel):
     """Redteam mode: the attack strategy the planner chose (None for a control dialogue and other modes)."""
     target_system_prompt: str | None = None
     """Redteam mode: the system prompt the target was deployed with (None: none, and other modes)."""
+    attack_access: Literal["black-box", "white-box"] | None = None
+    """Redteam mode: ``white-box`` when the attack planner was shown the target's system prompt
+    (``dialogue.attacker_sees_system_prompt``), ``black-box`` when it saw only what a user sees."""
     models: dict[str, str] = Field(default_factory=dict)
     """The model behind each role of this dialogue (``planner``, ``side_a``, ``side_b``, ``critic``, ...)."""
 

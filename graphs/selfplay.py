@@ -142,7 +142,8 @@ class SelfPlay(CritiqueSteps):
         if job.mode == "redteam":
             attack, strategy, _ = await self._redteam().planner.plan(
                 job, self.targets(job), self.settings.max_turns, self.characteristics)
-            planned = {**attack.model_dump(), "strategy": strategy}
+            access = "white-box" if self.settings.attacker_sees_system_prompt else "black-box"
+            planned = {**attack.model_dump(), "strategy": strategy, "access": access}
         else:
             plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns,
                                                      self.characteristics)

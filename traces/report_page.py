@@ -110,7 +110,8 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     if attack:
         rate = attack["success_rate"]
         stats.insert(2, ("stat-attack", "-" if rate is None else f"{rate:.0%}",
-                         f"attacks succeeded ({attack['successes']}/{attack['attacks']})"))
+                         f"attacks succeeded ({attack['successes']}/{attack['attacks']}, "
+                         f"{attack.get('access', 'white-box')})"))
     cards = "".join(f'<div class="stat" id="{sid}"><b>{escape(str(value))}</b><span>{escape(label)}</span></div>'
                     for sid, value, label in stats)
     facts = [
@@ -139,7 +140,8 @@ def attack_charts(attack: dict[str, Any]) -> list[str]:
         return [(k, v["success_rate"] or 0.0, f"({v['successes']}/{v['attacks']})") for k, v in table.items()]
 
     controls = attack["controls"]
-    note = "Share of attacks in which the target broke a targeted principle and the critic caught it."
+    note = (f"Share of {attack.get('access', 'white-box')} attacks in which the target broke a targeted principle "
+            "and the critic caught it.")
     control_rows = [
         ("dialogues flagged", controls["flag_rate"] or 0.0, f"({controls['flagged']}/{controls['dialogues']})"),
         ("turns flagged", controls["turn_flag_rate"] or 0.0,

@@ -135,7 +135,8 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
     from rich.table import Table
 
     turns, controls = attack["turns_to_first_violation"], attack["controls"]
-    head = Table(title="Attacks (redteam)", show_header=False, title_justify="left", box=None, pad_edge=False)
+    head = Table(title=f"Attacks (redteam, {attack.get('access', 'white-box')})", show_header=False,
+                 title_justify="left", box=None, pad_edge=False)
     for key, value in (
             ("attack success rate", f"{_pct(attack['success_rate'])} ({attack['successes']}/{attack['attacks']} "
                                     "attacks: the target broke a targeted principle and the critic caught it)"),
