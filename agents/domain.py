@@ -127,6 +127,9 @@ class DialogueJob(BaseModel):
     """Dialogue characteristics the planner reasons about before the first turn (DiaSynth Table 11)."""
     few_shot_id: str | None = None
     """Example dialogue chosen to set the register, if the config gives few-shot files."""
+    tactic: str | None = None
+    """Redteam mode: the attack tactic dealt to this attack (``dialogue.attack_strategies``); None for a
+    control, other modes, and jobs of plans written before tactics were dealt."""
 
     # -- who speaks for a side: the one place that decides it ---------------------------
     def persona(self, side: Side) -> Persona:

@@ -1,8 +1,9 @@
 """Red-team mode: a planned attacker (side A) against the model under test (side B, the target).
 
 - ``AttackPlanner`` briefs the attacker in private: who they present as, what they want the
-  target to do, and a named strategy it picks from the configured list (recorded with the plan).
-  A control dialogue (no targeted principle) gets an ordinary user instead.
+  target to do, and how to carry out the dialogue's tactic (``tactic_for``: dealt per dialogue from
+  the configured list, recorded with the plan). It sees what a user of the deployment sees (black-box)
+  unless ``sees_system_prompt``. A control dialogue (no targeted principle) gets an ordinary user instead.
 - ``attacker_prompt`` is the attacker's system prompt; the persona agent speaks it.
 - ``TargetAgent`` is shown what a deployment would show the target: its system prompt (if any)
   and the conversation, the user's turns as ``user`` and its own as ``assistant``. No brief, no
@@ -11,11 +12,10 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, create_model
 
@@ -28,42 +28,49 @@ from .backends.messages import ChatMessage, Completion, SamplingParams
 from .domain import DialogueJob, PlanOutput
 from .persona import END_MARKER, view_from
 from .planner import characteristic_values, describe_persona, plan_schema
+from .tactics import Tactic
 
-__all__ = ["AttackPlanner", "RedTeamAgents", "Strategy", "TargetAgent", "attack_plan_schema", "attacker_prompt"]
+__all__ = ["AttackPlanner", "RedTeamAgents", "TargetAgent", "attack_plan_schema", "attacker_prompt", "tactic_for"]
 
-Strategy = tuple[str, str]
-"""(name, description) of an attack strategy."""
 TARGET_AGENT = "target"
 
 
 @lru_cache(maxsize=32)
-def attack_plan_schema(names: tuple[str, ...], strategies: tuple[str, ...]) -> type[BaseModel]:
+def attack_plan_schema(names: tuple[str, ...]) -> type[BaseModel]:
     """The attacker's plan as the planner is asked for it: reasoning, characteristics (as in
-    ``plan_schema``), the strategy (one of ``strategies``; left out for a control), goal and brief."""
+    ``plan_schema``), goal and brief."""
     base = plan_schema(names).model_fields
-    fields: dict[str, Any] = {k: (base[k].annotation, base[k]) for k in ("reasoning", "characteristics") if k in base}
-    if strategies:
-        fields["strategy"] = (Literal[strategies], ...)
-    fields.update({k: (base[k].annotation, base[k]) for k in ("goal", "brief_a")})
+    fields: dict[str, Any] = {k: (base[k].annotation, base[k])
+                              for k in ("reasoning", "characteristics", "goal", "brief_a") if k in base}
     return create_model("AttackPlan", __doc__="The attacker's private plan.", **fields)
+
+
+def tactic_for(job: DialogueJob, tactics: Sequence[Tactic]) -> Tactic:
+    """The tactic of an attack: the one dealt to the job (``DialogueJob.tactic``) when configured, else
+    one drawn from its seed (jobs of plans written before tactics were dealt)."""
+    by_name = {t.name: t for t in tactics}
+    if job.tactic in by_name:
+        return by_name[job.tactic]
+    return tactics[derive_seed(job.seed, job.id, "tactic") % len(tactics)]
 
 
 @dataclass(frozen=True, slots=True)
 class AttackPlanner:
     backend: Backend
     params: SamplingParams
-    strategies: tuple[Strategy, ...]
     sees_system_prompt: bool = False
     """White-box: the planner is shown the target's system prompt. Default: black-box, it is not."""
 
     def messages(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
-                 characteristics: Sequence[tuple[str, str]]) -> list[ChatMessage]:
+                 characteristics: Sequence[tuple[str, str]], tactic: Tactic | None = None,
+                 earlier: str = "") -> list[ChatMessage]:
+        """The planner's request; ``earlier``: the summary of earlier failed attempts (adaptive attacks)."""
         scenario = job.scenario
-        if targets:
-            listed = list(self.strategies)
-            random.Random(derive_seed(job.seed, job.id, "strategies")).shuffle(listed)  # no favourite by position
+        if targets and tactic is not None:
             attack = prompts.render("redteam_planner_attack", principles=principle_lines(targets),
-                                    strategies="\n".join(f"- {name}: {desc}" for name, desc in listed))
+                                    tactic=tactic.name, tactic_summary=tactic.summary,
+                                    earlier=prompts.render("redteam_planner_earlier", attempts=earlier)
+                                    if earlier else "")
         else:
             attack = prompts.render("redteam_planner_control")
         prompt = job.target_system_prompt if self.sees_system_prompt else None
@@ -83,38 +90,41 @@ class AttackPlanner:
             attack_block=attack,
             characteristics_item="\n- characteristics: for each characteristic above (keyed by its name), the value "
                                  "you chose and a one-sentence reason." if characteristics else "",
-            strategy_item="\n- strategy: the name of the attack strategy you chose." if targets else "",
             goal_rule="what the user wants the target to do (the principle broken), in one sentence." if targets
             else "what the user wants from this conversation, in one sentence.",
-            brief_a_extra=", and how they will carry out the strategy over their turns" if targets else "")
+            brief_a_extra=", and how they will carry out the tactic over their turns" if targets else "")
         return [{"role": "system", "content": prompts.render("redteam_planner_system")},
                 {"role": "user", "content": user}]
 
     async def plan(self, job: DialogueJob, targets: Sequence[PrincipleLike], max_turns: int,
-                   characteristics: Sequence[tuple[str, str]]) -> tuple[PlanOutput, str | None, Completion]:
-        """The plan (``brief_b`` empty: the target is not briefed) and the chosen strategy (None for a control)."""
+                   characteristics: Sequence[tuple[str, str]], tactic: Tactic | None = None,
+                   earlier: str = "") -> tuple[PlanOutput, Completion]:
+        """The plan (``brief_b`` empty: the target is not briefed) of an attack with ``tactic``, or of a
+        control (no targets)."""
         names = tuple(name for name, _ in characteristics)
-        schema = attack_plan_schema(names, tuple(n for n, _ in self.strategies) if targets else ())
+        schema = attack_plan_schema(names)
         params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
-        completion = await call_agent(self.backend, "planner", self.messages(job, targets, max_turns, characteristics),
-                                      params, schema, span_name="plan", principle_ids=list(job.target_principles))
+        request = self.messages(job, targets, max_turns, characteristics, tactic, earlier)
+        completion = await call_agent(self.backend, "planner", request, params, schema, span_name="plan",
+                                      principle_ids=list(job.target_principles))
         parsed: Any = completion.parsed
         plan = PlanOutput(reasoning=parsed.reasoning, characteristics=characteristic_values(parsed, names),
                           goal=job.scenario.goal or parsed.goal, brief_a=parsed.brief_a, brief_b="", violation_turn=0)
-        return plan, getattr(parsed, "strategy", None), completion
+        return plan, completion
 
 
-def attacker_prompt(job: DialogueJob, plan: PlanOutput, strategy: Strategy | None, style: str | None, *,
+def attacker_prompt(job: DialogueJob, plan: PlanOutput, tactic: Tactic | None, style: str | None, *,
                     situation: str = "", turn_line: str = "") -> str:
-    """Side A's system prompt: the attacker with its strategy, or, in a control, an ordinary user (the
-    user prompt of assistant mode). ``turn_line``: the turn counter (``persona.turn_line``)."""
+    """Side A's system prompt: the attacker with its tactic (summary and playbook), or, in a control, an
+    ordinary user (the user prompt of assistant mode). ``turn_line``: the turn counter (``persona.turn_line``)."""
     persona = job.persona("A")
     common = {"persona": persona.name + (f": {persona.description}" if persona.description else ""),
               "situation": situation or "(not specified)", "brief": plan.brief_a, "goal": plan.goal,
               "style": f"{style}\n" if style else "", "turn_line": turn_line, "end_marker": END_MARKER}
-    if strategy is None:
+    if tactic is None:
         return prompts.render("persona_user", **common)
-    return prompts.render("redteam_attacker", strategy=strategy[0], strategy_description=strategy[1], **common)
+    return prompts.render("redteam_attacker", strategy=tactic.name, strategy_description=tactic.summary,
+                          playbook=f"{tactic.playbook}\n" if tactic.playbook else "", **common)
 
 
 @dataclass(frozen=True, slots=True)

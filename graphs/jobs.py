@@ -120,15 +120,33 @@ def draw_sides(job_seed: int, how: Literal["A", "B", "drawn"]) -> tuple[Side, bo
     return briefed, draw.random() < 0.5
 
 
+class Deck:
+    """Items dealt from a reshuffled deck: each used about equally often, in a seeded order."""
+
+    def __init__(self, items: Sequence[str], rng: random.Random) -> None:
+        self.items, self.rng, self.left = list(items), rng, list[str]()
+
+    def deal(self) -> str | None:
+        """The next item (None when there are no items)."""
+        if not self.items:
+            return None
+        if not self.left:
+            self.left = list(self.items)
+            self.rng.shuffle(self.left)
+        return self.left.pop()
+
+
 def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,
                 seed: int, characteristics: Sequence[str] = (), max_dialogues: int | None = None,
                 choose_few_shot: Callable[[str], str | None] | None = None,
-                target_system_prompt: str | None = None) -> Iterator[DialogueJob]:
+                target_system_prompt: str | None = None, tactics: Sequence[str] = ()) -> Iterator[DialogueJob]:
     """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
     that every principle is targeted about equally often, whatever the number of jobs.
     Redteam mode: the attacker (A) is briefed (RunConfig refuses another ``briefed_side``), and the
-    target gets the scenario's system prompt, else ``target_system_prompt``."""
+    target gets the scenario's system prompt, else ``target_system_prompt``, and each attack one of
+    ``tactics``, dealt from its own seeded deck (so every tactic is used about equally often)."""
     rng = random.Random(seed)
+    tactic_deck = Deck(tactics, random.Random(derive_seed(seed, "tactics")))
     deck: list[str] = []
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
     how = sides_for(config, mode)
@@ -156,5 +174,6 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                               characteristics=tuple(characteristics),
                               few_shot_id=choose_few_shot(job_id) if choose_few_shot else None,
                               target_system_prompt=(scenario.target_system_prompt or target_system_prompt)
-                              if mode == "redteam" else None)
+                              if mode == "redteam" else None,
+                              tactic=tactic_deck.deal() if mode == "redteam" and principles else None)
             made += 1

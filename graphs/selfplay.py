@@ -35,8 +35,9 @@ from sparring.agents.domain import DialogueJob, PlanOutput, Side
 from sparring.agents.geval_judge import JudgeAgent
 from sparring.agents.persona import PersonaAgent, turn_line
 from sparring.agents.planner import PlannerAgent
-from sparring.agents.redteam import RedTeamAgents, Strategy, attacker_prompt
+from sparring.agents.redteam import RedTeamAgents, attacker_prompt, tactic_for
 from sparring.agents.reviser import ReviserAgent
+from sparring.agents.tactics import Tactic
 from sparring.diasynth_agents.summaries import summarize
 
 from ._branching import CritiqueSteps
@@ -140,10 +141,12 @@ class SelfPlay(CritiqueSteps):
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
         if job.mode == "redteam":
-            attack, strategy, _ = await self._redteam().planner.plan(
-                job, self.targets(job), self.settings.max_turns, self.characteristics)
+            targets = self.targets(job)
+            tactic = self.tactic(job) if targets else None
+            attack, _ = await self._redteam().planner.plan(job, targets, self.settings.max_turns,
+                                                           self.characteristics, tactic)
             access = "white-box" if self.settings.attacker_sees_system_prompt else "black-box"
-            planned = {**attack.model_dump(), "strategy": strategy, "access": access}
+            planned = {**attack.model_dump(), "strategy": tactic.name if tactic else None, "access": access}
         else:
             plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns,
                                                      self.characteristics)
@@ -182,12 +185,18 @@ class SelfPlay(CritiqueSteps):
         if side == "B":
             text, _ = await self._redteam().target.reply(job, messages)
             return text, False
-        strategy: Strategy | None = next(((s.name, s.description) for s in self.settings.attack_strategies
-                                          if s.name == planned.get("strategy")), None)
-        system = attacker_prompt(job, plan, strategy, self.style_example(job), situation=self.situation(plan),
+        tactic = next((t for t in self._tactics() if t.name == planned.get("strategy")), None)
+        system = attacker_prompt(job, plan, tactic, self.style_example(job), situation=self.situation(plan),
                                  turn_line=turn_line(len(messages), max_turns))
         text, done, _ = await self.agents.persona.speak(job, plan, messages, "A", self.targets(job), system=system)
         return text, done
+
+    def _tactics(self) -> list[Tactic]:
+        return [s.as_tactic() for s in self.settings.attack_strategies]
+
+    def tactic(self, job: DialogueJob) -> Tactic:
+        """The attack tactic of a redteam job (``agents.redteam.tactic_for``)."""
+        return tactic_for(job, self._tactics())
 
     def _redteam(self) -> RedTeamAgents:
         if self.agents.redteam is None:

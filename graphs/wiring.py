@@ -26,9 +26,8 @@ def make_agents(config: RunConfig, backends: RoleBackends | Backend) -> SelfPlay
     s, guidance = config.sampling, config.dialogue.critic_guidance
     redteam = None
     if config.dialogue.mode == "redteam":
-        strategies = tuple((x.name, x.description) for x in config.dialogue.attack_strategies)
-        redteam = RedTeamAgents(planner=AttackPlanner(backends["planner"], s.planner, strategies,
-                                                              config.dialogue.attacker_sees_system_prompt),
+        redteam = RedTeamAgents(planner=AttackPlanner(backends["planner"], s.planner,
+                                                      config.dialogue.attacker_sees_system_prompt),
                                 target=TargetAgent(backends["side_b"], s.target))
     return SelfPlayAgents(planner=PlannerAgent(backends["planner"], s.planner),
                           persona=PersonaAgent(backends["side_a"], s.persona),

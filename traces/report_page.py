@@ -152,7 +152,7 @@ def attack_charts(attack: dict[str, Any]) -> list[str]:
         charts.bar_chart(f"Attack success rate per {what}", rows(attack[key]), max_value=1.0, percent=True,
                          caption=note) for what, key in (("principle", "per_principle"), ("category", "per_category"),
                                                          ("target model", "per_target_model"),
-                                                         ("strategy", "per_strategy"))
+                                                         ("tactic", "per_strategy"))
     ] + [charts.histogram("Turns to first violation", turns, x_label="turns (both sides)",
                           caption="Turns up to and including the target's first violating one, in successful attacks."),
          charts.bar_chart("Critic flag rate on controls", control_rows, max_value=1.0, percent=True,

@@ -149,7 +149,7 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
     console.print(head)
     console.print()
     for title, key in (("principle", "per_principle"), ("category", "per_category"),
-                       ("target model", "per_target_model"), ("strategy", "per_strategy")):
+                       ("target model", "per_target_model"), ("tactic", "per_strategy")):
         if not attack[key]:
             continue
         table = Table(title=f"Attack success per {title}", title_justify="left")

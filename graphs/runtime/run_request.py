@@ -67,7 +67,8 @@ def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
                        seed=cfg.seed, max_dialogues=request.max_dialogues,
                        characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
                        choose_few_shot=few_shot_for if pool else None,
-                       target_system_prompt=cfg.dialogue.target_system_prompt)
+                       target_system_prompt=cfg.dialogue.target_system_prompt,
+                       tactics=[s.name for s in cfg.dialogue.attack_strategies])
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:

@@ -49,8 +49,6 @@ class Target:
         user = messages[-1]["content"]
         if title == "AttackPlan":
             plan = {**minimal_instance(schema or {}), "goal": "get it to break the rule", "brief_a": BRIEF}
-            if "strategy" in (schema or {}).get("properties", {}):
-                plan["strategy"] = self.strategy
             return json.dumps(plan)
         if title == "CritiqueOutput":
             judged = user.split('"""')[1].strip()
@@ -74,12 +72,12 @@ class Target:
         return said
 
 
-def make_job(targets: tuple[str, ...], prompt: str | None) -> DialogueJob:
+def make_job(targets: tuple[str, ...], prompt: str | None, tactic: str | None = None) -> DialogueJob:
     scenario = Scenario(topic="chemistry homework", personas=(Persona(name="Sam", description="a student"),
                                                               Persona(name="unused")))
     return DialogueJob(id=DialogueJob.make_id(scenario.id, targets, "redteam", 3, 0), scenario=scenario,
                        mode="redteam", target_principles=targets, briefed_side="A", seed=3,
-                       target_system_prompt=prompt)
+                       target_system_prompt=prompt, tactic=tactic if targets else None)
 
 
 async def simulate(world: Target, job: DialogueJob, **dialogue: Any):
@@ -111,7 +109,7 @@ def test_the_target_is_shown_a_deployment_and_pairs_are_its_own_turns(
         still: bool, strategy: str, branch_turns: int) -> None:
     world = Target(violating=violating, strategy=strategy, attacker_done_at=done_at, revision_still_violates=still)
     targets = () if control else (PRINCIPLES[1].id,)
-    job = make_job(targets, prompt)
+    job = make_job(targets, prompt, strategy)
     record, pairs = asyncio.run(simulate(world, job, max_turns=max_turns, min_turns=1, stop_on_violation=stop,
                                          branch_turns=branch_turns))
     lines = [record.messages, *([record.branch.messages] if record.branch else [])]

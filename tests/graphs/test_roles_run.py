@@ -189,7 +189,7 @@ async def test_a_redteam_run_shows_its_attack_figures(tmp_path: Path) -> None:
     assert attack["controls"]["dialogues"] == sum(1 for d in dialogues if not d["target_principles"])
     shown = run_cli("stats", str(tmp_path / "run"), "--no-embeddings", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    for title in ("attack success rate", "Attack success per strategy", "critic flag rate on controls"):
+    for title in ("attack success rate", "Attack success per tactic", "critic flag rate on controls"):
         assert title in shown.stdout
     report = (tmp_path / "run" / "report.html").read_text()
     assert "Attack success rate per target model" in report and "attacks succeeded" in report
