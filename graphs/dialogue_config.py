@@ -123,6 +123,11 @@ class DialogueConfig(BaseModel):
     """Redteam mode: show the attack planner the target's system prompt (a white-box attack). Default
     ``false``: black-box, the planner and the attacker see only what a user of the deployment sees, the
     conversation. Every attack figure says which (``attack.access`` in stats.json)."""
+    adaptive_attacks: bool = False
+    """Redteam mode: plan each attack knowing how the earlier ones on the same goal failed (their tactic,
+    the user's turns and the target's replies; never the critic's verdicts or reasoning). The attacks on a
+    goal run in rounds, in job order: round r is planned once the rounds before it have finished, so what
+    an attack sees does not depend on timing (graphs/adaptive.py). Needs ``workers: 1``."""
 
     @field_validator("attack_strategies")
     @classmethod

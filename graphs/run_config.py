@@ -246,6 +246,9 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _check_roles(self) -> RunConfig:
         check_backends(self)
+        if self.dialogue.adaptive_attacks and self.workers > 1:
+            raise error_at(("dialogue", "adaptive_attacks"), "adaptive attacks wait for the earlier rounds on "
+                                                             "their goal in one process; set workers: 1")
         return self
 
     @model_serializer(mode="wrap")

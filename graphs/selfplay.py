@@ -41,6 +41,7 @@ from sparring.agents.tactics import Tactic
 from sparring.diasynth_agents.summaries import summarize
 
 from ._branching import CritiqueSteps
+from .adaptive import AttemptBoard, attempt_summary
 from .dialogue_config import DialogueConfig
 
 
@@ -112,6 +113,8 @@ class SelfPlay(CritiqueSteps):
     """Scores each finished dialogue (G-Eval); None leaves the judge stage out."""
     models: dict[str, str] = field(default_factory=dict)
     """The model behind each role (records' ``models``)."""
+    attempts: AttemptBoard | None = None
+    """Adaptive attacks: the run's finished attacks by goal (the runner reports each record to it)."""
     _by_id: dict[str, PrincipleLike] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -143,10 +146,13 @@ class SelfPlay(CritiqueSteps):
         if job.mode == "redteam":
             targets = self.targets(job)
             tactic = self.tactic(job) if targets else None
+            earlier = await self.attempts.earlier(job) if self.attempts is not None and targets else []
             attack, _ = await self._redteam().planner.plan(job, targets, self.settings.max_turns,
-                                                           self.characteristics, tactic)
+                                                           self.characteristics, tactic, attempt_summary(earlier))
             access = "white-box" if self.settings.attacker_sees_system_prompt else "black-box"
             planned = {**attack.model_dump(), "strategy": tactic.name if tactic else None, "access": access}
+            if self.attempts is not None:
+                planned["earlier_attempts"] = sum(1 for r in earlier if attempt_summary([r]))
         else:
             plan, _ = await self.agents.planner.plan(job, self.targets(job), self.settings.max_turns,
                                                      self.characteristics)

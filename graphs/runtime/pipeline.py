@@ -28,6 +28,7 @@ from sparring.graphs.wiring import make_selfplay
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
+from .adaptive import AttemptBoard
 from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
 from .plan_expansion import expand
@@ -41,6 +42,7 @@ from .runlock import RunDirLock
 from .runner import DialogueRunner
 from .store import (
     CHECKPOINTS,
+    DIALOGUES,
     ENGINE_LOG,
     SCENARIOS,
     TRACES,
@@ -239,6 +241,8 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
                 on_started=lambda pids: _note_workers(run, pids))
         else:
             selfplay = make_selfplay(request, backends)
+            if cfg.dialogue.adaptive_attacks:
+                selfplay.attempts = AttemptBoard.of_run(iter_jobs(request), iter_jsonl(request.run_dir / DIALOGUES))
             runner = DialogueRunner(
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=run.store,
                 concurrency=cfg.concurrency, keep_unverified=keep_unverified, max_failures=cfg.max_failures,

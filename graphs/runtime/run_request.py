@@ -19,6 +19,7 @@ from sparring.agents.domain import DialogueJob, Scenario
 from sparring.diasynth_agents.counts import expected_counts
 from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool, load_pool
 from sparring.errors import InputError
+from sparring.graphs.adaptive import by_round
 from sparring.graphs.jobs import assign_jobs
 from sparring.graphs.roles import backends_in_use, role_backends
 from sparring.graphs.run_config import Overrides, RunConfig, read_config
@@ -54,6 +55,13 @@ class RunRequest:
 
 def iter_jobs(request: RunRequest) -> Iterator[DialogueJob]:
     """The request's dialogues, in order; the same request always yields the same jobs."""
+    cfg = request.config
+    if cfg.dialogue.adaptive_attacks:  # round by round (graphs/adaptive.py): no attack waits for a later one
+        return iter(by_round(list(_planned_jobs(request))))
+    return _planned_jobs(request)
+
+
+def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
     if request.jobs is not None:
         return iter(request.jobs)
     cfg = request.config

@@ -249,6 +249,8 @@ class DialogueRunner:
             if sft is not None:  # None: nothing of the judged side left before its first unfixed flagged turn
                 self.store.append(SFT, sft)
         self.store.append(DIALOGUES, record)  # last: the commit marker of this dialogue
+        if self.selfplay.attempts is not None:  # adaptive attacks: later rounds on its goal may go on
+            self.selfplay.attempts.report(record.model_dump(mode="json"))
         if error is None and self.delete_checkpoints is not None:
             await self.delete_checkpoints(job.id)
         self.counters.add(record, pairs)
