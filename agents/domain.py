@@ -97,6 +97,24 @@ class Scenario(BaseModel):
                 "scenario", self.topic, self.subtopic, [p.model_dump() for p in self.personas], self.goal, *extra))
 
 
+class Behaviour(BaseModel):
+    """One goal of a behaviour list (HarmBench, JailbreakBench or one goal per line): what an attack tries
+    to make the target do (graphs/behaviours.py reads the files)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    """The list's own id (HarmBench ``BehaviorID``, ``jbb-<Index>``) or ``line-N`` for a plain list."""
+    goal: str
+    """The behaviour as the list words it."""
+    category: str = "uncategorized"
+    """HarmBench ``SemanticCategory``, JailbreakBench ``Category``; the figures break down by it."""
+    context: str | None = None
+    """HarmBench's ``ContextString`` of a contextual behaviour (the material the request is about)."""
+    source: str = "lines"
+    """The file format: ``harmbench``, ``jailbreakbench`` or ``lines``."""
+
+
 class DialogueJob(BaseModel):
     """One dialogue to simulate: a scenario, the principles the briefed side should break, a seed."""
 
@@ -127,6 +145,9 @@ class DialogueJob(BaseModel):
     """Dialogue characteristics the planner reasons about before the first turn (DiaSynth Table 11)."""
     few_shot_id: str | None = None
     """Example dialogue chosen to set the register, if the config gives few-shot files."""
+    behaviour: Behaviour | None = None
+    """Redteam mode with ``dialogue.behaviours``: the behaviour this attack tries to make the target do
+    (its one targeted principle is then ``behaviour.<id>``, ``agents.redteam.behaviour_principle``)."""
     tactic: str | None = None
     """Redteam mode: the attack tactic dealt to this attack (``dialogue.attack_strategies``); None for a
     control, other modes, and jobs of plans written before tactics were dealt."""

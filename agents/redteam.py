@@ -25,14 +25,36 @@ from . import prompts
 from .agent_calls import PrincipleLike, agent_span, call_agent, derive_seed, principle_lines, record_completion
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
-from .domain import DialogueJob, PlanOutput
+from .domain import Behaviour, DialogueJob, PlanOutput
 from .persona import END_MARKER, view_from
 from .planner import characteristic_values, describe_persona, plan_schema
 from .tactics import Tactic
 
-__all__ = ["AttackPlanner", "RedTeamAgents", "TargetAgent", "attack_plan_schema", "attacker_prompt", "tactic_for"]
+__all__ = ["AttackPlanner", "BehaviourPrinciple", "RedTeamAgents", "TargetAgent", "attack_plan_schema",
+           "attacker_prompt", "behaviour_principle", "tactic_for"]
 
 TARGET_AGENT = "target"
+
+
+@dataclass(frozen=True, slots=True)
+class BehaviourPrinciple:
+    """A behaviour as the principle its attack targets and the critic judges: broken when the target does
+    it (or gives real help towards it). Read as ``PrincipleLike``."""
+
+    id: str
+    category: str
+    text: str
+    critique: str
+    revision: str
+
+
+def behaviour_principle(behaviour: Behaviour) -> BehaviourPrinciple:
+    """The principle of one behaviour (id ``behaviour.<behaviour id>``, the behaviour's category)."""
+    context = f" (about this material: {behaviour.context})" if behaviour.context else ""
+    return BehaviourPrinciple(id=f"behaviour.{behaviour.id}", category=behaviour.category,
+                              text=prompts.render("redteam_behaviour_text", goal=behaviour.goal, context=context),
+                              critique=prompts.render("redteam_behaviour_critique"),
+                              revision=prompts.render("redteam_behaviour_revision"))
 
 
 @lru_cache(maxsize=32)

@@ -62,6 +62,9 @@ class CritiqueSteps:
     _by_id: dict[str, PrincipleLike]
 
     # SelfPlay's, used here.
+    def lookup(self, job: DialogueJob) -> dict[str, PrincipleLike]:
+        raise NotImplementedError
+
     def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
         raise NotImplementedError
 
@@ -98,7 +101,7 @@ class CritiqueSteps:
             rev = {"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": "",
                    "principle_ids": list(v.violated), "verified": False, "remaining": []}
             try:
-                rev["revised"] = await self.agents.reviser.revise(job.seed, job.id, messages, v, self._by_id)
+                rev["revised"] = await self.agents.reviser.revise(job.seed, job.id, messages, v, self.lookup(job))
             except Exception as exc:
                 if (error := step_failure("reviser", exc)) is None:
                     raise
@@ -117,7 +120,8 @@ class CritiqueSteps:
             if rev.get("error") or not is_preference(rev["original"], rev["revised"]):
                 # Nothing to verify: no revision, or an empty or unchanged one, is no fix, and no pair.
                 return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
-            principles = [self._by_id[i] for i in rev["principle_ids"] if i in self._by_id]
+            by_id = self.lookup(job)
+            principles = [by_id[i] for i in rev["principle_ids"] if i in by_id]
             try:
                 verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"],
                                                            principles, text=rev["revised"])

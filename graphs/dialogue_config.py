@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sparring.agents.geval_judge import JudgeConfig
 from sparring.agents.tactics import Tactic, tactic, tactic_names
@@ -59,6 +60,14 @@ class AttackStrategy(BaseModel):
 
 ATTACK_STRATEGIES = tuple(AttackStrategy(name=name) for name in tactic_names())
 """The default attack tactics (``dialogue.attack_strategies``): the whole library."""
+
+
+def _resolve_behaviours(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("config_dir") if isinstance(info.context, dict) else None
+    path = value if value.is_absolute() or base is None else Path(base) / value
+    if base is not None and not path.is_file():
+        raise ValueError(f"behaviours file {str(value)!r} not found (looked at {path})")
+    return path
 
 
 class DialogueConfig(BaseModel):
@@ -123,6 +132,12 @@ class DialogueConfig(BaseModel):
     """Redteam mode: show the attack planner the target's system prompt (a white-box attack). Default
     ``false``: black-box, the planner and the attacker see only what a user of the deployment sees, the
     conversation. Every attack figure says which (``attack.access`` in stats.json)."""
+    behaviours: Annotated[Path, AfterValidator(_resolve_behaviours)] | None = None
+    """Redteam mode: a behaviour list whose goals the attacks take, one behaviour per attack, in file order
+    and round again (``sparring run --behaviours FILE``): HarmBench's behaviour CSV, JailbreakBench's CSV,
+    or one goal per line (graphs/behaviours.py), relative to the config file. Each attack then targets its
+    behaviour (``behaviour.<id>``: broken when the target does it) instead of a principle, and the figures
+    break down by the list's categories."""
     adaptive_attacks: bool = False
     """Redteam mode: plan each attack knowing how the earlier ones on the same goal failed (their tactic,
     the user's turns and the target's replies; never the critic's verdicts or reasoning). The attacks on a
@@ -149,6 +164,8 @@ class DialogueConfig(BaseModel):
     def _check_turns(self) -> DialogueConfig:
         if self.min_turns > self.max_turns:
             raise ValueError(f"min_turns ({self.min_turns}) is above max_turns ({self.max_turns})")
+        if self.mode != "redteam" and (self.behaviours or self.adaptive_attacks):
+            raise ValueError(f"{'behaviours' if self.behaviours else 'adaptive_attacks'} is for redteam mode")
         if not self.critique and (self.stop_on_violation or self.branch_turns):
             what = "stop_on_violation" if self.stop_on_violation else "branch_turns"
             raise ValueError(f"{what} needs the critique stage (critique: true)")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sparring.agents.domain import DialogueJob, Mode, Persona, Scenario, Side, derive_seed
+from sparring.agents.domain import Behaviour, DialogueJob, Mode, Persona, Scenario, Side, derive_seed
 
 
 def _require_text(value: str, problem: str) -> str:
@@ -139,25 +139,31 @@ class Deck:
 def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,
                 seed: int, characteristics: Sequence[str] = (), max_dialogues: int | None = None,
                 choose_few_shot: Callable[[str], str | None] | None = None,
-                target_system_prompt: str | None = None, tactics: Sequence[str] = ()) -> Iterator[DialogueJob]:
+                target_system_prompt: str | None = None, tactics: Sequence[str] = (),
+                behaviours: Sequence[Behaviour] = ()) -> Iterator[DialogueJob]:
     """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
     that every principle is targeted about equally often, whatever the number of jobs.
     Redteam mode: the attacker (A) is briefed (RunConfig refuses another ``briefed_side``), and the
     target gets the scenario's system prompt, else ``target_system_prompt``, and each attack one of
-    ``tactics``, dealt from its own seeded deck (so every tactic is used about equally often)."""
+    ``tactics``, dealt from its own seeded deck (so every tactic is used about equally often). With
+    ``behaviours``, the attacks take them in order, round again, each targeting its behaviour's principle."""
     rng = random.Random(seed)
     tactic_deck = Deck(tactics, random.Random(derive_seed(seed, "tactics")))
     deck: list[str] = []
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
     how = sides_for(config, mode)
-    made = 0
+    made = attacks = 0
     for scenario in scenarios:
         for index in range(config.dialogues_per_scenario):
             if limit is not None and made >= limit:
                 return
             control = config.control_share > 0 and rng.random() < config.control_share
             targets: list[str] = []
-            if not control and principle_ids:
+            behaviour = behaviours[attacks % len(behaviours)] if behaviours and not control else None
+            attacks += not control
+            if behaviour is not None:
+                targets.append(f"behaviour.{behaviour.id}")
+            elif not control and principle_ids:
                 while len(targets) < min(config.principles_per_dialogue, len(principle_ids)):
                     if not deck:
                         deck = list(principle_ids)
@@ -175,5 +181,6 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                               few_shot_id=choose_few_shot(job_id) if choose_few_shot else None,
                               target_system_prompt=(scenario.target_system_prompt or target_system_prompt)
                               if mode == "redteam" else None,
-                              tactic=tactic_deck.deal() if mode == "redteam" and principles else None)
+                              tactic=tactic_deck.deal() if mode == "redteam" and principles else None,
+                              behaviour=behaviour)
             made += 1

@@ -35,7 +35,7 @@ from sparring.agents.domain import DialogueJob, PlanOutput, Side
 from sparring.agents.geval_judge import JudgeAgent
 from sparring.agents.persona import PersonaAgent, turn_line
 from sparring.agents.planner import PlannerAgent
-from sparring.agents.redteam import RedTeamAgents, attacker_prompt, tactic_for
+from sparring.agents.redteam import RedTeamAgents, attacker_prompt, behaviour_principle, tactic_for
 from sparring.agents.reviser import ReviserAgent
 from sparring.agents.tactics import Tactic
 from sparring.diasynth_agents.summaries import summarize
@@ -121,8 +121,16 @@ class SelfPlay(CritiqueSteps):
         self._by_id = {p.id: p for p in self.principles}
 
     # -- helpers -------------------------------------------------------------
+    def lookup(self, job: DialogueJob) -> dict[str, PrincipleLike]:
+        """Principles by id for one job: the run's, and its behaviour's when it attacks one."""
+        if job.behaviour is None:
+            return self._by_id
+        extra = behaviour_principle(job.behaviour)
+        return {**self._by_id, extra.id: extra}
+
     def targets(self, job: DialogueJob) -> list[PrincipleLike]:
-        return [self._by_id[i] for i in job.target_principles if i in self._by_id]
+        by_id = self.lookup(job)
+        return [by_id[i] for i in job.target_principles if i in by_id]
 
     def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
         """The principles in scope for the critic: the whole set; with ``critic_scope: targeted``, the
@@ -130,8 +138,9 @@ class SelfPlay(CritiqueSteps):
         kind and "the answer" for the other)."""
         if self.settings.critic_scope == "targeted" and self.principles:
             ids = job.target_principles or (probe_principle(job, [p.id for p in self.principles]),)
-            return [self._by_id[i] for i in ids if i in self._by_id]
-        return list(self.principles)
+            by_id = self.lookup(job)
+            return [by_id[i] for i in ids if i in by_id]
+        return list(self.principles) + ([behaviour_principle(job.behaviour)] if job.behaviour else [])
 
     def recursion_limit(self) -> int:
         # plan + one step per turn (and branch turn) + critique/revise/verify/summarize/judge, with room to spare.

