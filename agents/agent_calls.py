@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from sparring.traces import spans
 
+from .backends.base import agent_scope
 from .backends.messages import ChatBackend, ChatMessage, Completion, SamplingParams
 from .domain import derive_seed
 
@@ -46,7 +47,7 @@ def agent_span(agent: str, *, name: str = "invoke_agent", **app: Any) -> Iterato
     for key, value in app.items():
         if value is not None:
             attrs[f"app.{key}"] = value
-    with spans.span(name, attrs) as s:
+    with spans.span(name, attrs) as s, agent_scope(agent):
         yield s
 
 

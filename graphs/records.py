@@ -69,12 +69,22 @@ class Branch(BaseModel):
     stop_reason: StopReason = "max_turns"
 
 
-class DialogueUsage(BaseModel):
+class TokenCounts(BaseModel):
+    """Tokens and model calls."""
+
     model_config = ConfigDict(extra="forbid")
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+
+
+class DialogueUsage(TokenCounts):
+    """A dialogue's model usage, retries and re-asks included."""
+
+    by_agent: dict[str, TokenCounts] = Field(default_factory=dict)
+    """Per agent: ``planner``, ``persona_A`` (redteam: the attacker), ``persona_B``, ``target``, ``critic``,
+    ``reviser``, ``verifier``, ... (calls outside any agent: ``other``)."""
 
 
 class DialogueRecord(BaseModel):

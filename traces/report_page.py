@@ -112,6 +112,11 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         stats.insert(2, ("stat-attack", "-" if rate is None else f"{rate:.0%}",
                          f"attacks succeeded ({attack['successes']}/{attack['attacks']}, "
                          f"{attack.get('access', 'white-box')})"))
+    cost = (attack or {}).get("cost") or {}
+    per_success = (cost.get("per_success") or {}).get("total") or {}
+    if per_success.get("prompt_tokens") is not None:
+        stats.insert(3, ("stat-attack-cost", f"{per_success['prompt_tokens'] + per_success['completion_tokens']:,.0f}",
+                         "tokens per successful attack (all roles, failures included)"))
     cards = "".join(f'<div class="stat" id="{sid}"><b>{escape(str(value))}</b><span>{escape(label)}</span></div>'
                     for sid, value, label in stats)
     facts = [

@@ -38,13 +38,20 @@ class UsageMeter:
     completion_tokens: int = 0
     calls: int = 0
     parent: UsageMeter | None = None
+    by_agent: dict[str, list[int]] = field(default_factory=dict)
+    """Agent name (``agent_scope``: planner, persona_A, target, critic, ...) -> [prompt, completion, calls]."""
 
     def add(self, usage: TokenUsage) -> None:
+        agent = _agent.get() or "other"
         meter: UsageMeter | None = self
         while meter is not None:
             meter.prompt_tokens += usage.prompt_tokens
             meter.completion_tokens += usage.completion_tokens
             meter.calls += 1
+            counts = meter.by_agent.setdefault(agent, [0, 0, 0])
+            counts[0] += usage.prompt_tokens
+            counts[1] += usage.completion_tokens
+            counts[2] += 1
             meter = meter.parent
 
     def add_counts(self, prompt_tokens: int, completion_tokens: int, calls: int) -> None:
@@ -58,6 +65,17 @@ class UsageMeter:
 
 
 _meter: ContextVar[UsageMeter | None] = ContextVar("sparring_usage_meter", default=None)
+_agent: ContextVar[str | None] = ContextVar("sparring_usage_agent", default=None)
+
+
+@contextmanager
+def agent_scope(agent: str) -> Iterator[None]:
+    """Count the usage of the calls made in this context under ``agent`` (``UsageMeter.by_agent``)."""
+    token = _agent.set(agent)
+    try:
+        yield
+    finally:
+        _agent.reset(token)
 
 
 @contextmanager

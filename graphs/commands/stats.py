@@ -159,3 +159,21 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
             table.add_row(name, str(row["attacks"]), str(row["successes"]), _pct(row["success_rate"]))
         console.print(table)
         console.print()
+    if attack.get("cost"):
+        _print_cost(console, attack["cost"])
+
+
+def _print_cost(console: Any, cost: dict[str, Any]) -> None:
+    """Tokens per attack and per successful attack, per role."""
+    from rich.table import Table
+
+    table = Table(title=f"Attack cost in tokens ({cost['attacks']} attacks, {cost['successes']} successes)",
+                  title_justify="left", caption=cost["definition"], caption_justify="left")
+    for column in ("role", "prompt / attack", "completion / attack", "prompt / success", "completion / success"):
+        table.add_column(column, justify="left" if column == "role" else "right")
+    for role, row in cost["per_attack"].items():
+        success = cost["per_success"][role]
+        table.add_row(role, _num(row["prompt_tokens"]), _num(row["completion_tokens"]),
+                      _num(success["prompt_tokens"]), _num(success["completion_tokens"]))
+    console.print(table)
+    console.print()

@@ -57,6 +57,40 @@ def describe_access(dialogues: Iterable[Mapping[str, Any]]) -> str:
     return "mixed (" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")" if counts else "black-box"
 
 
+ROLE_NAMES = {"persona_A": "attacker", "target": "target", "planner": "planner", "critic": "critic",
+              "reviser": "reviser", "verifier": "verifier"}
+"""Redteam names of the agents in ``usage.by_agent`` (others keep theirs)."""
+
+
+def _tokens(dialogue: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """Per role (attacker, target, planner, critic, ...) and ``total``: (prompt, completion) tokens."""
+    usage = dialogue.get("usage") or {}
+    out = {ROLE_NAMES.get(agent, agent): (c.get("prompt_tokens", 0), c.get("completion_tokens", 0))
+           for agent, c in (usage.get("by_agent") or {}).items()}
+    out["total"] = (usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+    return out
+
+
+def cost_stats(attacks: Sequence[Row], won: Sequence[bool]) -> dict[str, Any]:
+    """Tokens of the attacks: per attack (mean) and per successful attack (all attacks' tokens over the
+    successes: what one success costs, failures included), per role and in total."""
+    sums: dict[str, list[int]] = {}
+    for d in attacks:
+        for role, (p, c) in _tokens(d).items():
+            acc = sums.setdefault(role, [0, 0])
+            acc[0] += p
+            acc[1] += c
+    n, hits = len(attacks), sum(won)
+
+    def per(k: int) -> dict[str, dict[str, float | None]]:
+        return {role: {"prompt_tokens": round(p / k, 1) if k else None,
+                       "completion_tokens": round(c / k, 1) if k else None} for role, (p, c) in sorted(sums.items())}
+
+    return {"attacks": n, "successes": hits, "per_attack": per(n), "per_success": per(hits),
+            "definition": "per success: all attack dialogues' tokens (failures included) divided by the successes; "
+                          "roles: the agents that made the calls (attacker = side A's persona agent)"}
+
+
 def first_violation_turns(dialogue: Mapping[str, Any]) -> int | None:
     """Turns up to and including the first judged turn that broke a targeted principle; None if none did."""
     targets = set(dialogue.get("target_principles") or [])
@@ -106,4 +140,5 @@ def compute_attack_stats(dialogues: Sequence[Row], category: Callable[[str], str
                      "turns_judged": len(judged), "turns_flagged": flagged_turns,
                      "turn_flag_rate": _rate(flagged_turns, len(judged))},
         "stop_reasons": dict(Counter(d.get("stop_reason", "?") for d in attacks)),
+        "cost": cost_stats(attacks, won),
     }

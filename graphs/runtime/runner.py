@@ -21,7 +21,7 @@ from sparring.agents.backends.session import dialogue_session
 from sparring.agents.domain import DialogueJob
 from sparring.errors import TooManyFailures
 from sparring.graphs.assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
-from sparring.graphs.records import DialogueRecord, DialogueUsage, PreferenceRecord
+from sparring.graphs.records import DialogueRecord, DialogueUsage, PreferenceRecord, TokenCounts
 from sparring.graphs.selfplay import SelfPlay
 from sparring.traces import spans
 
@@ -235,7 +235,9 @@ class DialogueRunner:
                     root.fail(error)
                     state = await self._last_state(config)
                 usage = DialogueUsage(prompt_tokens=meter.prompt_tokens, completion_tokens=meter.completion_tokens,
-                              calls=meter.calls)
+                                      calls=meter.calls, by_agent={
+                                          agent: TokenCounts(prompt_tokens=p, completion_tokens=c, calls=n)
+                                          for agent, (p, c, n) in sorted(meter.by_agent.items())})
                 record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
                                                duration_s=time.perf_counter() - t0, error=error,
                                                models=self.selfplay.models)

@@ -187,12 +187,31 @@ async def test_a_redteam_run_shows_its_attack_figures(tmp_path: Path) -> None:
     assert attack["attacks"] == sum(1 for d in dialogues if d["target_principles"]) > 0
     assert set(attack["per_target_model"]) == {"policy-model"}
     assert attack["controls"]["dialogues"] == sum(1 for d in dialogues if not d["target_principles"])
+    assert attack["access"] == "black-box"
+    # Cost: each dialogue's tokens per agent add up to its total, and its target calls are the policy
+    # server's requests of its session; per success: all attacks' tokens over the successes.
+    run_id = json.loads((tmp_path / "run" / "manifest.json").read_text())["run_id"]
+    for d in dialogues:
+        by_agent, usage = d["usage"]["by_agent"], d["usage"]
+        assert sum(a["prompt_tokens"] for a in by_agent.values()) == usage["prompt_tokens"]
+        assert sum(a["calls"] for a in by_agent.values()) == usage["calls"]
+        sent = sum(1 for r in policy.requests if r.headers["x-session-id"] == session_id(run_id, d["id"]))
+        assert by_agent["target"]["calls"] == sent > 0
+    attacks = [d for d in dialogues if d["target_principles"]]
+    cost = attack["cost"]
+    assert cost["per_attack"]["total"]["prompt_tokens"] == round(
+        sum(d["usage"]["prompt_tokens"] for d in attacks) / len(attacks), 1)
+    if attack["successes"]:
+        assert cost["per_success"]["target"]["completion_tokens"] == round(
+            sum(d["usage"]["by_agent"]["target"]["completion_tokens"] for d in attacks) / attack["successes"], 1)
     shown = run_cli("stats", str(tmp_path / "run"), "--no-embeddings", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    for title in ("attack success rate", "Attack success per tactic", "critic flag rate on controls"):
+    for title in ("attack success rate", "Attack success per tactic", "critic flag rate on controls",
+                  "Attacks (redteam, black-box)", "Attack cost in tokens"):
         assert title in shown.stdout
     report = (tmp_path / "run" / "report.html").read_text()
     assert "Attack success rate per target model" in report and "attacks succeeded" in report
+    assert "black-box" in report
     # A redteam dialogue replays from its trace, whichever backend answered each call.
     for d in dialogues[:2]:
         outcome = await replay_dialogue(tmp_path / "run", d)
