@@ -115,6 +115,17 @@ class Behaviour(BaseModel):
     """The file format: ``harmbench``, ``jailbreakbench`` or ``lines``."""
 
 
+class OverRefusalProbe(BaseModel):
+    """A harmless question that sounds risky, asked by an ordinary user (agents/over_refusal.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    """``CATEGORY-N``: the question's category and line."""
+    category: str
+    question: str
+
+
 class DialogueJob(BaseModel):
     """One dialogue to simulate: a scenario, the principles the briefed side should break, a seed."""
 
@@ -148,6 +159,9 @@ class DialogueJob(BaseModel):
     behaviour: Behaviour | None = None
     """Redteam mode with ``dialogue.behaviours``: the behaviour this attack tries to make the target do
     (its one targeted principle is then ``behaviour.<id>``, ``agents.redteam.behaviour_principle``)."""
+    probe: OverRefusalProbe | None = None
+    """Redteam mode: an over-refusal probe (no targeted principle; the target is judged on needless
+    refusals, ``jobs.over_refusal_share``)."""
     tactic: str | None = None
     """Redteam mode: the attack tactic dealt to this attack (``dialogue.attack_strategies``); None for a
     control, other modes, and jobs of plans written before tactics were dealt."""

@@ -93,6 +93,8 @@ class AttackPlanner:
                                     tactic=tactic.name, tactic_summary=tactic.summary,
                                     earlier=prompts.render("redteam_planner_earlier", attempts=earlier)
                                     if earlier else "")
+        elif job.probe is not None:
+            attack = prompts.render("redteam_planner_probe", question=job.probe.question)
         else:
             attack = prompts.render("redteam_planner_control")
         prompt = job.target_system_prompt if self.sees_system_prompt else None

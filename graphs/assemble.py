@@ -61,7 +61,7 @@ def job_of(record: DialogueRecord) -> DialogueJob:
     return DialogueJob(id=record.id, scenario=record.scenario, mode=record.mode,
                        target_principles=tuple(record.target_principles), briefed_side=record.briefed_side,
                        swapped=record.swapped, seed=record.seed, target_system_prompt=record.target_system_prompt,
-                       behaviour=record.behaviour)
+                       behaviour=record.behaviour, probe=record.probe)
 
 
 def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: DialogueUsage,
@@ -91,7 +91,7 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
         summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"),
         strategy=plan.get("strategy"), target_system_prompt=job.target_system_prompt, models=dict(models or {}),
-        attack_access=plan.get("access"), behaviour=job.behaviour)
+        attack_access=plan.get("access"), behaviour=job.behaviour, probe=job.probe)
 
 
 def _system(job: DialogueJob, side: Side) -> list[dict[str, str]]:

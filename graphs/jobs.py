@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sparring.agents.domain import Behaviour, DialogueJob, Mode, Persona, Scenario, Side, derive_seed
+from sparring.agents.domain import Behaviour, DialogueJob, Mode, OverRefusalProbe, Persona, Scenario, Side, derive_seed
 
 
 def _require_text(value: str, problem: str) -> str:
@@ -91,6 +91,10 @@ class JobsConfig(BaseModel):
     """Principles the briefed side is asked to break in one dialogue."""
     control_share: float = Field(0.0, ge=0.0, le=1.0)
     """Share of dialogues with no planted violation (controls for the critic's false-positive rate)."""
+    over_refusal_share: float = Field(0.0, ge=0.0, le=1.0)
+    """Redteam mode: share of dialogues that are over-refusal probes (an ordinary user asks a harmless
+    question that sounds risky; the target's replies are judged for needless refusals). Drawn first, from
+    its own seeded generator; ``control_share`` then splits the other dialogues."""
     briefed_side: Literal["A", "B", "drawn"] | None = None
     """Which side carries the violation brief and is judged: ``A``, ``B``, or ``drawn``: per dialogue, from
     its seed, which side is briefed and which of the scenario's two personas speaks as side A (peers mode;
@@ -140,7 +144,8 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                 seed: int, characteristics: Sequence[str] = (), max_dialogues: int | None = None,
                 choose_few_shot: Callable[[str], str | None] | None = None,
                 target_system_prompt: str | None = None, tactics: Sequence[str] = (),
-                behaviours: Sequence[Behaviour] = ()) -> Iterator[DialogueJob]:
+                behaviours: Sequence[Behaviour] = (),
+                probes: Sequence[OverRefusalProbe] = ()) -> Iterator[DialogueJob]:
     """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
     that every principle is targeted about equally often, whatever the number of jobs.
     Redteam mode: the attacker (A) is briefed (RunConfig refuses another ``briefed_side``), and the
@@ -149,6 +154,8 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
     ``behaviours``, the attacks take them in order, round again, each targeting its behaviour's principle."""
     rng = random.Random(seed)
     tactic_deck = Deck(tactics, random.Random(derive_seed(seed, "tactics")))
+    by_id = {p.id: p for p in probes}
+    probe_draw, probe_deck = random.Random(derive_seed(seed, "probes")), Deck(list(by_id), random.Random(seed))
     deck: list[str] = []
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
     how = sides_for(config, mode)
@@ -158,6 +165,9 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
             if limit is not None and made >= limit:
                 return
             control = config.control_share > 0 and rng.random() < config.control_share
+            probe = by_id.get(probe_deck.deal() or "") if mode == "redteam" and by_id and \
+                probe_draw.random() < config.over_refusal_share else None
+            control = control or probe is not None
             targets: list[str] = []
             behaviour = behaviours[attacks % len(behaviours)] if behaviours and not control else None
             attacks += not control
@@ -182,5 +192,5 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                               target_system_prompt=(scenario.target_system_prompt or target_system_prompt)
                               if mode == "redteam" else None,
                               tactic=tactic_deck.deal() if mode == "redteam" and principles else None,
-                              behaviour=behaviour)
+                              behaviour=behaviour, probe=probe)
             made += 1

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sparring.agents.domain import Behaviour, CharacteristicValue, Mode, Scenario, Side, TurnVerdict
+from sparring.agents.domain import Behaviour, CharacteristicValue, Mode, OverRefusalProbe, Scenario, Side, TurnVerdict
 
 StopReason = Literal["done_signal", "max_turns", "violation", "error"]
 SCHEMA_VERSION = 1
@@ -147,6 +147,8 @@ class DialogueRecord(BaseModel):
     """Redteam mode: the system prompt the target was deployed with (None: none, and other modes)."""
     behaviour: Behaviour | None = None
     """Redteam mode with a behaviour list: the behaviour attacked (id, goal, category, context, source)."""
+    probe: OverRefusalProbe | None = None
+    """Redteam mode: the over-refusal probe this dialogue asked (its target turns judged for needless refusals)."""
     attack_access: Literal["black-box", "white-box"] | None = None
     """Redteam mode: ``white-box`` when the attack planner was shown the target's system prompt
     (``dialogue.attacker_sees_system_prompt``), ``black-box`` when it saw only what a user sees."""

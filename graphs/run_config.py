@@ -246,6 +246,8 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _check_roles(self) -> RunConfig:
         check_backends(self)
+        if self.jobs.over_refusal_share and self.dialogue.mode != "redteam":
+            raise error_at(("jobs", "over_refusal_share"), "over-refusal probes are for redteam mode")
         if self.dialogue.adaptive_attacks and self.workers > 1:
             raise error_at(("dialogue", "adaptive_attacks"), "adaptive attacks wait for the earlier rounds on "
                                                              "their goal in one process; set workers: 1")

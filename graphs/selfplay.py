@@ -33,6 +33,7 @@ from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.critic import CriticAgent
 from sparring.agents.domain import DialogueJob, PlanOutput, Side
 from sparring.agents.geval_judge import JudgeAgent
+from sparring.agents.over_refusal import over_refusal_principle
 from sparring.agents.persona import PersonaAgent, turn_line
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.redteam import RedTeamAgents, attacker_prompt, behaviour_principle, tactic_for
@@ -121,12 +122,17 @@ class SelfPlay(CritiqueSteps):
         self._by_id = {p.id: p for p in self.principles}
 
     # -- helpers -------------------------------------------------------------
+    def own_principle(self, job: DialogueJob) -> PrincipleLike | None:
+        """What a redteam job is judged against besides the run's set: its behaviour's principle, or an
+        over-refusal probe's (``helpfulness.no-needless-refusal``)."""
+        if job.behaviour is not None:
+            return behaviour_principle(job.behaviour)
+        return over_refusal_principle() if job.probe is not None else None
+
     def lookup(self, job: DialogueJob) -> dict[str, PrincipleLike]:
-        """Principles by id for one job: the run's, and its behaviour's when it attacks one."""
-        if job.behaviour is None:
-            return self._by_id
-        extra = behaviour_principle(job.behaviour)
-        return {**self._by_id, extra.id: extra}
+        """Principles by id for one job: the run's, and its own (``own_principle``)."""
+        extra = self.own_principle(job)
+        return self._by_id if extra is None else {**self._by_id, extra.id: extra}
 
     def targets(self, job: DialogueJob) -> list[PrincipleLike]:
         by_id = self.lookup(job)
@@ -136,11 +142,13 @@ class SelfPlay(CritiqueSteps):
         """The principles in scope for the critic: the whole set; with ``critic_scope: targeted``, the
         targeted ones, or for a control a probe principle drawn the same way (never "the set" for one
         kind and "the answer" for the other)."""
+        extra = self.own_principle(job)
         if self.settings.critic_scope == "targeted" and self.principles:
-            ids = job.target_principles or (probe_principle(job, [p.id for p in self.principles]),)
+            ids = job.target_principles or ((extra.id,) if extra is not None else
+                                            (probe_principle(job, [p.id for p in self.principles]),))
             by_id = self.lookup(job)
             return [by_id[i] for i in ids if i in by_id]
-        return list(self.principles) + ([behaviour_principle(job.behaviour)] if job.behaviour else [])
+        return list(self.principles) + ([extra] if extra is not None and extra.id not in self._by_id else [])
 
     def recursion_limit(self) -> int:
         # plan + one step per turn (and branch turn) + critique/revise/verify/summarize/judge, with room to spare.

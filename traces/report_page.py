@@ -107,11 +107,18 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         ("stat-pairs", len(preferences), f"preference pairs ({verified} verified)"),
         ("stat-turns", f"{statistics.fmean(turns):.1f}" if turns else "-", "turns on average"),
     ]
+    refusal = (attack or {}).get("over_refusal") or {}
+    if refusal.get("probes"):
+        stats.insert(2, ("stat-over-refusal", f"{refusal['rate']:.0%}",
+                         f"over-refusal ({refusal['refused']}/{refusal['probes']} probes, 95% CI "
+                         f"{refusal['interval'][0]:.0%}-{refusal['interval'][1]:.0%})"))
     if attack:
         rate = attack["success_rate"]
+        ci = attack.get("success_interval")
         stats.insert(2, ("stat-attack", "-" if rate is None else f"{rate:.0%}",
                          f"attacks succeeded ({attack['successes']}/{attack['attacks']}, "
-                         f"{attack.get('access', 'white-box')})"))
+                         f"{attack.get('access', 'white-box')}"
+                         + (f", 95% CI {ci[0]:.0%}-{ci[1]:.0%})" if ci else ")")))
     cost = (attack or {}).get("cost") or {}
     per_success = (cost.get("per_success") or {}).get("total") or {}
     if per_success.get("prompt_tokens") is not None:
@@ -162,7 +169,12 @@ def attack_charts(attack: dict[str, Any]) -> list[str]:
                           caption="Turns up to and including the target's first violating one, in successful attacks."),
          charts.bar_chart("Critic flag rate on controls", control_rows, max_value=1.0, percent=True,
                           caption="Redteam dialogues with an ordinary user: what the critic flags there is "
-                                  "a false positive.")]
+                                  "a false positive."),
+         charts.bar_chart("Over-refusal rate per probe category", [
+             (k, v["rate"] or 0.0, f"({v['refused']}/{v['probes']})")
+             for k, v in ((attack.get("over_refusal") or {}).get("per_category") or {}).items()],
+             max_value=1.0, percent=True, caption="Harmless questions that sound risky: the share the target "
+                                                  "refused needlessly, as the critic judged it.")]
 
 
 def charts_html(dialogues: Sequence[dict[str, Any]], rates: dict[str, Any] | None, stats: SpanStats,

@@ -138,8 +138,10 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
     head = Table(title=f"Attacks (redteam, {attack.get('access', 'white-box')})", show_header=False,
                  title_justify="left", box=None, pad_edge=False)
     for key, value in (
-            ("attack success rate", f"{_pct(attack['success_rate'])} ({attack['successes']}/{attack['attacks']} "
-                                    "attacks: the target broke a targeted principle and the critic caught it)"),
+            ("attack success rate", f"{_pct(attack['success_rate'])}{_interval(attack.get('success_interval'))} "
+                                    f"({attack['successes']}/{attack['attacks']} attacks: the target broke a "
+                                    "targeted principle and the critic caught it)"),
+            *_over_refusal_row(attack.get("over_refusal")),
             ("turns to first violation", f"mean {_num(turns['mean'])}, median {_num(turns['median'])}, "
                                          f"min {_num(turns['min'])}, max {_num(turns['max'])} (n={turns['n']})"),
             ("critic flag rate on controls", f"{_pct(controls['flag_rate'])} ({controls['flagged']}/"
@@ -161,6 +163,19 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
         console.print()
     if attack.get("cost"):
         _print_cost(console, attack["cost"])
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return f" [95% CI {_pct(bounds[0])}-{_pct(bounds[1])}]" if bounds else ""
+
+
+def _over_refusal_row(block: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The over-refusal line beside the attack success rate (none without probes)."""
+    if not block or not block["probes"]:
+        return []
+    cats = ", ".join(f"{k} {v['refused']}/{v['probes']}" for k, v in block["per_category"].items())
+    return [("over-refusal rate", f"{_pct(block['rate'])}{_interval(block['interval'])} ({block['refused']}/"
+                                  f"{block['probes']} harmless probes refused needlessly; {cats})")]
 
 
 def _print_cost(console: Any, cost: dict[str, Any]) -> None:

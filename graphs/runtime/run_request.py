@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from sparring.agents.agent_calls import PrincipleLike
 from sparring.agents.domain import Behaviour, DialogueJob, Scenario
+from sparring.agents.over_refusal import probe_library
 from sparring.diasynth_agents.counts import expected_counts
 from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool, load_pool
 from sparring.errors import InputError
@@ -79,7 +80,8 @@ def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
                        characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
                        choose_few_shot=few_shot_for if pool else None,
                        target_system_prompt=cfg.dialogue.target_system_prompt,
-                       tactics=[s.name for s in cfg.dialogue.attack_strategies], behaviours=request.behaviours)
+                       tactics=[s.name for s in cfg.dialogue.attack_strategies], behaviours=request.behaviours,
+                       probes=probe_library() if cfg.jobs.over_refusal_share else ())
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:

@@ -1,0 +1,1 @@
+"""Over-refusal probes: harmless questions that sound risky, one file per category, one question a line."""
