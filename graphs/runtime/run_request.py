@@ -265,9 +265,10 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
     if max_failures is not None:
         cfg = cfg.model_copy(update={"max_failures": max_failures})
     # force: the config is the run's own, read from its manifest; a newer sparring may fingerprint it differently.
+    behaviours = read_behaviours(cfg.dialogue.behaviours) if cfg.dialogue.behaviours and jobs is None else ()
     return RunRequest(config=cfg, config_path=manifest.get("config_path"), run_dir=run_dir, principles=principles,
                       scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.get("max_dialogues"), force=True,
-                      jobs=jobs, plan=plan)
+                      jobs=jobs, plan=plan, behaviours=behaviours)
 
 
 def describe_request(request: RunRequest) -> str:
