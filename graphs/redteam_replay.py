@@ -73,8 +73,7 @@ async def replay_one(selfplay: SelfPlay, row: Mapping[str, Any], max_turns: int)
             break
         reply, _ = await selfplay.say(job, planned, messages, "B", max_turns)
         messages.append({"role": "assistant", "speaker": "B", "name": job.speaker_name("B"), "content": reply})
-        verdict = await selfplay.agents.critic.judge(job.seed, job.id, messages, len(messages) - 1,
-                                                     selfplay.judged_against(job))
+        verdict = await selfplay.judge_turn(job, messages, len(messages) - 1)
         if set(verdict.violated) & set(job.target_principles):
             broke_at = len(messages)
     return {"dialogue_id": row["id"], "target_principles": row["target_principles"], "tactic": row.get("strategy"),
