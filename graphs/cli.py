@@ -24,6 +24,7 @@ try:  # Ctrl-C while the command modules load exits 130, as at any later moment 
     from .commands.merge import merge
     from .commands.plan import plan
     from .commands.principles import principles
+    from .commands.redteam_compare import redteam_compare
     from .commands.redteam_replay import redteam_replay
     from .commands.report import report
     from .commands.run import resume, run
@@ -51,6 +52,7 @@ main.add_command(report)
 main.add_command(stats)
 main.add_command(judge)
 main.add_command(redteam_replay)
+main.add_command(redteam_compare)
 main.add_command(filter_run)
 main.add_command(export)
 main.add_command(calibrate)
