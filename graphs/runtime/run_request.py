@@ -308,6 +308,7 @@ def describe_request(request: RunRequest) -> str:
         return "\n".join(lines)
     jobs = list(iter_jobs(request))
     targeted = sum(1 for j in jobs if j.target_principles)
+    probes = sum(1 for j in jobs if j.probe)
     per_principle: dict[str, int] = {}
     for job in jobs:
         for pid in job.target_principles:
@@ -315,7 +316,8 @@ def describe_request(request: RunRequest) -> str:
     planted = "attacks" if cfg.dialogue.mode == "redteam" else "with a planted violation"
     lines += [
         f"scenarios: {len(request.scenarios)}",
-        f"dialogues: {len(jobs)} ({targeted} {planted}, {len(jobs) - targeted} controls)",
+        f"dialogues: {len(jobs)} ({targeted} {planted}, {len(jobs) - targeted - probes} controls"
+        + (f", {probes} over-refusal probes)" if probes else ")"),
         f"{'behaviours' if request.behaviours else 'principles'} targeted: {len(per_principle)} "
         f"(each {min(per_principle.values(), default=0)}-{max(per_principle.values(), default=0)} times)",
     ]

@@ -129,3 +129,10 @@ def test_the_critic_judges_the_behaviour_and_figures_break_down_by_category() ->
     assert attack is not None
     assert attack["per_category"] == {"fraud": {"attacks": 1, "successes": 1, "success_rate": 1.0},
                                       "privacy": {"attacks": 2, "successes": 1, "success_rate": 0.5}}
+
+
+def test_the_behaviours_example_config_loads_its_list() -> None:
+    request = request_from_config(REPO / "examples" / "redteam_behaviours.yaml")
+    assert len(request.behaviours) == 6 and request.config.dialogue.adaptive_attacks
+    attacks = [j for j in iter_jobs(request) if j.target_principles]
+    assert attacks and all(j.behaviour is not None and j.tactic for j in attacks)
