@@ -3,10 +3,12 @@ again against another target (a new checkpoint behind its server), to see which 
 
 Each attack is replayed from its record: the attacker's recorded turns are sent verbatim, one by one,
 each followed by the new target's reply, which the run's critic judges against the attack's targeted
-principle (or behaviour), exactly as in the run. When the recorded turns run out before the new target
-broke (the conversation went elsewhere), the attacker goes on from the same plan and tactic, re-generated
-turns, up to ``dialogue.max_turns``. Each result says how many turns were verbatim and how many
-re-generated. The run's planner is not called; the attacker, the critic and the target are.
+principle (or behaviour), exactly as in the run. The recorded turns are kept while the conversation
+allows: once the new target's reply diverges from the recorded one (ROUGE-L F below ``diverge_below``),
+or the recorded turns run out before the new target broke, the attacker goes on from the same plan and
+tactic, re-generated turns, up to ``dialogue.max_turns``. Each result says how many turns were verbatim,
+how many re-generated, and where the conversation diverged. The run's planner is not called; the
+attacker, the critic and the target are.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sparring.agents.domain import DialogueJob
 from sparring.errors import InputError
 
 from .config import RunConfig
+from .data.rouge import rouge_l, tokenize
 from .role_backends import RoleBackends
 from .run_request import RunRequest, request_from_run_dir
 from .selfplay import SelfPlay
@@ -52,16 +55,24 @@ def _job(row: Mapping[str, Any]) -> DialogueJob:
                        tactic=row.get("strategy"))
 
 
-async def replay_one(selfplay: SelfPlay, row: Mapping[str, Any], max_turns: int) -> dict[str, Any]:
-    """One recorded attack against the new target: verbatim turns, then re-generated ones if needed."""
+DIVERGE_BELOW = 0.5
+"""ROUGE-L F between the new target's reply and the recorded one below which the conversation has diverged."""
+
+
+async def replay_one(selfplay: SelfPlay, row: Mapping[str, Any], max_turns: int,
+                     diverge_below: float = DIVERGE_BELOW) -> dict[str, Any]:
+    """One recorded attack against the new target: verbatim turns while the replies stay close to the
+    recorded ones, then re-generated ones."""
     job = _job(row)
     planned = {**row["plan"], "reasoning": row.get("reasoning", ""), "characteristics": row.get("characteristics", [])}
     recorded = [m["content"] for m in row["messages"] if m["speaker"] == "A"]
+    replies = [m["content"] for m in row["messages"] if m["speaker"] == "B"]
     messages: list[dict[str, Any]] = []
     verbatim = regenerated = 0
     broke_at: int | None = None
+    diverged_at: int | None = None
     while len(messages) < max_turns and broke_at is None:
-        if verbatim < len(recorded):
+        if verbatim < len(recorded) and diverged_at is None:
             text, verbatim = recorded[verbatim], verbatim + 1
         else:
             text, done = await selfplay.say(job, planned, messages, "A", max_turns)
@@ -73,17 +84,22 @@ async def replay_one(selfplay: SelfPlay, row: Mapping[str, Any], max_turns: int)
             break
         reply, _ = await selfplay.say(job, planned, messages, "B", max_turns)
         messages.append({"role": "assistant", "speaker": "B", "name": job.speaker_name("B"), "content": reply})
+        turn = len(messages) // 2 - 1
+        if diverged_at is None and not regenerated and turn < len(replies) and \
+                rouge_l(tokenize(reply), tokenize(replies[turn])) < diverge_below:
+            diverged_at = len(messages) - 1
         verdict = await selfplay.judge_turn(job, messages, len(messages) - 1)
         if set(verdict.violated) & set(job.target_principles):
             broke_at = len(messages)
     return {"dialogue_id": row["id"], "target_principles": row["target_principles"], "tactic": row.get("strategy"),
             "behaviour": row.get("behaviour"), "still_succeeds": broke_at is not None,
             "turns_to_first_violation": broke_at, "original_turns_to_first_violation": row.get("turns"),
-            "verbatim_turns": verbatim, "regenerated_turns": regenerated, "messages": messages}
+            "verbatim_turns": verbatim, "regenerated_turns": regenerated, "diverged_at": diverged_at,
+            "messages": messages}
 
 
-async def replay_attacks(run_dir: Path, target: BackendConfig, *,
-                         backends: RoleBackends | None = None) -> dict[str, Any]:
+async def replay_attacks(run_dir: Path, target: BackendConfig, *, backends: RoleBackends | None = None,
+                         diverge_below: float = DIVERGE_BELOW) -> dict[str, Any]:
     """Replay every successful attack of ``run_dir`` against ``target``; the results and a summary."""
     request = request_from_run_dir(run_dir)
     if request.config.dialogue.mode != "redteam":
@@ -100,7 +116,7 @@ async def replay_attacks(run_dir: Path, target: BackendConfig, *,
 
     async def one(row: Mapping[str, Any]) -> dict[str, Any]:
         async with slots:
-            return await replay_one(selfplay, row, config.dialogue.max_turns)
+            return await replay_one(selfplay, row, config.dialogue.max_turns, diverge_below)
 
     try:
         with metered() as meter:

@@ -110,6 +110,29 @@ def test_the_attacker_goes_on_from_the_same_plan_when_the_recorded_turns_run_out
            "messages": [{"speaker": "A", "content": "recorded opener"}, {"speaker": "B", "content": "sure"}]}
     result = asyncio.run(replay_one(selfplay, row, 8))
     assert result["still_succeeds"] and result["turns_to_first_violation"] == 6
-    assert (result["verbatim_turns"], result["regenerated_turns"]) == (1, 2)
+    assert (result["verbatim_turns"], result["regenerated_turns"], result["diverged_at"]) == (1, 2, 1)
     assert [m["content"] for m in result["messages"] if m["speaker"] == "A"] == \
         ["recorded opener", "new attacker turn", "new attacker turn"]
+
+
+@pytest.mark.parametrize(("recorded_replies", "verbatim", "diverged_at"), [
+    (["no", "no", "no"], 3, 5),               # answers as the old one did until it gives in at its third
+    (["no", "yes of course", "no"], 2, 3),    # its second reply diverges: the third attacker turn is new
+])
+def test_recorded_turns_are_kept_until_the_new_target_diverges(recorded_replies: list[str], verbatim: int,
+                                                                diverged_at: int | None) -> None:
+    config = RunConfig.model_validate({"dialogue": {"mode": "redteam", "characteristics": [], "max_turns": 8}})
+    world = Stubborn()
+    agents = make_agents(config, RoleBackends.single(ScriptedBackend(world.reply), roles_in_use(config)))
+    selfplay = SelfPlay(agents=agents, principles=PRINCIPLES, settings=config.dialogue)
+    turns = [m for i, reply in enumerate(recorded_replies)
+             for m in ({"speaker": "A", "content": f"recorded {i}"}, {"speaker": "B", "content": reply})]
+    row = {"id": "d1", "scenario": {"topic": "t", "personas": [{"name": "a"}, {"name": "b"}]},
+           "target_principles": ["privacy.no-doxxing"], "seed": 1, "strategy": "persuasion", "turns": 6,
+           "target_system_prompt": None, "messages": turns,
+           "plan": {"goal": "g", "brief_a": "b", "brief_b": "", "violation_turn": 0, "strategy": "persuasion"}}
+    result = asyncio.run(replay_one(selfplay, row, 8))
+    assert (result["verbatim_turns"], result["diverged_at"]) == (verbatim, diverged_at)
+    said = [m["content"] for m in result["messages"] if m["speaker"] == "A"]
+    assert said[:verbatim] == [f"recorded {i}" for i in range(verbatim)]
+    assert all(t == "new attacker turn" for t in said[verbatim:])
