@@ -155,7 +155,8 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
     rng = random.Random(seed)
     tactic_deck = Deck(tactics, random.Random(derive_seed(seed, "tactics")))
     by_id = {p.id: p for p in probes}
-    probe_draw, probe_deck = random.Random(derive_seed(seed, "probes")), Deck(list(by_id), random.Random(seed))
+    probe_draw = random.Random(derive_seed(seed, "probes"))
+    probe_deck = Deck(list(by_id), random.Random(derive_seed(seed, "probe-order")))
     deck: list[str] = []
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
     how = sides_for(config, mode)
