@@ -1,5 +1,5 @@
 """``sparring redteam-compare RUN_DIR...``: the attack figures of runs that differ only in their
-target, side by side (graphs/data/compare.py)."""
+target, side by side (graphs/data/target_comparison.py)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def redteam_compare(run_dirs: tuple[Path, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from sparring.graphs.data.compare import compare_runs
+    from sparring.graphs.data.target_comparison import compare_runs
 
     result = compare_runs(run_dirs)
     runs = result["runs"]

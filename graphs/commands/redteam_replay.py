@@ -1,5 +1,5 @@
 """``sparring redteam-replay RUN_DIR --target FILE``: replay a redteam run's successful attacks against
-another target (graphs/redteam_replay.py) and say which still succeed."""
+another target (graphs/commands/attack_replay.py) and say which still succeed."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def redteam_replay(run_dir: Path, target_file: Path, out: Path | None, diverge_b
     reply diverges from the recorded one or the recorded turns run out; print which attacks still succeed."""
     from pydantic import ValidationError
 
-    from sparring.agents.backends.config import BackendConfig
-    from sparring.graphs.redteam_replay import replay_attacks
+    from sparring.agents.backends.backend_config import BackendConfig
+    from sparring.graphs.commands.attack_replay import replay_attacks
     from sparring.principles.yamlfile import load_yaml, pydantic_error
 
     data, lines = load_yaml(target_file, what="target backend file")

@@ -24,11 +24,11 @@ from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.backends.probe import ProbeResult
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.errors import DiskFull, TooManyFailures
+from sparring.graphs.adaptive import AttemptBoard
 from sparring.graphs.wiring import make_selfplay
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spans import Tracer, use_tracer
 
-from .adaptive import AttemptBoard
 from .engine_log import EngineLog
 from .manifest import new_manifest, new_run_id
 from .plan_expansion import expand

@@ -18,7 +18,7 @@ from sparring.errors import InputError
 from sparring.graphs.behaviours import read_behaviours
 from sparring.graphs.data.attack import compute_attack_stats
 from sparring.graphs.jobs import JobsConfig, assign_jobs
-from sparring.graphs.run_request import iter_jobs, request_from_config
+from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 from tests.cli import REPO, run_cli
 from tests.graphs.test_redteam import Target, make_job, simulate
 

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from sparring.agents.over_refusal import OVER_REFUSAL_PRINCIPLE, probe_library
-from sparring.graphs.config import RunConfig
 from sparring.graphs.data.attack import compute_attack_stats, wilson_interval
 from sparring.graphs.jobs import JobsConfig, assign_jobs
+from sparring.graphs.run_config import RunConfig
 from tests.graphs.test_redteam import Target, make_job, simulate
 from tests.graphs.test_redteam_tactics import SCENARIO
 

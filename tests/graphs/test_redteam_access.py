@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.graphs.assemble import build_dialogue_record
-from sparring.graphs.config import RunConfig
 from sparring.graphs.data.attack import compute_attack_stats
 from sparring.graphs.records import DialogueUsage
-from sparring.graphs.role_backends import RoleBackends
 from sparring.graphs.roles import roles_in_use
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.role_backends import RoleBackends
 from sparring.graphs.selfplay import SelfPlay
 from sparring.graphs.wiring import make_agents
 from tests.fakeserver import minimal_instance

@@ -12,18 +12,18 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparring.agents._common import derive_seed
+from sparring.agents.agent_calls import derive_seed
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.agents.domain import Persona, Scenario
 from sparring.graphs.adaptive import AttemptBoard, attempt_summary, by_round
-from sparring.graphs.config import RunConfig
 from sparring.graphs.jobs import JobsConfig, assign_jobs
-from sparring.graphs.role_backends import RoleBackends
 from sparring.graphs.roles import roles_in_use
-from sparring.graphs.runner import DialogueRunner
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.role_backends import RoleBackends
+from sparring.graphs.runtime.runner import DialogueRunner
+from sparring.graphs.runtime.store import DIALOGUES, RunStore, iter_jsonl
 from sparring.graphs.selfplay import SelfPlay
-from sparring.graphs.store import DIALOGUES, RunStore, iter_jsonl
 from sparring.graphs.wiring import make_agents
 from tests.fakeserver import minimal_instance
 from tests.graphs.scripted_world import PRINCIPLES

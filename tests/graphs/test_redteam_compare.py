@@ -12,9 +12,9 @@ import yaml
 
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
-from sparring.graphs.data.compare import compare_runs
-from sparring.graphs.pipeline import execute
-from sparring.graphs.run_request import request_from_config
+from sparring.graphs.data.target_comparison import compare_runs
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import request_from_config
 from tests.cli import run_cli
 from tests.graphs.loopback_run import write_config
 from tests.graphs.test_roles_run import KEY, servers, split

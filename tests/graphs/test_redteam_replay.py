@@ -16,12 +16,12 @@ from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.graphs.config import RunConfig
-from sparring.graphs.pipeline import execute
-from sparring.graphs.redteam_replay import replay_one
-from sparring.graphs.role_backends import RoleBackends
+from sparring.graphs.commands.attack_replay import replay_one
 from sparring.graphs.roles import roles_in_use
-from sparring.graphs.run_request import request_from_config
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.role_backends import RoleBackends
+from sparring.graphs.runtime.run_request import request_from_config
 from sparring.graphs.selfplay import SelfPlay
 from sparring.graphs.wiring import make_agents
 from tests.cli import run_cli

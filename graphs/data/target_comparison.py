@@ -19,8 +19,8 @@ from typing import Any
 from sparring.errors import InputError
 
 from .attack import compute_attack_stats, wilson_interval
+from .run_stats import category_of
 from .rundata import load_run
-from .stats import category_of
 
 __all__ = ["compare_runs"]
 

@@ -19,18 +19,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sparring.agents.backends.backend_config import BackendConfig
 from sparring.agents.backends.base import metered
-from sparring.agents.backends.config import BackendConfig
 from sparring.agents.domain import DialogueJob
 from sparring.errors import InputError
-
-from .config import RunConfig
-from .data.rouge import rouge_l, tokenize
-from .role_backends import RoleBackends
-from .run_request import RunRequest, request_from_run_dir
-from .selfplay import SelfPlay
-from .store import DIALOGUES, iter_jsonl
-from .wiring import make_selfplay
+from sparring.graphs.data.rouge import rouge_l, tokenize
+from sparring.graphs.run_config import RunConfig
+from sparring.graphs.runtime.role_backends import RoleBackends
+from sparring.graphs.runtime.run_request import RunRequest, request_from_run_dir
+from sparring.graphs.runtime.store import DIALOGUES, iter_jsonl
+from sparring.graphs.selfplay import SelfPlay
+from sparring.graphs.wiring import make_selfplay
 
 __all__ = ["REPLAY_TARGET", "replay_attacks", "replay_config"]
 
