@@ -68,6 +68,11 @@ async def test_replay_sends_the_recorded_attacker_turns_to_the_new_target(tmp_pa
                                 and r.body["messages"][1]["content"] in first_turns for r in new.requests)
     for r in results:
         assert r["verbatim_turns"] >= 1 and r["messages"][0]["content"] in first_turns
+    # Servers gone: the probe says so in one line before anything is sent or written.
+    gone = run_cli("redteam-replay", str(run_dir), "--target", str(target), "--out", str(tmp_path / "x.jsonl"),
+                   cwd=tmp_path)
+    assert gone.returncode == 2 and gone.stderr.count("\n") == 1 and "cannot connect" in gone.stderr, gone.stderr
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_a_bad_target_file_is_one_line(tmp_path: Path) -> None:
