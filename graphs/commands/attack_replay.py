@@ -21,13 +21,11 @@ from typing import Any
 
 from sparring.agents.backends.backend_config import BackendConfig
 from sparring.agents.backends.base import metered
-from sparring.agents.backends.probe import probe_backends
 from sparring.agents.domain import DialogueJob
 from sparring.errors import InputError
 from sparring.graphs.data.rouge import rouge_l, tokenize
-from sparring.graphs.roles import backends_in_use
 from sparring.graphs.run_config import RunConfig
-from sparring.graphs.runtime.role_backends import RoleBackends
+from sparring.graphs.runtime.role_backends import RoleBackends, probe_roles
 from sparring.graphs.runtime.run_request import RunRequest, request_from_run_dir
 from sparring.graphs.runtime.store import DIALOGUES, iter_jsonl
 from sparring.graphs.selfplay import SelfPlay
@@ -110,7 +108,7 @@ async def replay_attacks(run_dir: Path, target: BackendConfig, *, backends: Role
             if r.get("status") == "ok" and r.get("mode") == "redteam" and r.get("targeted_violated")]
     owned = backends is None
     if owned:  # a backend that cannot work (the new target, or a judge that moved) fails now, in one line
-        await probe_backends({f"backends.{name}": b for name, b in backends_in_use(config).items()})
+        await probe_roles(config)
     backends = backends or RoleBackends.create(config)
     await backends.start()
     selfplay = make_selfplay(RunRequest(config=config, config_path=None, run_dir=run_dir,
