@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
@@ -16,8 +15,7 @@ from sparring.graphs.data.target_comparison import compare_runs
 from sparring.graphs.runtime.pipeline import execute
 from sparring.graphs.runtime.run_request import request_from_config
 from tests.cli import run_cli
-from tests.graphs.loopback_run import write_config
-from tests.graphs.test_roles_run import KEY, servers, split
+from tests.graphs.test_roles_run import KEY, redteam_split, servers
 
 
 @pytest.fixture(autouse=True)
@@ -33,12 +31,8 @@ async def test_one_config_on_two_targets_attacks_alike_and_compares(tmp_path: Pa
     judge, policy = servers()
     other = FakeOpenAIServer(model="policy-2", responder=agent_reply)
     with judge, policy, other:
-        config = split(write_config(tmp_path, judge.base_url, dialogues=12, concurrency=4), policy.base_url)
-        data = yaml.safe_load(config.read_text())
-        data["dialogue"] = {"mode": "redteam", "max_turns": 4, "stop_on_violation": True,
-                            "target_system_prompt": "You are the bank's assistant."}
-        data["jobs"].update(control_share=0.2, over_refusal_share=0.2)
-        config.write_text(yaml.safe_dump(data))
+        config = redteam_split(tmp_path, judge.base_url, policy.base_url, dialogues=12, control_share=0.2,
+                               over_refusal_share=0.2)
         first, second = tmp_path / "first", tmp_path / "second"
         assert (await execute(request_from_config(config, out=first))).status == "completed"
         moved = [f"backends.target.base_url={other.base_url}", "backends.target.model=policy-2"]

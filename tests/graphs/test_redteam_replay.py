@@ -26,9 +26,8 @@ from sparring.graphs.selfplay import SelfPlay
 from sparring.graphs.wiring import make_agents
 from tests.cli import run_cli
 from tests.fakeserver import minimal_instance
-from tests.graphs.loopback_run import write_config
 from tests.graphs.scripted_world import PRINCIPLES
-from tests.graphs.test_roles_run import KEY, servers, split
+from tests.graphs.test_roles_run import KEY, redteam_split, servers
 
 PROMPT = "You are the bank's assistant."
 
@@ -42,12 +41,8 @@ async def test_replay_sends_the_recorded_attacker_turns_to_the_new_target(tmp_pa
     judge, policy = servers()
     new = FakeOpenAIServer(model="policy-2", responder=agent_reply)
     with judge, policy, new:
-        config = split(write_config(tmp_path, judge.base_url, dialogues=6, concurrency=3), policy.base_url)
-        data = yaml.safe_load(config.read_text())
-        data["dialogue"] = {"mode": "redteam", "max_turns": 4, "stop_on_violation": True,
-                            "target_system_prompt": PROMPT}
-        data["jobs"]["control_share"] = 0.3
-        config.write_text(yaml.safe_dump(data))
+        config = redteam_split(tmp_path, judge.base_url, policy.base_url, dialogues=6, concurrency=3, prompt=PROMPT,
+                               control_share=0.3)
         run_dir = tmp_path / "run"
         assert (await execute(request_from_config(config, out=run_dir))).status == "completed"
         before = len(policy.requests)

@@ -47,6 +47,17 @@ def split(config: Path, target_url: str, **target: Any) -> Path:
     return config
 
 
+def redteam_split(folder: Path, judge_url: str, target_url: str, *, dialogues: int, concurrency: int = 4,
+                  prompt: str = "You are the bank's assistant.", **jobs: Any) -> Path:
+    """A redteam config on the loopback servers: the judging roles on ``judge_url``, the target on ``target_url``."""
+    config = split(write_config(folder, judge_url, dialogues=dialogues, concurrency=concurrency), target_url)
+    data = yaml.safe_load(config.read_text())
+    data["dialogue"] = {"mode": "redteam", "max_turns": 4, "stop_on_violation": True, "target_system_prompt": prompt}
+    data["jobs"].update(jobs)
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 def servers(delay_s: float = 0.0) -> tuple[FakeOpenAIServer, FakeOpenAIServer]:
     judge = FakeOpenAIServer(responder=agent_reply, reply_delay_s=delay_s)
     policy = FakeOpenAIServer(model="policy-model", responder=agent_reply, reply_delay_s=delay_s)
@@ -172,12 +183,7 @@ async def test_a_redteam_run_shows_its_attack_figures(tmp_path: Path) -> None:
     """Stats, `sparring stats` and the report carry the attack figures, per target model included."""
     judge, policy = servers()
     with judge, policy:
-        config = split(write_config(tmp_path, judge.base_url, dialogues=8, concurrency=4), policy.base_url)
-        data = yaml.safe_load(config.read_text())
-        data["dialogue"] = {"mode": "redteam", "max_turns": 4, "stop_on_violation": True,
-                            "target_system_prompt": "You are the bank's assistant."}
-        data["jobs"]["control_share"] = 0.3
-        config.write_text(yaml.safe_dump(data))
+        config = redteam_split(tmp_path, judge.base_url, policy.base_url, dialogues=8, control_share=0.3)
         result = await execute(request_from_config(config, out=tmp_path / "run"))
     assert result.status == "completed"
     assert all(r.body["messages"][0] == {"role": "system", "content": "You are the bank's assistant."}
