@@ -35,6 +35,8 @@ def _resolve_paths(value: list[Path], info: ValidationInfo) -> list[Path]:
         return value
     resolved = [p if p.is_absolute() else Path(base) / p for p in value]
     for given, path in zip(value, resolved):
+        if path.is_dir():
+            raise ValueError(f"few-shot file {str(given)!r} is a directory, expected a JSONL file")
         if not path.is_file():
             raise ValueError(f"few-shot file {str(given)!r} not found (looked at {path})")
     return resolved

@@ -121,6 +121,8 @@ def _load_entry(entry: str, base_dir: str | Path | None, site: dict[str, Any]) -
     relative = not path.is_absolute() and base_dir is not None
     if relative:
         path = Path(base_dir or ".") / path
+    if path.is_dir():
+        raise InputError(f"principle file '{path}' is a directory, expected a YAML file", **site)
     if not path.is_file():
         hint = f" (relative paths are read from {base_dir})" if relative else ""
         raise InputError(f"principle file '{path}' not found{hint}", **site)

@@ -205,14 +205,21 @@ def write_plan(plan: Plan, out: Path, expansion_spans: Path | None = None) -> st
     return plan.id
 
 
+def require_plan_dir(plan_dir: Path) -> Path:
+    """``plan_dir``'s plan.json; a directory without one (``configs/x.yaml/`` given for a config file)
+    is bad input, named as what it is."""
+    path = plan_dir / PLAN_FILE
+    if not path.is_file():
+        raise InputError("is a directory, not a config file, and holds no plan.json, so it is not a plan "
+                         "directory either (made by 'sparring plan CONFIG --out DIR')", source=str(plan_dir))
+    return path
+
+
 def read_plan(plan_dir: Path, overrides: Overrides = (), *, out: Path | None = None) -> Plan:
     """The plan in ``plan_dir``. ``overrides`` (``--set``) may change how it is run (concurrency,
     workers, backend.base_url, ...), never what it produces: a change of the config's
     fingerprint is bad input."""
-    path = plan_dir / PLAN_FILE
-    if not path.is_file():
-        raise InputError("is a directory with no plan.json: give a config file, or a plan directory (made by "
-                         "'sparring plan CONFIG --out DIR')", source=str(plan_dir))
+    path = require_plan_dir(plan_dir)
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -29,7 +29,7 @@ from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set, stored_config
-from .plan_files import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, shard_dir
+from .plan_files import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, require_plan_dir, shard_dir
 from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
 
 
@@ -159,6 +159,7 @@ def request_for_run(config: str | Path | Mapping[str, Any] | RunConfig, override
     ``shard``: ``Shard(k, n)`` or its text ``"K/N"``."""
     part = Shard.parse(shard) if isinstance(shard, str) else shard
     if isinstance(config, (str, Path)) and Path(config).is_dir():
+        require_plan_dir(Path(config))  # a directory named like a config file: say so, before any flag
         if max_dialogues is not None:
             raise InputError("--max-dialogues: a plan's jobs are fixed; give it to 'sparring plan' instead")
         return request_from_plan(Path(config), overrides, shard=part, out=out, max_failures=max_failures, force=force)

@@ -112,7 +112,14 @@ CASES: dict[str, Case] = {
     "empty-file": Case(run_with(""), ("c.yaml", "no scenarios")),
     "binary-file": Case(run_with(bytes(range(256)) * 4), ("c.yaml", "cannot read")),
     "not-utf8": Case(run_with("name: caf\xe9\n".encode("latin-1")), ("c.yaml", "cannot read")),
-    "a-directory": Case(lambda d: ["run", str((d / "dir.yaml").mkdir() or d / "dir.yaml")], ("is a directory",)),
+    "a-directory": Case(lambda d: ["run", str((d / "dir.yaml").mkdir() or d / "dir.yaml")],
+                        ("dir.yaml", "is a directory, not a config file", "no plan.json")),
+    "a-directory-with-flags": Case(lambda d: ["run", str((d / "x.yaml").mkdir() or d / "x.yaml"), "--max-dialogues",
+                                              "3", "--out", str(d / "o")], ("x.yaml", "is a directory, not a config")),
+    "a-directory-as-principle-set": Case(lambda d: run_with(_config(principles={"sets": [
+        str((d / "p.yaml").mkdir() or d / "p.yaml")]}))(d), ("p.yaml", "is a directory")),
+    "a-directory-as-fewshot": Case(lambda d: run_with(_config(dialogue={"few_shot": [
+        str((d / "s.jsonl").mkdir() or d / "s.jsonl")]}))(d), ("s.jsonl", "is a directory")),
     "missing-file": Case(lambda d: ["run", str(d / "nope.yaml")], ("nope.yaml", "not found")),
     "not-a-mapping": Case(run_with("- a\n- b\n"), ("c.yaml", "must be a mapping")),
     "bad-name": Case(run_with(_config(name="../escape")), ("name (line", "names a folder")),
