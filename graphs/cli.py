@@ -72,7 +72,9 @@ def entry(args: list[str] | None = None) -> None:
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:  # usage errors: one line, not click's usage block
         where = f"{exc.ctx.command_path}: " if isinstance(exc, click.UsageError) and exc.ctx else ""
-        click.echo(f"error: {where}{' '.join(exc.format_message().split())}", err=True)
+        from sparring.terminal import visible
+
+        click.echo(f"error: {where}{' '.join(visible(exc.format_message()).split())}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -8,7 +8,6 @@ byte on every machine (the golden test relies on it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -248,4 +247,7 @@ def tree_json(spans: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n"
+    """``data`` as indented JSON for the terminal, the exact text kept (``sparring.terminal.dumps``)."""
+    from sparring.terminal import dumps as terminal_dumps
+
+    return terminal_dumps(data) + "\n"

@@ -27,6 +27,9 @@ def print_calibration(document: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from sparring.terminal import visible_data
+
+    document = visible_data(document, markup=True)  # names, models and principle ids are shown, not obeyed
     critics = document["critics"]
     agreement = document.get("agreement")
     table = Table(title="Critic calibration on labelled turns", show_lines=False, pad_edge=False)

@@ -1,4 +1,5 @@
-"""What every subcommand shares: the --set option and turning bad input into exit status 2."""
+"""What every subcommand shares: the --set option, turning bad input into exit status 2, and printing
+text that may quote a model, a file or a config (``say``)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,20 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def fail(message: str, status: int) -> NoReturn:
-    """``error: MESSAGE`` as one line on stderr, with anything secret in it masked; exit ``status``."""
-    from sparring.redaction import scrub
+def say(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Print ``text`` for a person (stdout, or stderr with ``err``), its control characters shown, not
+    obeyed (``sparring.terminal.visible``): it may quote a model, a file or a config value."""
+    from sparring.terminal import visible
 
-    click.echo(f"error: {' '.join(scrub(message).split())}", err=True)
+    click.echo(visible(text), err=err, nl=nl)
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """``error: MESSAGE`` as one line on stderr, with anything secret in it masked and control characters
+    shown as escapes; exit ``status``."""
+    from sparring.redaction import scrub
+    from sparring.terminal import visible
+
+    click.echo(f"error: {' '.join(visible(scrub(message)).split())}", err=True)
     sys.exit(status)
 

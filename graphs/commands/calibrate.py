@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ._common import set_option, user_errors
+from ._common import say, set_option, user_errors
 
 EXIT_FAILURES = 3
 EXIT_INTERRUPTED = 130
@@ -81,13 +81,13 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
                     specs, selected, principles, on_done=bar.advance, skipped=skipped,
                     sources=[str(p) for p in items_files] or ["built-in"]))
         except KeyboardInterrupt:
-            click.echo("interrupted: nothing written", err=True)
+            say("interrupted: nothing written", err=True)
             sys.exit(EXIT_INTERRUPTED)
         path = _write(document, target)
     from ._calibration_table import print_calibration
 
     print_calibration(document)
-    click.echo(f"-> {path}")
+    say(f"-> {path}")
     if any(c["figures"]["overall"]["errors"] for c in document["critics"]):
         sys.exit(EXIT_FAILURES)
 
@@ -115,7 +115,9 @@ class _Progress:
     """A bar per critic on a terminal; a line every 10% otherwise; nothing when disabled."""
 
     def __init__(self, total: int, names: list[str], *, enabled: bool) -> None:
-        self.total, self.names, self.enabled = total, names, enabled
+        from sparring.terminal import visible_data
+
+        self.total, self.names, self.enabled = total, visible_data(names), enabled
         self.done = [0] * len(names)
         self.interactive = enabled and sys.stderr.isatty()
         self._bar: Any = None
@@ -130,10 +132,12 @@ class _Progress:
 
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), console=Console(stderr=True))
-            self._tasks = [self._bar.add_task(f"critic {name}", total=self.total) for name in self.names]
+            from rich.markup import escape
+
+            self._tasks = [self._bar.add_task(f"critic {escape(name)}", total=self.total) for name in self.names]
             self._bar.start()
         else:
-            click.echo(f"sparring: judging {self.total} labelled turns with {len(self.names)} critic(s)", err=True)
+            say(f"sparring: judging {self.total} labelled turns with {len(self.names)} critic(s)", err=True)
         return self
 
     def advance(self, index: int) -> None:
@@ -141,7 +145,7 @@ class _Progress:
         if self._bar is not None:
             self._bar.advance(self._tasks[index])
         elif self.enabled and self.done[index] * 10 // self.total != (self.done[index] - 1) * 10 // self.total:
-            click.echo(f"sparring: critic {self.names[index]}: {self.done[index]}/{self.total} judged", err=True)
+            say(f"sparring: critic {self.names[index]}: {self.done[index]}/{self.total} judged", err=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

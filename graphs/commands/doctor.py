@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._common import set_option, user_errors
+from ._common import say, set_option, user_errors
 
 
 @click.command()
@@ -24,6 +24,7 @@ def doctor(config: Path | None, overrides: tuple[str, ...]) -> None:
     from sparring.graphs.commands.diagnosis import diagnose
     from sparring.graphs.roles import backends_in_use, role_backends
     from sparring.graphs.run_config import load_config
+    from sparring.terminal import visible_data
 
     cfg = load_config(config, overrides)
     roles = role_backends(cfg)
@@ -36,12 +37,12 @@ def doctor(config: Path | None, overrides: tuple[str, ...]) -> None:
         with console.status(f"probing {label} ({backend.kind})..."):
             report = asyncio.run(diagnose(backend))
         table = Table(show_header=False, box=None, pad_edge=False)
-        for check, result in report.rows:
+        for check, result in visible_data(report.rows, markup=True):
             table.add_row(f"[bold]{check}[/]", result)
         console.print(table)
         if not report.ok:
             failures.append(f"{label}: {report.failure}" if cfg.backends else str(report.failure))
     if failures:
-        click.echo(f"doctor: FAILED: {'; '.join(failures)}", err=True)
+        say(f"doctor: FAILED: {'; '.join(failures)}", err=True)
         sys.exit(1)
     console.print("[green]ok[/]")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ._common import user_errors
+from ._common import say, user_errors
 
 EXIT_INVALID = 1
 FORMAT_HELP = ("trl-dpo (prompt/chosen/rejected), trl-kto (prompt/completion/label), sft (messages), "
@@ -53,13 +53,13 @@ def export(run_dir: Path, fmt: str, out: Path | None, skip_invalid: bool, includ
                               private=private, include_unverified=include_unverified)
     except InvalidRows as exc:
         for problem in exc.problems:
-            click.echo(f"invalid: {problem}", err=True)
-        click.echo(f"export: {len(exc.problems)} row(s) failed validation; nothing written "
+            say(f"invalid: {problem}", err=True)
+        say(f"export: {len(exc.problems)} row(s) failed validation; nothing written "
                    "(--skip-invalid writes the valid rows)", err=True)
         sys.exit(EXIT_INVALID)
     for problem in result.problems:
-        click.echo(f"skipped: {problem}", err=True)
+        say(f"skipped: {problem}", err=True)
     rows = ", ".join(f"{t.name}: {len(t.rows)}" for t in result.tables)
     where = " and ".join(x for x in (str(out) if out else "", f"hub:{result.pushed_to}" if result.pushed_to else "")
                          if x)
-    click.echo(f"exported {fmt} ({rows} rows; {len(result.problems)} skipped) -> {where}")
+    say(f"exported {fmt} ({rows} rows; {len(result.problems)} skipped) -> {where}")

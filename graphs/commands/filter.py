@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import user_errors
+from ._common import say, user_errors
 
 
 @click.command(name="filter")
@@ -38,5 +38,5 @@ def filter_run(run_dir: Path, out: Path, only_verified: bool, only_violations: b
     manifest = write_filtered_run(run_dir, out, spec)
     counts, removed = manifest["counts"], manifest["filter"]["removed"]
     dropped = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in removed.items()) or "nothing"
-    click.echo(f"kept {counts['dialogues']} dialogues, {counts['pairs']} pairs ({counts['verified_pairs']} verified); "
+    say(f"kept {counts['dialogues']} dialogues, {counts['pairs']} pairs ({counts['verified_pairs']} verified); "
                f"removed {dropped} -> {out}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ._common import set_option, user_errors
+from ._common import say, set_option, user_errors
 
 
 @click.command()
@@ -29,10 +29,10 @@ def judge(run_dir: Path, overrides: tuple[str, ...], criteria: tuple[str, ...], 
 
     summary = asyncio.run(judge_run(run_dir, overrides=overrides, criteria=criteria, samples=samples, force=force))
     if not summary["to_score"]:
-        click.echo(f"nothing to score: every dialogue has {', '.join(summary['criteria'])} (--force rescores)")
+        say(f"nothing to score: every dialogue has {', '.join(summary['criteria'])} (--force rescores)")
         return
     methods = ", ".join(f"{k}: {v}" for k, v in summary["methods"].items()) or "-"
-    click.echo(f"scored {summary['scored']}/{summary['to_score']} dialogues ({methods}); "
+    say(f"scored {summary['scored']}/{summary['to_score']} dialogues ({methods}); "
                f"{summary['failed']} failed -> {run_dir}")
     if summary["failed"]:
         raise SystemExit(3)

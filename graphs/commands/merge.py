@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import user_errors
+from ._common import say, user_errors
 
 
 @click.command()
@@ -26,10 +26,10 @@ def merge(shard_dirs: tuple[Path, ...], out: Path, allow_partial: bool, quiet: b
 
     manifest = merge_shards(list(shard_dirs), out, allow_partial=allow_partial, progress=Progress(enabled=not quiet))
     counts, merged = manifest["counts"], manifest["merge"]
-    click.echo(f"{manifest['status']}: {len(merged['shards'])} of {manifest['plan']['shards']} shards, "
+    say(f"{manifest['status']}: {len(merged['shards'])} of {manifest['plan']['shards']} shards, "
                f"{counts['dialogues']} dialogues ({counts['failed']} failed), {counts['pairs']} preference pairs "
                f"({counts['verified_pairs']} verified) -> {out}")
     if merged["missing_count"]:
-        click.echo(f"missing: {merged['missing_count']} dialogues"
+        say(f"missing: {merged['missing_count']} dialogues"
                    + (f", shards {', '.join(map(str, merged['missing_shards']))}" if merged["missing_shards"] else "")
                    + " (listed in manifest.json under merge)", err=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._common import set_option, user_errors
+from ._common import say, set_option, user_errors
 
 
 @click.command()
@@ -40,9 +40,9 @@ def plan(config: Path, out: Path, overrides: tuple[str, ...], max_dialogues: int
         spans = Path(tmp) / "traces.jsonl"
         made = asyncio.run(make_plan(request, progress=Progress(enabled=not quiet), traces=spans))
         plan_id = write_plan(made, out, expansion_spans=spans)
-    click.echo(f"plan {plan_id}: {len(made.jobs)} dialogues over {len(made.scenarios)} scenarios -> {out}")
+    say(f"plan {plan_id}: {len(made.jobs)} dialogues over {len(made.scenarios)} scenarios -> {out}")
     for line in (made.expansion or {}).get("explain", []):
-        click.echo(f"  {line}")
+        say(f"  {line}")
     if shards:
         sizes = Counter(shard_of(job.id, shards) for job in made.jobs)
-        click.echo("dialogues per shard: " + ", ".join(f"{k}/{shards}: {sizes.get(k, 0)}" for k in range(shards)))
+        say("dialogues per shard: " + ", ".join(f"{k}/{shards}: {sizes.get(k, 0)}" for k in range(shards)))

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sparring.terminal import dumps, visible
+
 from ._common import user_errors
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def list_principles(sets: tuple[str, ...], categories: tuple[str, ...], as_json:
     table.add_column("category", no_wrap=True)
     table.add_column("text", ratio=1)
     for principle in constitution:
-        table.add_row(principle.id, principle.category, Text(principle.text))
+        table.add_row(Text(visible(principle.id)), Text(visible(principle.category)), Text(visible(principle.text)))
     Console().print(table)
 
 
@@ -69,16 +71,17 @@ def show_principles(ids: tuple[str, ...], sets: tuple[str, ...], as_json: bool) 
     for n, principle in enumerate(constitution):
         if n:
             console.print()
-        heading = Text(principle.id, style="bold")
-        heading.append(f"  {principle.category}", style="cyan")
+        heading = Text(visible(principle.id), style="bold")
+        heading.append(f"  {visible(principle.category)}", style="cyan")
         origin = constitution.origins.get(principle.id)
         if origin is not None:
-            heading.append(f"  from {origin}", style="dim")
+            heading.append(f"  from {visible(str(origin))}", style="dim")
         console.print(heading)
         for label, body in (("Principle", principle.text), ("Critique guidance", principle.critique),
                             ("Revision guidance", principle.revision)):
             console.print(Text(label, style="underline"))
-            console.print(Padding(Text(body or "(none: judged against the principle text alone)"), (0, 0, 0, 2)))
+            console.print(Padding(Text(visible(body or "(none: judged against the principle text alone)")),
+                                  (0, 0, 0, 2)))
 
 
 @principles.command("sets")
@@ -90,10 +93,8 @@ def list_sets(as_json: bool) -> None:
 
     rows = [get_builtin(ALL_SETS), *builtin_sets()]
     if as_json:
-        import json
-
-        click.echo(json.dumps([{"id": s.id, "title": s.title, "description": s.description,
-                                "principle_ids": [p.id for p in s.principles]} for s in rows], indent=2))
+        click.echo(dumps([{"id": s.id, "title": s.title, "description": s.description,
+                           "principle_ids": [p.id for p in s.principles]} for s in rows]))
         return
     from rich.console import Console
     from rich.table import Table
@@ -118,8 +119,6 @@ def _selected(sets: tuple[str, ...]) -> Constitution:
 
 
 def _print_json(constitution: Constitution) -> None:
-    import json
-
     rows: list[dict[str, Any]] = []
     for principle in constitution:
         row = principle.model_dump()
@@ -127,4 +126,4 @@ def _print_json(constitution: Constitution) -> None:
         if origin is not None:
             row.update(set=origin.set_id, source=origin.source, line=origin.line)
         rows.append(row)
-    click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    click.echo(dumps(rows))

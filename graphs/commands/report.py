@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import user_errors
+from ._common import say, user_errors
 
 
 @click.command()
@@ -26,4 +26,4 @@ def report(run_dir: Path, out: Path | None) -> None:
     if not (run_dir / MANIFEST).is_file():
         raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
     with RunDirLock(run_dir):  # no run or other command writes the directory meanwhile
-        click.echo(write_report(run_dir, out))
+        say(str(write_report(run_dir, out)))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._common import fail, set_option, user_errors
+from ._common import fail, say, set_option, user_errors
 
 if TYPE_CHECKING:
     from sparring.graphs.runtime.run_request import RunRequest
@@ -61,7 +61,7 @@ def run(config: Path, overrides: tuple[str, ...], out: Path | None, shard: str |
     if dry_run:
         from sparring.graphs.runtime.run_request import describe_request
 
-        click.echo(describe_request(request))
+        say(describe_request(request))
         return
     _execute(request, quiet, verbose)
 
@@ -102,7 +102,7 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
     except Exception as exc:  # the engine did not start, or a crash: one line here, the traceback in the log
         fail(f"{_one_line(exc)}{_logged(run_dir, exc)}", EXIT_STOPPED)
     counts = result.counts
-    click.echo(
+    say(
         f"{result.status}: {counts.dialogues} dialogues ({counts.failed} failed), "
         f"{counts.pairs} preference pairs ({counts.verified_pairs} verified), "
         f"{counts.violation_rate:.0%} flagged by the critic, average {counts.avg_turns} turns "
@@ -113,11 +113,11 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
     causes = result.manifest["runs"][-1].get("failure_causes") or []
     if causes:
         top = causes[0]
-        click.echo(f"failed dialogues: {top['dialogues']} of {counts.failed} with {scrub(top['example'])}"
+        say(f"failed dialogues: {top['dialogues']} of {counts.failed} with {scrub(top['example'])}"
                    + (f" (and {len(causes) - 1} other cause(s): sparring trace {result.run_dir} --failed)"
                       if len(causes) > 1 else ""), err=True)
     if result.status == "interrupted":
-        click.echo(f"resume with: sparring resume {result.run_dir}", err=True)
+        say(f"resume with: sparring resume {result.run_dir}", err=True)
         sys.exit(EXIT_INTERRUPTED)
     if result.status == "failed":
         sys.exit(EXIT_STOPPED)

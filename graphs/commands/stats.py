@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,9 @@ def stats(run_dir: Path, as_json: bool, write: bool, no_embeddings: bool, rouge_
     else:
         result = compute_stats(load_run(run_dir), options)
     if as_json:
-        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        from sparring.terminal import dumps
+
+        click.echo(dumps(result))
         return
     print_stats(result)
 
@@ -66,10 +67,13 @@ def _diversity_note(block: dict[str, Any] | None) -> str:
 
 
 def print_stats(s: dict[str, Any]) -> None:
-    """The statistics as tables on the terminal."""
+    """The statistics as tables on the terminal (every text in them shown, not obeyed: ``visible_data``)."""
     from rich.console import Console
     from rich.table import Table
 
+    from sparring.terminal import visible_data
+
+    s = visible_data(s, markup=True)
     console = Console()
 
     def pairs_table(title: str, rows: list[tuple[str, str]]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ._common import user_errors
+from ._common import say, user_errors
 
 
 @click.command()
@@ -35,6 +35,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
     verdicts, the revisions, tokens and latency per step, errors highlighted."""
     from sparring.errors import InputError
     from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
+    from sparring.terminal import visible_data
     from sparring.traces import viewer
     from sparring.traces.read import iter_spans
 
@@ -49,7 +50,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
         if failed:
             records = [r for r in records if r.get("status") == "failed"]
         click.echo(viewer.dumps([viewer.dialogue_row(r) for r in records]) if as_json
-                   else viewer.render_list(records, color=use_color), nl=False)
+                   else viewer.render_list(visible_data(records), color=use_color), nl=False)
         return
     try:
         record = find_dialogue(run_dir / DIALOGUES, dialogue_id)
@@ -59,7 +60,8 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
         if not other:
             raise
         click.echo(viewer.dumps(viewer.tree_json(other)) if as_json
-                   else viewer.render_dialogue(None, other, color=use_color, limit=None if full else 160), nl=False)
+                   else viewer.render_dialogue(None, visible_data(other), color=use_color, limit=None if full else 160),
+                   nl=False)
         return
     if replay:
         _replay(run_dir, record, strict=strict, as_json=as_json)
@@ -69,7 +71,8 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
         click.echo(viewer.dumps({"dialogue": viewer.dialogue_row(record), "trace_id": record.get("trace_id"),
                                  "spans": viewer.tree_json(spans)}), nl=False)
     else:
-        click.echo(viewer.render_dialogue(record, spans, color=use_color, limit=None if full else 160), nl=False)
+        click.echo(viewer.render_dialogue(visible_data(record), visible_data(spans), color=use_color,
+                                          limit=None if full else 160), nl=False)
 
 
 def find_dialogue(path: Path, key: str) -> dict[str, Any]:
@@ -100,6 +103,6 @@ def _replay(run_dir: Path, record: dict[str, Any], *, strict: bool, as_json: boo
     if as_json:
         click.echo(viewer.dumps(outcome.as_dict()), nl=False)
     else:
-        click.echo(outcome.describe())
+        say(outcome.describe())
     if not outcome.reproduced:
         sys.exit(1)

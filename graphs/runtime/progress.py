@@ -7,6 +7,8 @@ import sys
 import time
 from typing import IO, Any
 
+from sparring.terminal import visible
+
 from .runner import RunCounters
 
 
@@ -57,12 +59,12 @@ class Progress:
     def stage(self, text: str) -> None:
         """A step that is starting ("starting the backend...")."""
         if self.enabled:
-            print(f"sparring: {text}...", file=self.stream, flush=True)
+            print(f"sparring: {visible(text)}...", file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
         """A finished fact worth a line (what an expansion produced)."""
         if self.enabled:
-            print(f"sparring: {text}", file=self.stream, flush=True)
+            print(f"sparring: {visible(text)}", file=self.stream, flush=True)
 
     def start(self, counters: RunCounters, total: int, meter: Any = None) -> None:
         """``meter`` (a UsageMeter) gives live token counts between finished dialogues."""
