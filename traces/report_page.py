@@ -1,5 +1,10 @@
 """The run report: one self-contained HTML file (inline CSS, SVG and a little JS; no network).
 
+Every text from the run is HTML-escaped. As a second line of defence the page carries a
+Content-Security-Policy (``content_security_policy``): no network of any kind, and only the
+template's own inline ``<style>`` and ``<script>`` blocks, allowed by their SHA-256 hashes; any other
+script, style attribute, image, frame, font or form is refused by the browser.
+
 It takes plain data, the rows of the run directory's files as dicts, so it
 does not depend on how they were written: the manifest, the dialogue and
 preference rows, and the spans (streamed once; only aggregates and the agent
@@ -8,6 +13,9 @@ steps of the listed dialogues are kept).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -225,15 +233,32 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         f'<p class="muted">Listing {len(shown)} of {len(dialogues)} dialogues (failed and violating ones first).</p>')
     if not stats.content_recorded:
         note += '<p class="muted">Prompts and replies were not recorded (tracing.record_content: false).</p>'
-    html = resources.files("sparring.traces").joinpath("templates/report.html")
-    template = Template(html.read_text(encoding="utf-8"))
+    html = resources.files("sparring.traces").joinpath("templates/report.html").read_text(encoding="utf-8")
     updated = (manifest.get("timings") or {}).get("updated_at")
-    return template.substitute(
+    return Template(html).substitute(
+        csp=content_security_policy(html),
         title=escape(f"sparring report: {manifest.get('name', 'run')}"),
         run_dir=escape(run_dir), updated=escape(_utc(updated)),
         summary=summary_html(manifest, dialogues, preferences, attack),
         charts=charts_html(dialogues, rates, stats, attack), calibration=calibration_html(calibration), note=note,
         dialogues=entries, total=len(shown))
+
+
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
+
+
+def content_security_policy(template: str) -> str:
+    """The policy of a page made from ``template``: nothing from the network or any other origin
+    (``default-src 'none'``), no base URL, no form target, and as script and style only the
+    template's own inline blocks, by the SHA-256 of their text (they hold no placeholder, so the
+    page has them byte for byte)."""
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
+    for kind, body in _INLINE.findall(template):
+        digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode("ascii")
+        hashes[kind].append(f"'sha256-{digest}'")
+    allowed = {kind: " ".join(found) or "'none'" for kind, found in hashes.items()}
+    return (f"default-src 'none'; base-uri 'none'; form-action 'none'; script-src {allowed['script']}; "
+            f"style-src {allowed['style']}")
 
 
 def _utc(timestamp: float | None) -> str:

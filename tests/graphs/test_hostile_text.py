@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,35 +41,44 @@ SEQUENCES = {
 HOSTILE = "start " + " ".join(SEQUENCES.values()) + " end"
 
 
-def hostile_reply(body: dict[str, Any]) -> str:
-    """The canned replies with HOSTILE in every free text: persona turns, the critic's reasoning and
-    evidence, revisions."""
-    reply = agent_reply(body)
-    fmt = body.get("response_format") or {}
-    title = ((fmt.get("json_schema") or {}).get("schema") or {}).get("title")
-    if fmt.get("type") != "json_schema":
-        return f"{reply} {HOSTILE}"
-    data = json.loads(reply)
-    if title == "CritiqueOutput":
-        data["reasoning"] = f"{data['reasoning']} {HOSTILE}"
-        for finding in data["violations"]:
-            finding["evidence"] = f"{finding['evidence']} {HOSTILE}"
-    elif title == "RevisionOutput":
-        data["revision"] = f"{REVISED} {HOSTILE}"
-    return json.dumps(data)
+def replies_with(text: str) -> Callable[[dict[str, Any]], str]:
+    """A loopback responder: the canned replies with ``text`` in every free text: persona turns, the
+    critic's reasoning and evidence, revisions."""
+
+    def reply(body: dict[str, Any]) -> str:
+        canned = agent_reply(body)
+        fmt = body.get("response_format") or {}
+        title = ((fmt.get("json_schema") or {}).get("schema") or {}).get("title")
+        if fmt.get("type") != "json_schema":
+            return f"{canned} {text}"
+        data = json.loads(canned)
+        if title == "CritiqueOutput":
+            data["reasoning"] = f"{data['reasoning']} {text}"
+            for finding in data["violations"]:
+                finding["evidence"] = f"{finding['evidence']} {text}"
+        elif title == "RevisionOutput":
+            data["revision"] = f"{REVISED} {text}"
+        return json.dumps(data)
+
+    return reply
 
 
-def _config(folder: Path, base_url: str, name: str = "config.yaml") -> Path:
+hostile_reply = replies_with(HOSTILE)
+
+
+def hostile_config(folder: Path, base_url: str, name: str = "config.yaml", text: str = HOSTILE,
+                   principles: list[str] | None = None) -> Path:
+    """A config of 2 short dialogues on the loopback server at ``base_url``, ``text`` in its topic and a persona."""
     config = {
         "name": "hostile", "seed": 3, "concurrency": 2,
         "backend": {"kind": "openai_compat", "base_url": base_url, "model": "fake-model",
                     "retry": {"attempts": 2, "initial_wait_s": 0.01, "max_wait_s": 0.05, "timeout_s": 10}},
-        "principles": {"sets": ["quickstart"]},
+        "principles": {"sets": principles or ["quickstart"]},
         "dialogue": {"mode": "assistant", "max_turns": 2},
         "jobs": {"dialogues_per_scenario": 2},
         "report": {"embeddings": False},
-        "scenarios": [{"topic": f"topic {HOSTILE}", "subtopic": "a question",
-                       "personas": [f"Ana: a customer {HOSTILE}", "an adviser: knows the subject"]}],
+        "scenarios": [{"topic": f"topic {text}", "subtopic": "a question",
+                       "personas": [f"Ana: a customer {text}", "an adviser: knows the subject"]}],
     }
     path = folder / name
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -103,7 +113,7 @@ def strings(data: Any) -> list[str]:
 def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     folder = tmp_path_factory.mktemp("hostile")
     with FakeOpenAIServer(responder=hostile_reply, record_requests=False) as server:
-        config = _config(folder, server.base_url)
+        config = hostile_config(folder, server.base_url)
         run = run_cli("run", str(config), "--out", str(folder / "run"), cwd=folder)
         yield folder, config, folder / "run", run, server
 
@@ -167,12 +177,12 @@ def test_json_outputs_keep_the_exact_text(hostile_run: Any, args: tuple[str, ...
 
 def test_errors_and_config_values_print_no_control_character(tmp_path: Path) -> None:
     with FakeOpenAIServer(responder=hostile_reply, record_requests=False) as server:
-        named = _config(tmp_path, server.base_url, name="c\x1b]0;owned\x07\u202e.yaml")
+        named = hostile_config(tmp_path, server.base_url, name="c\x1b]0;owned\x07\u202e.yaml")
         cases = [("run", str(tmp_path / "config.yaml"), "--set", f"backend.kind={HOSTILE}"),
                  ("run", str(named), "--set", "concurrency=0"),
                  ("trace", str(tmp_path), f"\x1b[2J{HOSTILE}"),
                  ("calibrate", str(named), "--per-label", "1", "--out", str(tmp_path / "cal"))]
-        _config(tmp_path, server.base_url)
+        hostile_config(tmp_path, server.base_url)
         for args in cases:
             result = run_cli(*args, cwd=tmp_path)
             assert result.returncode in (0, 2, 3), result.stderr
