@@ -80,7 +80,9 @@ def rows(path: Path) -> Iterator[dict[str, Any]]:
 def run_figures(run_dir: Path) -> dict[str, Any]:
     """Calls, agent steps and dialogues as written: what the per-turn figures divide by."""
     dialogues = list(rows(run_dir / "dialogues.jsonl"))
-    agent_steps = sum(1 for span in rows(run_dir / "traces.jsonl") if span["name"] in ("plan", "invoke_agent"))
+    from sparring.traces.read import iter_spans
+
+    agent_steps = sum(1 for span in iter_spans(run_dir) if span["name"] in ("plan", "invoke_agent"))
     calls = [d["usage"]["calls"] for d in dialogues]
     return {"dialogues": len(dialogues), "failed": sum(d["status"] != "ok" for d in dialogues),
             "calls": sum(calls), "longest_calls": max(calls, default=0), "agent_steps": agent_steps,

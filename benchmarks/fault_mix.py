@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.loopback import FakeOpenAIServer  # noqa: E402
 from benchmarks.loopback.canned import agent_reply  # noqa: E402
+from sparring.traces.read import iter_spans  # noqa: E402
 
 MIX = {"http_500": 0.10, "http_429": 0.05, "slow": 0.03, "drop": 0.02, "bad_json": 0.05}
 MIX_OPTIONS = {"slow": {"delay_s": 3.0}, "http_429": {"retry_after": 0}}
@@ -66,7 +67,7 @@ def measure(dialogues: int, concurrency: int, workers: int, seed: int) -> dict[s
                                "-q"], cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         rows = [json.loads(line) for line in (run_dir / "dialogues.jsonl").read_text().splitlines()]
-        traces = {json.loads(line)["trace_id"] for line in (run_dir / "traces.jsonl").read_text().splitlines()}
+        traces = {span["trace_id"] for span in iter_spans(run_dir)}
         failed = [r for r in rows if r["status"] == "failed"]
         manifest = json.loads((run_dir / "manifest.json").read_text())
         stats = server.stats

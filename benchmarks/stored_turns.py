@@ -32,6 +32,7 @@ from benchmarks.loopback import FakeOpenAIServer  # noqa: E402
 from benchmarks.loopback.canned import agent_reply  # noqa: E402
 from sparring.graphs.runtime.pipeline import execute  # noqa: E402
 from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
+from sparring.traces.read import iter_spans  # noqa: E402
 
 MARKER = "<done>"
 OPENINGS = ["Have you done the blood test yet?", "DONE deal, I will call them tomorrow.", "Done.",
@@ -72,8 +73,7 @@ def compare(run_dir: Path) -> tuple[int, int, list[str]]:
         row = json.loads(line)
         stored[row["trace_id"]] = [m["content"] for m in row["messages"]]
     spoken: dict[tuple[str, int], str] = {}
-    for line in (run_dir / "traces.jsonl").read_text().splitlines():
-        span = json.loads(line)
+    for span in iter_spans(run_dir):
         a = span.get("attributes") or {}
         if span["name"] == "chat" and str(a.get("gen_ai.agent.name", "")).startswith("persona_"):
             out = a.get("gen_ai.output.messages") or []

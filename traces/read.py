@@ -1,4 +1,5 @@
-"""Reading traces.jsonl back: the spans of some traces, as plain dicts, in file order.
+"""Reading a run's spans back (traces.jsonl.zst, or an older run's traces.jsonl: ``traces.spanfile``):
+the spans of some traces, as plain dicts, in file order.
 
 A run's trace file holds every dialogue's spans interleaved, in the order
 they finished. Readers here stream it once and keep only what was asked for,
@@ -12,19 +13,20 @@ from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .spanfile import ReadStats, iter_span_lines, span_files
 
-def iter_spans(path: Path, trace_ids: Collection[str] | None = None) -> Iterator[dict[str, Any]]:
-    """Span dicts of ``path`` (all, or those of ``trace_ids``); a torn last line is skipped."""
-    if not path.exists():
-        return
+
+def iter_spans(path: Path, trace_ids: Collection[str] | None = None,
+               stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
+    """Span dicts of ``path``, a run directory (its span files) or one span file (all, or those of
+    ``trace_ids``); a torn end is skipped (and counted in ``stats``)."""
+    files = span_files(path) if path.is_dir() else [path]
     # A byte search for the id skips other traces' lines without parsing them;
     # the parsed id is then checked exactly.
     wanted = set(trace_ids) if trace_ids is not None else None
     needles = [t.encode() for t in wanted] if wanted is not None else []
-    with path.open("rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n"):
-                return
+    for file in files:
+        for raw in iter_span_lines(file, stats):
             if wanted is not None and not any(n in raw for n in needles):
                 continue
             line = raw.strip()

@@ -1,4 +1,5 @@
-"""Where finished spans go: a JSONL file (the run's traces.jsonl) or a list (tests)."""
+"""Where finished spans go: a span file (the run's traces.jsonl.zst, or a plain traces.jsonl; see
+``traces.spanfile``) or a list (tests)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from .spanfile import FrameEncoder, is_compressed, repair
 from .spans import Span
 
 
@@ -17,10 +19,12 @@ def encode_line(obj: Any) -> bytes:
 
 
 class JsonlSpanSink:
-    """Appends each finished span as one JSON line, with one ``write`` per line."""
+    """Appends each finished span as one JSON line, with one ``write`` per line; to a ``.zst`` path
+    compressed (a zstd block per line, ``traces.spanfile``), to any other path as plain text."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._encoder = FrameEncoder() if is_compressed(self.path) else None
         self._fd: int | None = None
         self._failed: OSError | None = None
         """The write that failed (a full disk): nothing is written after it, so a torn line stays last."""
@@ -28,6 +32,7 @@ class JsonlSpanSink:
     def open(self) -> JsonlSpanSink:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            repair(self.path)  # a frame a kill left open is closed before anything follows it
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         return self
 
@@ -42,6 +47,9 @@ class JsonlSpanSink:
             raise self._failed
         if self._fd is None:
             self.open()
+        self._write(self._encoder.encode(data) if self._encoder is not None else data)
+
+    def _write(self, data: bytes) -> None:
         view = memoryview(data)
         try:
             while view:  # one batch can be larger than a single write takes
@@ -51,9 +59,14 @@ class JsonlSpanSink:
             raise
 
     def close(self) -> None:
+        """Close the file; a compressed one gets the end of its last frame first (unless a write failed)."""
         if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if self._encoder is not None and self._failed is None:
+                    self._write(self._encoder.finish())
+            finally:
+                os.close(self._fd)
+                self._fd = None
 
 
 class ListSpanSink(list[Span]):

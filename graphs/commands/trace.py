@@ -34,7 +34,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
     prefix of one, or a trace id), who spoke, what each agent was shown and said, the critic's
     verdicts, the revisions, tokens and latency per step, errors highlighted."""
     from sparring.errors import InputError
-    from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
+    from sparring.graphs.runtime.store import DIALOGUES, iter_jsonl
     from sparring.terminal import visible_data
     from sparring.traces import viewer
     from sparring.traces.read import iter_spans
@@ -56,7 +56,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
         record = find_dialogue(run_dir / DIALOGUES, dialogue_id)
     except InputError:
         # Not a dialogue: maybe another trace of the run (the DiaSynth expansion), by its full id.
-        other = list(iter_spans(run_dir / TRACES, {dialogue_id})) if not replay else []
+        other = list(iter_spans(run_dir, {dialogue_id})) if not replay else []
         if not other:
             raise
         click.echo(viewer.dumps(viewer.tree_json(other)) if as_json
@@ -66,7 +66,7 @@ def trace(run_dir: Path, dialogue_id: str | None, failed: bool, as_json: bool, f
     if replay:
         _replay(run_dir, record, strict=strict, as_json=as_json)
         return
-    spans = list(iter_spans(run_dir / TRACES, {record["trace_id"]})) if record.get("trace_id") else []
+    spans = list(iter_spans(run_dir, {record["trace_id"]})) if record.get("trace_id") else []
     if as_json:
         click.echo(viewer.dumps({"dialogue": viewer.dialogue_row(record), "trace_id": record.get("trace_id"),
                                  "spans": viewer.tree_json(spans)}), nl=False)

@@ -11,16 +11,10 @@ from typing import Any
 
 from sparring.errors import InputError
 from sparring.graphs.runtime.runlock import LOCK_FILE, RunDirLock
-from sparring.graphs.runtime.store import (
-    DIALOGUES,
-    PREFERENCES,
-    SCENARIOS,
-    SFT,
-    TRACES,
-    RunStore,
-    iter_jsonl,
-    replace_jsonl,
-)
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES_ZST, RunStore, replace_jsonl
+from sparring.traces.read import iter_spans
+from sparring.traces.sinks import encode_line
+from sparring.traces.spanfile import span_files, write_span_file
 
 from .filters import FilterSpec, apply_filters, spec_as_dict
 from .run_stats import StatsOptions, write_stats
@@ -38,10 +32,10 @@ def _check_out(parent: Path, out: Path) -> None:
 
 def _copy_traces(parent: Path, out: Path, dropped_traces: set[str]) -> None:
     """Spans of kept dialogues, and spans that belong to no dialogue (the scenario expansion)."""
-    path = parent / TRACES
-    if not path.exists():
+    if not span_files(parent):
         return
-    replace_jsonl(out / TRACES, (span for span in iter_jsonl(path) if span.get("trace_id") not in dropped_traces))
+    write_span_file(out / TRACES_ZST, (encode_line(span) for span in iter_spans(parent)
+                                       if span.get("trace_id") not in dropped_traces))
 
 
 def write_filtered_run(parent_dir: Path, out_dir: Path, spec: FilterSpec, *, embedder: Any = None) -> dict[str, Any]:

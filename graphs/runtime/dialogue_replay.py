@@ -30,7 +30,7 @@ from sparring.traces.spans import Tracer, use_tracer
 from .role_backends import RoleBackends
 from .run_request import iter_jobs, request_from_run_dir
 from .runner import DialogueRunner
-from .store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
+from .store import DIALOGUES, PREFERENCES, iter_jsonl
 
 # Differ between any two executions by nature, not by logic.
 VOLATILE = frozenset({"trace_id", "duration_s"})
@@ -105,7 +105,7 @@ async def replay_dialogue(run_dir: Path, record: dict[str, Any], *, strict: bool
     trace_id = record.get("trace_id")
     if not trace_id:
         raise InputError(f"dialogue {record['id']} has no trace id (the run was not traced)", source=str(run_dir))
-    recorded = list(iter_spans(run_dir / TRACES, {trace_id}))
+    recorded = list(iter_spans(run_dir, {trace_id}))
     chats = [s for s in recorded if s["name"] == "chat"]
     if chats and not has_content(chats):
         raise InputError("its trace holds no prompts or replies (tracing.record_content was false), "

@@ -27,6 +27,7 @@ from sparring.errors import DiskFull, TooManyFailures
 from sparring.graphs.adaptive import AttemptBoard
 from sparring.graphs.wiring import make_selfplay
 from sparring.traces.sinks import JsonlSpanSink
+from sparring.traces.spanfile import span_path
 from sparring.traces.spans import Tracer, use_tracer
 
 from .engine_log import EngineLog
@@ -45,7 +46,6 @@ from .store import (
     DIALOGUES,
     ENGINE_LOG,
     SCENARIOS,
-    TRACES,
     RunStore,
     disk_full,
     failure_causes,
@@ -202,7 +202,7 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
     if request.plan is not None and not (request.run_dir / JOBS).exists():
         write_jobs(request.run_dir / JOBS, iter_jobs(request))  # a shard keeps its jobs: a resume needs nothing else
     store.open()
-    sink = JsonlSpanSink(request.run_dir / TRACES).open()
+    sink = JsonlSpanSink(span_path(request.run_dir)).open()
     tracer = Tracer([sink, *exporters], record_content=cfg.tracing.record_content)
     if cfg.diasynth is None or request.jobs is not None:
         _record_scenarios(store, request.run_dir, request.scenarios)

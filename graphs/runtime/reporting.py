@@ -10,7 +10,7 @@ from sparring.graphs.commands.critic_calibration import read_calibration
 from sparring.traces.read import iter_spans
 from sparring.traces.report_page import render_report
 
-from .store import DIALOGUES, PREFERENCES, REPORT, TRACES, RunStore, iter_jsonl
+from .store import DIALOGUES, PREFERENCES, REPORT, RunStore, iter_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | Non
     categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or [] if "id" in p}
     rates = compute_principle_stats([d for d in dialogues if d.get("status") == "ok"], pairs, categories)
     attack = compute_attack_stats(dialogues, lambda pid: category_of(pid, categories))
-    html = render_report(manifest, dialogues, pairs, iter_spans(run_dir / TRACES), run_dir=str(shown_as or run_dir),
+    html = render_report(manifest, dialogues, pairs, iter_spans(run_dir), run_dir=str(shown_as or run_dir),
                          rates=rates, calibration=read_calibration(run_dir), attack=attack)
     target = out or run_dir / REPORT
     tmp = target.with_name(f".{target.name}.tmp")

@@ -32,13 +32,25 @@ from pathlib import Path
 from typing import IO, Any
 
 from sparring.errors import InputError
+from sparring.traces.spanfile import iter_span_lines, span_files, write_span_file
 
 from ._atomic import atomic_dir
 from .manifest import redact
 from .plan_files import JOBS
 from .progress import Progress
 from .reporting import write_report
-from .store import DIALOGUES, ENGINE_LOG, MANIFEST, PREFERENCES, SCENARIOS, SFT, STATS, TRACES, RunStore, replace_json
+from .store import (
+    DIALOGUES,
+    ENGINE_LOG,
+    MANIFEST,
+    PREFERENCES,
+    SCENARIOS,
+    SFT,
+    STATS,
+    TRACES_ZST,
+    RunStore,
+    replace_json,
+)
 from .totals import run_totals
 
 __all__ = ["merge_shards"]
@@ -155,9 +167,12 @@ def _check_out(out: Path, shards: list[_Shard]) -> None:
 
 
 def _copy_records(shards: list[_Shard], tmp: Path) -> None:
-    """The record files and traces.jsonl, in shard order, each line copied as the shard wrote it."""
+    """The record files and the spans, in shard order, each line copied as the shard wrote it (the spans
+    into one compressed span file, whatever format each shard's is in)."""
+    write_span_file(tmp / TRACES_ZST, (raw for shard in shards for path in span_files(shard.dir)
+                                       for raw in iter_span_lines(path)))
     with _open(tmp, DIALOGUES) as dialogues, _open(tmp, PREFERENCES) as pairs, _open(tmp, SFT) as sft, \
-            _open(tmp, SCENARIOS) as scenarios, _open(tmp, TRACES) as traces:
+            _open(tmp, SCENARIOS) as scenarios:
         known_scenarios: set[str] = set()
         for shard in shards:
             for _, raw in _lines(shard.dir / DIALOGUES):
@@ -171,8 +186,6 @@ def _copy_records(shards: list[_Shard], tmp: Path) -> None:
                 if scenario_id not in known_scenarios:
                     known_scenarios.add(str(scenario_id))
                     scenarios.write(raw)
-            for _, raw in _lines(shard.dir / TRACES):
-                traces.write(raw)
 
 
 def _open(folder: Path, name: str) -> IO[bytes]:

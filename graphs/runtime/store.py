@@ -26,12 +26,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from sparring.errors import DiskFull, InputError
+from sparring.traces import spanfile
 
 DIALOGUES = "dialogues.jsonl"
 PREFERENCES = "preferences.jsonl"
 SFT = "sft.jsonl"
 SCENARIOS = "scenarios.jsonl"
-TRACES = "traces.jsonl"
+TRACES = spanfile.PLAIN
+"""The span file of older runs; runs write TRACES_ZST (``traces.spanfile``). Read both with ``traces.read``."""
+TRACES_ZST = spanfile.COMPRESSED
 MANIFEST = "manifest.json"
 CHECKPOINTS = "state.sqlite"
 """LangGraph checkpoints of unfinished dialogues; with ``workers: N`` worker i > 0 keeps its own
@@ -45,13 +48,14 @@ RESERVE = ".reserve"
 RESERVE_BYTES = 512 * 1024
 ENGINE_LOG = "engine.log"
 """What the engine and the libraries printed during the run (graphs.runtime.engine_log), kept off the terminal."""
-OWN_FILES = {*(DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES), RESERVE, ".lock", f".{MANIFEST}.tmp", ENGINE_LOG}
+OWN_FILES = {*(DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES, TRACES_ZST), RESERVE, ".lock", f".{MANIFEST}.tmp",
+             f".{TRACES_ZST}.tmp", ENGINE_LOG}
 """What a run puts in its directory before its first manifest: a directory holding only these,
 empty, is a run killed in its first moments, and a new run may use it."""
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 RECORD_FILES = (DIALOGUES, PREFERENCES, SFT, SCENARIOS)
-"""Files this store appends to; traces.jsonl is written by the span sink (traces.sinks)."""
+"""Files this store appends to; the span file is written by the span sink (traces.sinks)."""
 
 
 def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -198,6 +202,7 @@ class RunStore:
         dropped: dict[str, int] = {}
         for name in (*RECORD_FILES, TRACES):
             dropped[name] = _truncate_torn_tail(self.dir / name)
+        dropped[TRACES_ZST] = spanfile.repair(self.dir / TRACES_ZST)  # a torn span, a frame left open
         rows = list(iter_jsonl(self.dir / DIALOGUES))
         good = [r for r in rows if r.get("status") == "ok"]
         kept_ids = {r["id"] for r in good}

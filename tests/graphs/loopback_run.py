@@ -18,9 +18,10 @@ import yaml
 
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
+from sparring.traces.spanfile import ReadStats, iter_span_lines
 from tests.cli import REPO
 
-JSONL = ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "scenarios.jsonl", "traces.jsonl")
+JSONL = ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "scenarios.jsonl", "traces.jsonl.zst")
 
 
 def canned_server(delay_s: float = 0.0) -> FakeOpenAIServer:
@@ -78,10 +79,16 @@ def wait_for_requests(proc: subprocess.Popen[str], server: FakeOpenAIServer, n: 
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    """Every line of a JSONL file, which must each be whole, valid JSON objects."""
+    """Every line of a JSONL file, which must each be whole, valid JSON objects (of a compressed span
+    file: every span whole, no torn end)."""
     if not path.exists():
         return []
-    data = path.read_bytes()
+    if path.name.endswith(".zst"):
+        stats = ReadStats()
+        data = b"".join(iter_span_lines(path, stats))
+        assert stats.torn == 0, f"{path.name}: a torn span"
+    else:
+        data = path.read_bytes()
     assert not data or data.endswith(b"\n"), f"{path.name}: torn last line {data[-80:]!r}"
     rows = []
     for number, line in enumerate(data.splitlines(), 1):

@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from sparring.traces.read import iter_spans
 from tests.cli import run_cli
 from tests.graphs.loopback_run import canned_server, expected_ids, read_lines, write_config
 
@@ -35,7 +36,7 @@ def test_the_fault_mix_leaves_nearly_every_dialogue_complete(tmp_path, workers):
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(rows) - len(failed) >= 0.95 * len(rows), [r["error"] for r in failed]
     assert result.returncode == (3 if failed else 0), result.stderr
-    trace_ids = {json.loads(line)["trace_id"] for line in (run_dir / "traces.jsonl").read_text().splitlines()}
+    trace_ids = {span["trace_id"] for span in iter_spans(run_dir)}
     for row in failed:
         assert row["error"] and row["trace_id"] in trace_ids
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from sparring.traces.read import iter_spans
 from tests.cli import run_cli
 from tests.graphs.loopback_run import canned_server, check_complete, expected_ids, read_lines, write_config
 
@@ -35,7 +36,7 @@ def test_faults_fail_only_their_dialogue_and_resume_retries_them(tmp_path, worke
         assert sorted(r["id"] for r in rows) == sorted(expected)  # every dialogue written once
         failed = [r for r in rows if r["status"] == "failed"]
         assert 0 < len(failed) < len(rows)
-        trace_ids = {json.loads(line)["trace_id"] for line in (run_dir / "traces.jsonl").read_text().splitlines()}
+        trace_ids = {span["trace_id"] for span in iter_spans(run_dir)}
         for row in failed:
             assert row["error"] and row["stop_reason"] == "error"
             assert row["trace_id"] in trace_ids  # the failure can be looked up turn by turn

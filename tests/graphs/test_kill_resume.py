@@ -89,7 +89,7 @@ def test_signal_stops_cleanly_and_resume_finishes(tmp_path, sig, workers):
         assert manifest["status"] == "interrupted" and manifest["runs"][0]["status"] == "interrupted"
         if workers > 1:
             assert_processes_gone(manifest["runs"][0]["worker_pids"])
-        for name in ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "traces.jsonl"):
+        for name in ("dialogues.jsonl", "preferences.jsonl", "sft.jsonl", "traces.jsonl.zst"):
             read_lines(run_dir / name)  # whole lines only
         written = len(read_lines(run_dir / "dialogues.jsonl"))
         assert 0 < written < DIALOGUES

@@ -21,6 +21,7 @@ from sparring.graphs.runtime.manifest import session_id
 from sparring.graphs.runtime.pipeline import execute
 from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 from sparring.traces.otlp import conventions
+from sparring.traces.spanfile import iter_span_lines
 from sparring.traces.spans import Span
 from tests.cli import run_cli
 from tests.graphs.loopback_run import (
@@ -112,13 +113,13 @@ async def test_each_role_reaches_its_own_backend_with_the_dialogues_session(tmp_
         "default": ["planner", "side_a", "critic", "reviser", "verifier"], "target": ["side_b"]}
     assert manifest["backends"]["target"]["base_url"] == policy.base_url
     assert manifest["backends"]["target"]["session_header"] == "x-session-id"
-    spans = read_lines(tmp_path / "run" / "traces.jsonl")
+    spans = read_lines(tmp_path / "run" / "traces.jsonl.zst")
     by_agent = {(s["attributes"].get("app.backend"), s["attributes"].get("gen_ai.request.model"))
                 for s in spans if s["name"] == "chat"}
     assert by_agent == {("default", "fake-model"), ("target", "policy-model")}
     # OTLP receivers get the backend's name too (the GenAI conventions' shape keeps app.* attributes).
     assert {conventions(Span.from_dict(s))["app.backend"] for s in spans if s["name"] == "chat"} == {"default", "target"}
-    for text in (manifest_text, (tmp_path / "run" / "traces.jsonl").read_text()):
+    for text in (manifest_text, b"".join(iter_span_lines(tmp_path / "run" / "traces.jsonl.zst")).decode()):
         assert KEY not in text
     shown = run_cli("trace", str(tmp_path / "run"), dialogues[0]["id"], cwd=tmp_path)
     assert shown.returncode == 0 and "chat policy-model on target" in shown.stdout

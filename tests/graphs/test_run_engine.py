@@ -14,7 +14,17 @@ from sparring.graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
 from sparring.graphs.runtime.dialogue_replay import replay_dialogue
 from sparring.graphs.runtime.pipeline import execute
 from sparring.graphs.runtime.run_request import request_from_config
-from sparring.graphs.runtime.store import DIALOGUES, MANIFEST, PREFERENCES, REPORT, SCENARIOS, SFT, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import (
+    DIALOGUES,
+    MANIFEST,
+    PREFERENCES,
+    REPORT,
+    SCENARIOS,
+    SFT,
+    TRACES_ZST,
+    iter_jsonl,
+)
+from sparring.traces.read import iter_spans
 from tests.engines import seeded
 from tests.graphs.data.test_trl import check_trl_preference_rows
 
@@ -61,7 +71,7 @@ async def test_small_run_on_the_embedded_engine(embedded_backend, run_dir: Path,
     request = request_from_config(config, out=run_dir)
     result = await execute(request, backend=embedded_backend)
     assert result.status == "completed"
-    for name in (DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES, MANIFEST):
+    for name in (DIALOGUES, PREFERENCES, SFT, SCENARIOS, TRACES_ZST, MANIFEST):
         assert (run_dir / name).exists(), name
 
     dialogues = [DialogueRecord.model_validate(r) for r in rows(run_dir / DIALOGUES)]
@@ -99,7 +109,7 @@ async def test_preference_rows_are_trl_conversational_preference_data(run_dir: P
 async def test_every_call_is_a_chat_span_and_tokens_add_up(run_dir: Path) -> None:
     """Uses the run of the first test: every model call a ``chat`` span under the agent that made
     it, span tokens adding up to the manifest's totals, and replay reproducing the records."""
-    spans = list(iter_jsonl(run_dir / TRACES))
+    spans = list(iter_spans(run_dir))
     dialogues = list(iter_jsonl(run_dir / DIALOGUES))
     usage = json.loads((run_dir / MANIFEST).read_text())["usage"]
     assert dialogues and (run_dir / REPORT).exists()

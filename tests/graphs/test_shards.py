@@ -93,7 +93,7 @@ def test_two_shards_merged_equal_the_unsharded_run(world):
     for name in RECORDS:
         assert comparable(out, name) == comparable(world.whole, name), name
     # Spans: the same number of each kind; ids and times are per run.
-    kinds = [sorted(s["name"] for s in read_lines(d / "traces.jsonl")) for d in (out, world.whole)]
+    kinds = [sorted(s["name"] for s in read_lines(d / "traces.jsonl.zst")) for d in (out, world.whole)]
     assert kinds[0] == kinds[1]
     whole = json.loads((world.whole / "manifest.json").read_text())
     assert manifest["counts"] | {"this_attempt": {}} == whole["counts"] | {"this_attempt": {}}
@@ -130,7 +130,7 @@ def test_merge_again_gives_the_same_bytes(world, tmp_path):
     out = tmp_path / "merged"
     assert cli("merge", *world.shards, "--out", out).exit_code == 0
     first = files(out)
-    assert set(first) >= {*RECORDS, "traces.jsonl", "manifest.json", "stats.json", "report.html"}
+    assert set(first) >= {*RECORDS, "traces.jsonl.zst", "manifest.json", "stats.json", "report.html"}
     again = cli("merge", *reversed(world.shards), "--out", out)  # replaces the earlier merge
     assert again.exit_code == 0, again.output
     assert files(out) == first
@@ -234,7 +234,7 @@ def test_shard_refusals(world, tmp_path):
     refusal(cli("run", world.plan, "--shard", "1/2", "--out", world.shards[0]), "holds shard 0/2")
     refusal(cli("run", world.config, "--out", world.shards[0]), "holds shard 0/2", "sparring resume")
     refusal(cli("run", world.plan, "--shard", "0/2", "--out", world.whole), "not a shard")
-    refusal(cli("run", tmp_path, "--shard", "0/2"), "is a directory with no plan.json")
+    refusal(cli("run", tmp_path, "--shard", "0/2"), "is a directory, not a config file", "no plan.json")
     assert not (tmp_path / "x").exists()
     dry = cli("run", world.plan, "--shard", "1/2", "--dry-run")
     assert dry.exit_code == 0 and "shard 1/2 of plan" in dry.output and "(24 jobs in all)" in dry.output, dry.output

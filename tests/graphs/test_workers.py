@@ -108,7 +108,7 @@ async def test_two_workers_share_the_dialogues_and_the_parent_writes_each_record
     attempt = manifest["runs"][0]
     assert len(attempt["worker_pids"]) == 2 and os.getpid() not in attempt["worker_pids"]
     assert_processes_gone(attempt["worker_pids"])
-    spans = read_lines(tmp_path / "run" / "traces.jsonl")
+    spans = read_lines(tmp_path / "run" / "traces.jsonl.zst")
     roots = [s for s in spans if s["name"] == "invoke_workflow"]
     assert sorted(r["attributes"]["app.worker"] for r in roots) == [0] * 6 + [1] * 6
     dialogues = read_lines(tmp_path / "run" / "dialogues.jsonl")

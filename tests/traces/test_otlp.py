@@ -21,8 +21,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 
 from sparring.errors import InputError  # noqa: E402
 from sparring.graphs.run_config import RunConfig  # noqa: E402
-from sparring.graphs.runtime.store import TRACES, iter_jsonl  # noqa: E402
 from sparring.traces.otlp import conventions, otel_value, traces_url  # noqa: E402
+from sparring.traces.read import iter_spans  # noqa: E402
 from sparring.traces.spans import Span  # noqa: E402
 from tests.graphs.scripted_world import World  # noqa: E402
 from tests.traces.scripted_run import scripted_run  # noqa: E402
@@ -77,7 +77,7 @@ async def test_spans_arrive_with_the_same_ids(tmp_path: Path, monkeypatch):
         await scripted_run(tmp_path, World(violating_turns={1: ["privacy.no-doxxing"]}).backend(), n=2,
                            tracing={"otlp_endpoint": collector.url,
                                     "otlp_headers_env": {"Authorization": "SPARRING_TEST_OTLP_TOKEN"}})
-    ours = {s["span_id"]: s for s in iter_jsonl(tmp_path / TRACES)}
+    ours = {s["span_id"]: s for s in iter_spans(tmp_path)}
     theirs = {s.span_id.hex(): s for s in collector.spans}
     assert theirs.keys() == ours.keys() and len(ours) > 10
     for span_id, exported in theirs.items():

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 import sparring
-from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, iter_jsonl
+from sparring.traces.read import iter_spans
 from tests.cli import REPO
 from tests.engines import free_port, stop_group
 from tests.graphs.loopback_run import canned_server
@@ -152,7 +153,7 @@ def test_phoenix_shows_what_every_agent_was_shown_and_said(phoenix: str, tmp_pat
         first = sparring.run(config(server.base_url, phoenix, project), out=tmp_path / "a", progress=False)
         second = sparring.run(config(server.base_url, phoenix, project), out=tmp_path / "b", progress=False)
     assert first.status == second.status == "completed"
-    ours = {s["span_id"]: s for run in ("a", "b") for s in iter_jsonl(tmp_path / run / TRACES)}
+    ours = {s["span_id"]: s for run in ("a", "b") for s in iter_spans(tmp_path / run)}
     theirs = {s["context"]["span_id"]: s for s in spans_of(phoenix, project, len(ours))}
     assert theirs.keys() == ours.keys()
     chats = 0
@@ -192,8 +193,8 @@ def test_a_run_goes_to_its_own_project_or_the_default(phoenix: str, tmp_path: Pa
     with canned_server() as server:
         sparring.run(config(server.base_url, phoenix, "sparring-run-b"), out=tmp_path / "own", progress=False)
         sparring.run(config(server.base_url, phoenix, None), out=tmp_path / "default", progress=False)
-    own = [s["trace_id"] for s in iter_jsonl(tmp_path / "own" / TRACES)]
-    default = [s["trace_id"] for s in iter_jsonl(tmp_path / "default" / TRACES)]
+    own = [s["trace_id"] for s in iter_spans(tmp_path / "own")]
+    default = [s["trace_id"] for s in iter_spans(tmp_path / "default")]
     assert {s["context"]["trace_id"] for s in spans_of(phoenix, "sparring-run-b", len(own))} == set(own)
     in_default = {s["context"]["trace_id"] for s in spans_of(phoenix, "default", len(default))}
     assert set(default) <= in_default and not set(own) & in_default

@@ -12,7 +12,7 @@ import pytest
 from sparring.graphs.run_config import RunConfig
 from sparring.graphs.runtime.pipeline import execute
 from sparring.graphs.runtime.run_request import RunRequest
-from sparring.graphs.runtime.store import TRACES, iter_jsonl
+from sparring.traces.read import iter_spans
 from tests.engines import seeded
 from tests.traces.scripted_run import principles, scenarios
 
@@ -44,9 +44,9 @@ async def test_an_api_key_never_reaches_the_run_directory(tmp_path, vllm_server,
                "api_key_env": "SPARRING_TEST_API_KEY", "max_in_flight": 8}
     result = await execute(request(run_dir, 1, backend=backend))
     assert result.status == "completed"
-    assert list(iter_jsonl(run_dir / TRACES)), "no spans were written"
+    assert list(iter_spans(run_dir)), "no spans were written"
     files = [p for p in run_dir.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"manifest.json", "dialogues.jsonl", "traces.jsonl", "report.html"}
+    assert {p.name for p in files} >= {"manifest.json", "dialogues.jsonl", "traces.jsonl.zst", "report.html"}
     for path in files:
         data = path.read_bytes()
         assert FAKE_KEY.encode() not in data, f"the API key leaked into {path.name}"

@@ -11,7 +11,10 @@ import pytest
 from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.errors import InputError, TransientBackendError
 from sparring.graphs.runtime.dialogue_replay import replay_dialogue
-from sparring.graphs.runtime.store import DIALOGUES, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, TRACES_ZST, iter_jsonl
+from sparring.traces.read import iter_spans
+from sparring.traces.sinks import encode_line
+from sparring.traces.spanfile import iter_span_lines, write_span_file
 from tests.cli import run_cli
 from tests.graphs.scripted_world import World
 from tests.graphs.test_runner import FlakyWorld
@@ -56,7 +59,7 @@ async def test_every_dialogue_replays_to_the_same_records(run_dir):
         assert outcome.reproduced, outcome.describe()
         assert outcome.record["messages"] == record["messages"]
         assert outcome.record["trace_id"] != record["trace_id"]  # a new trace of its own
-    retried = [s for s in iter_jsonl(run_dir / TRACES) if s["name"] == "chat" and s["status"] == "error"]
+    retried = [s for s in iter_spans(run_dir) if s["name"] == "chat" and s["status"] == "error"]
     assert any("HTTP 503" in s["error"] for s in retried)  # the retry was part of what replayed
 
 
@@ -75,9 +78,8 @@ def copy_run(run_dir: Path, dest: Path) -> Path:
 
 
 def edit_spans(run_dir: Path, edit) -> None:
-    path = run_dir / TRACES
-    spans = [json.loads(line) for line in path.read_text().splitlines()]
-    path.write_text("".join(json.dumps(edit(s) or s) + "\n" for s in spans))
+    spans = list(iter_spans(run_dir))
+    write_span_file(run_dir / TRACES_ZST, (encode_line(edit(s) or s) for s in spans))
 
 
 async def test_a_changed_reply_shows_in_the_records(run_dir, tmp_path):
@@ -121,10 +123,10 @@ async def test_a_changed_prompt_is_reported_or_refused_when_strict(run_dir, tmp_
 async def test_a_call_the_run_never_made_fails_the_dialogue(run_dir, tmp_path):
     work = copy_run(run_dir, tmp_path / "run")
     record = next(r for r in records(work).values() if r["revisions"])
-    path = work / TRACES
-    kept = [line for line in path.read_text().splitlines()
-            if not (record["trace_id"] in line and '"gen_ai.agent.name":"verifier"' in line.replace(" ", ""))]
-    path.write_text("\n".join(kept) + "\n")
+    path = work / TRACES_ZST
+    kept = [line for line in iter_span_lines(path)
+            if not (record["trace_id"].encode() in line and b'"gen_ai.agent.name":"verifier"' in line.replace(b" ", b""))]
+    write_span_file(path, kept)
     outcome = await replay_dialogue(work, record)
     assert outcome.record["status"] == "failed"
     assert "ReplayExhausted: no recorded reply left for verifier turn 1" in outcome.record["error"]

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 from sparring.graphs.runtime.manifest import session_id
-from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, TRACES_ZST, iter_jsonl
+from sparring.traces.read import iter_spans
+from sparring.traces.spanfile import iter_span_lines
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
 
@@ -16,7 +18,7 @@ AGENT_SPANS = {"plan", "invoke_agent"}
 
 
 def load(run_dir: Path):
-    spans = list(iter_jsonl(run_dir / TRACES))
+    spans = list(iter_spans(run_dir))
     return spans, list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES))
 
 
@@ -65,7 +67,7 @@ async def test_each_dialogue_is_one_trace_with_every_call_under_its_agent(tmp_pa
 async def test_content_switch_leaves_structure_and_usage(tmp_path):
     await scripted_run(tmp_path, World().backend(), n=1, tracing={"record_content": False})
     spans, [dialogue], _ = load(tmp_path)
-    text = (tmp_path / TRACES).read_text()
+    text = b"".join(iter_span_lines(tmp_path / TRACES_ZST)).decode()
     assert "SECRET-A" not in text and "turn #0 by A" not in text
     chats = [s for s in spans if s["name"] == "chat"]
     assert chats and all("gen_ai.input.messages" not in s["attributes"] for s in chats)
@@ -93,6 +95,6 @@ async def test_conversation_ids_differ_between_two_runs_of_one_config(tmp_path):
     world = World()
     for name in ("first", "second"):
         await scripted_run(tmp_path / name, world.backend(), n=2, dialogue={"max_turns": 2})
-    ids = [{s["attributes"]["gen_ai.conversation.id"] for s in iter_jsonl(tmp_path / name / TRACES)
+    ids = [{s["attributes"]["gen_ai.conversation.id"] for s in iter_spans(tmp_path / name)
             if s["parent_id"] is None} for name in ("first", "second")]
     assert len(ids[0]) == len(ids[1]) == 2 and not ids[0] & ids[1]

@@ -13,6 +13,7 @@ from sparring.graphs.data.filtered_run import write_filtered_run
 from sparring.graphs.data.filters import FilterSpec, apply_filters, filter_turns
 from sparring.graphs.data.rundata import load_run
 from sparring.graphs.runtime.store import iter_jsonl
+from sparring.traces.read import iter_spans
 from tests.cli import run_cli
 from tests.graphs.data.fakes import FixedEmbedder
 from tests.graphs.data.fixture_run import make_dialogue, write_run
@@ -62,7 +63,7 @@ def test_filtered_copy_is_a_run_directory_that_records_its_parent(parent: Path, 
     kept = [row["id"] for row in iter_jsonl(out / "dialogues.jsonl")]
     assert kept == ["clean", "long"]
     assert [p["dialogue_id"] for p in iter_jsonl(out / "preferences.jsonl")] == ["long"]
-    assert {s["trace_id"] for s in iter_jsonl(out / "traces.jsonl")} == {"trace-clean", "trace-long"}
+    assert {s["trace_id"] for s in iter_spans(out)} == {"trace-clean", "trace-long"}
     assert len(list(iter_jsonl(out / "scenarios.jsonl"))) == 1
     stats = json.loads((out / "stats.json").read_text())
     assert stats["counts"]["dialogues"] == 2 and stats["run"]["parent"] == str(parent)
