@@ -135,7 +135,7 @@ def test_a_critic_reply_cut_at_its_budget_is_asked_again_with_room(tmp_path: Pat
     assert {d["status"] for d in dialogues} == {"ok"}
     assert all(v.get("error") is None for d in dialogues for v in d["verdicts"])
     assert len(read_lines(out / "preferences.jsonl")) == sum(len(d["revisions"]) for d in dialogues) > 0
-    spans = read_lines(out / "traces.jsonl")
+    spans = read_lines(out / "traces.jsonl.zst")
     agents = {s["span_id"]: s["attributes"].get("gen_ai.agent.name") for s in spans if s["name"] == "invoke_agent"}
     critic_chats = [s["attributes"] for s in spans if s["name"] == "chat" and agents.get(s["parent_id"]) == "critic"]
     cut = [a for a in critic_chats if a["gen_ai.response.finish_reasons"] == ["length"]]
