@@ -106,7 +106,7 @@ def run_attempt(args: list[str], written: Written, kill_at: int | None) -> Attem
 
 
 def exactly_once(config: Path, run_dir: Path) -> dict[str, Any]:
-    from sparring.graphs.run_request import iter_jobs, request_from_config
+    from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
 
     expected = {job.id for job in iter_jobs(request_from_config(config))}
     rows = [json.loads(line) for line in (run_dir / "dialogues.jsonl").read_text().splitlines()]

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sparring.traces.report import content_security_policy
+from sparring.traces.report_page import content_security_policy
 from tests.cli import run_cli
 from tests.fakeserver import FakeOpenAIServer
 from tests.graphs.test_hostile_text import hostile_config, replies_with
