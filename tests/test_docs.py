@@ -117,6 +117,10 @@ def test_the_strict_build_fails_on_a_moved_module_or_a_removed_api_name(tmp_path
     fine = _build(tmp_path / "c", "# Extra\n\nThe lock lives in `graphs/runlock.py`.\n")
     assert fine.returncode == 0, fine.stderr[-2000:]
     assert (tmp_path / "c" / "site" / "extra.html").is_file()
+    remote = re.compile(r"<(?:script|img|iframe)[^>]* src=\"(?:https?:)?//|<link[^>]* href=\"(?:https?:)?//[^\"]*\"[^>]*stylesheet"
+                        r"|<link[^>]*stylesheet[^>]* href=\"(?:https?:)?//|@import url\(\"?(?:https?:)?//")
+    pages = list((tmp_path / "c" / "site").rglob("*.html"))
+    assert len(pages) > 15 and not [p for p in pages if remote.search(p.read_text())]
 
 
 def test_ci_runs_exactly_the_readmes_test_command():
