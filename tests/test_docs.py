@@ -160,3 +160,32 @@ def test_the_commands_page_names_every_command_and_every_flag():
                 assert any(re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", row) for f in flags), \
                     f"sparring {name} {flags[0]} is not in its row of docs/commands.md"
     assert len(rows) >= 13
+
+
+def test_the_api_reference_documents_every_public_name():
+    import sparring.errors
+
+    api = set(re.findall(r"^::: sparring\.(\w+)$", (REPO / "docs" / "reference" / "api.md").read_text(), flags=re.M))
+    assert api == set(sparring.__all__)
+    errors = (REPO / "docs" / "reference" / "errors.md").read_text()
+    assert "::: sparring.errors\n" in errors and "members: true" in errors and len(sparring.errors.__all__) >= 10
+
+
+def test_pages_follow_the_code_where_they_list_what_it_has():
+    from sparring.graphs.dialogue_config import ATTACK_STRATEGIES
+    from sparring.graphs.roles import RolesConfig
+    from sparring.principles.loader import builtin_constitution
+
+    redteam = (REPO / "docs" / "redteam.md").read_text()
+    for role in RolesConfig.model_fields:
+        assert re.search(rf"^\| `{role}`", redteam, flags=re.M) or f"`{role}`" in redteam, role
+    for strategy in ATTACK_STRATEGIES:
+        assert f"`{strategy.name}`" in redteam
+    principles = builtin_constitution().principles
+    categories = {p.category for p in principles}
+    assert f"({len(principles)} principles in {len(categories)} categories)" in (REPO / "docs" / "commands.md").read_text()
+    readme = (REPO / "README.md").read_text()
+    for example in sorted((REPO / "examples").glob("*.yaml")):
+        assert f"`examples/{example.name}`" in readme, f"README's examples table lacks {example.name}"
+    for target in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (REPO / target).is_file(), target
