@@ -4,7 +4,8 @@
   config (``sparring.RunConfig`` and every block it holds): each field with its type, default, bounds
   and the docstring written under it. The page cannot go stale: it is written at every build.
 - ``stale_references(text)``: every repository path and dotted Python name a page names in backticks
-  (``graphs/runlock.py``, ``sparring.graphs.manifest.CHANGED_DEFAULTS``, ``agents/backends/_retry.SchemaSupport``)
+  (``graphs/runlock.py``, ``sparring.graphs.manifest.CHANGED_DEFAULTS``, ``agents/backends/_retry.SchemaSupport``),
+  every ``sparring.NAME`` in its prose and examples and every name its examples import from sparring
   that no longer exists, so a page naming a moved module or a removed name fails the strict build.
 - ``place_new_pages(nav, pages)``: pages added under docs/ without a nav entry join the section of
   their prefix (``redteam-*.md`` beside ``redteam.md``), or "More".
@@ -278,6 +279,7 @@ def _path_exists(text: str, root: Path) -> bool:
     return False
 
 
+_SPARRING_NAME = re.compile(r"(?<![\w/.-])sparring(?:\.[A-Za-z_]\w*)+")
 _IMPORT = re.compile(r"^\s*from (sparring(?:\.\w+)*) import \(?([\w, ]+)\)?\s*(?:#.*)?$", re.M)
 
 
@@ -285,6 +287,8 @@ def _spans(text: str) -> Iterator[str]:
     """What a page names: code spans, and the names its examples import from sparring."""
     for match in _CODE_SPAN.finditer(text):
         yield re.sub(r"(\(\))?:?$", "", match.group(1).strip()).replace(":", ".")
+    for match in _SPARRING_NAME.finditer(text):  # prose and examples: sparring.run(...), python -m sparring.x
+        yield match.group(0)
     for match in _IMPORT.finditer(text):
         for name in match.group(2).split(","):
             if name.strip():

@@ -79,9 +79,13 @@ def test_stale_paths_and_names_are_found():
             "`sparring.graphs.manifest.NO_SUCH` `agents/backends/_slots.py` `agents/prompts/*.txt` "
             "`agents/prompts/*.nope` `sparring.run` `sparring.gone` `RUN_DIR/engine.log` `traces.jsonl` "
             "`sparring.errors.InputError` `principles/calibration/` `graphs.no_module.name` "
-            "`sparring.RunResult.status` `sparring run CONFIG` `graphs/config.RunConfig.seed`")
+            "`sparring.RunResult.status` `sparring run CONFIG` `graphs/config.RunConfig.seed`\n"
+            "```python\nimport sparring\nsparring.load_run(d); sparring.load_runs(d)\n```\n"
+            "python -m sparring.graphs.cli and image: registry.example/sparring.v2\n"
+            "from sparring.errors import InputError, NoSuchError\n")
     assert stale_references(text) == ["graphs/no_such.py", "sparring.graphs.manifest.NO_SUCH",
-                                      "agents/prompts/*.nope", "sparring.gone", "graphs.no_module.name"]
+                                      "agents/prompts/*.nope", "sparring.gone", "graphs.no_module.name",
+                                      "sparring.load_runs", "sparring.errors.NoSuchError"]
 
 
 def test_pages_without_a_nav_entry_join_the_section_of_their_prefix():
