@@ -161,20 +161,30 @@ def config_blocks(root: type[BaseModel]) -> dict[type[BaseModel], list[str]]:
         for name, info in model.model_fields.items():
             ann = info.annotation
             path = f"{prefix}{name}"
-            origin = typing.get_origin(ann)
-            if origin is dict:
-                path += ".NAME"
-            elif origin in (list, tuple) or any(typing.get_origin(a) in (list, tuple) for a in typing.get_args(ann)):
-                path += "[]"
+            container = _container(ann)
+            path += {dict: ".NAME", list: "[]", tuple: "[]"}.get(container, "")  # type: ignore[call-overload]
             for sub in _models_in(ann):
-                if sub not in found:
-                    found[sub] = [path]
-                    walk(sub, path + ".")
-                elif path not in found[sub]:
+                if path not in found.setdefault(sub, []) and sub not in inside:
                     found[sub].append(path)
+                    inside.add(sub)
+                    walk(sub, path + ".")
+                    inside.discard(sub)
 
+    inside = {root}
     walk(root, "")
     return found
+
+
+def _container(ann: Any) -> type | None:
+    """``dict``, ``list`` or ``tuple`` when the annotation is one (under ``Annotated`` and ``| None``)."""
+    origin = typing.get_origin(ann)
+    if origin in (dict, list, tuple):
+        return origin
+    if origin is typing.Annotated:
+        return _container(typing.get_args(ann)[0])
+    if origin in (typing.Union, types.UnionType):
+        return next((c for c in map(_container, typing.get_args(ann)) if c is not None), None)
+    return None
 
 
 def _cell(text: str) -> str:
