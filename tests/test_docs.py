@@ -193,3 +193,8 @@ def test_pages_follow_the_code_where_they_list_what_it_has():
         assert f"`examples/{example.name}`" in readme, f"README's examples table lacks {example.name}"
     for target in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (REPO / target).is_file(), target
+
+
+def test_the_readme_stays_a_front_page():
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 250, "the README holds set-up, the tour and links: put the rest in a page under docs/"
