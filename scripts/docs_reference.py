@@ -4,7 +4,8 @@
   config (``sparring.RunConfig`` and every block it holds): each field with its type, default, bounds
   and the docstring written under it. The page cannot go stale: it is written at every build.
 - ``stale_references(text)``: every repository path and dotted Python name a page names in backticks
-  (``graphs/runlock.py``, ``sparring.graphs.manifest.CHANGED_DEFAULTS``, ``agents/backends/_retry.SchemaSupport``),
+  (``graphs/runtime/runlock.py``, ``sparring.graphs.runtime.manifest.CHANGED_DEFAULTS``,
+  ``agents/backends/_retry.SchemaSupport``),
   every ``sparring.NAME`` in its prose and examples and every name its examples import from sparring
   that no longer exists, so a page naming a moved module or a removed name fails the strict build.
 - ``place_new_pages(nav, pages)``: pages added under docs/ without a nav entry join the section of
@@ -252,7 +253,7 @@ def _module_file(parts: list[str], root: Path) -> Path | None:
 
 
 def _dotted_exists(parts: list[str], root: Path) -> bool:
-    """``graphs.manifest.CHANGED_DEFAULTS``: the longest module prefix, then names defined in it."""
+    """``graphs.runtime.manifest.CHANGED_DEFAULTS``: the longest module prefix, then names defined in it."""
     if parts[0] == "sparring":
         parts = parts[1:] if len(parts) > 1 and parts[1] in PACKAGES else ["sparring", *parts[1:]]
     for cut in range(len(parts), 0, -1):

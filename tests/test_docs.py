@@ -75,15 +75,15 @@ def test_no_page_names_a_path_or_a_name_that_is_gone(page: Path):
 
 
 def test_stale_paths_and_names_are_found():
-    text = ("`graphs/runlock.py` `graphs/no_such.py` `sparring.graphs.manifest.CHANGED_DEFAULTS` "
-            "`sparring.graphs.manifest.NO_SUCH` `agents/backends/_slots.py` `agents/prompts/*.txt` "
+    text = ("`graphs/runtime/runlock.py` `graphs/no_such.py` `sparring.graphs.runtime.manifest.CHANGED_DEFAULTS` "
+            "`sparring.graphs.runtime.manifest.NO_SUCH` `agents/backends/_slots.py` `agents/prompts/*.txt` "
             "`agents/prompts/*.nope` `sparring.run` `sparring.gone` `RUN_DIR/engine.log` `traces.jsonl` "
             "`sparring.errors.InputError` `principles/calibration/` `graphs.no_module.name` "
-            "`sparring.RunResult.status` `sparring run CONFIG` `graphs/config.RunConfig.seed`\n"
+            "`sparring.RunResult.status` `sparring run CONFIG` `graphs/run_config.RunConfig.seed`\n"
             "```python\nimport sparring\nsparring.load_run(d); sparring.load_runs(d)\n```\n"
             "python -m sparring.graphs.cli and image: registry.example/sparring.v2\n"
             "from sparring.errors import InputError, NoSuchError\n")
-    assert stale_references(text) == ["graphs/no_such.py", "sparring.graphs.manifest.NO_SUCH",
+    assert stale_references(text) == ["graphs/no_such.py", "sparring.graphs.runtime.manifest.NO_SUCH",
                                       "agents/prompts/*.nope", "sparring.gone", "graphs.no_module.name",
                                       "sparring.load_runs", "sparring.errors.NoSuchError"]
 
@@ -118,7 +118,7 @@ def test_the_strict_build_fails_on_a_moved_module_or_a_removed_api_name(tmp_path
     assert moved.returncode != 0 and "graphs/no_such_module.py" in moved.stderr, moved.stderr[-2000:]
     removed = _build(tmp_path / "b", "# Extra\n\n::: sparring.no_such_function\n")
     assert removed.returncode != 0 and "no_such_function" in removed.stderr, removed.stderr[-2000:]
-    fine = _build(tmp_path / "c", "# Extra\n\nThe lock lives in `graphs/runlock.py`.\n")
+    fine = _build(tmp_path / "c", "# Extra\n\nThe lock lives in `graphs/runtime/runlock.py`.\n")
     assert fine.returncode == 0, fine.stderr[-2000:]
     assert (tmp_path / "c" / "site" / "extra.html").is_file()
     remote = re.compile(r"<(?:script|img|iframe)[^>]* src=\"(?:https?:)?//|<link[^>]* href=\"(?:https?:)?//[^\"]*\"[^>]*stylesheet"
