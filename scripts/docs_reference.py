@@ -214,7 +214,9 @@ def config_reference(root: type[BaseModel] | None = None) -> str:
 
 _CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
 _PATH = re.compile(r"^\.?[A-Za-z_][\w.-]*(/[\w.*-]+)*/?$")
-_FILE_SUFFIXES = {"jsonl", "json", "yaml", "yml", "html", "md", "txt", "py", "sqlite", "log", "toml", "lock"}
+_FILE_SUFFIXES = {"jsonl", "json", "yaml", "yml", "html", "md", "txt", "py", "sqlite", "log", "toml", "lock",
+                  "zst", "gz", "csv", "parquet", "arrow", "zip"}
+_PLACEHOLDER = re.compile(r"(?<![\w*])[A-Z][A-Z0-9_]*(?![\w*])")  # agents/prompts/tactics/NAME.txt: any name there
 _DOTTED = re.compile(r"^(sparring|" + "|".join(PACKAGES) + r")(\.[A-Za-z_]\w*)+$")
 
 
@@ -279,6 +281,7 @@ def _lazy_names(init: Path) -> set[str]:
 def _path_exists(text: str, root: Path) -> bool:
     """``graphs/plan.py``, ``agents/prompts/*.txt``, ``principles/calibration/``, or a name in a module:
     ``agents/backends/_retry.SchemaSupport``."""
+    text = _PLACEHOLDER.sub("*", text)
     if any(ch in text for ch in "*?"):
         return any(root.glob(text.rstrip("/")))
     if (root / text).exists():
@@ -313,7 +316,7 @@ def stale_references(text: str, root: Path = REPO) -> list[str]:
         if "/" in span and _PATH.match(span) and span.split("/")[0] in ROOTS:
             if not _path_exists(span, root):
                 stale.append(span)
-        elif (_DOTTED.match(span) and span.rpartition(".")[2] not in _FILE_SUFFIXES
+        elif (_DOTTED.match(span) and not _FILE_SUFFIXES & set(span.split(".")[1:])
               and not _dotted_exists(span.split("."), root)):
             stale.append(span)
     return stale

@@ -82,10 +82,11 @@ def test_stale_paths_and_names_are_found():
             "`sparring.RunResult.status` `sparring run CONFIG` `graphs/run_config.RunConfig.seed`\n"
             "```python\nimport sparring\nsparring.load_run(d); sparring.load_runs(d)\n```\n"
             "python -m sparring.graphs.cli and image: registry.example/sparring.v2\n"
-            "from sparring.errors import InputError, NoSuchError\n")
+            "from sparring.errors import InputError, NoSuchError\n"
+            "`traces.jsonl.zst` `agents/prompts/NAME.txt` `agents/prompts/NAME.nope` `examples/X.yaml`\n")
     assert stale_references(text) == ["graphs/no_such.py", "sparring.graphs.runtime.manifest.NO_SUCH",
                                       "agents/prompts/*.nope", "sparring.gone", "graphs.no_module.name",
-                                      "sparring.load_runs", "sparring.errors.NoSuchError"]
+                                      "agents/prompts/NAME.nope", "sparring.load_runs", "sparring.errors.NoSuchError"]
 
 
 def test_pages_without_a_nav_entry_join_the_section_of_their_prefix():
