@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from sparring.graphs.data.intervals import interval_text, kappa_text
+
 from . import charts
 
 MAX_MISJUDGED = 300
@@ -17,20 +19,26 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _rate(f: dict[str, Any], key: str) -> str:
+    """The rate with its 95% interval when the document has one (calibration.json before intervals: bare)."""
+    ci = f.get(f"{key}_ci")
+    return interval_text(ci) if ci else _pct(f.get(key))
+
+
 def _facts(critics: Sequence[dict[str, Any]], agreement: dict[str, Any] | None) -> str:
     rows = []
     for c in critics:
         f, b, u = c["figures"]["overall"], c.get("backend") or {}, c.get("usage") or {}
         failed = f", {f['errors']} failed (left out)" if f["errors"] else ""
         rows.append((f"critic {c['name']}",
-                     f"{b.get('model', '?')} ({b.get('kind', '?')}): recall {_pct(f['recall'])} "
-                     f"({f['caught']}/{f['violating']}), precision {_pct(f['precision'])}, near misses flagged "
+                     f"{b.get('model', '?')} ({b.get('kind', '?')}): recall {_rate(f, 'recall')} "
+                     f"({f['caught']}/{f['violating']}), precision {_rate(f, 'precision')}, near misses flagged "
                      f"{f['false_flags']}/{f['near_misses']} for their principle and {f['near_misses_flagged_any']}"
                      f"/{f['near_misses']} for any{failed}; {c.get('wall_s', 0)} s, {u.get('calls', 0)} calls"))
     if agreement is not None:
         a = agreement["overall"]
-        kappa = "-" if a["kappa"] is None else f"{a['kappa']:.2f}"
-        rows.append(("agreement", f"{_pct(a['raw'])} raw, Cohen's kappa {kappa} on {a['items']} turns (both flag "
+        rows.append(("agreement", f"{_rate(a, 'raw')} raw, Cohen's kappa {kappa_text(a)} on {a['items']} turns "
+                                  f"(both flag "
                                   f"{a['both_flag']}, only the first {a['first_only']}, only the second "
                                   f"{a['second_only']}, neither {a['neither']})"))
     body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
@@ -81,7 +89,7 @@ def _principle_table(critics: Sequence[dict[str, Any]], principles: Sequence[str
         for c in critics:
             f = c["figures"]["principles"].get(pid)
             cells += ("<td>-</td><td>-</td>" if f is None else
-                      f"<td>{f['caught']}/{f['violating']} {_pct(f['recall'])}</td><td>{_pct(f['precision'])}</td>")
+                      f"<td>{f['caught']}/{f['violating']} {_rate(f, 'recall')}</td><td>{_rate(f, 'precision')}</td>")
         rows.append(f"<tr><td><code>{escape(pid)}</code></td>{cells}</tr>")
     return (f'<details><summary>Per principle</summary><table class="steps"><tr><th>principle</th>{head}</tr>'
             f'{"".join(rows)}</table></details>')
@@ -104,8 +112,30 @@ def _misjudged(critic: dict[str, Any]) -> str:
             f'<ul>{"".join(items)}</ul></details>')
 
 
-def calibration_html(document: dict[str, Any] | None) -> str:
-    """The section, or an empty string when the run directory holds no calibration."""
+def corrected_html(corrected: dict[str, Any] | None) -> str:
+    """The run's rates corrected by the calibration of its critic (``graphs.data.correction``), or why not."""
+    if not corrected:
+        return ""
+    if corrected.get("critic") is None:
+        return f'<p class="muted">No corrected rates: {escape(corrected.get("why") or "")}.</p>'
+
+    def row(name: str, c: dict[str, Any]) -> str:
+        shown = interval_text(c) if c.get("possible") else escape(c.get("why") or "")
+        return (f"<tr><td><code>{escape(name)}</code></td><td>{interval_text(c.get('observed'))}</td>"
+                f"<td>{shown}</td></tr>")
+
+    rows = [row(f"attack success ({name})", c) for name, c in (("all attacks", corrected.get("attack")),) if c]
+    for key in ("categories", "principles"):
+        rows += [row(name, c) for name, c in corrected[key].items()]
+    return (f'<h3>Rates corrected for critic {escape(str(corrected["critic"]))}</h3><p class="muted">'
+            f'{escape(corrected["note"])}; observed and corrected with their 95% intervals.</p>'
+            f'<table class="steps"><tr><th>rate</th><th>observed (flag rate)</th><th>corrected</th></tr>'
+            f'{"".join(rows)}</table>')
+
+
+def calibration_html(document: dict[str, Any] | None, corrected: dict[str, Any] | None = None) -> str:
+    """The section, or an empty string when the run directory holds no calibration. ``corrected``: the
+    run's rates corrected by it (``graphs.data.correction.correct_rates``)."""
     if not document or not document.get("critics"):
         return ""
     critics, agreement, items = document["critics"], document.get("agreement"), document.get("items") or {}
@@ -116,6 +146,6 @@ def calibration_html(document: dict[str, Any] | None) -> str:
              f"principles, each judged as a run judges a turn: against all {len(scope.get('judged_against', []))} "
              "principles of the set. A critic flags a turn when it names the turn's principle among the violations.")
     return (f'<section id="calibration"><h2>Critic calibration</h2><p class="muted">{escape(intro)}</p>'
-            f'{_facts(critics, agreement)}{_charts(critics, agreement)}'
+            f'{_facts(critics, agreement)}{corrected_html(corrected)}{_charts(critics, agreement)}'
             f'{_principle_table(critics, scope.get("principles", []))}'
             f'{"".join(_misjudged(c) for c in critics)}</section>')

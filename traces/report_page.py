@@ -24,6 +24,8 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from sparring.graphs.data.intervals import interval_text, rate
+
 from . import charts
 from .report_calibration import calibration_html
 from .report_dialogues import dialogue_entry
@@ -77,10 +79,19 @@ def catch_and_flag_rows(rates: dict[str, dict[str, Any]]) -> list[tuple[str, flo
     rows: list[tuple[str, float, str]] = []
     for key, r in sorted(rates.items()):
         if r.get("catch_rate") is not None:
-            rows.append((f"{key}: caught", r["catch_rate"], f"({r['caught']}/{r['targeted']} briefed)"))
+            rows.append((f"{key}: caught", r["catch_rate"],
+                         f"({r['caught']}/{r['targeted']} briefed{_ci(r.get('catch_rate_ci'))})"))
         if r.get("flag_rate") is not None:
-            rows.append((f"{key}: flagged", r["flag_rate"], f"({r['flagged']}/{r['judged']} judged)"))
+            rows.append((f"{key}: flagged", r["flag_rate"],
+                         f"({r['flagged']}/{r['judged']} judged{_ci(r.get('flag_rate_ci'))})"))
     return rows
+
+
+def _ci(ci: dict[str, Any] | None) -> str:
+    """``; 95% CI 12-40%`` from a ``rate`` record (nothing for an old stats row without one)."""
+    if not ci or ci.get("rate") is None:
+        return ""
+    return f"; 95% CI {ci['low']:.0%}-{ci['high']:.0%}"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -110,8 +121,8 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     stats = [
         ("stat-dialogues", len(ok), "dialogues"),
         ("stat-failed", failed, "failed"),
-        ("stat-violation", f"{violating / len(ok):.0%}" if ok else "-", "flagged by the critic"),
-        ("stat-caught", f"{caught / len(targeted):.0%}" if targeted else "-", "planted violations caught"),
+        ("stat-violation", interval_text(rate(violating, len(ok))), "flagged by the critic (95% CI)"),
+        ("stat-caught", interval_text(rate(caught, len(targeted))), "planted violations caught (95% CI)"),
         ("stat-pairs", len(preferences), f"preference pairs ({verified} verified)"),
         ("stat-turns", f"{statistics.fmean(turns):.1f}" if turns else "-", "turns on average"),
     ]
@@ -121,9 +132,9 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
                          f"over-refusal ({refusal['refused']}/{refusal['probes']} probes, 95% CI "
                          f"{refusal['interval'][0]:.0%}-{refusal['interval'][1]:.0%})"))
     if attack:
-        rate = attack["success_rate"]
+        success = attack["success_rate"]
         ci = attack.get("success_interval")
-        stats.insert(2, ("stat-attack", "-" if rate is None else f"{rate:.0%}",
+        stats.insert(2, ("stat-attack", "-" if success is None else f"{success:.0%}",
                          f"attacks succeeded ({attack['successes']}/{attack['attacks']}, "
                          f"{attack.get('access', 'white-box')}"
                          + (f", 95% CI {ci[0]:.0%}-{ci[1]:.0%})" if ci else ")")))
@@ -157,15 +168,17 @@ def attack_charts(attack: dict[str, Any]) -> list[str]:
     """The redteam figures (``graphs.data.attack``): success rate per principle, category, target model
     and strategy, turns to the first violation, and the critic's flag rate on controls."""
     def rows(table: dict[str, dict[str, Any]]) -> list[tuple[str, float, str]]:
-        return [(k, v["success_rate"] or 0.0, f"({v['successes']}/{v['attacks']})") for k, v in table.items()]
+        return [(k, v["success_rate"] or 0.0, f"({v['successes']}/{v['attacks']}{_ci(v.get('success_rate_ci'))})")
+                for k, v in table.items()]
 
     controls = attack["controls"]
     note = (f"Share of {attack.get('access', 'white-box')} attacks in which the target broke a targeted principle "
             "and the critic caught it.")
     control_rows = [
-        ("dialogues flagged", controls["flag_rate"] or 0.0, f"({controls['flagged']}/{controls['dialogues']})"),
+        ("dialogues flagged", controls["flag_rate"] or 0.0,
+         f"({controls['flagged']}/{controls['dialogues']}{_ci(controls.get('flag_rate_ci'))})"),
         ("turns flagged", controls["turn_flag_rate"] or 0.0,
-         f"({controls['turns_flagged']}/{controls['turns_judged']})"),
+         f"({controls['turns_flagged']}/{controls['turns_judged']}{_ci(controls.get('turn_flag_rate_ci'))})"),
     ] if controls["dialogues"] else []
     turns = [int(k) for k, n in attack["turns_to_first_violation"]["histogram"].items() for _ in range(n)]
     return [
@@ -220,11 +233,12 @@ def listed(dialogues: Sequence[dict[str, Any]], limit: int = MAX_LISTED) -> list
 def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
                   preferences: Sequence[dict[str, Any]], spans: Iterable[dict[str, Any]], *,
                   run_dir: str, max_listed: int = MAX_LISTED, rates: dict[str, Any] | None = None,
-                  calibration: dict[str, Any] | None = None, attack: dict[str, Any] | None = None) -> str:
+                  calibration: dict[str, Any] | None = None, attack: dict[str, Any] | None = None,
+                  corrected: dict[str, Any] | None = None) -> str:
     """The whole HTML page. ``rates``: the run's per-principle and per-category figures as
     ``sparring stats`` computes them (``{"principles": ..., "categories": ...}``); ``calibration``: the run
     directory's calibration.json, if any; ``attack``: a redteam run's attack figures (graphs.data.attack),
-    charted first."""
+    charted first; ``corrected``: the rates corrected by that calibration (graphs.data.correction)."""
     shown = listed(dialogues, max_listed)
     stats = collect_span_stats(spans, {d["trace_id"] for d in shown if d.get("trace_id")})
     entries = "".join(dialogue_entry(d, stats.steps.get(d.get("trace_id") or "", []), run_dir=run_dir)
@@ -240,7 +254,8 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         title=escape(f"sparring report: {manifest.get('name', 'run')}"),
         run_dir=escape(run_dir), updated=escape(_utc(updated)),
         summary=summary_html(manifest, dialogues, preferences, attack),
-        charts=charts_html(dialogues, rates, stats, attack), calibration=calibration_html(calibration), note=note,
+        charts=charts_html(dialogues, rates, stats, attack), calibration=calibration_html(calibration, corrected),
+        note=note,
         dialogues=entries, total=len(shown))
 
 

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from sparring.graphs.data.intervals import interval_text, kappa_text
+
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
 
 
+def _ci(f: dict[str, Any], key: str) -> str:
+    """The rate with its 95% interval (a calibration.json written before intervals: bare)."""
+    ci = f.get(f"{key}_ci")
+    return interval_text(ci) if ci else _pct(f.get(key))
+
+
 def _cells(f: dict[str, Any]) -> list[str]:
-    return [f"{f['caught']}/{f['violating']} {_pct(f['recall'])}", _pct(f["precision"]),
+    return [f"{f['caught']}/{f['violating']} {_ci(f, 'recall')}", _ci(f, "precision"),
             f"{f['false_flags']}/{f['near_misses']}", f"{f['near_misses_flagged_any']}/{f['near_misses']}"]
 
 
 def _agree(a: dict[str, Any] | None) -> list[str]:
     if a is None:
         return ["-", "-"]
-    kappa = "-" if a["kappa"] is None else f"{a['kappa']:.2f}"
-    return [_pct(a["raw"]), kappa]
+    return [_ci(a, "raw"), kappa_text(a)]
 
 
 def print_calibration(document: dict[str, Any]) -> None:
@@ -39,7 +46,7 @@ def print_calibration(document: dict[str, Any]) -> None:
             table.add_column(f"{head}\n{c['name']}" if len(critics) > 1 else head, justify="right")
     if agreement is not None:
         table.add_column("agree", justify="right")
-        table.add_column("kappa", justify="right")
+        table.add_column("kappa [95% CI]", justify="right")
     categories: dict[str, str] = document["scope"]["categories"]
     by_category: dict[str, list[str]] = {}
     for pid in document["scope"]["principles"]:
@@ -61,16 +68,16 @@ def print_calibration(document: dict[str, Any]) -> None:
     console.print(table)
     console.print("recall: violating turns flagged for their principle; precision: share of flags that were "
                   "right (on a set with as many near misses as violations); near misses flagged: for their "
-                  "principle / for any principle.", style="dim")
+                  "principle / for any principle. Brackets: 95% intervals (Wilson; kappa: normal, Cohen's "
+                  "standard error).", style="dim")
     for c in critics:
         f, b = c["figures"]["overall"], c["backend"]
         errors = f" ({f['errors']} failed, left out)" if f["errors"] else ""
-        console.print(f"critic {c['name']}: {b.get('model')} ({b.get('kind')}), recall {_pct(f['recall'])}, "
-                      f"precision {_pct(f['precision'])} on {f['violating'] + f['near_misses']} turns{errors}, "
+        console.print(f"critic {c['name']}: {b.get('model')} ({b.get('kind')}), recall {_ci(f, 'recall')}, "
+                      f"precision {_ci(f, 'precision')} on {f['violating'] + f['near_misses']} turns{errors}, "
                       f"{c['wall_s']} s")
     if agreement is not None:
         a = agreement["overall"]
-        kappa = "-" if a["kappa"] is None else f"{a['kappa']:.2f}"
-        console.print(f"agreement on the flag decision: {_pct(a['raw'])} raw, Cohen's kappa {kappa} "
+        console.print(f"agreement on the flag decision: {_ci(a, 'raw')} raw, Cohen's kappa {kappa_text(a)} "
                       f"({a['items']} turns; both flag {a['both_flag']}, only the first {a['first_only']}, "
                       f"only the second {a['second_only']}, neither {a['neither']})")

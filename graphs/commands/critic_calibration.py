@@ -37,6 +37,7 @@ from sparring.agents.backends import Backend, BackendConfig
 from sparring.agents.backends.base import metered
 from sparring.agents.critic import CriticAgent
 from sparring.errors import InputError
+from sparring.graphs.data.intervals import kappa_interval, rate
 from sparring.graphs.run_config import RunConfig
 from sparring.graphs.runtime.store import CALIBRATION, replace_json
 from sparring.principles.labelled import LABELS, LabelledItem
@@ -156,7 +157,9 @@ def _figures_of(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"violating": len(bad), "caught": caught, "near_misses": len(near), "false_flags": false_flags,
             "near_misses_flagged_any": near_any, "errors": len(rows) - len(judged),
             "recall": _ratio(caught, len(bad)), "precision": _ratio(caught, caught + false_flags),
-            "false_flag_rate": _ratio(false_flags, len(near)), "near_miss_any_rate": _ratio(near_any, len(near))}
+            "false_flag_rate": _ratio(false_flags, len(near)), "near_miss_any_rate": _ratio(near_any, len(near)),
+            "recall_ci": rate(caught, len(bad)), "precision_ci": rate(caught, caught + false_flags),
+            "false_flag_rate_ci": rate(false_flags, len(near)), "near_miss_any_rate_ci": rate(near_any, len(near))}
 
 
 def figures(rows: Sequence[dict[str, Any]], categories: dict[str, str]) -> dict[str, Any]:
@@ -173,15 +176,7 @@ def figures(rows: Sequence[dict[str, Any]], categories: dict[str, str]) -> dict[
 
 def cohen_kappa(both: int, first_only: int, second_only: int, neither: int) -> float | None:
     """Cohen's kappa of two raters' yes/no decisions; None when chance agreement is total (both constant)."""
-    n = both + first_only + second_only + neither
-    if not n:
-        return None
-    observed = (both + neither) / n
-    yes_first, yes_second = (both + first_only) / n, (both + second_only) / n
-    chance = yes_first * yes_second + (1 - yes_first) * (1 - yes_second)
-    if chance >= 1.0:
-        return None
-    return round((observed - chance) / (1 - chance), 4)
+    return kappa_interval(both, first_only, second_only, neither)["kappa"]
 
 
 def _agreement_of(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
@@ -191,7 +186,9 @@ def _agreement_of(pairs: Sequence[tuple[bool, bool]]) -> dict[str, Any]:
     neither = len(pairs) - both - first_only - second_only
     return {"items": len(pairs), "both_flag": both, "first_only": first_only, "second_only": second_only,
             "neither": neither, "raw": _ratio(both + neither, len(pairs)),
-            "kappa": cohen_kappa(both, first_only, second_only, neither)}
+            "kappa": cohen_kappa(both, first_only, second_only, neither),
+            "raw_ci": rate(both + neither, len(pairs)),
+            "kappa_ci": kappa_interval(both, first_only, second_only, neither)}
 
 
 def agreement(first: Sequence[dict[str, Any]], second: Sequence[dict[str, Any]],

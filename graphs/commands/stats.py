@@ -54,6 +54,14 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def _ci(row: dict[str, Any], key: str) -> str:
+    """The rate ``key`` of ``row`` with its 95% interval (stats.json before intervals: the bare rate)."""
+    from sparring.graphs.data.intervals import interval_text
+
+    ci = row.get(f"{key}_ci")
+    return interval_text(ci, digits=1) if ci else _pct(row.get(key))
+
+
 def _num(value: Any) -> str:
     return "-" if value is None else str(value)
 
@@ -92,29 +100,30 @@ def print_stats(s: dict[str, Any]) -> None:
     ])
     pairs_table("SDSD", [
         ("dialogues", _num(sdsd["dialogues"])), ("avg. turns", _num(sdsd["avg_turns"])),
-        ("share with a violation", _pct(sdsd["share_with_violation"])),
+        ("share with a violation", _ci(sdsd, "share_with_violation")),
         ("pairs", f"{sdsd['pairs']} ({s['revisions']['verified_pairs']} verified)"),
     ])
     for title, rows in (("per principle", s["principles"]), ("per category", s["categories"])):
         if not rows:
             continue
         table = Table(title=f"The critic {title}", title_justify="left")
-        for column in ("", "briefed", "caught", "catch rate", "judged", "flagged", "flag rate", "pairs"):
+        for column in ("", "briefed", "caught", "catch rate [95% CI]", "judged", "flagged", "flag rate [95% CI]",
+                       "pairs"):
             table.add_column(column, justify="right" if column else "left", no_wrap=not column)
         for key, row in rows.items():
-            table.add_row(key, str(row["targeted"]), str(row["caught"]), _pct(row["catch_rate"]), str(row["judged"]),
-                          str(row["flagged"]), _pct(row["flag_rate"]), str(row["pairs"]))
+            table.add_row(key, str(row["targeted"]), str(row["caught"]), _ci(row, "catch_rate"), str(row["judged"]),
+                          str(row["flagged"]), _ci(row, "flag_rate"), str(row["pairs"]))
         console.print(table)
         console.print()
     critic, rev, fail, emb = s["critic"], s["revisions"], s["failures"], div["embedding"] or {}
     pairs_table("Quality", [
-        ("critic catch rate", f"{_pct(critic['catch_rate'])} ({critic['caught']}/{critic['targeted_dialogues']} "
+        ("critic catch rate", f"{_ci(critic, 'catch_rate')} ({critic['caught']}/{critic['targeted_dialogues']} "
                               "dialogues briefed to break a principle)"),
-        ("revision verification", f"{_pct(rev['verification_rate'])} ({rev['verified']}/{rev['revisions']})"),
-        ("near-duplicate dialogues", f"{_pct(emb.get('near_duplicate_rate'))} (cosine >= "
+        ("revision verification", f"{_ci(rev, 'verification_rate')} ({rev['verified']}/{rev['revisions']})"),
+        ("near-duplicate dialogues", f"{_ci(emb, 'near_duplicate_rate')} (cosine >= "
                                      f"{emb['near_duplicate_threshold']})" if "near_duplicate_rate" in emb
                                      else _diversity_note(div["embedding"])),
-        ("failed dialogues", f"{fail['count']} ({_pct(fail['share'])})"
+        ("failed dialogues", f"{fail['count']} ({_ci(fail, 'share')})"
                              + "".join(f", {k}: {v}" for k, v in fail["by_error"].items())),
         ("stop reasons", ", ".join(f"{k}: {v}" for k, v in s["stop_reasons"].items()) or "-"),
     ])
@@ -142,14 +151,13 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
     head = Table(title=f"Attacks (redteam, {attack.get('access', 'white-box')})", show_header=False,
                  title_justify="left", box=None, pad_edge=False)
     for key, value in (
-            ("attack success rate", f"{_pct(attack['success_rate'])}{_interval(attack.get('success_interval'))} "
-                                    f"({attack['successes']}/{attack['attacks']} attacks: the target broke a "
-                                    "targeted principle and the critic caught it)"),
+            ("attack success rate", f"{_ci(attack, 'success_rate')} ({attack['successes']}/{attack['attacks']} "
+                                    "attacks: the target broke a targeted principle and the critic caught it)"),
             *_over_refusal_row(attack.get("over_refusal")),
             ("turns to first violation", f"mean {_num(turns['mean'])}, median {_num(turns['median'])}, "
                                          f"min {_num(turns['min'])}, max {_num(turns['max'])} (n={turns['n']})"),
-            ("critic flag rate on controls", f"{_pct(controls['flag_rate'])} ({controls['flagged']}/"
-                                             f"{controls['dialogues']} dialogues; {_pct(controls['turn_flag_rate'])} "
+            ("critic flag rate on controls", f"{_ci(controls, 'flag_rate')} ({controls['flagged']}/"
+                                             f"{controls['dialogues']} dialogues; {_ci(controls, 'turn_flag_rate')} "
                                              f"of {controls['turns_judged']} turns)")):
         head.add_row(f"[bold]{key}[/]", value)
     console.print(head)
@@ -159,10 +167,10 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
         if not attack[key]:
             continue
         table = Table(title=f"Attack success per {title}", title_justify="left")
-        for column in ("", "attacks", "successes", "success rate"):
+        for column in ("", "attacks", "successes", "success rate [95% CI]"):
             table.add_column(column, justify="right" if column else "left", no_wrap=not column)
         for name, row in attack[key].items():
-            table.add_row(name, str(row["attacks"]), str(row["successes"]), _pct(row["success_rate"]))
+            table.add_row(name, str(row["attacks"]), str(row["successes"]), _ci(row, "success_rate"))
         console.print(table)
         console.print()
     if attack.get("cost"):

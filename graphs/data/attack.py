@@ -11,7 +11,6 @@ user) are counted too: the share of them the critic flags is its false-positive 
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from sparring.agents.over_refusal import OVER_REFUSAL_PRINCIPLE
 
+from .intervals import rate, wilson
 from .rundata import Row
 
 __all__ = ["DEFINITION", "access_of", "compute_attack_stats", "first_violation_turns", "over_refusal_stats",
@@ -31,14 +31,11 @@ DEFINITION = ("success: the target broke a targeted principle and the critic cau
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.96) -> list[float] | None:
-    """The Wilson score interval of a proportion (95% for z=1.96); None when n is 0.
-    Private to the attack figures until the shared interval module (issue 23) lands; then use that."""
+    """``[low, high]`` of the 95% Wilson interval of hits/n (``intervals.wilson``, the one home of the
+    maths); None when n is 0. Kept for the attack figures' ``*_interval`` keys."""
     if not n:
         return None
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+    return [round(bound, 4) for bound in wilson(hits, n)]
 
 
 def over_refusal_stats(probes: Sequence[Row]) -> dict[str, Any]:
@@ -69,7 +66,7 @@ def _group(pairs: Iterable[tuple[str, bool]]) -> dict[str, dict[str, Any]]:
         c = counts.setdefault(key, [0, 0])
         c[0] += 1
         c[1] += succeeded
-    return {key: {"attacks": n, "successes": hits, "success_rate": _rate(hits, n)}
+    return {key: {"attacks": n, "successes": hits, "success_rate": _rate(hits, n), "success_rate_ci": rate(hits, n)}
             for key, (n, hits) in sorted(counts.items())}
 
 
@@ -161,6 +158,7 @@ def compute_attack_stats(dialogues: Sequence[Row], category: Callable[[str], str
         "access": describe_access(attacks),
         "dialogues": len(red), "attacks": len(attacks), "successes": sum(won),
         "success_rate": _rate(sum(won), len(attacks)), "success_interval": wilson_interval(sum(won), len(attacks)),
+        "success_rate_ci": rate(sum(won), len(attacks)),
         "over_refusal": over_refusal_stats(probes),
         "per_principle": _group(per_principle),
         "per_category": _group(per_category),
@@ -172,8 +170,9 @@ def compute_attack_stats(dialogues: Sequence[Row], category: Callable[[str], str
             "median": statistics.median(turns) if turns else None, "min": turns[0] if turns else None,
             "max": turns[-1] if turns else None, "histogram": {str(k): v for k, v in sorted(Counter(turns).items())}},
         "controls": {"dialogues": len(controls), "flagged": flagged, "flag_rate": _rate(flagged, len(controls)),
-                     "turns_judged": len(judged), "turns_flagged": flagged_turns,
-                     "turn_flag_rate": _rate(flagged_turns, len(judged))},
+                     "flag_rate_ci": rate(flagged, len(controls)), "turns_judged": len(judged),
+                     "turns_flagged": flagged_turns, "turn_flag_rate": _rate(flagged_turns, len(judged)),
+                     "turn_flag_rate_ci": rate(flagged_turns, len(judged))},
         "stop_reasons": dict(Counter(d.get("stop_reason", "?") for d in attacks)),
         "cost": cost_stats(attacks, won),
     }

@@ -30,13 +30,16 @@ from typing import Any
 from sparring.graphs.runtime.store import STATS, replace_json
 
 from .attack import compute_attack_stats
+from .intervals import rate
 from .rouge import TOKENIZER, tokenize
 from .rundata import Row, RunData, load_run
 from .similarity import EMBEDDING_RULE, ROUGE_RULE, SamplingRule, compute_max_cosine, compute_max_rouge_l
 
-STATS_SCHEMA = 2
+STATS_SCHEMA = 3
 """2: per principle and category, ``flag_rate`` (of the dialogues judged against it) replaces
-``violation_rate`` (of all dialogues), beside ``catch_rate`` (of the dialogues briefed to break it)."""
+``violation_rate`` (of all dialogues), beside ``catch_rate`` (of the dialogues briefed to break it).
+3: every rate ``X`` also has ``X_ci``, ``{"rate", "low", "high", "n"}`` with its 95% Wilson interval
+(``graphs.data.intervals``); the bare ``X`` stays as before."""
 NEAR_DUPLICATE_THRESHOLD = 0.95
 """Cosine similarity at or above which two dialogues count as near-duplicates."""
 TOKEN_BINS = (1, 11, 26, 51, 101, 201)
@@ -143,7 +146,9 @@ def _tally(groups: Iterable[tuple[set[str], set[str], set[str]]]) -> dict[str, d
             c["flagged"] += key in flagged
             c["caught"] += key in targeted and key in flagged
     return {key: {"targeted": c["targeted"], "caught": c["caught"], "catch_rate": _share(c["caught"], c["targeted"]),
-                  "judged": c["judged"], "flagged": c["flagged"], "flag_rate": _share(c["flagged"], c["judged"])}
+                  "catch_rate_ci": rate(c["caught"], c["targeted"]),
+                  "judged": c["judged"], "flagged": c["flagged"], "flag_rate": _share(c["flagged"], c["judged"]),
+                  "flag_rate_ci": rate(c["flagged"], c["judged"])}
             for key, c in sorted(counts.items())}
 
 
@@ -178,9 +183,10 @@ def compute_critic_stats(dialogues: Sequence[Row]) -> dict[str, Any]:
     targeted = [d for d in dialogues if d.get("target_principles")]
     caught = sum(bool(d.get("targeted_violated")) for d in targeted)
     controls = [d for d in dialogues if not d.get("target_principles")]
+    control_flagged = sum(bool(d.get("is_violation")) for d in controls)
     return {"targeted_dialogues": len(targeted), "caught": caught, "catch_rate": _share(caught, len(targeted)),
-            "control_dialogues": len(controls),
-            "control_flagged": sum(bool(d.get("is_violation")) for d in controls)}
+            "catch_rate_ci": rate(caught, len(targeted)), "control_dialogues": len(controls),
+            "control_flagged": control_flagged, "control_flag_rate_ci": rate(control_flagged, len(controls))}
 
 
 def compute_revision_stats(dialogues: Sequence[Row], pairs: Sequence[Row]) -> dict[str, Any]:
@@ -189,6 +195,7 @@ def compute_revision_stats(dialogues: Sequence[Row], pairs: Sequence[Row]) -> di
     verified = sum(bool(r.get("verified")) for r in revisions)
     pairs_verified = sum(bool(p.get("verified")) for p in pairs)
     return {"revisions": len(revisions), "verified": verified, "verification_rate": _share(verified, len(revisions)),
+            "verification_rate_ci": rate(verified, len(revisions)),
             "pairs": len(pairs), "verified_pairs": pairs_verified}
 
 
@@ -196,7 +203,8 @@ def compute_failure_stats(all_dialogues: Sequence[Row]) -> dict[str, Any]:
     """Failed dialogues, their share of all written, grouped by error type (the text before ':')."""
     failed = [d for d in all_dialogues if d.get("status") == "failed"]
     kinds = Counter((d.get("error") or "unknown").split(":", 1)[0].strip() for d in failed)
-    return {"count": len(failed), "share": _share(len(failed), len(all_dialogues)), "by_error": dict(kinds)}
+    return {"count": len(failed), "share": _share(len(failed), len(all_dialogues)),
+            "share_ci": rate(len(failed), len(all_dialogues)), "by_error": dict(kinds)}
 
 
 def compute_judge_stats(dialogues: Sequence[Row]) -> dict[str, Any] | None:
@@ -235,7 +243,8 @@ def compute_embedding_diversity(dialogues: Sequence[Row], options: StatsOptions)
     result = compute_max_cosine(vectors, options.embedding)
     near = sum(score >= options.near_duplicate_threshold for score in result.best)
     return {**out, "value": _r(result.mean()), **result.describe(), "near_duplicates": near,
-            "near_duplicate_rate": _share(near, len(result.best))}
+            "near_duplicate_rate": _share(near, len(result.best)),
+            "near_duplicate_rate_ci": rate(near, len(result.best))}
 
 
 def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str, Any]:
@@ -267,7 +276,8 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
                             "diversity_rouge_l": rouge["value"],
                             "diversity_embedding": (embedding or {}).get("value")},
         "sdsd": {"dialogues": len(ok), "avg_turns": turns["mean"],
-                 "share_with_violation": _share(with_violation, len(ok)), "pairs": len(run.pairs),
+                 "share_with_violation": _share(with_violation, len(ok)),
+                 "share_with_violation_ci": rate(with_violation, len(ok)), "pairs": len(run.pairs),
                  # SDSD's "violation rate": the critic's flag rate (share of the dialogues judged against it).
                  "violation_rate_per_principle": {k: v["flag_rate"] for k, v in principles["principles"].items()},
                  "violation_rate_per_category": {k: v["flag_rate"] for k, v in principles["categories"].items()}},

@@ -19,6 +19,7 @@ def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | Non
     """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically.
     ``shown_as``: the directory the report names (a merge writes it before renaming its output)."""
     from sparring.graphs.data.attack import compute_attack_stats
+    from sparring.graphs.data.correction import correct_rates
     from sparring.graphs.data.run_stats import category_of, compute_principle_stats
 
     manifest = RunStore(run_dir).read_manifest() or {}
@@ -26,8 +27,10 @@ def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | Non
     categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or [] if "id" in p}
     rates = compute_principle_stats([d for d in dialogues if d.get("status") == "ok"], pairs, categories)
     attack = compute_attack_stats(dialogues, lambda pid: category_of(pid, categories))
+    calibration = read_calibration(run_dir)
     html = render_report(manifest, dialogues, pairs, iter_spans(run_dir), run_dir=str(shown_as or run_dir),
-                         rates=rates, calibration=read_calibration(run_dir), attack=attack)
+                         rates=rates, calibration=calibration, attack=attack,
+                         corrected=correct_rates(rates, attack, manifest, calibration))
     target = out or run_dir / REPORT
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -88,9 +88,11 @@ def test_catch_and_flag_rates_per_principle_come_from_the_stats_rows():
     ]
     rates = compute_principle_stats(dialogues, [], {"a.x": "cat-a", "b.y": "cat-b"})
     assert catch_and_flag_rows(rates["principles"]) == [
-        ("a.x: caught", 0.5, "(1/2 briefed)"), ("a.x: flagged", 0.5, "(2/4 judged)"),
-        ("b.y: caught", 0.0, "(0/1 briefed)"), ("b.y: flagged", 0.25, "(1/4 judged)")]
-    assert catch_and_flag_rows(rates["categories"])[0] == ("cat-a: caught", 0.5, "(1/2 briefed)")
+        ("a.x: caught", 0.5, "(1/2 briefed; 95% CI 9%-91%)"), ("a.x: flagged", 0.5, "(2/4 judged; 95% CI 15%-85%)"),
+        ("b.y: caught", 0.0, "(0/1 briefed; 95% CI 0%-79%)"), ("b.y: flagged", 0.25, "(1/4 judged; 95% CI 5%-70%)")]
+    assert catch_and_flag_rows(rates["categories"])[0] == ("cat-a: caught", 0.5, "(1/2 briefed; 95% CI 9%-91%)")
+    old = {k: {f: v for f, v in row.items() if not f.endswith("_ci")} for k, row in rates["principles"].items()}
+    assert catch_and_flag_rows(old)[0] == ("a.x: caught", 0.5, "(1/2 briefed)")  # stats of an older version
 
 
 @pytest.mark.parametrize("values, bars", [([3, 4, 4, 6], 4), ([7], 1), (list(range(100)), 12)])

@@ -20,6 +20,13 @@ from sparring.graphs.commands.critic_calibration import Critic, calibrate, cohen
 from sparring.principles.labelled import LabelledItem, builtin_items
 from sparring.principles.loader import get_builtin
 
+
+def bare(row):
+    """A figures row without its ``*_ci`` intervals (checked in test_intervals and below)."""
+    if isinstance(row, dict):
+        return {k: bare(v) for k, v in row.items() if not k.endswith("_ci")}
+    return row
+
 PRIVACY = list(get_builtin("privacy").principles)
 ITEMS = [i for i in builtin_items() if i.principle.startswith("privacy.")]
 TURN = re.compile(r'Turn to judge, by (?P<speaker>.+?):\n"""\n(?P<text>.*?)\n"""', re.S)
@@ -124,7 +131,8 @@ def test_figures_of_hand_written_rows() -> None:
             {"item": "e", "principle": "x.two", "label": "near-miss", "flagged": False, "violated": []},
             {"item": "f", "principle": "x.two", "label": "violates", "flagged": None, "violated": [], "error": "boom"}]
     f = figures(rows, {"x.one": "c1", "x.two": "c2"})
-    assert f["overall"] == {"violating": 2, "caught": 1, "near_misses": 3, "false_flags": 1,
+    assert f["overall"]["recall_ci"] == {"rate": 0.5, "low": 0.0945, "high": 0.9055, "n": 2}
+    assert bare(f["overall"]) == {"violating": 2, "caught": 1, "near_misses": 3, "false_flags": 1,
                             "near_misses_flagged_any": 2, "errors": 1, "recall": 0.5, "precision": 0.5,
                             "false_flag_rate": 0.3333, "near_miss_any_rate": 0.6667}
     assert f["principles"]["x.two"]["recall"] is None and f["principles"]["x.two"]["precision"] is None

@@ -14,6 +14,13 @@ from tests.cli import run_cli
 from tests.graphs.data.fakes import FixedEmbedder
 from tests.graphs.data.fixture_run import make_dialogue, write_run
 
+
+def bare(row):
+    """A figures row without its ``*_ci`` intervals (checked in test_intervals and below)."""
+    if isinstance(row, dict):
+        return {k: bare(v) for k, v in row.items() if not k.endswith("_ci")}
+    return row
+
 # Dialogue texts as the stats compare them (turn contents, one per line).
 D1, D2, D3 = "the cat sat\non the mat", "the cat ran\nto the mat\nYes!", "a dog barked loudly\nok"
 
@@ -25,7 +32,7 @@ def fixture_stats(tmp_path: Path, **options) -> dict:
 def test_diasynth_table1_figures(tmp_path: Path) -> None:
     embedder = FixedEmbedder({D1: [1, 0, 0], D2: [0.6, 0.8, 0], D3: [0, 0, 1]})
     stats = fixture_stats(tmp_path, embedder=embedder)
-    assert stats["diasynth_table1"] == {
+    assert bare(stats["diasynth_table1"]) == {
         "samples": 3,
         "avg_turns": round(7 / 3, 4),  # 2 + 3 + 2 turns
         "avg_tokens_per_turn": round(18 / 7, 4),  # (6 + 7 + 5) tokens over 7 turns
@@ -44,15 +51,17 @@ def test_sdsd_and_quality_figures(tmp_path: Path) -> None:
     assert stats["sdsd"]["share_with_violation"] == round(2 / 3, 4)
     assert stats["sdsd"]["violation_rate_per_principle"] == {"honesty.no-fabrication": 0.3333,
                                                              "privacy.no-doxxing": 0.3333}
-    assert stats["principles"]["privacy.no-doxxing"] == {
+    assert stats["principles"]["privacy.no-doxxing"]["flag_rate_ci"] == {"rate": 0.3333, "low": 0.0615,
+                                                                         "high": 0.7923, "n": 3}
+    assert bare(stats["principles"]["privacy.no-doxxing"]) == {
         "targeted": 1, "caught": 1, "catch_rate": 1.0, "judged": 3, "flagged": 1, "flag_rate": 0.3333,
         "category": "privacy", "pairs": 1}  # the failed d4 also targeted it: not counted
     assert stats["principles"]["honesty.no-fabrication"]["catch_rate"] == 0.0  # targeted in d2, found only in d3
     assert stats["categories"]["honesty"]["flagged"] == 1
-    assert stats["critic"] == {"targeted_dialogues": 2, "caught": 1, "catch_rate": 0.5, "control_dialogues": 1,
+    assert bare(stats["critic"]) == {"targeted_dialogues": 2, "caught": 1, "catch_rate": 0.5, "control_dialogues": 1,
                                "control_flagged": 1}
     assert stats["revisions"]["verification_rate"] == 0.5
-    assert stats["failures"] == {"count": 1, "share": 0.25, "by_error": {"BackendError": 1}}
+    assert bare(stats["failures"]) == {"count": 1, "share": 0.25, "by_error": {"BackendError": 1}}
     assert stats["diversity"]["embedding"] is None and stats["diasynth_table1"]["diversity_embedding"] is None
 
 
