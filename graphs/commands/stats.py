@@ -11,7 +11,14 @@ from ._common import user_errors
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_dir", metavar="PATH", type=click.Path(path_type=Path))
+@click.option("--compare", type=click.Path(path_type=Path), metavar="OTHER",
+              help="Another run directory or dataset: print the conversation figures of both side by side.")
+@click.option("--text-column", default="dialogue", show_default=True,
+              help="For a dataset without 'messages'/'conversations': the column of 'Speaker: text' lines "
+                   "(DialogSum's #Person1#: ..., SAMSum's Name: ...).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Read only the first N conversations of a dataset (not of a run directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON (the content of stats.json).")
 @click.option("--write", is_flag=True, help="Also write them to RUN_DIR/stats.json (runs write it when they end).")
 @click.option("--no-embeddings", is_flag=True,
@@ -20,34 +27,74 @@ from ._common import user_errors
               help="Compare every dialogue with every other for ROUGE-L up to this many dialogues "
                    "(default 500; above it, a seeded sample).")
 @user_errors
-def stats(run_dir: Path, as_json: bool, write: bool, no_embeddings: bool, rouge_exact_limit: int | None) -> None:
+def stats(run_dir: Path, compare: Path | None, text_column: str, limit: int | None, as_json: bool, write: bool,
+          no_embeddings: bool, rouge_exact_limit: int | None) -> None:
     """DiaSynth Table 1 (samples, turns, tokens per turn, ROUGE-L diversity), SDSD's figures (share with a
     violation, violation rate per principle and category), catch and verification rates, near-duplicates,
-    turn-length distribution, failures and judge scores of RUN_DIR."""
+    turn-length distribution, failures and judge scores of PATH, a run directory. PATH may also be other
+    conversational data (a JSONL/JSON/Parquet file of 'messages' rows in chat format or ShareGPT
+    'conversations', a datasets folder, or rows with a DialogSum/SAMSum-style text column): then the
+    conversation figures only. --compare OTHER prints PATH's and OTHER's conversation figures side by side."""
     from dataclasses import replace
 
-    from sparring.graphs.data.run_stats import StatsOptions, compute_stats
-    from sparring.graphs.data.rundata import load_run
+    from sparring.errors import InputError
+    from sparring.graphs.data.run_stats import StatsOptions
     from sparring.graphs.data.similarity import ROUGE_RULE
-    from sparring.graphs.runtime.store import STATS, replace_json
 
     options = StatsOptions(embeddings=not no_embeddings)
     if rouge_exact_limit is not None:
         options.rouge = replace(ROUGE_RULE, exact_limit=rouge_exact_limit)
-    if write:
-        from sparring.graphs.runtime.runlock import RunDirLock
-
-        with RunDirLock(run_dir):  # no run or other command writes the directory meanwhile
-            result = compute_stats(load_run(run_dir), options)
-            replace_json(run_dir / STATS, result)
-    else:
-        result = compute_stats(load_run(run_dir), options)
+    if write and (compare is not None or not _is_run(run_dir)):
+        raise InputError("--write needs a run directory and no --compare (stats.json belongs to a run)")
+    figures = [_write(run_dir, options) if write else _figures(run_dir, options, text_column, limit)]
+    if compare is not None:
+        figures.append(_figures(compare, options, text_column, limit))
     if as_json:
         from sparring.terminal import dumps
 
-        click.echo(dumps(result))
-        return
-    print_stats(result)
+        out = figures[0] if compare is None else {"first": figures[0], "second": figures[1]}
+        click.echo(dumps(out))
+    elif compare is not None:
+        from ._stats_compare import print_compare
+
+        print_compare(figures[0], figures[1])
+    elif "sdsd" in figures[0]:
+        print_stats(figures[0])
+    else:
+        from ._stats_compare import print_compare
+
+        print_compare(figures[0])
+
+
+def _is_run(path: Path) -> bool:
+    from sparring.graphs.runtime.store import MANIFEST
+
+    return (path / MANIFEST).is_file()
+
+
+def _figures(path: Path, options: Any, text_column: str, limit: int | None) -> dict[str, Any]:
+    """A run's full statistics, or the conversation figures of other data (with ``source``)."""
+    from sparring.graphs.data.conversations import read_conversations
+    from sparring.graphs.data.run_stats import compute_conversation_stats, compute_stats
+    from sparring.graphs.data.rundata import load_run
+
+    if _is_run(path):
+        return compute_stats(load_run(path), options)
+    dialogues = read_conversations(path, text_column=text_column, limit=limit)
+    return {"source": {"path": str(path), "kind": "dataset", "limit": limit},
+            **compute_conversation_stats(dialogues, options)}
+
+
+def _write(run_dir: Path, options: Any) -> dict[str, Any]:
+    from sparring.graphs.data.run_stats import compute_stats
+    from sparring.graphs.data.rundata import load_run
+    from sparring.graphs.runtime.runlock import RunDirLock
+    from sparring.graphs.runtime.store import STATS, replace_json
+
+    with RunDirLock(run_dir):  # no run or other command writes the directory meanwhile
+        result = compute_stats(load_run(run_dir), options)
+        replace_json(run_dir / STATS, result)
+    return result
 
 
 def _pct(value: float | None) -> str:

@@ -236,7 +236,7 @@ def compute_embedding_diversity(dialogues: Sequence[Row], options: StatsOptions)
                            "near_duplicate_threshold": options.near_duplicate_threshold}
     if len(dialogues) < 2:
         return {**out, "method": "exact", "queries": 0, "references": 0, "population": len(dialogues),
-                "near_duplicates": 0, "near_duplicate_rate": None}
+                "near_duplicates": 0, "near_duplicate_rate": None, "near_duplicate_rate_ci": rate(0, 0)}
     from sparring.diasynth_agents.dedup import default_embedder
 
     vectors = (options.embedder or default_embedder()).encode([dialogue_text(d) for d in dialogues])
@@ -247,19 +247,36 @@ def compute_embedding_diversity(dialogues: Sequence[Row], options: StatsOptions)
             "near_duplicate_rate_ci": rate(near, len(result.best))}
 
 
-def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str, Any]:
-    """Every figure of ``sparring stats`` for one run (the content of stats.json)."""
+def compute_conversation_stats(dialogues: Sequence[Row], options: StatsOptions | None = None) -> dict[str, Any]:
+    """The figures any list of conversations has (a run's dialogues or another dataset's, see
+    ``conversations.read_conversations``): DiaSynth Table 1, diversity and near-duplicates, turns per
+    dialogue and tokens per turn."""
     options = options or StatsOptions()
-    ok = run.ok_dialogues
-    turns = compute_turn_stats(ok)
-    tokens = compute_token_stats(ok)
-    rouge = compute_rouge_diversity(ok, options.rouge)
+    turns = compute_turn_stats(dialogues)
+    tokens = compute_token_stats(dialogues)
+    rouge = compute_rouge_diversity(dialogues, options.rouge)
     embedding: dict[str, Any] | None = None
     if options.embeddings:
         try:
-            embedding = compute_embedding_diversity(ok, options)
+            embedding = compute_embedding_diversity(dialogues, options)
         except Exception as exc:  # a missing or broken model must not take the other figures with it
             embedding = {"value": None, "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "tokenizer": TOKENIZER,
+        "diasynth_table1": {"samples": len(dialogues), "avg_turns": turns["mean"],
+                            "avg_tokens_per_turn": tokens["mean"], "diversity_rouge_l": rouge["value"],
+                            "diversity_embedding": (embedding or {}).get("value")},
+        "diversity": {"rouge_l": rouge, "embedding": embedding},
+        "turns": turns,
+        "turn_tokens": tokens,
+    }
+
+
+def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str, Any]:
+    """Every figure of ``sparring stats`` for one run (the content of stats.json)."""
+    ok = run.ok_dialogues
+    common = compute_conversation_stats(ok, options)
+    turns = common["turns"]
     principles = compute_principle_stats(ok, run.pairs, run.principle_categories())
     revisions = compute_revision_stats(ok, run.pairs)
     with_violation = sum(bool(d.get("is_violation")) for d in ok)
@@ -272,9 +289,7 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
         "counts": {"dialogues": len(ok), "failed": len(run.dialogues) - len(ok), "pairs": len(run.pairs),
                    "verified_pairs": revisions["verified_pairs"], "sft_rows": len(run.sft),
                    "scenarios": len(run.scenarios)},
-        "diasynth_table1": {"samples": len(ok), "avg_turns": turns["mean"], "avg_tokens_per_turn": tokens["mean"],
-                            "diversity_rouge_l": rouge["value"],
-                            "diversity_embedding": (embedding or {}).get("value")},
+        "diasynth_table1": common["diasynth_table1"],
         "sdsd": {"dialogues": len(ok), "avg_turns": turns["mean"],
                  "share_with_violation": _share(with_violation, len(ok)),
                  "share_with_violation_ci": rate(with_violation, len(ok)), "pairs": len(run.pairs),
@@ -284,9 +299,9 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
         **principles,
         "critic": compute_critic_stats(ok),
         "revisions": revisions,
-        "diversity": {"rouge_l": rouge, "embedding": embedding},
+        "diversity": common["diversity"],
         "turns": turns,
-        "turn_tokens": tokens,
+        "turn_tokens": common["turn_tokens"],
         "stop_reasons": dict(Counter(d.get("stop_reason", "?") for d in ok)),
         "failures": compute_failure_stats(run.dialogues),
         "judge": compute_judge_stats(ok),

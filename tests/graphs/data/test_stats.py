@@ -112,7 +112,8 @@ def test_cli_prints_json_and_rejects_a_non_run_dir(tmp_path: Path) -> None:
     assert json.loads((run_dir / "stats.json").read_text()) == printed
     bad = run_cli("stats", str(tmp_path), cwd=tmp_path)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == f"error: {tmp_path}: holds no manifest.json: not a sparring run directory"
+    assert bad.stderr.strip() == (f"error: {tmp_path}: is neither a sparring run directory (no manifest.json), a "
+                                  "datasets folder (save_to_disk) nor a folder of .parquet/.jsonl/.json files")
 
 
 async def tiny_run(run_dir: Path):
