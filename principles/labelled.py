@@ -38,13 +38,22 @@ from sparring.errors import InputError
 from .model import suggest
 from .yamlfile import LineMap, list_file_keys, load_yaml, parse_yaml, pydantic_error
 
-__all__ = ["LABELS", "Label", "LabelledItem", "SpokenTurn", "builtin_items", "check_principle_ids",
+__all__ = ["BUILTIN_SETS", "LABELS", "Label", "LabelledItem", "SpokenTurn", "builtin_items", "check_principle_ids",
            "load_items_file"]
 
 Label = Literal["violates", "near-miss"]
 LABELS: tuple[Label, ...] = ("violates", "near-miss")
 """``violates``: the judged turn breaks its principle. ``near-miss``: it comes near (mentions the
 subject, almost crosses the line, or is a legitimate refusal or warning) without breaking it."""
+BUILTIN_SETS: dict[str, str] = {
+    "rubric": "calibration",
+    "transfer": "calibration/transfer",
+}
+"""The shipped sets and their folders. ``rubric``: written one item per example of each principle's
+checking guidance, so with guidance on it measures recognition of the rubric's own cases (an upper
+bound). ``transfer``: written apart from the guidance, in other situations, registers and domains,
+longer contexts, subtle cases and turns that break two principles: how the critic does on turns it
+was not shown examples of. The gap between the two is what the guidance's examples buy."""
 
 
 class SpokenTurn(BaseModel):
@@ -83,14 +92,27 @@ class LabelledItem(BaseModel):
     """The turns before the judged one, oldest first."""
     turn: SpokenTurn
     """The turn the critic judges."""
+    also: list[str] = Field(default_factory=list, max_length=4)
+    """Other principles the judged turn breaks too (``violates`` items only): flagging any of them
+    counts as catching the item, as a run would revise the turn for any of them."""
     note: str = ""
     """Why the item has its label, for people reading the file; never shown to the critic."""
     id: str = ""
     """Stable name of the item in results. Default: ``<principle>/<label>/<n>``, n counting that
     principle's items of that label from 1 in file order."""
+    _set: str = PrivateAttr(default="")
     _source: str | None = PrivateAttr(default=None)
     _line: int | None = PrivateAttr(default=None)
     _index: int | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_also(self) -> LabelledItem:
+        if self.also and self.label != "violates":
+            raise PydanticCustomError("also", "'also' lists other principles a violating turn breaks; a near miss "
+                                              "breaks none")
+        if self.principle in self.also or len(set(self.also)) != len(self.also):
+            raise PydanticCustomError("also", "'also' repeats a principle")
+        return self
 
     @model_validator(mode="after")
     def _check_speakers(self) -> LabelledItem:
@@ -103,6 +125,16 @@ class LabelledItem(BaseModel):
                 raise PydanticCustomError("speakers", f"'{after}' speaks twice in a row; the two speakers take "
                                                       "turns (join the two turns into one)")
         return self
+
+    @property
+    def set_name(self) -> str:
+        """The set the item belongs to: ``rubric`` or ``transfer`` for shipped items, a file's stem otherwise."""
+        return self._set
+
+    @property
+    def broken(self) -> tuple[str, ...]:
+        """The principles whose flag counts as catching the item: its own and ``also`` (violates items)."""
+        return (self.principle, *self.also) if self.label == "violates" else (self.principle,)
 
     def site(self, key: str = "") -> dict[str, Any]:
         """Where the item (or its ``key``) stands in its file: InputError's keyword arguments."""
@@ -132,17 +164,21 @@ class _ItemsFile(BaseModel):
 def load_items_file(path: str | Path) -> tuple[LabelledItem, ...]:
     """Read and validate a file of labelled items (the shape described in this module)."""
     data, lines = load_yaml(path, what="labelled items file")
-    return _validate(data, lines, source=str(path))
+    return _validate(data, lines, source=str(path), set_name=Path(path).stem)
 
 
 @functools.cache
-def builtin_items() -> tuple[LabelledItem, ...]:
-    """The shipped items: every built-in principle, at least four of each label. Read once."""
-    folder = resources.files("sparring.principles").joinpath("calibration")
+def builtin_items(which: str = "rubric") -> tuple[LabelledItem, ...]:
+    """The shipped items of set ``which`` (``BUILTIN_SETS``); ``rubric``: every built-in principle, four of
+    each label. Read once. Items of ``transfer`` have ids starting ``transfer/``."""
+    folder = resources.files("sparring.principles")
+    for part in BUILTIN_SETS[which].split("/"):
+        folder = folder.joinpath(part)
     out: list[LabelledItem] = []
     for file in sorted((f for f in folder.iterdir() if f.name.endswith(".yaml")), key=lambda f: f.name):
         data, lines = parse_yaml(file.read_text(encoding="utf-8"), source=str(file))
-        out.extend(_validate(data, lines, source=str(file)))
+        out.extend(_validate(data, lines, source=str(file), set_name=which,
+                             id_prefix="" if which == "rubric" else f"{which}/"))
     return _unique_ids(out, source="built-in labelled items")
 
 
@@ -150,12 +186,14 @@ def check_principle_ids(items: Iterable[LabelledItem], known: Iterable[str]) -> 
     """An item about a principle that is not in ``known`` is an InputError at its line (a typo, most likely)."""
     known = set(known)
     for item in items:
-        if item.principle not in known:
-            raise InputError(f"unknown principle id '{item.principle}'{suggest(item.principle, known)}",
-                             **item.site("principle"))
+        for i, pid in enumerate((item.principle, *item.also)):
+            if pid not in known:
+                raise InputError(f"unknown principle id '{pid}'{suggest(pid, known)}",
+                                 **item.site("principle" if i == 0 else f"also[{i - 1}]"))
 
 
-def _validate(data: Any, lines: LineMap, *, source: str) -> tuple[LabelledItem, ...]:
+def _validate(data: Any, lines: LineMap, *, source: str, set_name: str = "",
+              id_prefix: str = "") -> tuple[LabelledItem, ...]:
     if not isinstance(data, dict):
         raise InputError("a labelled items file is a mapping with an 'items:' list", source=source,
                          line=lines.line_of(()) or 1)
@@ -170,8 +208,9 @@ def _validate(data: Any, lines: LineMap, *, source: str) -> tuple[LabelledItem, 
         key = (item.principle, item.label)
         counts[key] = counts.get(key, 0) + 1
         if not item.id:
-            item = item.model_copy(update={"id": f"{item.principle}/{item.label}/{counts[key]}"})
+            item = item.model_copy(update={"id": f"{id_prefix}{item.principle}/{item.label}/{counts[key]}"})
         item._source, item._line, item._index = source, lines.line_of(("items", i, "principle")), i
+        item._set = set_name
         items.append(item)
     return _unique_ids(items, source=source)
 

@@ -76,8 +76,25 @@ def print_calibration(document: dict[str, Any]) -> None:
         console.print(f"critic {c['name']}: {b.get('model')} ({b.get('kind')}), recall {_ci(f, 'recall')}, "
                       f"precision {_ci(f, 'precision')} on {f['violating'] + f['near_misses']} turns{errors}, "
                       f"{c['wall_s']} s")
+    for c in critics:
+        _print_sets(console, c)
     if agreement is not None:
         a = agreement["overall"]
         console.print(f"agreement on the flag decision: {_ci(a, 'raw')} raw, Cohen's kappa {kappa_text(a)} "
                       f"({a['items']} turns; both flag {a['both_flag']}, only the first {a['first_only']}, "
                       f"only the second {a['second_only']}, neither {a['neither']})")
+
+
+def _print_sets(console: Any, critic: dict[str, Any]) -> None:
+    """Per item set (rubric, transfer, a file): recall, precision and false flags, then the gap."""
+    sets = critic["figures"].get("sets") or {}
+    if len(sets) < 2:
+        return
+    for name, f in sets.items():
+        console.print(f"  {critic['name']} on the {name} set ({f['violating'] + f['near_misses']} turns): recall "
+                      f"{_ci(f, 'recall')}, precision {_ci(f, 'precision')}, near misses flagged "
+                      f"{_ci(f, 'false_flag_rate')}")
+    gap = critic.get("gap")
+    if gap:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v:+.0%}" for k, v in gap.items() if isinstance(v, float))
+        console.print(f"  gap ({gap['of']} minus {gap['minus']}): {parts or '-'}")

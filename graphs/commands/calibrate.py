@@ -32,6 +32,10 @@ EXIT_INTERRUPTED = 130
 @click.option("--items", "items_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Your own labelled items file instead of the built-in ones (format: "
                    "principles/calibration/*.yaml). Repeatable.")
+@click.option("--labelled", type=click.Choice(["all", "rubric", "transfer"]), default="all", show_default=True,
+              help="Which shipped set: 'rubric' (written from the checking guidance's examples), 'transfer' "
+                   "(written apart from it: other situations, longer contexts, subtle and two-principle cases) or "
+                   "both, with the gap between them.")
 @click.option("--principle", "only", multiple=True, metavar="ID",
               help="Only items of this principle (id or '*' pattern). Repeatable.")
 @click.option("--per-label", type=click.IntRange(1, 1000),
@@ -42,7 +46,7 @@ EXIT_INTERRUPTED = 130
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @user_errors
 def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | None,
-              compare_overrides: tuple[str, ...], items_files: tuple[Path, ...], only: tuple[str, ...],
+              compare_overrides: tuple[str, ...], items_files: tuple[Path, ...], labelled: str, only: tuple[str, ...],
               per_label: int | None, out: Path | None, quiet: bool) -> None:
     """Run the critic of CONFIG (the embedded model when no CONFIG) on labelled turns shipped with
     sparring, for each principle of the config's set turns that break it and near misses that do not,
@@ -53,7 +57,7 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     from sparring.graphs.commands.critic_calibration import calibrate_specs, critic_spec, probe_specs, select_items
     from sparring.graphs.run_config import load_config, load_config_with_lines
     from sparring.graphs.runtime.runlock import RunDirLock
-    from sparring.principles.labelled import builtin_items, check_principle_ids, load_items_file
+    from sparring.principles.labelled import BUILTIN_SETS, builtin_items, check_principle_ids, load_items_file
     from sparring.principles.loader import builtin_constitution
 
     cfg, lines = load_config_with_lines(config, overrides)
@@ -63,7 +67,8 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
         items = [item for path in items_files for item in load_items_file(path)]
         check_principle_ids(items, [*builtin_constitution().ids, *(p.id for p in principles)])
     else:
-        items = list(builtin_items())
+        chosen = BUILTIN_SETS if labelled == "all" else (labelled,)
+        items = [item for which in chosen for item in builtin_items(which)]
     selected, skipped = select_items(items, principles, only=only, per_label=per_label)
     names = _names(config, compare, bool(compare_overrides))
     specs = [critic_spec(cfg, name=names[0], source=source)]
@@ -79,7 +84,7 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
             with bar:
                 document = asyncio.run(calibrate_specs(
                     specs, selected, principles, on_done=bar.advance, skipped=skipped,
-                    sources=[str(p) for p in items_files] or ["built-in"]))
+                    sources=[str(p) for p in items_files] or [f"built-in ({labelled})"]))
         except KeyboardInterrupt:
             say("interrupted: nothing written", err=True)
             sys.exit(EXIT_INTERRUPTED)

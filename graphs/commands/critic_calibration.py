@@ -42,9 +42,10 @@ from sparring.graphs.run_config import RunConfig
 from sparring.graphs.runtime.store import CALIBRATION, replace_json
 from sparring.principles.labelled import LABELS, LabelledItem
 
-__all__ = ["CALIBRATION_FORMAT", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs", "probe_specs",
+__all__ = ["CALIBRATION_FORMAT", "GAP_FIGURES", "Critic", "CriticSpec", "agreement", "calibrate", "calibrate_specs",
+           "probe_specs",
            "cohen_kappa", "critic_spec", "figures", "judge_items", "read_calibration",
-           "select_items", "write_calibration"]
+           "select_items", "set_gap", "write_calibration"]
 
 CALIBRATION_FORMAT = 1
 """Version of calibration.json's layout."""
@@ -128,13 +129,15 @@ async def judge_items(critic: Critic, items: Sequence[LabelledItem], principles:
     async def one(item: LabelledItem) -> dict[str, Any]:
         messages = item.messages()
         row: dict[str, Any] = {"item": item.id, "principle": item.principle, "label": item.label,
-                               "turn": f"{item.turn.speaker}: {item.turn.text}"}
+                               "set": item.set_name, "turn": f"{item.turn.speaker}: {item.turn.text}"}
+        if item.also:
+            row["also"] = list(item.also)
         try:
             verdict = await critic.agent.judge(critic.seed, item.id, messages, len(messages) - 1, principles)
         except Exception as exc:  # recorded against this item; the others go on
             row.update(flagged=None, violated=[], error=f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS])
         else:
-            row.update(flagged=item.principle in verdict.violated, violated=verdict.violated,
+            row.update(flagged=any(pid in verdict.violated for pid in item.broken), violated=verdict.violated,
                        reasoning=verdict.reasoning)
         if on_done is not None:
             on_done()
@@ -169,9 +172,26 @@ def figures(rows: Sequence[dict[str, Any]], categories: dict[str, str]) -> dict[
     for row in rows:
         by_principle.setdefault(row["principle"], []).append(row)
         by_category.setdefault(categories.get(row["principle"], "(none)"), []).append(row)
+    by_set: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_set.setdefault(row.get("set") or "(items)", []).append(row)
     return {"overall": _figures_of(rows),
             "categories": {c: _figures_of(r) for c, r in by_category.items()},
-            "principles": {p: _figures_of(r) for p, r in by_principle.items()}}
+            "principles": {p: _figures_of(r) for p, r in by_principle.items()},
+            "sets": {name: _figures_of(r) for name, r in by_set.items()}}
+
+
+GAP_FIGURES = ("recall", "precision", "false_flag_rate", "near_miss_any_rate")
+
+
+def set_gap(sets: dict[str, dict[str, Any]], first: str = "rubric", second: str = "transfer") -> dict[str, Any] | None:
+    """``second`` minus ``first`` for each of ``GAP_FIGURES`` (a negative recall gap: the critic catches
+    less on turns unlike its guidance's examples); None unless both sets were judged."""
+    if first not in sets or second not in sets:
+        return None
+    a, b = sets[first], sets[second]
+    return {"of": second, "minus": first,
+            **{k: None if a[k] is None or b[k] is None else round(b[k] - a[k], 4) for k in GAP_FIGURES}}
 
 
 def cohen_kappa(both: int, first_only: int, second_only: int, neither: int) -> float | None:
@@ -229,7 +249,7 @@ async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], pr
                 "wall_s": round(time.perf_counter() - t0, 2),
                 "usage": {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
                           "calls": meter.calls},
-                "figures": figures(rows, categories), "verdicts": rows}
+                "figures": (f := figures(rows, categories)), "gap": set_gap(f["sets"]), "verdicts": rows}
 
     results = list(await asyncio.gather(*(run(i, c) for i, c in enumerate(critics))))
     return {
@@ -237,8 +257,11 @@ async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], pr
         "scope": {"judged_against": [p.id for p in principles],
                   "principles": [p.id for p in principles if p.id in {i.principle for i in items}],
                   "categories": {p.id: p.category for p in principles},
-            "flag": "the item's principle is among the critic's violations"},
+            "flag": "the item's principle (or, for a turn that breaks two, either) is among the critic's "
+                    "violations"},
         "items": {"sources": list(sources), "judged": len(items),
+                  "sets": {name: sum(1 for i in items if i.set_name == name)
+                           for name in dict.fromkeys(i.set_name for i in items)},
                   "by_label": {label: sum(1 for i in items if i.label == label) for label in LABELS},
                   "principles_without_items_in_set": list(skipped)},
         "critics": results,

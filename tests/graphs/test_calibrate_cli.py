@@ -42,7 +42,7 @@ def test_the_canned_critic_through_the_openai_client(tmp_path: Path) -> None:
     (run_dir / "manifest.json").write_text(json.dumps({"name": "a run", "status": "completed", "runs": []}), encoding="utf-8")
     with FakeOpenAIServer(responder=agent_reply) as server:
         config = write_config(tmp_path, server.base_url)
-        result = run_cli("calibrate", str(config), "--out", str(run_dir), cwd=tmp_path)
+        result = run_cli("calibrate", str(config), "--labelled", "rubric", "--out", str(run_dir), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert server.stats.chat_requests == 8 * len(PRIVACY)
     document = json.loads((run_dir / "calibration.json").read_text())
@@ -63,13 +63,27 @@ def test_the_canned_critic_through_the_openai_client(tmp_path: Path) -> None:
     assert "Critic calibration" in report and "Critic recall, precision and false alarms per category" in report
 
 
+def test_both_shipped_sets_and_the_gap_by_default(tmp_path: Path) -> None:
+    with FakeOpenAIServer(responder=agent_reply) as server:
+        config = write_config(tmp_path, server.base_url)
+        result = run_cli("calibrate", str(config), "--out", str(tmp_path / "out"), "-q", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "out" / "calibration.json").read_text())
+    sets = document["items"]["sets"]
+    assert sets["rubric"] == 8 * len(PRIVACY) and sets["transfer"] >= len(PRIVACY)
+    critic = document["critics"][0]
+    assert set(critic["figures"]["sets"]) == {"rubric", "transfer"} and critic["gap"]["of"] == "transfer"
+    assert "on the transfer set" in result.stdout and "gap (transfer minus rubric)" in result.stdout
+
+
 def test_two_critics_and_their_agreement(tmp_path: Path) -> None:
     with FakeOpenAIServer(responder=agent_reply) as one, FakeOpenAIServer(responder=never_flags) as two:
         first = write_config(tmp_path, one.base_url, "first")
         second = write_config(tmp_path, two.base_url, "second")
         out = tmp_path / "out"
-        result = run_cli("calibrate", str(first), "--compare", str(second), "--principle", "privacy.no-d*",
-                         "--principle", "privacy.keep-confidences", "--out", str(out), "-q", cwd=tmp_path)
+        result = run_cli("calibrate", str(first), "--labelled", "rubric", "--compare", str(second), "--principle",
+                         "privacy.no-d*", "--principle", "privacy.keep-confidences", "--out", str(out), "-q",
+                         cwd=tmp_path)
         assert result.returncode == 0, result.stderr
     document = json.loads((out / "calibration.json").read_text())
     assert [c["name"] for c in document["critics"]] == ["first", "second"]
