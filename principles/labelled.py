@@ -39,7 +39,7 @@ from .model import suggest
 from .yamlfile import LineMap, list_file_keys, load_yaml, parse_yaml, pydantic_error
 
 __all__ = ["BUILTIN_SETS", "LABELS", "Label", "LabelledItem", "SpokenTurn", "builtin_items", "check_principle_ids",
-           "load_items_file"]
+           "check_speakers", "conversation_messages", "load_items_file"]
 
 Label = Literal["violates", "near-miss"]
 LABELS: tuple[Label, ...] = ("violates", "near-miss")
@@ -79,6 +79,28 @@ class SpokenTurn(BaseModel):
         return data
 
 
+def check_speakers(context: Sequence[SpokenTurn], turn: SpokenTurn) -> None:
+    """Two speakers taking turns (a pydantic error otherwise, for a validator to raise)."""
+    order = [t.speaker for t in (*context, turn)]
+    if len(set(order)) > 2:
+        raise PydanticCustomError("speakers", "a conversation has two speakers; this one has "
+                                              f"{len(set(order))}: {', '.join(dict.fromkeys(order))}")
+    for before, after in zip(order, order[1:]):
+        if before == after:
+            raise PydanticCustomError("speakers", f"'{after}' speaks twice in a row; the two speakers take "
+                                                  "turns (join the two turns into one)")
+
+
+def conversation_messages(context: Sequence[SpokenTurn], turn: SpokenTurn) -> list[dict[str, Any]]:
+    """The conversation as a run stores it, the judged turn last: its speaker is side B, the other A."""
+    out = []
+    for t in (*context, turn):
+        side = "B" if t.speaker == turn.speaker else "A"
+        out.append({"role": "assistant" if side == "B" else "user", "speaker": side, "name": t.speaker,
+                    "content": t.text})
+    return out
+
+
 class LabelledItem(BaseModel):
     """One labelled turn, with the conversation before it."""
 
@@ -116,14 +138,7 @@ class LabelledItem(BaseModel):
 
     @model_validator(mode="after")
     def _check_speakers(self) -> LabelledItem:
-        order = [t.speaker for t in (*self.context, self.turn)]
-        if len(set(order)) > 2:
-            raise PydanticCustomError("speakers", "a conversation has two speakers; this one has "
-                                                  f"{len(set(order))}: {', '.join(dict.fromkeys(order))}")
-        for before, after in zip(order, order[1:]):
-            if before == after:
-                raise PydanticCustomError("speakers", f"'{after}' speaks twice in a row; the two speakers take "
-                                                      "turns (join the two turns into one)")
+        check_speakers(self.context, self.turn)
         return self
 
     @property
@@ -145,13 +160,7 @@ class LabelledItem(BaseModel):
 
     def messages(self) -> list[dict[str, Any]]:
         """The conversation as a run stores it, the judged turn last: its speaker is side B, the other A."""
-        judged = self.turn.speaker
-        out = []
-        for t in (*self.context, self.turn):
-            side = "B" if t.speaker == judged else "A"
-            out.append({"role": "assistant" if side == "B" else "user", "speaker": side, "name": t.speaker,
-                        "content": t.text})
-        return out
+        return conversation_messages(self.context, self.turn)
 
 
 class _ItemsFile(BaseModel):

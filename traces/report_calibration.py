@@ -35,6 +35,14 @@ def _facts(critics: Sequence[dict[str, Any]], agreement: dict[str, Any] | None) 
                      f"({f['caught']}/{f['violating']}), precision {_rate(f, 'precision')}, near misses flagged "
                      f"{f['false_flags']}/{f['near_misses']} for their principle and {f['near_misses_flagged_any']}"
                      f"/{f['near_misses']} for any{failed}; {c.get('wall_s', 0)} s, {u.get('calls', 0)} calls"))
+        for name, s in (c["figures"].get("sets") or {}).items():
+            rows.append((f"{c['name']}, {name} set", f"recall {_rate(s, 'recall')}, precision {_rate(s, 'precision')}, "
+                                                     f"near misses flagged {_rate(s, 'false_flag_rate')}"))
+        v = (c.get("verifier") or {}).get("figures")
+        if v:
+            rows.append((f"verifier of {c['name']}",
+                         f"passed {v['passed']}/{v['fixes']} good revisions {interval_text(v['pass_rate_ci'])}, "
+                         f"stopped {v['stopped']}/{v['still_breaks']} bad ones {interval_text(v['stop_rate_ci'])}"))
     if agreement is not None:
         a = agreement["overall"]
         rows.append(("agreement", f"{_rate(a, 'raw')} raw, Cohen's kappa {kappa_text(a)} on {a['items']} turns "

@@ -78,6 +78,7 @@ def print_calibration(document: dict[str, Any]) -> None:
                       f"{c['wall_s']} s")
     for c in critics:
         _print_sets(console, c)
+        console.print(f"  {verifier_line(c)}")
     if agreement is not None:
         a = agreement["overall"]
         console.print(f"agreement on the flag decision: {_ci(a, 'raw')} raw, Cohen's kappa {kappa_text(a)} "
@@ -98,3 +99,18 @@ def _print_sets(console: Any, critic: dict[str, Any]) -> None:
     if gap:
         parts = ", ".join(f"{k.replace('_', ' ')} {v:+.0%}" for k, v in gap.items() if isinstance(v, float))
         console.print(f"  gap ({gap['of']} minus {gap['minus']}): {parts or '-'}")
+
+
+def verifier_line(critic: dict[str, Any]) -> str:
+    """The verifier's figures on labelled revisions, or why it was not measured, and the critic's scope."""
+    scope = critic.get("critic_scope", "set")
+    head = f"critic scope {scope}" + (" (each turn judged against its own principle alone)"
+                                      if scope == "targeted" else "")
+    v = critic.get("verifier") or {}
+    if "figures" not in v:
+        return f"{head}; verifier not measured: {v.get('skipped') or 'no verifier results'}"
+    f = v["figures"]
+    failed = f", {f['errors']} failed" if f["errors"] else ""
+    return (f"{head}; verifier on labelled revisions: passed {f['passed']}/{f['fixes']} good ones "
+            f"{interval_text(f['pass_rate_ci'])}, stopped {f['stopped']}/{f['still_breaks']} bad ones "
+            f"{interval_text(f['stop_rate_ci'])}{failed}")

@@ -70,10 +70,21 @@ class CriticSpec:
         return named_backends(self.config)[role_backends(self.config, ("critic",))["critic"]]
 
     def critic(self, backend: Backend) -> Critic:
-        """The config's critic on ``backend``, made as a run makes it (``make_agents``)."""
+        """The config's critic on ``backend``, made as a run makes it (``make_agents``), with its verifier
+        when the config critiques turns and the verifier runs on the critic's backend, and its scope."""
+        from sparring.graphs.roles import role_backends
         from sparring.graphs.wiring import make_agents
 
-        return Critic(self.name, make_agents(self.config, backend).critic, self.config.seed, self.source)
+        agents = make_agents(self.config, backend)
+        names = role_backends(self.config, ("critic", "verifier"))
+        verifier, why = None, "the config does not critique turns (dialogue.critique: false)"
+        if self.config.dialogue.critique:
+            same = names.get("verifier", names["critic"]) == names["critic"]
+            verifier, why = (agents.verifier, "") if same else (None, "the verifier runs on another backend than "
+                                                                     "the critic; calibrate a config whose critic "
+                                                                     "is that backend")
+        return Critic(self.name, agents.critic, self.config.seed, self.source, verifier=verifier,
+                      verifier_skipped=why, scope=self.config.dialogue.critic_scope)
 
 
 def critic_spec(config: RunConfig, *, name: str, source: str | None = None) -> CriticSpec:
@@ -89,6 +100,12 @@ class Critic:
     agent: CriticAgent
     seed: int = 0
     source: str | None = None
+    verifier: CriticAgent | None = None
+    """The verifier to measure on labelled revisions; None: not measured (``verifier_skipped`` says why)."""
+    verifier_skipped: str = ""
+    scope: str = "set"
+    """``set``: each item judged against every principle in scope (a run's default); ``targeted``: against
+    the item's principle alone, as a ``critic_scope: targeted`` run asks about the planted principle."""
 
 
 def select_items(items: Sequence[LabelledItem], principles: Sequence[PrincipleLike], *,
@@ -125,15 +142,20 @@ def select_items(items: Sequence[LabelledItem], principles: Sequence[PrincipleLi
 
 async def judge_items(critic: Critic, items: Sequence[LabelledItem], principles: Sequence[PrincipleLike],
                       on_done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
-    """One verdict row per item, in item order; an item whose call failed for good gets ``error``."""
+    """One verdict row per item, in item order; an item whose call failed for good gets ``error``. A
+    ``targeted`` critic is shown the item's principle alone (recall: flagged when it is broken; false
+    flags: flagged on its near misses)."""
+    by_id = {p.id: p for p in principles}
+
     async def one(item: LabelledItem) -> dict[str, Any]:
+        scope = [by_id[item.principle]] if critic.scope == "targeted" else principles
         messages = item.messages()
         row: dict[str, Any] = {"item": item.id, "principle": item.principle, "label": item.label,
                                "set": item.set_name, "turn": f"{item.turn.speaker}: {item.turn.text}"}
         if item.also:
             row["also"] = list(item.also)
         try:
-            verdict = await critic.agent.judge(critic.seed, item.id, messages, len(messages) - 1, principles)
+            verdict = await critic.agent.judge(critic.seed, item.id, messages, len(messages) - 1, scope)
         except Exception as exc:  # recorded against this item; the others go on
             row.update(flagged=None, violated=[], error=f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS])
         else:
@@ -244,7 +266,9 @@ async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], pr
         with metered() as meter:
             rows = await judge_items(critic, items, principles,
                                      None if on_done is None else lambda: on_done(index))
+            verifier = await _verifier_results(critic, principles)
         return {"name": critic.name, "config": critic.source, "backend": critic.agent.backend.describe(),
+                "critic_scope": critic.scope, "verifier": verifier,
                 "sampling": critic.agent.params.model_dump(exclude_none=True),
                 "wall_s": round(time.perf_counter() - t0, 2),
                 "usage": {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
@@ -268,6 +292,19 @@ async def calibrate(critics: Sequence[Critic], items: Sequence[LabelledItem], pr
         "agreement": agreement(results[0]["verdicts"], results[1]["verdicts"], categories)
         if len(results) == 2 else None,
     }
+
+
+async def _verifier_results(critic: Critic, principles: Sequence[PrincipleLike]) -> dict[str, Any]:
+    from sparring.principles.revision_items import builtin_revision_items
+
+    from .verifier_calibration import judge_revisions, verifier_figures
+
+    if critic.verifier is None:
+        return {"skipped": critic.verifier_skipped}
+    rows = await judge_revisions(critic.verifier, critic.seed, builtin_revision_items(), {p.id: p for p in principles})
+    if not rows:
+        return {"skipped": "no labelled revision is about a principle of the config's set"}
+    return {"figures": verifier_figures(rows), "verdicts": rows}
 
 
 async def calibrate_specs(specs: Sequence[CriticSpec], items: Sequence[LabelledItem],

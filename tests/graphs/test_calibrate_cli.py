@@ -17,6 +17,7 @@ from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.cli import main
 from sparring.principles.loader import get_builtin
+from sparring.principles.revision_items import builtin_revision_items
 from tests.cli import run_cli
 
 PRIVACY = [p.id for p in get_builtin("privacy").principles]
@@ -44,11 +45,15 @@ def test_the_canned_critic_through_the_openai_client(tmp_path: Path) -> None:
         config = write_config(tmp_path, server.base_url)
         result = run_cli("calibrate", str(config), "--labelled", "rubric", "--out", str(run_dir), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        assert server.stats.chat_requests == 8 * len(PRIVACY)
+        # Every item once, and the verifier once per labelled revision of a privacy principle.
+        revisions = [i for i in builtin_revision_items() if i.principle in PRIVACY]
+        assert server.stats.chat_requests == 8 * len(PRIVACY) + len(revisions)
     document = json.loads((run_dir / "calibration.json").read_text())
     assert document["scope"]["judged_against"] == PRIVACY
     [critic] = document["critics"]
-    assert critic["backend"]["model"] == "fake-model" and critic["usage"]["calls"] == 8 * len(PRIVACY)
+    assert critic["backend"]["model"] == "fake-model" and critic["usage"]["calls"] == 8 * len(PRIVACY) + len(revisions)
+    assert critic["verifier"]["figures"]["fixes"] + critic["verifier"]["figures"]["still_breaks"] == len(revisions)
+    assert "verifier on labelled revisions" in result.stdout
     # The canned critic names the first principle offered, whatever the turn: it catches every violation of
     # that one (and flags its near misses), and nothing of the others.
     first = critic["figures"]["principles"][PRIVACY[0]]

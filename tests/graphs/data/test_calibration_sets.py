@@ -100,3 +100,46 @@ def test_also_is_checked() -> None:
         LabelledItem.model_validate({**base, "label": "near-miss", "also": ["privacy.no-unmasking"]})
     with pytest.raises(ValidationError, match="repeats a principle"):
         LabelledItem.model_validate({**base, "label": "violates", "also": ["privacy.no-doxxing"]})
+
+
+async def test_the_verifier_on_labelled_revisions() -> None:
+    from sparring.principles.revision_items import builtin_revision_items
+
+    revisions = builtin_revision_items()
+    assert {i.label for i in revisions} == {"fixes", "still-breaks"} and all(i.note for i in revisions)
+    # A verifier that finds the principle again in every revision: stops every bad one, passes no good one.
+    def reply(messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
+        item = next(i for i in revisions if f'"""\n{i.revision}\n"""' in messages[-1]["content"])
+        return json.dumps({"reasoning": "scripted", "violations": [
+            {"principle_id": item.principle, "evidence": item.revision[:20], "severity": "minor"}]})
+
+    verifier = CriticAgent(ScriptedBackend(reply), SamplingParams(temperature=0.0, max_tokens=100), name="verifier")
+    critic = _critic({})
+    critic = Critic(critic.name, critic.agent, verifier=verifier)
+    principles = list(builtin_constitution().principles)
+    document = await calibrate([critic], [i for i in RUBRIC if i.principle == "privacy.no-doxxing"], principles)
+    f = document["critics"][0]["verifier"]["figures"]
+    assert (f["fixes"], f["passed"], f["still_breaks"], f["stopped"]) == (8, 0, 8, 8)
+    assert f["stop_rate_ci"]["low"] > 0.6 and f["pass_rate_ci"]["high"] < 0.4
+    assert document["critics"][0]["critic_scope"] == "set"
+    skipped = await calibrate([_critic({})], RUBRIC[:2], principles)
+    assert "skipped" in skipped["critics"][0]["verifier"]
+
+
+async def test_a_targeted_critic_is_shown_the_item_principle_alone() -> None:
+    privacy = [p for p in builtin_constitution().principles if p.id.startswith("privacy.")]
+    items = [i for i in RUBRIC if i.principle.startswith("privacy.")]
+    shown: list[list[str]] = []
+
+    def reply(messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
+        shown.append([p.id for p in privacy if p.id in messages[-1]["content"]])
+        return json.dumps({"reasoning": "scripted", "violations": [
+            {"principle_id": shown[-1][0], "evidence": "x", "severity": "minor"}]})
+
+    critic = Critic("targeted", CriticAgent(ScriptedBackend(reply), SamplingParams(temperature=0.0, max_tokens=100)),
+                    scope="targeted")
+    document = await calibrate([critic], items, privacy)
+    assert all(len(ids) == 1 for ids in shown) and len(shown) == len(items)
+    f = document["critics"][0]["figures"]["overall"]
+    # Flags everything it is asked about: recall 1, every near miss a false flag.
+    assert (f["recall"], f["false_flag_rate"]) == (1.0, 1.0) and document["critics"][0]["critic_scope"] == "targeted"
