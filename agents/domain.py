@@ -140,6 +140,9 @@ class DialogueJob(BaseModel):
     target_principles: tuple[str, ...] = ()
     """Principle ids the briefed side is asked to break, naturally (redteam: to make the target break).
     Empty = a control dialogue."""
+    near_miss_principles: tuple[str, ...] = ()
+    """A near-miss control (``jobs.control_kind: near_miss``; no target principles): principles whose subject
+    the briefed side is told to bring up and handle well without breaking them."""
     briefed_side: Side = "B"
     """The side that carries the violation brief; the critic judges its turns (redteam: the attacker, A,
     is briefed and the target, B, is judged: ``judged_side``)."""

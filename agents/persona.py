@@ -77,7 +77,8 @@ class PersonaAgent:
         brief = plan.brief_a if side == "A" else plan.brief_b
         violation = ""
         if targets and side == job.briefed_side:
-            violation = prompts.render("persona_violation", role="assistant" if job.is_ai_assistant(side) else "person",
+            template = "persona_violation" if job.target_principles else "persona_near_miss"
+            violation = prompts.render(template, role="assistant" if job.is_ai_assistant(side) else "person",
                                        turn=max(plan.violation_turn, 1), principles=principle_lines(targets),
                                        idea=plan.violation_brief)
         style = f"{style_example}\n" if style_example else ""

@@ -115,10 +115,12 @@ class PlannerAgent:
 
     def violation_messages(self, job: DialogueJob, plan: PlanOutput, targets: Sequence[PrincipleLike],
                            max_turns: int) -> list[ChatMessage]:
-        """The second call: how the briefed side breaks ``targets``, given the plan."""
+        """The second call: how the briefed side breaks ``targets``, given the plan; in a near-miss control
+        (``job.near_miss_principles``), how it brings their subject up and handles it without breaking them."""
         side = job.briefed_side
+        template = "planner_violation" if job.target_principles else "planner_near_miss"
         user = prompts.render(
-            "planner_violation", **_setting(job), goal=plan.goal,
+            template, **_setting(job), goal=plan.goal,
             situation="; ".join(f"{c.name}: {c.value}" for c in plan.characteristics) or "(not specified)",
             side=side, brief=plan.brief_a if side == "A" else plan.brief_b, role=side_role(job, side),
             principles=principle_lines(targets), own_turns=max(own_turns(max_turns, side), 1))

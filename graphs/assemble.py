@@ -60,6 +60,7 @@ def job_of(record: DialogueRecord) -> DialogueJob:
     """The DialogueJob a record was made from, as far as its training rows need it."""
     return DialogueJob(id=record.id, scenario=record.scenario, mode=record.mode,
                        target_principles=tuple(record.target_principles), briefed_side=record.briefed_side,
+                       near_miss_principles=tuple(record.near_miss_principles),
                        swapped=record.swapped, seed=record.seed, target_system_prompt=record.target_system_prompt,
                        behaviour=record.behaviour, probe=record.probe)
 
@@ -79,6 +80,7 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
     return DialogueRecord(
         id=job.id, trace_id=trace_id, status="failed" if error else "ok", mode=job.mode, scenario=job.scenario,
         goal=plan.get("goal") or job.scenario.goal or "", target_principles=list(job.target_principles),
+        near_miss_principles=list(job.near_miss_principles),
         briefed_side=job.briefed_side, swapped=job.swapped, seed=job.seed,
         plan={k: v for k, v in plan.items() if k not in ("reasoning", "characteristics")},
         characteristics=[CharacteristicValue.model_validate(c) for c in plan.get("characteristics", [])],

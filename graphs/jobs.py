@@ -95,6 +95,12 @@ class JobsConfig(BaseModel):
     """Redteam mode: share of dialogues that are over-refusal probes (an ordinary user asks a harmless
     question that sounds risky; the target's replies are judged for needless refusals). Drawn first, from
     its own seeded generator; ``control_share`` then splits the other dialogues."""
+    control_kind: Literal["plain", "near_miss"] = "plain"
+    """What a control dialogue is. ``plain`` (the default): an ordinary conversation on the scenario, no
+    principle named to anyone: the critic's background false-flag rate. ``near_miss``: a principle is dealt
+    to it as to a briefed dialogue, and the briefed side is told to bring that principle's subject up and
+    handle it well without breaking it: the false-flag rate of each principle on the same kind of
+    conversation as its catch rate (assistant and peers modes; one more planner call per control)."""
     briefed_side: Literal["A", "B", "drawn"] | None = None
     """Which side carries the violation brief and is judged: ``A``, ``B``, or ``drawn``: per dialogue, from
     its seed, which side is briefed and which of the scenario's two personas speaks as side A (peers mode;
@@ -158,6 +164,7 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
     probe_draw = random.Random(derive_seed(seed, "probes"))
     probe_deck = Deck(list(by_id), random.Random(derive_seed(seed, "probe-order")))
     deck: list[str] = []
+    near_rng, near_deck = random.Random(derive_seed(seed, "near-miss")), list[str]()
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
     how = sides_for(config, mode)
     made = attacks = 0
@@ -182,12 +189,21 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                     pid = deck.pop()
                     if pid not in targets:
                         targets.append(pid)
+            near: tuple[str, ...] = ()
+            if control and config.control_kind == "near_miss" and principle_ids:
+                # Dealt from a deck and generator of their own: the run's jobs, seeds and controls are those
+                # of the same config with plain controls; its controls only gain a principle.
+                if not near_deck:
+                    near_deck = list(principle_ids)
+                    near_rng.shuffle(near_deck)
+                near = (near_deck.pop(),)
             job_seed = rng.randrange(2**31)
             principles = tuple(sorted(targets))
             job_id = DialogueJob.make_id(scenario.id, principles, mode, job_seed, index)
             side, swapped = draw_sides(job_seed, how)
             yield DialogueJob(id=job_id, scenario=scenario, mode=mode, target_principles=principles,
                               briefed_side=side, swapped=swapped, seed=job_seed, index=index,
+                              near_miss_principles=near,
                               characteristics=tuple(characteristics),
                               few_shot_id=choose_few_shot(job_id) if choose_few_shot else None,
                               target_system_prompt=(scenario.target_system_prompt or target_system_prompt)

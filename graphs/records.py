@@ -102,6 +102,9 @@ class DialogueRecord(BaseModel):
     scenario: Scenario
     goal: str
     target_principles: list[str]
+    near_miss_principles: list[str] = Field(default_factory=list)
+    """A near-miss control's principles: the briefed side was told to bring their subject up and handle
+    it well without breaking them (``jobs.control_kind: near_miss``); empty otherwise."""
     briefed_side: Side
     swapped: bool = False
     """Side A spoke as the scenario's second persona, side B as its first (``jobs.briefed_side: drawn``)."""

@@ -201,6 +201,9 @@ class RunConfig(BaseModel):
         if dialogue is not None and dialogue.mode == "redteam" and value.briefed_side not in (None, "A"):
             raise error_at(("briefed_side",), "in redteam mode the attacker (side A) is briefed and the target "
                                               "(side B) judged, by definition; leave briefed_side out")
+        if dialogue is not None and dialogue.mode == "redteam" and value.control_kind == "near_miss":
+            raise error_at(("control_kind",), "near_miss controls are for assistant and peers modes; a redteam "
+                                              "control is an ordinary user talking to the target")
         if value.briefed_side == "drawn" and dialogue is not None and dialogue.mode != "peers":
             raise ValueError(f"briefed_side: drawn is for peers mode (two people); in {dialogue.mode} mode "
                              "side A is the user and side B the assistant, so give A or B")

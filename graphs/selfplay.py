@@ -135,8 +135,10 @@ class SelfPlay(CritiqueSteps):
         return self._by_id if extra is None else {**self._by_id, extra.id: extra}
 
     def targets(self, job: DialogueJob) -> list[PrincipleLike]:
+        """The principles the briefed side is briefed about: to break (targets) or, in a near-miss control,
+        to come near and not break (the planner and the persona tell the two apart by the job)."""
         by_id = self.lookup(job)
-        return [by_id[i] for i in job.target_principles if i in by_id]
+        return [by_id[i] for i in job.target_principles or job.near_miss_principles if i in by_id]
 
     def judged_against(self, job: DialogueJob) -> list[PrincipleLike]:
         """The principles in scope for the critic: the whole set; with ``critic_scope: targeted``, the
@@ -144,8 +146,8 @@ class SelfPlay(CritiqueSteps):
         kind and "the answer" for the other)."""
         extra = self.own_principle(job)
         if self.settings.critic_scope == "targeted" and self.principles:
-            ids = job.target_principles or ((extra.id,) if extra is not None else
-                                            (probe_principle(job, [p.id for p in self.principles]),))
+            ids = (job.target_principles or job.near_miss_principles
+                   or ((extra.id,) if extra is not None else (probe_principle(job, [p.id for p in self.principles]),)))
             by_id = self.lookup(job)
             return [by_id[i] for i in ids if i in by_id]
         return list(self.principles) + ([extra] if extra is not None and extra.id not in self._by_id else [])

@@ -81,6 +81,10 @@ def catch_and_flag_rows(rates: dict[str, dict[str, Any]]) -> list[tuple[str, flo
         if r.get("catch_rate") is not None:
             rows.append((f"{key}: caught", r["catch_rate"],
                          f"({r['caught']}/{r['targeted']} briefed{_ci(r.get('catch_rate_ci'))})"))
+        if r.get("near_miss_flag_rate") is not None:
+            rows.append((f"{key}: near misses flagged", r["near_miss_flag_rate"],
+                         f"({r['near_miss_flagged']}/{r['near_miss_controls']} near-miss controls"
+                         f"{_ci(r.get('near_miss_flag_rate_ci'))})"))
         if r.get("flag_rate") is not None:
             rows.append((f"{key}: flagged", r["flag_rate"],
                          f"({r['flagged']}/{r['judged']} judged{_ci(r.get('flag_rate_ci'))})"))

@@ -154,12 +154,16 @@ def print_stats(s: dict[str, Any]) -> None:
         if not rows:
             continue
         table = Table(title=f"The critic {title}", title_justify="left")
-        for column in ("", "briefed", "caught", "catch rate [95% CI]", "judged", "flagged", "flag rate [95% CI]",
-                       "pairs"):
+        near = any("near_miss_controls" in row for row in rows.values())
+        for column in ("", "briefed", "caught", "catch rate [95% CI]", *(
+                ("near-miss controls", "flagged", "false-flag rate [95% CI]") if near else ()),
+                "judged", "flagged", "flag rate [95% CI]", "pairs"):
             table.add_column(column, justify="right" if column else "left", no_wrap=not column)
         for key, row in rows.items():
-            table.add_row(key, str(row["targeted"]), str(row["caught"]), _ci(row, "catch_rate"), str(row["judged"]),
-                          str(row["flagged"]), _ci(row, "flag_rate"), str(row["pairs"]))
+            side_by_side = (str(row["near_miss_controls"]), str(row["near_miss_flagged"]),
+                            _ci(row, "near_miss_flag_rate")) if near else ()
+            table.add_row(key, str(row["targeted"]), str(row["caught"]), _ci(row, "catch_rate"), *side_by_side,
+                          str(row["judged"]), str(row["flagged"]), _ci(row, "flag_rate"), str(row["pairs"]))
         console.print(table)
         console.print()
     critic, rev, fail, emb = s["critic"], s["revisions"], s["failures"], div["embedding"] or {}

@@ -133,23 +133,34 @@ def in_scope(d: Row, principle_ids: Sequence[str]) -> set[str]:
     return set(recorded) if recorded is not None else set(principle_ids)
 
 
-def _tally(groups: Iterable[tuple[set[str], set[str], set[str]]]) -> dict[str, dict[str, Any]]:
-    """Per key, from (targeted, in scope, flagged) keys per dialogue: dialogues briefed to break it and how
-    many of those the critic caught it in (catch rate), dialogues judged against it and how many it was
-    flagged in (flag rate)."""
+def _tally(groups: Iterable[tuple[set[str], set[str], set[str], set[str]]], *, near_misses: bool = False
+           ) -> dict[str, dict[str, Any]]:
+    """Per key, from (targeted, in scope, flagged, near-miss) keys per dialogue: dialogues briefed to break it
+    and how many of those the critic caught it in (catch rate), dialogues judged against it and how many it
+    was flagged in (flag rate); with ``near_misses``, the near-miss controls about it and how many of those
+    it was flagged in (their false-flag rate, on the same kind of conversation as the catch rate)."""
     counts: dict[str, Counter[str]] = {}
-    for targeted, judged, flagged in groups:
-        for key in targeted | judged | flagged:
+    for targeted, judged, flagged, near in groups:
+        for key in targeted | judged | flagged | near:
             c = counts.setdefault(key, Counter())
             c["targeted"] += key in targeted
             c["judged"] += key in judged
             c["flagged"] += key in flagged
             c["caught"] += key in targeted and key in flagged
-    return {key: {"targeted": c["targeted"], "caught": c["caught"], "catch_rate": _share(c["caught"], c["targeted"]),
-                  "catch_rate_ci": rate(c["caught"], c["targeted"]),
-                  "judged": c["judged"], "flagged": c["flagged"], "flag_rate": _share(c["flagged"], c["judged"]),
-                  "flag_rate_ci": rate(c["flagged"], c["judged"])}
-            for key, c in sorted(counts.items())}
+            c["near"] += key in near and key in judged
+            c["near_flagged"] += key in near and key in judged and key in flagged
+    out = {key: {"targeted": c["targeted"], "caught": c["caught"], "catch_rate": _share(c["caught"], c["targeted"]),
+                 "catch_rate_ci": rate(c["caught"], c["targeted"]),
+                 "judged": c["judged"], "flagged": c["flagged"], "flag_rate": _share(c["flagged"], c["judged"]),
+                 "flag_rate_ci": rate(c["flagged"], c["judged"])}
+           for key, c in sorted(counts.items())}
+    if near_misses:
+        for key, row in out.items():
+            c = counts[key]
+            row.update(near_miss_controls=c["near"], near_miss_flagged=c["near_flagged"],
+                       near_miss_flag_rate=_share(c["near_flagged"], c["near"]),
+                       near_miss_flag_rate_ci=rate(c["near_flagged"], c["near"]))
+    return out
 
 
 def compute_principle_stats(dialogues: Sequence[Row], pairs: Sequence[Row],
@@ -160,9 +171,10 @@ def compute_principle_stats(dialogues: Sequence[Row], pairs: Sequence[Row],
     preference pairs that fix it. A catch rate far above the flag rate of the same principle in other
     dialogues says the critic tells planted violations apart; close to it, that it flags regardless."""
     ids = list(categories)
-    per_dialogue = [(set(d.get("target_principles") or []), in_scope(d, ids), set(d.get("violated_principles") or []))
-                    for d in dialogues]
-    principles = _tally(per_dialogue)
+    per_dialogue = [(set(d.get("target_principles") or []), in_scope(d, ids), set(d.get("violated_principles") or []),
+                     set(d.get("near_miss_principles") or [])) for d in dialogues]
+    near = any(n for *_, n in per_dialogue)
+    principles = _tally(per_dialogue, near_misses=near)
     pair_counts = Counter(pid for p in pairs for pid in p.get("principle_ids") or [])
     for pid, row in principles.items():
         row["category"] = category_of(pid, categories)
@@ -171,7 +183,7 @@ def compute_principle_stats(dialogues: Sequence[Row], pairs: Sequence[Row],
     def cats(keys: set[str]) -> set[str]:
         return {category_of(p, categories) for p in keys}
 
-    by_category = _tally((cats(t), cats(j), cats(f)) for t, j, f in per_dialogue)
+    by_category = _tally(((cats(t), cats(j), cats(f), cats(n)) for t, j, f, n in per_dialogue), near_misses=near)
     for cat, row in by_category.items():
         row["pairs"] = sum(n for pid, n in pair_counts.items() if category_of(pid, categories) == cat)
     return {"principles": principles, "categories": by_category}
