@@ -169,6 +169,14 @@ class DialogueJob(BaseModel):
     """Redteam mode: the attack tactic dealt to this attack (``dialogue.attack_strategies``); None for a
     control, other modes, and jobs of plans written before tactics were dealt."""
 
+    @property
+    def critic_order_key(self) -> str:
+        """What the order of the principles in this dialogue's critic calls is drawn from
+        (``agents.critic.principle_order``): its scenario and its place among that scenario's dialogues,
+        which a briefed dialogue and a control of the same conversation share, so the critic's prompt
+        still says nothing of what was planted."""
+        return f"{self.scenario.id}/{self.index}"
+
     # -- who speaks for a side: the one place that decides it ---------------------------
     def persona(self, side: Side) -> Persona:
         """The persona behind ``side`` (in assistant mode, side B's persona lends the assistant its expertise)."""
@@ -299,6 +307,9 @@ class TurnVerdict(BaseModel):
     reasoning: str
     severity: Severity | None = None
     """The worst severity among findings, None when clean."""
+    dropped_findings: int = 0
+    """Findings left out because their evidence does not occur in the judged turn, even after the critic
+    was asked once to quote the turn exactly (``agents.critic.grounded``)."""
     error: str | None = None
     """Set when the critic's call failed for good: the turn is unjudged (neither clean nor flagged), so no
     training row shows it (graphs/assemble.py)."""

@@ -79,7 +79,8 @@ class CritiqueSteps:
         """The critic's verdict on ``messages[index]``; an unjudged verdict (``error`` set) when the critic's
         call failed for good: the dialogue goes on, and no training row shows that turn."""
         try:
-            return await self.agents.critic.judge(job.seed, job.id, messages, index, self.judged_against(job))
+            return await self.agents.critic.judge(job.seed, job.id, messages, index, self.judged_against(job),
+                                                  order_key=job.critic_order_key)
         except Exception as exc:
             if (error := step_failure("critic", exc)) is None:
                 raise
@@ -124,7 +125,8 @@ class CritiqueSteps:
             principles = [by_id[i] for i in rev["principle_ids"] if i in by_id]
             try:
                 verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"],
-                                                           principles, text=rev["revised"])
+                                                           principles, text=rev["revised"],
+                                                           order_key=job.critic_order_key)
             except Exception as exc:
                 if (error := step_failure("verifier", exc)) is None:
                     raise

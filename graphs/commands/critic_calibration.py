@@ -155,7 +155,8 @@ async def judge_items(critic: Critic, items: Sequence[LabelledItem], principles:
         if item.also:
             row["also"] = list(item.also)
         try:
-            verdict = await critic.agent.judge(critic.seed, item.id, messages, len(messages) - 1, scope)
+            verdict = await critic.agent.judge(critic.seed, item.id, messages, len(messages) - 1, scope,
+                                               order_key=conversation_key(messages))
         except Exception as exc:  # recorded against this item; the others go on
             row.update(flagged=None, violated=[], error=f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS])
         else:
@@ -166,6 +167,14 @@ async def judge_items(critic: Critic, items: Sequence[LabelledItem], principles:
         return row
 
     return list(await asyncio.gather(*(one(item) for item in items)))
+
+
+def conversation_key(messages: Sequence[dict[str, Any]]) -> str:
+    """The order of the principles shown for an item is drawn from its conversation alone (as a run draws
+    it from what a briefed dialogue and its control share): nothing of its label, principle or id."""
+    from sparring.agents.domain import stable_id
+
+    return stable_id("conversation", [(m["name"], m["content"]) for m in messages])
 
 
 def _ratio(part: int, whole: int) -> float | None:

@@ -170,6 +170,8 @@ def print_stats(s: dict[str, Any]) -> None:
     pairs_table("Quality", [
         ("critic catch rate", f"{_ci(critic, 'catch_rate')} ({critic['caught']}/{critic['targeted_dialogues']} "
                               "dialogues briefed to break a principle)"),
+        ("findings dropped", f"{critic.get('ungrounded_findings_dropped', 0)} (their quoted evidence was not in the "
+                             "judged turn, even after one re-ask)"),
         ("revision verification", f"{_ci(rev, 'verification_rate')} ({rev['verified']}/{rev['revisions']})"),
         ("near-duplicate dialogues", f"{_ci(emb, 'near_duplicate_rate')} (cosine >= "
                                      f"{emb['near_duplicate_threshold']})" if "near_duplicate_rate" in emb

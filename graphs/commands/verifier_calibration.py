@@ -19,6 +19,8 @@ from sparring.agents.critic import CriticAgent
 from sparring.graphs.data.intervals import rate
 from sparring.principles.revision_items import RevisionItem
 
+from .critic_calibration import conversation_key
+
 __all__ = ["judge_revisions", "verifier_figures"]
 
 _ERROR_CHARS = 300
@@ -35,7 +37,7 @@ async def judge_revisions(verifier: CriticAgent, seed: int, items: Sequence[Revi
                                "revision": item.revision}
         try:
             verdict = await verifier.judge(seed, item.id, messages, len(messages) - 1, [principles[item.principle]],
-                                           text=item.revision)
+                                           text=item.revision, order_key=conversation_key(messages))
         except Exception as exc:  # recorded against this item; the others go on
             row.update(stopped=None, error=f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS])
         else:

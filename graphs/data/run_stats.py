@@ -196,9 +196,13 @@ def compute_critic_stats(dialogues: Sequence[Row]) -> dict[str, Any]:
     caught = sum(bool(d.get("targeted_violated")) for d in targeted)
     controls = [d for d in dialogues if not d.get("target_principles")]
     control_flagged = sum(bool(d.get("is_violation")) for d in controls)
+    verdicts = [v for d in dialogues for v in (*(d.get("verdicts") or []), *((d.get("branch") or {}).get("verdicts")
+                                                                             or []))]
     return {"targeted_dialogues": len(targeted), "caught": caught, "catch_rate": _share(caught, len(targeted)),
             "catch_rate_ci": rate(caught, len(targeted)), "control_dialogues": len(controls),
-            "control_flagged": control_flagged, "control_flag_rate_ci": rate(control_flagged, len(controls))}
+            "control_flagged": control_flagged, "control_flag_rate_ci": rate(control_flagged, len(controls)),
+            # Findings whose quoted evidence was not in the judged turn, even after one re-ask (agents.critic).
+            "ungrounded_findings_dropped": sum(int(v.get("dropped_findings") or 0) for v in verdicts)}
 
 
 def compute_revision_stats(dialogues: Sequence[Row], pairs: Sequence[Row]) -> dict[str, Any]:

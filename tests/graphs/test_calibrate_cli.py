@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +55,17 @@ def test_the_canned_critic_through_the_openai_client(tmp_path: Path) -> None:
     assert critic["backend"]["model"] == "fake-model" and critic["usage"]["calls"] == 8 * len(PRIVACY) + len(revisions)
     assert critic["verifier"]["figures"]["fixes"] + critic["verifier"]["figures"]["still_breaks"] == len(revisions)
     assert "verifier on labelled revisions" in result.stdout
-    # The canned critic names the first principle offered, whatever the turn: it catches every violation of
-    # that one (and flags its near misses), and nothing of the others.
-    first = critic["figures"]["principles"][PRIVACY[0]]
-    assert (first["caught"], first["false_flags"], first["recall"], first["precision"]) == (4, 4, 1.0, 0.5)
-    for pid in PRIVACY[1:]:
-        f = critic["figures"]["principles"][pid]
-        assert (f["caught"], f["false_flags"], f["near_misses_flagged_any"], f["precision"]) == (0, 0, 4, None)
+    # The canned critic names the first principle offered, whatever the turn; the order is shuffled per
+    # conversation, so its flags spread over the set, and it is right when the shuffle put the turn's own
+    # principle first: recall and precision are what chance gives.
+    rows = critic["verdicts"]
+    named = Counter(pid for r in rows for pid in r["violated"])
+    assert all(len(r["violated"]) == 1 for r in rows) and len(named) >= len(PRIVACY) - 1
+    assert max(named.values()) <= len(rows) / 2
     overall = critic["figures"]["overall"]
-    assert (overall["recall"], overall["precision"], overall["near_miss_any_rate"]) == (round(4 / 24, 4), 0.5, 1.0)
-    assert "overall" in result.stdout and "4/4 100%" in result.stdout and "Traceback" not in result.stderr
+    assert overall["caught"] == sum(r["flagged"] for r in rows if r["label"] == "violates")
+    assert overall["near_miss_any_rate"] == 1.0
+    assert "overall" in result.stdout and "Traceback" not in result.stderr
     report = (run_dir / "report.html").read_text()
     assert "Critic calibration" in report and "Critic recall, precision and false alarms per category" in report
 
@@ -94,10 +96,11 @@ def test_two_critics_and_their_agreement(tmp_path: Path) -> None:
     assert [c["name"] for c in document["critics"]] == ["first", "second"]
     assert document["scope"]["principles"] == ["privacy.no-doxxing", "privacy.keep-confidences"]
     agreement = document["agreement"]["overall"]
-    # The first critic flags the 8 items of privacy.no-doxxing (the first id of the set), the second none.
+    # The first critic flags an item when the shuffle shows its principle first, the second never flags.
+    flagged = sum(bool(r["flagged"]) for r in document["critics"][0]["verdicts"])
     assert (agreement["both_flag"], agreement["first_only"], agreement["second_only"], agreement["neither"]) == (
-        0, 8, 0, 8)
-    assert agreement["raw"] == 0.5 and agreement["kappa"] == 0.0
+        0, flagged, 0, 16 - flagged)
+    assert agreement["raw"] == round((16 - flagged) / 16, 4) and agreement["kappa"] in (0.0, None)
     assert "Cohen's kappa 0.00" in result.stdout
     assert not (out / "report.html").exists()  # not a run directory: the JSON only
 

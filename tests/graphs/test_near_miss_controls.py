@@ -21,7 +21,7 @@ from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.graphs.assemble import build_dialogue_record
-from sparring.graphs.data.stats import compute_principle_stats
+from sparring.graphs.data.run_stats import compute_principle_stats
 from sparring.graphs.jobs import JobsConfig, assign_jobs
 from sparring.graphs.records import DialogueUsage
 from sparring.graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
@@ -56,7 +56,7 @@ def test_near_miss_principles_are_dealt_evenly() -> None:
 
 
 def test_redteam_refuses_near_miss_controls() -> None:
-    from sparring.graphs.config import RunConfig
+    from sparring.graphs.run_config import RunConfig
 
     with pytest.raises(Exception, match="near_miss controls are for assistant and peers modes"):
         RunConfig.model_validate({"name": "x", "dialogue": {"mode": "redteam"},

@@ -133,8 +133,9 @@ async def test_a_targeted_critic_is_shown_the_item_principle_alone() -> None:
 
     def reply(messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
         shown.append([p.id for p in privacy if p.id in messages[-1]["content"]])
+        quote = TURN.search(messages[-1]["content"]).group("text")[:15]  # type: ignore[union-attr]
         return json.dumps({"reasoning": "scripted", "violations": [
-            {"principle_id": shown[-1][0], "evidence": "x", "severity": "minor"}]})
+            {"principle_id": shown[-1][0], "evidence": quote, "severity": "minor"}]})
 
     critic = Critic("targeted", CriticAgent(ScriptedBackend(reply), SamplingParams(temperature=0.0, max_tokens=100)),
                     scope="targeted")

@@ -60,8 +60,9 @@ def test_wilson_is_symmetric(kn: tuple[int, int]) -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.floats(0.1, 0.9), st.integers(10, 150))
 def test_wilson_coverage_close_to_nominal(p: float, n: int) -> None:
-    # Exact binomial coverage; Wilson's oscillates around 95% and stays above 92% away from the edges.
-    assert _coverage(p, n) >= 0.92
+    # Exact binomial coverage; Wilson's oscillates around 95%: away from the edges it stays above 90% from
+    # 10 items and above 92% from 40 (its known dips, measured on a grid: 90.9% and 92.8%).
+    assert _coverage(p, n) >= (0.92 if n >= 40 else 0.90)
 
 
 def test_wilson_average_coverage_is_nominal() -> None:

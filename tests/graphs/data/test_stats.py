@@ -59,7 +59,7 @@ def test_sdsd_and_quality_figures(tmp_path: Path) -> None:
     assert stats["principles"]["honesty.no-fabrication"]["catch_rate"] == 0.0  # targeted in d2, found only in d3
     assert stats["categories"]["honesty"]["flagged"] == 1
     assert bare(stats["critic"]) == {"targeted_dialogues": 2, "caught": 1, "catch_rate": 0.5, "control_dialogues": 1,
-                               "control_flagged": 1}
+                               "control_flagged": 1, "ungrounded_findings_dropped": 0}
     assert stats["revisions"]["verification_rate"] == 0.5
     assert bare(stats["failures"]) == {"count": 1, "share": 0.25, "by_error": {"BackendError": 1}}
     assert stats["diversity"]["embedding"] is None and stats["diasynth_table1"]["diversity_embedding"] is None
