@@ -1,5 +1,5 @@
 """``sparring stats PATH --compare OTHER``: the conversation figures of two runs or datasets side by side
-(those ``stats.compute_conversation_stats`` gives any list of conversations)."""
+(those ``run_stats.compute_conversation_stats`` gives any list of conversations)."""
 
 from __future__ import annotations
 
