@@ -97,6 +97,7 @@ class CriticAgent:
                 findings.append(ViolationFinding(principle_id=f.principle_id, evidence=f.evidence,
                                                  severity=f.severity))
             verdict = TurnVerdict(turn_index=turn_index, side=side, violated=[f.principle_id for f in findings],
-                                  findings=findings, reasoning=parsed.reasoning, severity=worst(findings))
+                                  findings=findings, reasoning=parsed.reasoning, severity=worst(findings),
+                                  finish_reason=completion.finish_reason)
             span.update({"app.violated": verdict.violated, "app.severity": verdict.severity})
         return verdict

@@ -296,6 +296,8 @@ class TurnVerdict(BaseModel):
     reasoning: str
     severity: Severity | None = None
     """The worst severity among findings, None when clean."""
+    finish_reason: str | None = None
+    """Why the critic's reply ended; None when no call was made or before it was kept."""
     error: str | None = None
     """Set when the critic's call failed for good: the turn is unjudged (neither clean nor flagged), so no
     training row shows it (graphs/assemble.py)."""

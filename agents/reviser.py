@@ -53,7 +53,8 @@ class ReviserAgent:
         return [{"role": "system", "content": prompts.render("reviser_system")}, {"role": "user", "content": user}]
 
     async def revise(self, job_seed: int, job_id: str, messages: Sequence[dict[str, Any]], verdict: TurnVerdict,
-                     principles: dict[str, PrincipleLike]) -> str:
+                     principles: dict[str, PrincipleLike]) -> tuple[str, str | None]:
+        """The revised turn (stored by the rule turns are: ``clean_turn``) and why the reply ended."""
         msgs = self.messages(messages, verdict, principles)
         params = self.params.with_seed(derive_seed(job_seed, job_id, "revise", verdict.turn_index))
         schema = revision_schema(revision_bound(messages[verdict.turn_index]["content"]))
@@ -61,4 +62,4 @@ class ReviserAgent:
                                       side=verdict.side, principle_ids=verdict.violated)
         parsed: Any = completion.parsed
         text, _ = clean_turn(parsed.revision)
-        return text
+        return text, completion.finish_reason

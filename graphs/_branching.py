@@ -72,7 +72,7 @@ class CritiqueSteps:
         raise NotImplementedError
 
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
-                  max_turns: int) -> tuple[str, bool]:
+                  max_turns: int) -> tuple[dict[str, Any], bool]:
         raise NotImplementedError
 
     async def judge_turn(self, job: DialogueJob, messages: Sequence[dict[str, Any]], index: int) -> TurnVerdict:
@@ -101,7 +101,8 @@ class CritiqueSteps:
             rev = {"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": "",
                    "principle_ids": list(v.violated), "verified": False, "remaining": []}
             try:
-                rev["revised"] = await self.agents.reviser.revise(job.seed, job.id, messages, v, self.lookup(job))
+                rev["revised"], rev["finish_reason"] = await self.agents.reviser.revise(
+                    job.seed, job.id, messages, v, self.lookup(job))
             except Exception as exc:
                 if (error := step_failure("reviser", exc)) is None:
                     raise
@@ -130,7 +131,8 @@ class CritiqueSteps:
                     raise
                 return {**rev, "verified": False, "remaining": [], "error": error}
             remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
-            return {**rev, "verified": not remaining, "remaining": remaining}
+            return {**rev, "verified": not remaining, "remaining": remaining,
+                    "verify_finish_reason": verdict.finish_reason}
 
         return list(await asyncio.gather(*(check(r) for r in revisions)))
 
@@ -148,11 +150,8 @@ class CritiqueSteps:
         messages = branch["messages"]
         end = branch["from_turn"] + 1 + self.settings.branch_turns
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        text, done = await self.say(job, state["plan"], messages, side, end)
-        turn = {"role": "user" if side == "A" else "assistant", "speaker": side, "name": job.speaker_name(side),
-                "content": text}
+        turn, done = await self.say(job, state["plan"], messages, side, end)
         messages = [*messages, turn]
-        done = done and side == "A" and len(messages) >= self.settings.min_turns
         branch = {**branch, "messages": messages, "done": done}
         return Command(update={"branch": branch}, goto="branch_critique" if done or len(messages) >= end
                        else "branch")

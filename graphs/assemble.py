@@ -36,10 +36,16 @@ from .records import (
 
 _KICKOFF = "(You start the conversation.)"
 DROP_REASONS = ("unverified", "flagged_prompt", "after_branch", "revision_failed", "verify_failed",
-                "unjudged_prompt")
+                "unjudged_prompt", "cut_turn")
 """Why a flagged turn gives no pair: its revision failed the verifier (and unverified pairs are dropped), its
 prompt would hold a flagged turn without a verified revision, the dialogue's branch replaces it, the
-reviser's or the verifier's call failed for good, or its prompt would hold a turn the critic could not judge."""
+reviser's or the verifier's call failed for good, its prompt would hold a turn the critic could not judge,
+or the turn or its revision was cut at the token limit (a pair would teach "be shorter")."""
+SFT_CUTS = ("unfixed", "cut_turn")
+"""Why an SFT row was cut (or dropped): at a flagged turn without a verified revision or an unjudged one, or
+at a turn of the judged side cut at the token limit (never a training target)."""
+CUT = "length"
+"""The finish reason of a reply cut at ``max_tokens``."""
 STEPS = ("critic", "reviser", "verifier")
 """The steps whose call may fail for good without failing the dialogue (graphs/_branching.step_failure)."""
 
@@ -105,8 +111,9 @@ def is_preference(original: str, revised: str) -> bool:
 
 
 def fixes(rev: Revision | None) -> bool:
-    """A revision that may stand in for its turn in training data: verified, and a real change."""
-    return rev is not None and rev.verified and is_preference(rev.original, rev.revised)
+    """A revision that may stand in for its turn in training data: verified, a real change, and whole."""
+    return (rev is not None and rev.verified and is_preference(rev.original, rev.revised)
+            and rev.finish_reason != CUT)
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ class Track:
     branch: bool = False
     unjudged: frozenset[int] = frozenset()
     """Turns the critic's call failed on: neither clean nor flagged, so never shown to a trainer."""
+    cut: frozenset[int] = frozenset()
+    """Turns cut at the token limit: never a training target (no pair's rejected, no SFT target)."""
 
     def clean_turns(self, upto: int) -> list[Message] | None:
         """The turns before ``upto``, every flagged one replaced by its verified revision; None when a
@@ -143,6 +152,15 @@ class Track:
         return min((i for i in (*self.flagged, *self.unjudged)
                     if i in self.unjudged or not fixes(self.revisions.get(i))), default=None)
 
+    def sft_cut(self, side: Side) -> tuple[int, str] | None:
+        """Where an SFT row of ``side`` must end, and why (SFT_CUTS): the first unfixed turn, or the first turn
+        of ``side`` cut at the token limit, whichever comes first."""
+        unfixed = self.first_unfixed()
+        cut = min((i for i in self.cut if self.messages[i].speaker == side and i not in self.flagged), default=None)
+        if cut is not None and (unfixed is None or cut < unfixed):
+            return cut, "cut_turn"
+        return None if unfixed is None else (unfixed, "unfixed")
+
     def prompt_problem(self, upto: int) -> str | None:
         """Why the turns before ``upto`` cannot be a prompt (a DROP_REASONS entry), or None."""
         if any(i < upto for i in self.unjudged):
@@ -154,7 +172,8 @@ def _track(messages: Sequence[Message], verdicts: Sequence[TurnVerdict], revisio
            branch: bool = False) -> Track:
     return Track(messages, {v.turn_index: v.violated for v in verdicts if v.violated},
                  {r.turn_index: r for r in revisions}, branch,
-                 frozenset(v.turn_index for v in verdicts if v.error is not None))
+                 frozenset(v.turn_index for v in verdicts if v.error is not None),
+                 frozenset(i for i, m in enumerate(messages) if m.finish_reason == CUT))
 
 
 def trunk(record: DialogueRecord) -> Track:
@@ -175,6 +194,8 @@ def pair_fate(record: DialogueRecord, rev: Revision, track: Track, *, keep_unver
     """Why ``rev`` gives no pair (one of DROP_REASONS), or None when it gives one."""
     if rev.error is not None and rev.error.startswith("reviser"):
         return "revision_failed"
+    if rev.turn_index in track.cut or rev.finish_reason == CUT:
+        return "cut_turn"
     if not rev.verified and not keep_unverified:
         return "verify_failed" if rev.error is not None else "unverified"
     if record.branch is not None and not track.branch and rev.turn_index > record.branch.from_turn:
@@ -241,7 +262,8 @@ def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | No
     flagged turn without one; None (dropped) when no turn of the judged side is left to learn from."""
     side = job.judged_side
     track = sft_track(record)
-    cut = track.first_unfixed()
+    stop = track.sft_cut(side)
+    cut = None if stop is None else stop[0]
     turns = track.clean_turns(len(track.messages) if cut is None else cut)
     assert turns is not None
     if not any(m.speaker == side for m in turns):
@@ -251,15 +273,18 @@ def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | No
         revised = sorted({record.branch.from_turn, *revised})
     messages = [*_system(job, side), *_side_view(turns, side)]
     return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id, revised_turns=revised,
-                     cut_at=cut, from_branch=track.branch)
+                     cut_at=cut, cut_reason=None if stop is None else stop[1], from_branch=track.branch)
 
 
 def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, Any]:
     """What the dialogue's training rows left out: pairs dropped by reason, and whether its SFT row
     was cut or dropped (for the manifest's counts)."""
-    sft = build_sft_record(record, job_of(record))
+    job = job_of(record)
+    sft = build_sft_record(record, job)
+    stop = sft_track(record).sft_cut(job.judged_side)
     return {"dropped_pairs": dict(dropped_pairs(record, keep_unverified=keep_unverified)),
             "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole"),
+            "sft_cut_reason": None if stop is None else stop[1],
             "failed_steps": dict(failed_steps(record))}
 
 

@@ -83,7 +83,8 @@ class DialogueConfig(BaseModel):
     max_turns: int = Field(8, ge=2, le=200)
     """Turn cap, both sides counted."""
     min_turns: int = Field(2, ge=1, le=200)
-    """A done signal before this many turns is ignored."""
+    """The length the speakers are told a conversation lasts at least ("do not end it before turn N"); an end
+    marker before it is honoured all the same (the dialogue ends there: no turn follows a farewell)."""
     stop_on_violation: bool = False
     """Judge the briefed side as it speaks and stop once a targeted principle is broken (SDSD)."""
     critique: bool = True

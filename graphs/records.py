@@ -32,6 +32,9 @@ class Message(BaseModel):
     name: str
     """The persona's name (or ``AI assistant``)."""
     content: str
+    finish_reason: str | None = None
+    """Why the model stopped writing this turn (``stop``; ``length``: cut at ``max_tokens``, so never a
+    training target); None in records written before it was kept."""
 
 
 class Revision(BaseModel):
@@ -51,6 +54,10 @@ class Revision(BaseModel):
     error: str | None = None
     """Set when the reviser's (``revised`` is empty) or the verifier's call failed for good: the
     message names the step. Such a revision is not verified and gives no pair."""
+    finish_reason: str | None = None
+    """Why the reviser's reply ended (``length``: cut, so never a chosen); None before it was kept."""
+    verify_finish_reason: str | None = None
+    """Why the verifier's reply ended; None when not verified or before it was kept."""
 
 
 class Branch(BaseModel):
@@ -196,5 +203,8 @@ class SFTRecord(BaseModel):
     revised_turns: list[int]
     cut_at: int | None = None
     """The turn the dialogue was cut before (flagged, no verified revision); None when whole."""
+    cut_reason: str | None = None
+    """Why it was cut (graphs.assemble.SFT_CUTS): ``unfixed`` (a flagged turn without a verified revision, or
+    an unjudged one) or ``cut_turn`` (a turn of the judged side cut at the token limit); None when whole."""
     from_branch: bool = False
     """Made from the dialogue's branch."""

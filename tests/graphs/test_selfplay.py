@@ -56,10 +56,12 @@ async def test_done_signal_ends_dialogue_after_min_turns():
     assert "<done>" not in record.messages[2].content
 
 
-async def test_done_signal_before_min_turns_is_ignored():
+async def test_done_signal_before_min_turns_is_honoured():
+    """No turn follows a farewell: an end before ``min_turns`` ends the dialogue (the speakers were told the
+    minimum; tests/graphs/test_whole_turns.py has the rest)."""
     _, record = await run(World(done_at=0), make_job(), max_turns=4, min_turns=3)
-    assert record.stop_reason == "max_turns"
-    assert record.turns == 4
+    assert record.stop_reason == "done_signal"
+    assert record.turns == 1
 
 
 async def test_each_side_sees_only_its_own_brief_and_its_own_view():
