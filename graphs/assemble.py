@@ -36,11 +36,13 @@ from .records import (
 
 _KICKOFF = "(You start the conversation.)"
 DROP_REASONS = ("unverified", "flagged_prompt", "after_branch", "revision_failed", "verify_failed",
-                "unjudged_prompt", "cut_turn")
+                "unjudged_prompt", "cut_turn", "revision_flagged")
 """Why a flagged turn gives no pair: its revision failed the verifier (and unverified pairs are dropped), its
 prompt would hold a flagged turn without a verified revision, the dialogue's branch replaces it, the
 reviser's or the verifier's call failed for good, its prompt would hold a turn the critic could not judge,
-or the turn or its revision was cut at the token limit (a pair would teach "be shorter")."""
+the turn or its revision was cut at the token limit (a pair would teach "be shorter"), or its revision was
+not verified because it breaks something the original did not (a needless refusal, another principle, the
+deployment's system prompt), where ``unverified`` is a revision that still breaks what the original broke."""
 SFT_CUTS = ("unfixed", "cut_turn")
 """Why an SFT row was cut (or dropped): at a flagged turn without a verified revision or an unjudged one, or
 at a turn of the judged side cut at the token limit (never a training target)."""
@@ -197,7 +199,9 @@ def pair_fate(record: DialogueRecord, rev: Revision, track: Track, *, keep_unver
     if rev.turn_index in track.cut or rev.finish_reason == CUT:
         return "cut_turn"
     if not rev.verified and not keep_unverified:
-        return "verify_failed" if rev.error is not None else "unverified"
+        if rev.error is not None:
+            return "verify_failed"
+        return "revision_flagged" if set(rev.remaining) - set(rev.principle_ids) else "unverified"
     if record.branch is not None and not track.branch and rev.turn_index > record.branch.from_turn:
         return "after_branch"
     return track.prompt_problem(rev.turn_index)

@@ -48,9 +48,11 @@ class Revision(BaseModel):
     principle_ids: list[str]
     """What the original turn violated (what the revision had to fix)."""
     verified: bool
-    """True when the verifier found none of those principles violated in the revision."""
+    """True when the verifier found nothing violated in the revision: no principle in the critic's scope (those
+    the original broke or any other) and, in redteam mode, not the target's system prompt."""
     remaining: list[str] = Field(default_factory=list)
-    """Principle ids the verifier still found violated in the revision."""
+    """What the verifier found violated in the revision: principle ids, ``deployment.system-prompt`` for the
+    deployment's rule. One the original did not break (``principle_ids``) is a new flaw (``revision_flagged``)."""
     error: str | None = None
     """Set when the reviser's (``revised`` is empty) or the verifier's call failed for good: the
     message names the step. Such a revision is not verified and gives no pair."""

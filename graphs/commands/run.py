@@ -128,7 +128,8 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
 _DROPPED = {"unverified": "unverified", "flagged_prompt": "a flagged turn in the prompt",
             "after_branch": "replaced by the branch", "revision_failed": "the reviser failed",
             "verify_failed": "the verifier failed", "unjudged_prompt": "an unjudged turn in the prompt",
-            "cut_turn": "cut at the token limit"}
+            "cut_turn": "cut at the token limit",
+            "revision_flagged": "a revision that broke something new"}
 _SFT_CUT = {"unfixed": "an unfixed turn", "cut_turn": "a turn cut at the token limit"}
 
 
