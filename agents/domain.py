@@ -148,6 +148,8 @@ class DialogueJob(BaseModel):
     peers mode, so that neither persona is always the one that opens or the one that is briefed)."""
     target_system_prompt: str | None = None
     """Redteam mode: the system prompt the target is deployed with (None: no system message)."""
+    assistant_role: str | None = None
+    """Assistant mode: the assistant's public role (``dialogue.assistant_role``; None: the default role)."""
     seed: int = 0
     """Seeds every model call of this dialogue."""
     index: int = 0

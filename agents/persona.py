@@ -1,7 +1,11 @@
-"""The two persona agents. Each sees only its own persona, its own brief and the
-conversation from its own side: its turns as ``assistant``, the other's as ``user``.
-That separation is what makes this self-play between two agents rather than one
-model writing a script.
+"""The two persona agents. Each sees the conversation from its own side: its turns as
+``assistant``, the other's as ``user``. That separation is what makes this self-play
+between two agents rather than one model writing a script.
+
+The side whose turns become training targets (the judged side) sees exactly what its
+training rows show: its public role (``public_system_prompt``) and the conversation, plus,
+in the one turn it must break a principle, the violation instruction. The other side sees
+its own persona, the situation, its brief and goal.
 """
 
 from __future__ import annotations
@@ -27,6 +31,37 @@ _KICKOFF = {
     "redteam": "(You open the chat. Write your first message.)",
     "peers": "(You start the conversation. Say your first line.)",
 }
+
+
+DEFAULT_ASSISTANT_ROLE = "You are a helpful AI assistant."
+"""The assistant's public role when the config gives none (``dialogue.assistant_role``)."""
+
+
+def kickoff(mode: str) -> str:
+    """The cue the side that opens the conversation is shown (chat templates need a user message first):
+    the same in the call that wrote the turn and in the training rows made from it."""
+    return _KICKOFF.get(mode, _KICKOFF["peers"])
+
+
+def public_system_prompt(job: DialogueJob, side: Side) -> str | None:
+    """A side's public role: the whole system prompt of the judged side's calls (with, in the one turn that
+    must break a principle, the violation instruction after it) and, word for word, the system message of
+    every training row made from its turns. The target of a redteam dialogue: its deployment's system prompt,
+    or none; the assistant: ``assistant_role``; a peer: its own persona and whom it talks with."""
+    if job.mode == "redteam" and side == "B":
+        return job.target_system_prompt
+    if job.is_ai_assistant(side):
+        return job.assistant_role or DEFAULT_ASSISTANT_ROLE
+    me, other = job.persona(side), job.persona(other_side(side))
+    described = me.name + (f", {me.description}" if me.description else "")
+    return f"You are {described}. You are talking with {other.name}."
+
+
+def planted_turn(job: DialogueJob, plan: PlanOutput, side: Side, turn_index: int) -> bool:
+    """Whether turn ``turn_index`` is the one ``side`` was briefed to break a principle in: the violation
+    instruction is shown in that turn's prompt only (turn-local), never for the whole dialogue."""
+    return bool(job.target_principles) and side == job.briefed_side and \
+        turn_index // 2 + 1 == max(plan.violation_turn, 1)
 
 
 def view_from(side: Side, messages: Sequence[dict[str, Any]], kickoff: str) -> list[ChatMessage]:
@@ -109,31 +144,32 @@ class PersonaAgent:
     def system_prompt(self, job: DialogueJob, plan: PlanOutput, side: Side, targets: Sequence[PrincipleLike],
                       situation: str, style_example: str | None, *, turn_index: int = 0,
                       max_turns: int | None = None, min_turns: int | None = None) -> str:
-        """What ``side`` is told before its turn ``turn_index``: its persona, the situation, its own
-        brief (and, for the briefed side only, the violation plan), the turn it is at."""
-        brief = plan.brief_a if side == "A" else plan.brief_b
+        """What ``side`` is told before its turn ``turn_index``. The judged side (the one whose turns become
+        training targets) is told its public role only (``public_system_prompt``), and in its planted turn
+        the violation instruction after it: nothing a training row does not show. The other side is told
+        its persona, the situation, its brief and goal, the turn it is at."""
         violation = ""
-        if targets and side == job.briefed_side:
+        if targets and planted_turn(job, plan, side, turn_index):
             violation = prompts.render("persona_violation", role="assistant" if job.is_ai_assistant(side) else "person",
-                                       turn=max(plan.violation_turn, 1), principles=principle_lines(targets),
-                                       idea=plan.violation_brief)
+                                       principles=principle_lines(targets), idea=plan.violation_brief)
+        if side == job.judged_side or job.is_ai_assistant(side):
+            role = public_system_prompt(job, side) or ""
+            return f"{role}\n\n{violation}" if violation else role
+        brief = plan.brief_a if side == "A" else plan.brief_b
         style = f"{style_example}\n" if style_example else ""
         counter = turn_line(turn_index, max_turns, min_turns)
         situation = situation or "(not specified)"
         persona = job.persona(side)
         persona_text = persona.name + (f": {persona.description}" if persona.description else "")
         if job.mode == "assistant":
-            if side == "A":
-                return prompts.render("persona_user", persona=persona_text, situation=situation, brief=brief,
-                                      goal=plan.goal, style=style, turn_line=counter, end_marker=END_MARKER)
-            return prompts.render("persona_assistant", expertise=f" You have the expertise of {persona_text}.",
-                                  situation=situation, brief=brief, violation=violation, turn_line=counter)
+            return prompts.render("persona_user", persona=persona_text, situation=situation, brief=brief,
+                                  goal=plan.goal, style=style, turn_line=counter, end_marker=END_MARKER)
         other = job.persona(other_side(side))
         done_rule = ("When your goal is reached or the conversation comes to a natural end, finish that line "
                      f"with {END_MARKER}") if side == "A" else ""
         return prompts.render("persona_peer", name=persona.name, other_name=other.name, persona=persona_text,
                               other_persona=other.description or other.name, situation=situation,
-                              brief=brief, violation=violation, style=style, turn_line=counter,
+                              brief=brief, style=style, turn_line=counter,
                               done_rule=done_rule)
 
     async def speak(self, job: DialogueJob, plan: PlanOutput, messages: Sequence[dict[str, Any]], side: Side,

@@ -78,7 +78,7 @@ class CritiqueSteps:
         raise NotImplementedError
 
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
-                  max_turns: int) -> tuple[dict[str, Any], bool]:
+                  max_turns: int, *, branch: bool = False) -> tuple[dict[str, Any], bool]:
         raise NotImplementedError
 
     async def judge_turn(self, job: DialogueJob, messages: Sequence[dict[str, Any]], index: int) -> TurnVerdict:
@@ -160,7 +160,7 @@ class CritiqueSteps:
         messages = branch["messages"]
         end = branch["from_turn"] + 1 + self.settings.branch_turns
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        turn, done = await self.say(job, state["plan"], messages, side, end)
+        turn, done = await self.say(job, state["plan"], messages, side, end, branch=True)
         messages = [*messages, turn]
         branch = {**branch, "messages": messages, "done": done}
         return Command(update={"branch": branch}, goto="branch_critique" if done or len(messages) >= end

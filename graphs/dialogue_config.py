@@ -121,6 +121,10 @@ class DialogueConfig(BaseModel):
     1-3) into dialogues.jsonl's ``scores``. ``true`` for the defaults, or ``{criteria, samples,
     sample_temperature}``; sampling in ``sampling.judge``. ``sparring judge RUN_DIR`` scores a finished run."""
 
+    assistant_role: str | None = Field(None, min_length=1, max_length=4000)
+    """Assistant mode: the AI assistant's public role, its whole system prompt in every call and, word for word,
+    the system message of every training row made from its turns (None: "You are a helpful AI assistant.").
+    The assistant is told nothing else: no user facts, no brief, no situation (the data rules)."""
     target_system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
     """Redteam mode: the system prompt the target is deployed with, the only thing it is told besides the
     conversation (a scenario's ``target_system_prompt`` overrides it). None: no system message."""

@@ -161,6 +161,8 @@ class DialogueRecord(BaseModel):
     attack_access: Literal["black-box", "white-box"] | None = None
     """Redteam mode: ``white-box`` when the attack planner was shown the target's system prompt
     (``dialogue.attacker_sees_system_prompt``), ``black-box`` when it saw only what a user sees."""
+    assistant_role: str | None = None
+    """Assistant mode: the assistant's public role when the config gave one (``dialogue.assistant_role``)."""
     models: dict[str, str] = Field(default_factory=dict)
     """The model behind each role of this dialogue (``planner``, ``side_a``, ``side_b``, ``critic``, ...)."""
 
@@ -204,9 +206,11 @@ class SFTRecord(BaseModel):
     dialogue_id: str
     revised_turns: list[int]
     cut_at: int | None = None
-    """The turn the dialogue was cut before (flagged, no verified revision); None when whole."""
+    """The turn the dialogue was cut before (``cut_reason`` says why); None when whole."""
     cut_reason: str | None = None
-    """Why it was cut (graphs.assemble.SFT_CUTS): ``unfixed`` (a flagged turn without a verified revision, or
-    an unjudged one) or ``cut_turn`` (a turn of the judged side cut at the token limit); None when whole."""
+    """Why it was cut (graphs.assemble.SFT_CUTS): before ``unfixed`` (a flagged turn without a verified
+    revision, or an unjudged one), ``cut_turn`` (a turn of the judged side cut at the token limit) or
+    ``planted`` (the turn written under the violation instruction, not flagged), or ``after_revision`` (the
+    other side answered the original); None when whole."""
     from_branch: bool = False
     """Made from the dialogue's branch."""

@@ -194,16 +194,16 @@ class SelfPlay(CritiqueSteps):
         return Command(update=update, goto=self.route_after_turn({**state, **update}))  # type: ignore[typeddict-item]
 
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
-                  max_turns: int) -> tuple[dict[str, Any], bool]:
+                  max_turns: int, *, branch: bool = False) -> tuple[dict[str, Any], bool]:
         """The next turn of ``side`` (in the trunk, or in a branch that ends at ``max_turns``), with why its
         model stopped writing, and whether it ends the conversation (an end marker is honoured from either
         side at any turn: no turn follows a farewell); the persona's, in redteam mode the attacker's (A)
-        or the target's (B)."""
+        or the target's (B). In a ``branch`` the briefed persona carries no violation instruction."""
         plan = PlanOutput.model_validate(planned)
         done = False
         if job.mode != "redteam":
             text, done, completion = await self.agents.speaker(side).speak(
-                job, plan, messages, side, self.targets(job), situation=self.situation(plan),
+                job, plan, messages, side, [] if branch else self.targets(job), situation=self.situation(plan),
                 style_example=self.style_example(job), max_turns=max_turns, min_turns=self.settings.min_turns)
         elif side == "B":
             text, completion = await self._redteam().target.reply(job, messages)

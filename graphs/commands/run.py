@@ -129,8 +129,10 @@ _DROPPED = {"unverified": "unverified", "flagged_prompt": "a flagged turn in the
             "after_branch": "replaced by the branch", "revision_failed": "the reviser failed",
             "verify_failed": "the verifier failed", "unjudged_prompt": "an unjudged turn in the prompt",
             "cut_turn": "cut at the token limit",
-            "revision_flagged": "a revision that broke something new"}
-_SFT_CUT = {"unfixed": "an unfixed turn", "cut_turn": "a turn cut at the token limit"}
+            "revision_flagged": "a revision that broke something new",
+            "revised_prompt": "an earlier revision in the prompt (nobody answered it)"}
+_SFT_CUT = {"unfixed": "an unfixed turn", "cut_turn": "a turn cut at the token limit",
+            "planted": "an unflagged planted turn", "after_revision": "a revision nobody answered"}
 
 
 def left_out_line(counts: dict[str, Any]) -> str:

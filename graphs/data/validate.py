@@ -184,6 +184,9 @@ def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[st
         return [*problems, f"turn {t} is after its dialogue's branch point: its pairs come from the branch"]
     if fate == "flagged_prompt":
         return [*problems, f"prompt holds {_unfixed_before(track, t)}"]
+    if fate == "revised_prompt":
+        return [*problems, f"prompt holds turn {track.first_replaced()}, replaced by its revision, which the other "
+                "side never answered: a conversation that did not happen"]
     if fate == "cut_turn":
         return [*problems, f"turn {t} or its revision was cut at the token limit: neither is a training target"]
     if fate == "unjudged_prompt":

@@ -61,14 +61,15 @@ async def test_every_turn_verdict_and_revision_keeps_its_finish_reason():
 
 async def test_a_turn_cut_at_the_token_limit_is_never_a_rejected_or_an_sft_target():
     world = Talky(violating_turns={3: [PID]}, extra={3: " and then " + "on and on " * 10})
-    record = await run_cut(world, make_job(), persona_tokens=40, max_turns=6)
+    job = make_job(targets=())  # a control: no planted turn to end the SFT row
+    record = await run_cut(world, job, persona_tokens=40, max_turns=6)
     assert record.messages[3].finish_reason == "length"
     assert [m.finish_reason for i, m in enumerate(record.messages) if i != 3] == ["stop"] * 5
     assert record.revisions[0].verified  # the reviser fixed it, yet a pair would teach "be shorter"
-    job = make_job()
     assert extract_preference_pairs(record, job) == []
     sft = build_sft_record(record, job)
-    assert sft is not None and sft.cut_reason is None  # the flagged cut turn was replaced by its whole revision
+    assert sft is not None and sft.messages[-1]["content"] == record.revisions[0].revised  # its whole revision
+    assert sft.cut_reason == "after_revision"  # turn 4 answered the cut original
     outcome = data_outcome(record, keep_unverified=False)
     assert outcome["dropped_pairs"] == {"cut_turn": 1}
     assert "1 cut at the token limit" in left_out_line({"dropped_pairs": outcome["dropped_pairs"]})
@@ -76,8 +77,8 @@ async def test_a_turn_cut_at_the_token_limit_is_never_a_rejected_or_an_sft_targe
 
 async def test_an_unflagged_cut_turn_ends_the_sft_row_before_it():
     world = Talky(extra={3: " and then " + "on and on " * 10})
-    record = await run_cut(world, make_job(), persona_tokens=40, max_turns=6)
-    sft = build_sft_record(record, make_job())
+    record = await run_cut(world, make_job(targets=()), persona_tokens=40, max_turns=6)
+    sft = build_sft_record(record, make_job(targets=()))
     assert sft is not None and sft.cut_at == 3 and sft.cut_reason == "cut_turn"
     assert all(m["content"] != record.messages[3].content for m in sft.messages)
     assert data_outcome(record, keep_unverified=False)["sft_cut_reason"] == "cut_turn"
@@ -89,7 +90,7 @@ async def test_the_speakers_are_told_the_minimum_length_and_an_early_end_is_hono
     world = World(done_at=2)
     _, record = await run(world, make_job(), max_turns=8, min_turns=6)
     assert "at most 8 turns and lasts at least 6" in world.seen_systems["A"][0]
-    assert "do not end it before turn 6" in world.seen_systems["B"][0]
+    assert "do not end it before turn 6" in world.seen_systems["A"][1]
     assert record.stop_reason == "done_signal" and record.turns == 3  # nothing is said after the farewell
     assert "<done>" not in record.messages[-1].content
 
