@@ -44,11 +44,12 @@ not verified because it breaks something the original did not (a needless refusa
 deployment's system prompt), where ``unverified`` is a revision that still breaks what the original broke;
 or its prompt would hold an earlier turn replaced by its revision, after which the other side answered the
 original: a conversation that never happened (``revised_prompt``; a branch continues from the revision)."""
-SFT_CUTS = ("unfixed", "cut_turn", "planted", "after_revision")
+SFT_CUTS = ("unfixed", "cut_turn", "planted", "after_revision", "no_turn")
 """Why an SFT row was cut (or dropped): before a flagged turn without a verified revision or an unjudged one,
 before a turn of the judged side cut at the token limit, before the planted turn when the critic did not flag
 it (it was written under the violation instruction, which no row shows), or after the first turn replaced by
-its revision (the other side answered the original)."""
+its revision (the other side answered the original); ``no_turn``: dropped, the judged side never spoke (the
+other side ended the conversation first)."""
 CUT = "length"
 """The finish reason of a reply cut at ``max_tokens``."""
 STEPS = ("critic", "reviser", "verifier")
@@ -306,7 +307,7 @@ def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, 
     stop = sft_track(record).sft_cut(job.judged_side)
     return {"dropped_pairs": dict(dropped_pairs(record, keep_unverified=keep_unverified)),
             "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole"),
-            "sft_cut_reason": None if stop is None else stop[1],
+            "sft_cut_reason": "no_turn" if sft is None and stop is None else None if stop is None else stop[1],
             "failed_steps": dict(failed_steps(record))}
 
 

@@ -132,7 +132,8 @@ _DROPPED = {"unverified": "unverified", "flagged_prompt": "a flagged turn in the
             "revision_flagged": "a revision that broke something new",
             "revised_prompt": "an earlier revision in the prompt (nobody answered it)"}
 _SFT_CUT = {"unfixed": "an unfixed turn", "cut_turn": "a turn cut at the token limit",
-            "planted": "an unflagged planted turn", "after_revision": "a revision nobody answered"}
+            "planted": "an unflagged planted turn", "after_revision": "a revision nobody answered",
+            "no_turn": "no turn of the judged side"}
 
 
 def left_out_line(counts: dict[str, Any]) -> str:
