@@ -44,9 +44,9 @@ from benchmarks.loopback.canned import agent_reply  # noqa: E402
 from sparring.agents.domain import DialogueJob  # noqa: E402
 from sparring.agents.persona import cut_at_other_speaker, other_labels  # noqa: E402
 from sparring.graphs.assemble import job_of  # noqa: E402
-from sparring.graphs.pipeline import execute  # noqa: E402
 from sparring.graphs.records import DialogueRecord  # noqa: E402
-from sparring.graphs.run_request import request_from_config  # noqa: E402
+from sparring.graphs.runtime.pipeline import execute  # noqa: E402
+from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
 
 REFUSAL = "I'm sorry, but I can't help with that."
 GUESS = "It is definitely 40 euros, the law says so."

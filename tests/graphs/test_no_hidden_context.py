@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.graphs.store import DIALOGUES, PREFERENCES, SFT, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SFT, TRACES, iter_jsonl
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
 
