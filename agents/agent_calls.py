@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -14,8 +15,8 @@ from .backends.base import agent_scope
 from .backends.messages import ChatBackend, ChatMessage, Completion, SamplingParams
 from .domain import derive_seed
 
-__all__ = ["PrincipleLike", "PrincipleLookup", "agent_span", "call_agent", "derive_seed", "principle_lines",
-           "record_completion", "transcript"]
+__all__ = ["DeploymentRule", "PrincipleLike", "PrincipleLookup", "agent_span", "call_agent", "derive_seed",
+           "principle_lines", "record_completion", "transcript"]
 
 
 class PrincipleLike(Protocol):
@@ -31,6 +32,26 @@ class PrincipleLike(Protocol):
     def critique(self) -> str: ...
     @property
     def revision(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class DeploymentRule:
+    """A deployment's system prompt as one more rule to judge a turn against (a PrincipleLike): the verifier
+    checks a redteam target's revision against it, beside the principles in scope."""
+
+    system_prompt: str
+    id: str = "deployment.system-prompt"
+    category: str = "deployment"
+    critique: str = ("Flag the turn when it does something the system prompt forbids or leaves out something it "
+                     "requires; a turn that follows it breaks nothing here.")
+    revision: str = "Follow the system prompt."
+
+    @property
+    def text(self) -> str:
+        """The rule, with the system prompt quoted."""
+        from . import prompts
+
+        return prompts.render("deployment_rule", system_prompt=self.system_prompt)
 
 
 class PrincipleLookup(Protocol):

@@ -154,7 +154,7 @@ class CriticAgent:
             kept = [f for f in findings if grounded(f.evidence, body)]
             verdict = TurnVerdict(turn_index=turn_index, side=side, violated=[f.principle_id for f in kept],
                                   findings=kept, reasoning=parsed.reasoning, severity=worst(kept),
-                                  dropped_findings=len(findings) - len(kept))
+                                  dropped_findings=len(findings) - len(kept), finish_reason=completion.finish_reason)
             span.update({"app.violated": verdict.violated, "app.severity": verdict.severity,
                          "app.evidence_reasked": bool(missing), "app.dropped_findings": verdict.dropped_findings})
         return verdict

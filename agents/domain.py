@@ -151,6 +151,8 @@ class DialogueJob(BaseModel):
     peers mode, so that neither persona is always the one that opens or the one that is briefed)."""
     target_system_prompt: str | None = None
     """Redteam mode: the system prompt the target is deployed with (None: no system message)."""
+    assistant_role: str | None = None
+    """Assistant mode: the assistant's public role (``dialogue.assistant_role``; None: the default role)."""
     seed: int = 0
     """Seeds every model call of this dialogue."""
     index: int = 0
@@ -310,6 +312,8 @@ class TurnVerdict(BaseModel):
     dropped_findings: int = 0
     """Findings left out because their evidence does not occur in the judged turn, even after the critic
     was asked once to quote the turn exactly (``agents.critic.grounded``)."""
+    finish_reason: str | None = None
+    """Why the critic's reply ended; None when no call was made or before it was kept."""
     error: str | None = None
     """Set when the critic's call failed for good: the turn is unjudged (neither clean nor flagged), so no
     training row shows it (graphs/assemble.py)."""

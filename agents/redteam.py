@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +26,7 @@ from .agent_calls import PrincipleLike, agent_span, call_agent, derive_seed, pri
 from .backends.base import Backend
 from .backends.messages import ChatMessage, Completion, SamplingParams
 from .domain import Behaviour, DialogueJob, PlanOutput
-from .persona import END_MARKER, view_from
+from .persona import END_MARKER, cut_at_other_speaker, other_labels, view_from
 from .planner import characteristic_values, describe_persona, plan_schema
 from .tactics import Tactic
 
@@ -165,21 +165,26 @@ class TargetAgent:
         return [*system, *view_from("B", messages, "")]  # the attacker always opens: no cue is added
 
     async def reply(self, job: DialogueJob, messages: Sequence[dict[str, Any]]) -> tuple[str, Completion]:
-        """The target's next turn, as it came (an empty reply is asked again, with another seed, twice)."""
+        """The target's next turn, as it came, up to a line where it writes the attacker's
+        (an empty reply is asked again, with another seed, twice)."""
         convo = self.messages(job, messages)
         turn_index = len(messages)
         with agent_span(TARGET_AGENT, turn_index=turn_index, side="B") as span:
             for resample in range(3):
                 params = self.params.with_seed(derive_seed(job.seed, job.id, "turn", turn_index, resample))
                 completion = await self.backend.complete(convo, params, agent=TARGET_AGENT)
-                if completion.text.strip():
+                text, cut = cut_at_other_speaker(completion.text, other_labels(job, "B"))
+                if text.strip():
                     break
             else:
                 raise EmptyTurnError(f"the target produced an empty turn {turn_index} three times")
+            if cut:  # it went on to write the attacker's line: its own turn ended there, whole
+                completion = replace(completion, finish_reason="stop")
+                span.set("app.cut_at_other_speaker", True)
             record_completion(span, completion)
             if resample:
                 span.set("app.resamples", resample)
-        return completion.text, completion
+        return text, completion
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,9 @@ class ReviserAgent:
     params: SamplingParams
 
     def messages(self, messages: Sequence[dict[str, Any]], verdict: TurnVerdict,
-                 principles: dict[str, PrincipleLike]) -> list[ChatMessage]:
+                 principles: dict[str, PrincipleLike], system_prompt: str | None = None) -> list[ChatMessage]:
+        """The reviser's prompt: the conversation, the turn, what it breaks; with ``system_prompt`` (a redteam
+        target's deployment) that prompt too, which the revision must follow."""
         lines = []
         for finding in verdict.findings:
             p = principles.get(finding.principle_id)
@@ -48,17 +50,22 @@ class ReviserAgent:
             if p.revision:
                 lines.append(f"  How to revise: {p.revision.strip()}")
         turn = messages[verdict.turn_index]
+        deployment = (prompts.render("reviser_deployment", speaker=turn["name"], system_prompt=system_prompt) + "\n"
+                      if system_prompt else "")
         user = prompts.render("reviser_user", history=transcript(messages, limit=verdict.turn_index),
-                              speaker=turn["name"], turn=turn["content"], violations="\n".join(lines))
+                              speaker=turn["name"], turn=turn["content"], violations="\n".join(lines),
+                              deployment=deployment)
         return [{"role": "system", "content": prompts.render("reviser_system")}, {"role": "user", "content": user}]
 
     async def revise(self, job_seed: int, job_id: str, messages: Sequence[dict[str, Any]], verdict: TurnVerdict,
-                     principles: dict[str, PrincipleLike]) -> str:
-        msgs = self.messages(messages, verdict, principles)
+                     principles: dict[str, PrincipleLike], *,
+                     system_prompt: str | None = None) -> tuple[str, str | None]:
+        """The revised turn (stored by the rule turns are: ``clean_turn``) and why the reply ended."""
+        msgs = self.messages(messages, verdict, principles, system_prompt)
         params = self.params.with_seed(derive_seed(job_seed, job_id, "revise", verdict.turn_index))
         schema = revision_schema(revision_bound(messages[verdict.turn_index]["content"]))
         completion = await call_agent(self.backend, "reviser", msgs, params, schema, turn_index=verdict.turn_index,
                                       side=verdict.side, principle_ids=verdict.violated)
         parsed: Any = completion.parsed
         text, _ = clean_turn(parsed.revision)
-        return text
+        return text, completion.finish_reason

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command
 
-from sparring.agents.agent_calls import PrincipleLike
+from sparring.agents.agent_calls import DeploymentRule, PrincipleLike
 from sparring.agents.domain import DialogueJob, Side, TurnVerdict
 from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch
 
@@ -43,6 +43,12 @@ def branch_start(state: Mapping[str, Any]) -> dict[str, Any] | None:
     messages = state["messages"]
     return {"from_turn": first, "messages": [*messages[:first], {**messages[first], "content": rev["revised"]}],
             "verdicts": [], "revisions": [], "done": False}
+
+
+def deployment_prompt(job: DialogueJob) -> str | None:
+    """The system prompt the judged side is deployed with, which its revisions must follow: a redteam
+    target's; None otherwise."""
+    return job.target_system_prompt if job.mode == "redteam" and job.judged_side == "B" else None
 
 
 def step_failure(step: str, exc: BaseException) -> str | None:
@@ -72,7 +78,7 @@ class CritiqueSteps:
         raise NotImplementedError
 
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
-                  max_turns: int) -> tuple[str, bool]:
+                  max_turns: int, *, branch: bool = False) -> tuple[dict[str, Any], bool]:
         raise NotImplementedError
 
     async def judge_turn(self, job: DialogueJob, messages: Sequence[dict[str, Any]], index: int) -> TurnVerdict:
@@ -102,7 +108,8 @@ class CritiqueSteps:
             rev = {"turn_index": v.turn_index, "original": messages[v.turn_index]["content"], "revised": "",
                    "principle_ids": list(v.violated), "verified": False, "remaining": []}
             try:
-                rev["revised"] = await self.agents.reviser.revise(job.seed, job.id, messages, v, self.lookup(job))
+                rev["revised"], rev["finish_reason"] = await self.agents.reviser.revise(
+                    job.seed, job.id, messages, v, self.lookup(job), system_prompt=deployment_prompt(job))
             except Exception as exc:
                 if (error := step_failure("reviser", exc)) is None:
                     raise
@@ -114,15 +121,19 @@ class CritiqueSteps:
 
     async def verify_revisions(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
                                revisions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each revision re-judged against the principles its turn broke: verified when none is left; not
-        verified, with its ``error``, when the verifier's call failed for good."""
+        """Each revision judged as thoroughly as the turn it replaces, and more: against every principle in the
+        critic's scope (and a redteam target's system prompt, ``DeploymentRule``). Verified when it breaks
+        none; ``remaining`` lists what it still breaks, a principle the original broke or a new one (a needless
+        refusal, a breach of the deployment's rule); not verified, with its ``error``, when the verifier's call
+        failed for good."""
 
         async def check(rev: dict[str, Any]) -> dict[str, Any]:
             if rev.get("error") or not is_preference(rev["original"], rev["revised"]):
                 # Nothing to verify: no revision, or an empty or unchanged one, is no fix, and no pair.
                 return {**rev, "verified": False, "remaining": list(rev["principle_ids"])}
-            by_id = self.lookup(job)
-            principles = [by_id[i] for i in rev["principle_ids"] if i in by_id]
+            principles: list[PrincipleLike] = list(self.judged_against(job))
+            if (system_prompt := deployment_prompt(job)) is not None:
+                principles.append(DeploymentRule(system_prompt))
             try:
                 verdict = await self.agents.verifier.judge(job.seed, job.id, messages, rev["turn_index"],
                                                            principles, text=rev["revised"],
@@ -131,8 +142,9 @@ class CritiqueSteps:
                 if (error := step_failure("verifier", exc)) is None:
                     raise
                 return {**rev, "verified": False, "remaining": [], "error": error}
-            remaining = sorted(set(verdict.violated) & set(rev["principle_ids"]))
-            return {**rev, "verified": not remaining, "remaining": remaining}
+            remaining = sorted(verdict.violated)
+            return {**rev, "verified": not remaining, "remaining": remaining,
+                    "verify_finish_reason": verdict.finish_reason}
 
         return list(await asyncio.gather(*(check(r) for r in revisions)))
 
@@ -150,11 +162,8 @@ class CritiqueSteps:
         messages = branch["messages"]
         end = branch["from_turn"] + 1 + self.settings.branch_turns
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        text, done = await self.say(job, state["plan"], messages, side, end)
-        turn = {"role": "user" if side == "A" else "assistant", "speaker": side, "name": job.speaker_name(side),
-                "content": text}
+        turn, done = await self.say(job, state["plan"], messages, side, end, branch=True)
         messages = [*messages, turn]
-        done = done and side == "A" and len(messages) >= self.settings.min_turns
         branch = {**branch, "messages": messages, "done": done}
         return Command(update={"branch": branch}, goto="branch_critique" if done or len(messages) >= end
                        else "branch")

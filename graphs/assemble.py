@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sparring.agents.domain import CharacteristicValue, DialogueJob, Side, TurnVerdict, other_side, stable_id
-from sparring.agents.persona import view_from
+from sparring.agents.domain import CharacteristicValue, DialogueJob, Side, TurnVerdict, stable_id
+from sparring.agents.persona import kickoff, public_system_prompt, view_from
 
 from .records import (
     Branch,
@@ -34,26 +34,26 @@ from .records import (
     SFTRecord,
 )
 
-_KICKOFF = "(You start the conversation.)"
 DROP_REASONS = ("unverified", "flagged_prompt", "after_branch", "revision_failed", "verify_failed",
-                "unjudged_prompt")
+                "unjudged_prompt", "cut_turn", "revision_flagged", "revised_prompt")
 """Why a flagged turn gives no pair: its revision failed the verifier (and unverified pairs are dropped), its
 prompt would hold a flagged turn without a verified revision, the dialogue's branch replaces it, the
-reviser's or the verifier's call failed for good, or its prompt would hold a turn the critic could not judge."""
+reviser's or the verifier's call failed for good, its prompt would hold a turn the critic could not judge,
+the turn or its revision was cut at the token limit (a pair would teach "be shorter"), or its revision was
+not verified because it breaks something the original did not (a needless refusal, another principle, the
+deployment's system prompt), where ``unverified`` is a revision that still breaks what the original broke;
+or its prompt would hold an earlier turn replaced by its revision, after which the other side answered the
+original: a conversation that never happened (``revised_prompt``; a branch continues from the revision)."""
+SFT_CUTS = ("unfixed", "cut_turn", "planted", "after_revision", "no_turn")
+"""Why an SFT row was cut (or dropped): before a flagged turn without a verified revision or an unjudged one,
+before a turn of the judged side cut at the token limit, before the planted turn when the critic did not flag
+it (it was written under the violation instruction, which no row shows), or after the first turn replaced by
+its revision (the other side answered the original); ``no_turn``: dropped, the judged side never spoke (the
+other side ended the conversation first)."""
+CUT = "length"
+"""The finish reason of a reply cut at ``max_tokens``."""
 STEPS = ("critic", "reviser", "verifier")
 """The steps whose call may fail for good without failing the dialogue (graphs/_branching.step_failure)."""
-
-
-def public_system_prompt(job: DialogueJob, side: Side) -> str | None:
-    """The system message of a training row: the side's role, never its private brief. The target of a
-    redteam dialogue gets what it was shown: its system prompt, or none."""
-    if job.mode == "redteam" and side == "B":
-        return job.target_system_prompt
-    if job.is_ai_assistant(side):
-        return "You are a helpful AI assistant."
-    me, other = job.persona(side), job.persona(other_side(side))
-    described = me.name + (f", {me.description}" if me.description else "")
-    return f"You are {described}. You are talking with {other.name}."
 
 
 def job_of(record: DialogueRecord) -> DialogueJob:
@@ -62,7 +62,7 @@ def job_of(record: DialogueRecord) -> DialogueJob:
                        target_principles=tuple(record.target_principles), briefed_side=record.briefed_side,
                        near_miss_principles=tuple(record.near_miss_principles),
                        swapped=record.swapped, seed=record.seed, target_system_prompt=record.target_system_prompt,
-                       behaviour=record.behaviour, probe=record.probe)
+                       behaviour=record.behaviour, probe=record.probe, assistant_role=record.assistant_role)
 
 
 def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: DialogueUsage,
@@ -93,7 +93,7 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
         summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"),
         strategy=plan.get("strategy"), target_system_prompt=job.target_system_prompt, models=dict(models or {}),
-        attack_access=plan.get("access"), behaviour=job.behaviour, probe=job.probe)
+        attack_access=plan.get("access"), behaviour=job.behaviour, probe=job.probe, assistant_role=job.assistant_role)
 
 
 def _system(job: DialogueJob, side: Side) -> list[dict[str, str]]:
@@ -107,8 +107,9 @@ def is_preference(original: str, revised: str) -> bool:
 
 
 def fixes(rev: Revision | None) -> bool:
-    """A revision that may stand in for its turn in training data: verified, and a real change."""
-    return rev is not None and rev.verified and is_preference(rev.original, rev.revised)
+    """A revision that may stand in for its turn in training data: verified, a real change, and whole."""
+    return (rev is not None and rev.verified and is_preference(rev.original, rev.revised)
+            and rev.finish_reason != CUT)
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class Track:
     branch: bool = False
     unjudged: frozenset[int] = frozenset()
     """Turns the critic's call failed on: neither clean nor flagged, so never shown to a trainer."""
+    cut: frozenset[int] = frozenset()
+    """Turns cut at the token limit: never a training target (no pair's rejected, no SFT target)."""
+    planted: int | None = None
+    """The turn written under the violation instruction (in the trunk, or the branch's copied prefix)."""
 
     def clean_turns(self, upto: int) -> list[Message] | None:
         """The turns before ``upto``, every flagged one replaced by its verified revision; None when a
@@ -145,22 +150,54 @@ class Track:
         return min((i for i in (*self.flagged, *self.unjudged)
                     if i in self.unjudged or not fixes(self.revisions.get(i))), default=None)
 
+    def first_replaced(self) -> int | None:
+        """The first turn replaced by its verified revision: the other side's later turns answered the
+        original, so no prompt may hold it with anything after it."""
+        return min((i for i in self.flagged if fixes(self.revisions.get(i))), default=None)
+
+    def sft_cut(self, side: Side) -> tuple[int, str] | None:
+        """Where an SFT row of ``side`` must end (the turns before the index) and why (SFT_CUTS), or None."""
+        ends = []
+        if (unfixed := self.first_unfixed()) is not None:
+            ends.append((unfixed, "unfixed"))
+        cut = min((i for i in self.cut if self.messages[i].speaker == side and i not in self.flagged), default=None)
+        if cut is not None:
+            ends.append((cut, "cut_turn"))
+        if self.planted is not None and self.planted not in self.flagged and self.planted < len(self.messages):
+            ends.append((self.planted, "planted"))
+        if (replaced := self.first_replaced()) is not None and replaced + 1 < len(self.messages):
+            ends.append((replaced + 1, "after_revision"))
+        return min(ends, default=None)
+
     def prompt_problem(self, upto: int) -> str | None:
         """Why the turns before ``upto`` cannot be a prompt (a DROP_REASONS entry), or None."""
         if any(i < upto for i in self.unjudged):
             return "unjudged_prompt"
-        return "flagged_prompt" if self.clean_turns(upto) is None else None
+        if self.clean_turns(upto) is None:
+            return "flagged_prompt"
+        return "revised_prompt" if any(i < upto for i in self.flagged) else None
 
 
 def _track(messages: Sequence[Message], verdicts: Sequence[TurnVerdict], revisions: Sequence[Revision],
            branch: bool = False) -> Track:
     return Track(messages, {v.turn_index: v.violated for v in verdicts if v.violated},
                  {r.turn_index: r for r in revisions}, branch,
-                 frozenset(v.turn_index for v in verdicts if v.error is not None))
+                 frozenset(v.turn_index for v in verdicts if v.error is not None),
+                 frozenset(i for i, m in enumerate(messages) if m.finish_reason == CUT))
+
+
+def planted_index(record: DialogueRecord) -> int | None:
+    """The turn the judged side was told to break a principle in, or in a near-miss control to handle its
+    subject well (its own turn ``violation_turn``), when the judged side is the briefed one (not in redteam
+    mode, where the attacker is briefed): written under an instruction no training row shows."""
+    turn = int((record.plan or {}).get("violation_turn") or 0)
+    if not (record.target_principles or record.near_miss_principles) or record.mode == "redteam" or turn < 1:
+        return None
+    return 2 * (turn - 1) + (0 if record.briefed_side == "A" else 1)
 
 
 def trunk(record: DialogueRecord) -> Track:
-    return _track(record.messages, record.verdicts, record.revisions)
+    return replace(_track(record.messages, record.verdicts, record.revisions), planted=planted_index(record))
 
 
 def branch_track(record: DialogueRecord) -> Track | None:
@@ -170,23 +207,29 @@ def branch_track(record: DialogueRecord) -> Track | None:
         return None
     track = _track(b.messages, b.verdicts, b.revisions, branch=True)
     inherited = {v.turn_index for v in record.verdicts if v.error is not None and v.turn_index < b.from_turn}
-    return replace(track, unjudged=track.unjudged | inherited)
+    planted = planted_index(record)
+    return replace(track, unjudged=track.unjudged | inherited,
+                   planted=planted if planted is not None and planted < b.from_turn else None)
 
 
 def pair_fate(record: DialogueRecord, rev: Revision, track: Track, *, keep_unverified: bool) -> str | None:
     """Why ``rev`` gives no pair (one of DROP_REASONS), or None when it gives one."""
     if rev.error is not None and rev.error.startswith("reviser"):
         return "revision_failed"
+    if rev.turn_index in track.cut or rev.finish_reason == CUT:
+        return "cut_turn"
     if not rev.verified and not keep_unverified:
-        return "verify_failed" if rev.error is not None else "unverified"
+        if rev.error is not None:
+            return "verify_failed"
+        return "revision_flagged" if set(rev.remaining) - set(rev.principle_ids) else "unverified"
     if record.branch is not None and not track.branch and rev.turn_index > record.branch.from_turn:
         return "after_branch"
     return track.prompt_problem(rev.turn_index)
 
 
-def _side_view(turns: Sequence[Message], side: Side) -> list[dict[str, str]]:
+def _side_view(turns: Sequence[Message], side: Side, mode: str) -> list[dict[str, str]]:
     messages = [m.model_dump() for m in turns]
-    return [{"role": m["role"], "content": m["content"]} for m in view_from(side, messages, _KICKOFF)]
+    return [{"role": m["role"], "content": m["content"]} for m in view_from(side, messages, kickoff(mode))]
 
 
 def _candidates(record: DialogueRecord) -> list[tuple[Track, Revision]]:
@@ -221,7 +264,7 @@ def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
         if verdict is not None:
             evidence = "; ".join(f'{f.principle_id}: "{f.evidence}" ({f.severity})' for f in verdict.findings)
             critique = f"{verdict.reasoning.strip()} {evidence}".strip()
-        prompt = [*_system(job, speaker), *_side_view(before, speaker)]
+        prompt = [*_system(job, speaker), *_side_view(before, speaker, job.mode)]
         pairs.append(PreferenceRecord(
             id=stable_id("pair", record.id, rev.turn_index, *(["branch"] if track.branch else [])), prompt=prompt,
             chosen=[{"role": "assistant", "content": rev.revised}],
@@ -239,11 +282,14 @@ def sft_track(record: DialogueRecord) -> Track:
 
 
 def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | None:
-    """The dialogue from the judged side's view, its verified revisions applied, cut before the first
-    flagged turn without one; None (dropped) when no turn of the judged side is left to learn from."""
+    """The dialogue from the judged side's view, as far as every target was written by a call that saw
+    exactly the row before it (``Track.sft_cut``): cut before an unfixed, cut-off or unflagged planted turn,
+    and after the first turn replaced by its verified revision; None (dropped) when no turn of the judged
+    side is left to learn from."""
     side = job.judged_side
     track = sft_track(record)
-    cut = track.first_unfixed()
+    stop = track.sft_cut(side)
+    cut = None if stop is None else stop[0]
     turns = track.clean_turns(len(track.messages) if cut is None else cut)
     assert turns is not None
     if not any(m.speaker == side for m in turns):
@@ -251,17 +297,20 @@ def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | No
     revised = sorted(i for i in track.flagged if i < len(turns))
     if track.branch and record.branch is not None:
         revised = sorted({record.branch.from_turn, *revised})
-    messages = [*_system(job, side), *_side_view(turns, side)]
+    messages = [*_system(job, side), *_side_view(turns, side, job.mode)]
     return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id, revised_turns=revised,
-                     cut_at=cut, from_branch=track.branch)
+                     cut_at=cut, cut_reason=None if stop is None else stop[1], from_branch=track.branch)
 
 
 def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, Any]:
     """What the dialogue's training rows left out: pairs dropped by reason, and whether its SFT row
     was cut or dropped (for the manifest's counts)."""
-    sft = build_sft_record(record, job_of(record))
+    job = job_of(record)
+    sft = build_sft_record(record, job)
+    stop = sft_track(record).sft_cut(job.judged_side)
     return {"dropped_pairs": dict(dropped_pairs(record, keep_unverified=keep_unverified)),
             "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole"),
+            "sft_cut_reason": "no_turn" if sft is None and stop is None else None if stop is None else stop[1],
             "failed_steps": dict(failed_steps(record))}
 
 

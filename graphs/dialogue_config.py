@@ -83,7 +83,8 @@ class DialogueConfig(BaseModel):
     max_turns: int = Field(8, ge=2, le=200)
     """Turn cap, both sides counted."""
     min_turns: int = Field(2, ge=1, le=200)
-    """A done signal before this many turns is ignored."""
+    """The length the speakers are told a conversation lasts at least ("do not end it before turn N"); an end
+    marker before it is honoured all the same (the dialogue ends there: no turn follows a farewell)."""
     stop_on_violation: bool = False
     """Judge the briefed side as it speaks and stop once a targeted principle is broken (SDSD)."""
     critique: bool = True
@@ -120,6 +121,10 @@ class DialogueConfig(BaseModel):
     1-3) into dialogues.jsonl's ``scores``. ``true`` for the defaults, or ``{criteria, samples,
     sample_temperature}``; sampling in ``sampling.judge``. ``sparring judge RUN_DIR`` scores a finished run."""
 
+    assistant_role: str | None = Field(None, min_length=1, max_length=4000)
+    """Assistant mode: the AI assistant's public role, its whole system prompt in every call and, word for word,
+    the system message of every training row made from its turns (None: "You are a helpful AI assistant.").
+    The assistant is told nothing else: no user facts, no brief, no situation (the data rules)."""
     target_system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
     """Redteam mode: the system prompt the target is deployed with, the only thing it is told besides the
     conversation (a scenario's ``target_system_prompt`` overrides it). None: no system message."""

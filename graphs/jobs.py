@@ -151,7 +151,7 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                 choose_few_shot: Callable[[str], str | None] | None = None,
                 target_system_prompt: str | None = None, tactics: Sequence[str] = (),
                 behaviours: Sequence[Behaviour] = (),
-                probes: Sequence[OverRefusalProbe] = ()) -> Iterator[DialogueJob]:
+                probes: Sequence[OverRefusalProbe] = (), assistant_role: str | None = None) -> Iterator[DialogueJob]:
     """Yield jobs scenario by scenario. Principles are dealt from a seeded, reshuffled deck so
     that every principle is targeted about equally often, whatever the number of jobs.
     Redteam mode: the attacker (A) is briefed (RunConfig refuses another ``briefed_side``), and the
@@ -209,5 +209,6 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
                               target_system_prompt=(scenario.target_system_prompt or target_system_prompt)
                               if mode == "redteam" else None,
                               tactic=tactic_deck.deal() if mode == "redteam" and principles else None,
-                              behaviour=behaviour, probe=probe)
+                              behaviour=behaviour, probe=probe,
+                              assistant_role=assistant_role if mode == "assistant" else None)
             made += 1

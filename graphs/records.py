@@ -32,6 +32,9 @@ class Message(BaseModel):
     name: str
     """The persona's name (or ``AI assistant``)."""
     content: str
+    finish_reason: str | None = None
+    """Why the model stopped writing this turn (``stop``; ``length``: cut at ``max_tokens``, so never a
+    training target); None in records written before it was kept."""
 
 
 class Revision(BaseModel):
@@ -45,12 +48,18 @@ class Revision(BaseModel):
     principle_ids: list[str]
     """What the original turn violated (what the revision had to fix)."""
     verified: bool
-    """True when the verifier found none of those principles violated in the revision."""
+    """True when the verifier found nothing violated in the revision: no principle in the critic's scope (those
+    the original broke or any other) and, in redteam mode, not the target's system prompt."""
     remaining: list[str] = Field(default_factory=list)
-    """Principle ids the verifier still found violated in the revision."""
+    """What the verifier found violated in the revision: principle ids, ``deployment.system-prompt`` for the
+    deployment's rule. One the original did not break (``principle_ids``) is a new flaw (``revision_flagged``)."""
     error: str | None = None
     """Set when the reviser's (``revised`` is empty) or the verifier's call failed for good: the
     message names the step. Such a revision is not verified and gives no pair."""
+    finish_reason: str | None = None
+    """Why the reviser's reply ended (``length``: cut, so never a chosen); None before it was kept."""
+    verify_finish_reason: str | None = None
+    """Why the verifier's reply ended; None when not verified or before it was kept."""
 
 
 class Branch(BaseModel):
@@ -155,6 +164,8 @@ class DialogueRecord(BaseModel):
     attack_access: Literal["black-box", "white-box"] | None = None
     """Redteam mode: ``white-box`` when the attack planner was shown the target's system prompt
     (``dialogue.attacker_sees_system_prompt``), ``black-box`` when it saw only what a user sees."""
+    assistant_role: str | None = None
+    """Assistant mode: the assistant's public role when the config gave one (``dialogue.assistant_role``)."""
     models: dict[str, str] = Field(default_factory=dict)
     """The model behind each role of this dialogue (``planner``, ``side_a``, ``side_b``, ``critic``, ...)."""
 
@@ -198,6 +209,11 @@ class SFTRecord(BaseModel):
     dialogue_id: str
     revised_turns: list[int]
     cut_at: int | None = None
-    """The turn the dialogue was cut before (flagged, no verified revision); None when whole."""
+    """The turn the dialogue was cut before (``cut_reason`` says why); None when whole."""
+    cut_reason: str | None = None
+    """Why it was cut (graphs.assemble.SFT_CUTS): before ``unfixed`` (a flagged turn without a verified
+    revision, or an unjudged one), ``cut_turn`` (a turn of the judged side cut at the token limit) or
+    ``planted`` (the turn written under the violation instruction, not flagged), or ``after_revision`` (the
+    other side answered the original); None when whole."""
     from_branch: bool = False
     """Made from the dialogue's branch."""

@@ -185,11 +185,9 @@ class SelfPlay(CritiqueSteps):
         job = DialogueJob.model_validate(state["job"])
         messages = state.get("messages", [])
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        text, done = await self.say(job, state["plan"], messages, side, self.settings.max_turns)
-        turn = {"role": "user" if side == "A" else "assistant", "speaker": side,
-                "name": job.speaker_name(side), "content": text}
+        turn, done = await self.say(job, state["plan"], messages, side, self.settings.max_turns)
         messages = [*messages, turn]
-        update: dict[str, Any] = {"messages": messages, "done": done and side == "A"}
+        update: dict[str, Any] = {"messages": messages, "done": done}
         if self.settings.stop_on_violation and side == job.judged_side and job.target_principles:
             verdict = await self.judge_turn(job, messages, len(messages) - 1)
             update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
@@ -198,23 +196,28 @@ class SelfPlay(CritiqueSteps):
         return Command(update=update, goto=self.route_after_turn({**state, **update}))  # type: ignore[typeddict-item]
 
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
-                  max_turns: int) -> tuple[str, bool]:
-        """The next turn of ``side`` (in the trunk, or in a branch that ends at ``max_turns``) and whether it
-        ends the conversation: the persona's; in redteam mode the attacker's (A) or the target's (B)."""
+                  max_turns: int, *, branch: bool = False) -> tuple[dict[str, Any], bool]:
+        """The next turn of ``side`` (in the trunk, or in a branch that ends at ``max_turns``), with why its
+        model stopped writing, and whether it ends the conversation (an end marker is honoured from either
+        side at any turn: no turn follows a farewell); the persona's, in redteam mode the attacker's (A)
+        or the target's (B). In a ``branch`` the briefed persona carries no violation instruction."""
         plan = PlanOutput.model_validate(planned)
+        done = False
         if job.mode != "redteam":
-            text, done, _ = await self.agents.speaker(side).speak(
-                job, plan, messages, side, self.targets(job), situation=self.situation(plan),
-                style_example=self.style_example(job), max_turns=max_turns)
-            return text, done
-        if side == "B":
-            text, _ = await self._redteam().target.reply(job, messages)
-            return text, False
-        tactic = next((t for t in self._tactics() if t.name == planned.get("strategy")), None)
-        system = attacker_prompt(job, plan, tactic, self.style_example(job), situation=self.situation(plan),
-                                 turn_line=turn_line(len(messages), max_turns))
-        text, done, _ = await self.agents.persona.speak(job, plan, messages, "A", self.targets(job), system=system)
-        return text, done
+            text, done, completion = await self.agents.speaker(side).speak(
+                job, plan, messages, side, [] if branch else self.targets(job), situation=self.situation(plan),
+                style_example=self.style_example(job), max_turns=max_turns, min_turns=self.settings.min_turns)
+        elif side == "B":
+            text, completion = await self._redteam().target.reply(job, messages)
+        else:
+            tactic = next((t for t in self._tactics() if t.name == planned.get("strategy")), None)
+            system = attacker_prompt(job, plan, tactic, self.style_example(job), situation=self.situation(plan),
+                                     turn_line=turn_line(len(messages), max_turns, self.settings.min_turns))
+            text, done, completion = await self.agents.persona.speak(job, plan, messages, "A", self.targets(job),
+                                                                     system=system)
+        turn = {"role": "user" if side == "A" else "assistant", "speaker": side, "name": job.speaker_name(side),
+                "content": text, "finish_reason": completion.finish_reason}
+        return turn, done
 
     def _tactics(self) -> list[Tactic]:
         return [s.as_tactic() for s in self.settings.attack_strategies]
@@ -230,20 +233,14 @@ class SelfPlay(CritiqueSteps):
 
     def route_after_turn(self, state: DialogueState) -> str:
         n = len(state.get("messages", []))
-        if state.get("stop_reason") == "violation":
-            return "critique"
-        if state.get("done") and n >= self.settings.min_turns:
-            return "critique"
-        if n >= self.settings.max_turns:
+        if state.get("stop_reason") == "violation" or state.get("done") or n >= self.settings.max_turns:
             return "critique"
         return "speak"
 
     async def critique(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
         messages = state["messages"]
-        n = len(messages)
-        stop_reason = state.get("stop_reason") or (
-            "done_signal" if state.get("done") and n >= self.settings.min_turns else "max_turns")
+        stop_reason = state.get("stop_reason") or ("done_signal" if state.get("done") else "max_turns")
         judged = {v["turn_index"] for v in state.get("verdicts", [])}
         todo = [i for i, m in enumerate(messages) if m["speaker"] == job.judged_side and i not in judged]
         new = await self.judge_turns(job, messages, todo if self.settings.critique else [])

@@ -74,15 +74,17 @@ async def replay_one(selfplay: SelfPlay, row: Mapping[str, Any], max_turns: int,
         if verbatim < len(recorded) and diverged_at is None:
             text, verbatim = recorded[verbatim], verbatim + 1
         else:
-            text, done = await selfplay.say(job, planned, messages, "A", max_turns)
+            said, done = await selfplay.say(job, planned, messages, "A", max_turns)
+            text = said["content"]
             regenerated += 1
             if done and not text.strip():
                 break
         messages.append({"role": "user", "speaker": "A", "name": job.speaker_name("A"), "content": text})
         if len(messages) >= max_turns:
             break
-        reply, _ = await selfplay.say(job, planned, messages, "B", max_turns)
-        messages.append({"role": "assistant", "speaker": "B", "name": job.speaker_name("B"), "content": reply})
+        answer, _ = await selfplay.say(job, planned, messages, "B", max_turns)
+        reply = answer["content"]
+        messages.append(answer)
         turn = len(messages) // 2 - 1
         if diverged_at is None and not regenerated and turn < len(replies) and \
                 rouge_l(tokenize(reply), tokenize(replies[turn])) < diverge_below:

@@ -127,7 +127,13 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
 
 _DROPPED = {"unverified": "unverified", "flagged_prompt": "a flagged turn in the prompt",
             "after_branch": "replaced by the branch", "revision_failed": "the reviser failed",
-            "verify_failed": "the verifier failed", "unjudged_prompt": "an unjudged turn in the prompt"}
+            "verify_failed": "the verifier failed", "unjudged_prompt": "an unjudged turn in the prompt",
+            "cut_turn": "cut at the token limit",
+            "revision_flagged": "a revision that broke something new",
+            "revised_prompt": "an earlier revision in the prompt (nobody answered it)"}
+_SFT_CUT = {"unfixed": "an unfixed turn", "cut_turn": "a turn cut at the token limit",
+            "planted": "an unflagged planted turn", "after_revision": "a revision nobody answered",
+            "no_turn": "no turn of the judged side"}
 
 
 def left_out_line(counts: dict[str, Any]) -> str:
@@ -139,7 +145,10 @@ def left_out_line(counts: dict[str, Any]) -> str:
         parts.append("pairs dropped: " + ", ".join(f"{n} {_DROPPED.get(k, k)}" for k, n in dropped.items()))
     sft = counts.get("sft_rows") or {}
     if sft.get("cut") or sft.get("dropped"):
-        parts.append(f"SFT rows: {sft.get('cut', 0)} cut, {sft.get('dropped', 0)} dropped at an unfixed turn")
+        why = {k: n for k, n in (counts.get("sft_cut_by_reason") or {}).items() if n}
+        at = (", ".join(f"{n} at {_SFT_CUT.get(k, k)}" for k, n in why.items()) if why
+              else "at an unfixed turn")
+        parts.append(f"SFT rows: {sft.get('cut', 0)} cut, {sft.get('dropped', 0)} dropped ({at})")
     steps = {k: n for k, n in (counts.get("failed_steps") or {}).items() if n}
     if steps:
         parts.append("calls failed for good (their turns left out): "

@@ -184,6 +184,11 @@ def validate_pair_against_dialogue(pair: Mapping[str, Any], dialogue: Mapping[st
         return [*problems, f"turn {t} is after its dialogue's branch point: its pairs come from the branch"]
     if fate == "flagged_prompt":
         return [*problems, f"prompt holds {_unfixed_before(track, t)}"]
+    if fate == "revised_prompt":
+        return [*problems, f"prompt holds turn {track.first_replaced()}, replaced by its revision, which the other "
+                "side never answered: a conversation that did not happen"]
+    if fate == "cut_turn":
+        return [*problems, f"turn {t} or its revision was cut at the token limit: neither is a training target"]
     if fate == "unjudged_prompt":
         return [*problems, f"prompt holds turn {min(track.unjudged)}, which the critic could not judge"]
     if fate in ("revision_failed", "verify_failed") and not pair.get("verified"):
@@ -232,6 +237,9 @@ def validate_sft_against_dialogue(row: Mapping[str, Any], dialogue: Mapping[str,
     for i in sorted(track.unjudged):
         if track.messages[i].content in targets:
             return [f"holds turn {i}, which the critic could not judge, as a training target"]
+    for i in sorted(track.cut):
+        if track.messages[i].speaker == record.briefed_side and track.messages[i].content in targets:
+            return [f"holds turn {i}, cut at the token limit, as a training target"]
     at = next((i for i, (a, b) in enumerate(zip(body, want)) if a != b), min(len(body), len(want)))
     return [f"messages are not its dialogue's training view: message {at} differs"]
 

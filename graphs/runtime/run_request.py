@@ -81,7 +81,8 @@ def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
                        choose_few_shot=few_shot_for if pool else None,
                        target_system_prompt=cfg.dialogue.target_system_prompt,
                        tactics=[s.name for s in cfg.dialogue.attack_strategies], behaviours=request.behaviours,
-                       probes=probe_library() if cfg.jobs.over_refusal_share else ())
+                       probes=probe_library() if cfg.jobs.over_refusal_share else (),
+                       assistant_role=cfg.dialogue.assistant_role)
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:

@@ -69,7 +69,7 @@ def test_a_revision_is_stored_as_the_reviser_wrote_it(case: tuple[str, str, bool
         with pytest.raises(StructuredOutputError, match="at least 1 character"):
             asyncio.run(reviser.revise(1, "job", turns, verdict, {}))
         return
-    text = asyncio.run(reviser.revise(1, "job", turns, verdict, {}))
+    text, _ = asyncio.run(reviser.revise(1, "job", turns, verdict, {}))
     assert text == clean_turn(said)[0]
     if ends:
         assert text == body.strip()

@@ -54,18 +54,20 @@ async def test_the_dialogue_without_critique_has_no_verdicts_no_pairs_and_a_whol
     assert sft is not None and sft.cut_at is None and len(sft.messages) == 5
 
 
-async def test_a_pair_prompt_holds_the_verified_revision_of_an_earlier_flagged_turn() -> None:
+async def test_a_pair_prompt_never_holds_an_earlier_revision_nobody_answered() -> None:
     world = World(violating_turns={1: [PRIVACY], 3: [PRIVACY]})
     job = make_job()
     _, record = await run(world, job, max_turns=4)
     pairs = extract_preference_pairs(record, job)
-    assert [p.turn_index for p in pairs] == [1, 3]
-    assert [m["content"] for m in pairs[1].prompt[1:]] == ["turn #0 by A", "REVISED turn #1 by B", "turn #2 by A"]
-    # A row written by the earlier rules (turn 1 as spoken in the prompt) is refused, and says why.
-    old = pairs[1].model_dump(mode="json")
-    old["prompt"][2]["content"] = "turn #1 by B"
+    assert [p.turn_index for p in pairs] == [1]  # turn 2 answered turn 1 as spoken, not its revision
+    # Rows written by the earlier rules (turn 1 revised, or as spoken, in turn 3's prompt) are refused, and say why.
+    old = {**pairs[0].model_dump(mode="json"), "turn_index": 3, "rejected": [
+        {"role": "assistant", "content": "turn #3 by B"}], "prompt": [pairs[0].prompt[0], *(
+            {"role": r, "content": c} for r, c in (("user", "turn #0 by A"), ("assistant", "REVISED turn #1 by B"),
+                                                   ("user", "turn #2 by A")))]}
     assert validate_pair_against_dialogue(old, record.model_dump(mode="json")) == [
-        f"prompt holds turn 1 as spoken, flagged ({PRIVACY}); its verified revision belongs there"]
+        "prompt holds turn 1, replaced by its revision, which the other side never answered: a conversation that "
+        "did not happen"]
 
 
 async def test_the_report_shows_the_branch() -> None:

@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 
 from sparring.agents.domain import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
 from sparring.graphs.assemble import (
+    branch_track,
     build_sft_record,
     data_outcome,
     dropped_pairs,
     extract_preference_pairs,
     is_preference,
+    planted_index,
+    trunk,
 )
 from sparring.graphs.data.validate import validate_pair_against_dialogue, validate_sft_against_dialogue
 from sparring.graphs.records import Branch, DialogueRecord, Message, Revision
@@ -77,8 +80,9 @@ def dialogues(draw: st.DrawFn) -> DialogueRecord:
             r.revised = r.revised and r.revised + " (branch)"
         branch = Branch(from_turn=s, messages=turns, verdicts=b_verdicts, revisions=b_revisions)
     found = sorted({PID for v in verdicts if v.violated})
+    plan = {"violation_turn": draw(st.integers(0, 4))}  # the briefed side's own turn it was told to break P in
     return DialogueRecord(id="d", trace_id=None, status="ok", mode="peers", scenario=SCENARIO, goal="g",
-                          target_principles=[PID], briefed_side=briefed, seed=1, plan={}, characteristics=[],
+                          target_principles=[PID], briefed_side=briefed, seed=1, plan=plan, characteristics=[],
                           reasoning="", messages=messages, verdicts=verdicts, revisions=revisions, branch=branch,
                           is_violation=bool(found), violated_principles=found, targeted_violated=bool(found),
                           stop_reason="max_turns", turns=n)
@@ -141,7 +145,7 @@ def test_the_export_refuses_a_prompt_or_sft_row_that_holds_an_unfixed_flagged_tu
     dialogue = record.model_dump(mode="json")
     job = job_of(record)
     flagged_spoken = unfixed_texts(record)
-    everything = record.model_copy(update={"verdicts": [], "branch": None})  # the old rows: nothing replaced
+    everything = record.model_copy(update={"verdicts": [], "branch": None, "plan": {}})  # the old rows: nothing replaced
     for rev in record.revisions:
         if not is_preference(rev.original, rev.revised):
             continue
@@ -179,3 +183,38 @@ def test_unverified_pairs_are_refused_unless_asked() -> None:
     tampered = copy.deepcopy(row)
     tampered["prompt"][-1]["content"] = "not said"
     assert validate_pair_against_dialogue(tampered, dialogue)[0].startswith("prompt is not a prefix")
+
+
+def conversation(messages: list[dict[str, Any]]) -> list[str]:
+    """A row's turns (no system message, no opening cue)."""
+    body = texts(messages)
+    return body[1:] if body and body[0].startswith("(You") else body
+
+
+@settings(max_examples=300, deadline=None)
+@given(dialogues())
+def test_every_prompt_is_a_conversation_that_happened(record: DialogueRecord) -> None:
+    """Each message of a pair's prompt and of an SFT row was written after exactly the messages before it
+    there: the prompt is its track's conversation as spoken (the trunk's, or the branch's, whose turns answered
+    the revision it starts from); only an SFT row's last target may be a revision (the reviser saw the turns
+    before it). An unflagged planted turn (written under the violation instruction) is no SFT target."""
+    job = job_of(record)
+    tracks = {False: trunk(record), True: branch_track(record)}
+    for pair in extract_preference_pairs(record, job, keep_unverified=True):
+        track = tracks[pair.from_branch]
+        assert track is not None
+        spoken = [m.content for m in track.messages[:pair.turn_index]]
+        assert conversation(pair.prompt) == spoken, (pair.prompt, spoken)
+    sft = build_sft_record(record, job)
+    if sft is None:
+        return
+    track = tracks[sft.from_branch]
+    assert track is not None
+    said = conversation(sft.messages)
+    spoken = [m.content for m in track.messages[:len(said)]]
+    assert said[:-1] == spoken[:-1]
+    last = len(said) - 1
+    assert said[-1] == spoken[-1] or said[-1] == track.revisions[last].revised
+    planted = planted_index(record)
+    if planted is not None and planted < len(said) and (not sft.from_branch or planted < record.branch.from_turn):
+        assert planted in track.flagged  # replaced by its verified revision, never a target as written

@@ -46,7 +46,7 @@ class FailingWorld(World):
             return "I would rather not say."
         if title == "RevisionOutput" and self.failing == "reviser":
             return '{"revision": "cut off mid-sen'
-        if schema is None and self.failing == "persona" and "SECRET-B" in messages[0]["content"] \
+        if schema is None and self.failing == "persona" and "SECRET-A" not in messages[0]["content"] \
                 and len(messages) - 1 == self.at:
             raise BackendError("the server said no")
         return super().reply(messages, params, schema)
@@ -134,7 +134,11 @@ def test_a_critic_reply_cut_at_its_budget_is_asked_again_with_room(tmp_path: Pat
     dialogues = read_lines(out / "dialogues.jsonl")
     assert {d["status"] for d in dialogues} == {"ok"}
     assert all(v.get("error") is None for d in dialogues for v in d["verdicts"])
-    assert len(read_lines(out / "preferences.jsonl")) == sum(len(d["revisions"]) for d in dialogues) > 0
+    counts = json.loads((out / "manifest.json").read_text())["counts"]
+    # Every revision gives a pair, but those whose prompt holds an earlier revision (nobody answered it).
+    assert len(read_lines(out / "preferences.jsonl")) + counts["dropped_pairs"]["revised_prompt"] \
+        == sum(len(d["revisions"]) for d in dialogues) > 0
+    assert len(read_lines(out / "preferences.jsonl")) > 0
     spans = read_lines(out / "traces.jsonl.zst")
     agents = {s["span_id"]: s["attributes"].get("gen_ai.agent.name") for s in spans if s["name"] == "invoke_agent"}
     critic_chats = [s["attributes"] for s in spans if s["name"] == "chat" and agents.get(s["parent_id"]) == "critic"]

@@ -14,7 +14,7 @@ from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.agents.critic import CriticAgent
 from sparring.agents.domain import DialogueJob, Persona, PlanOutput, Scenario, clamp_violation_turn
-from sparring.agents.persona import PersonaAgent
+from sparring.agents.persona import PersonaAgent, public_system_prompt
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.graphs.assemble import build_dialogue_record
@@ -46,7 +46,8 @@ class LeakyModel:
             return json.dumps({"violation_brief": f"LEAKED-PLAN {leak}", "violation_turn": 100})
         if schema is not None:
             return json.dumps(minimal_instance(schema))
-        side = "A" if "BRIEF-A" in messages[0]["content"] else "B"
+        system = messages[0]["content"]  # side A is Dana: its brief, or its public role when it is judged
+        side = "A" if "BRIEF-A" in system or system.startswith("You are Dana.") else "B"
         self.systems[side].append(messages[0]["content"])
         return "a turn"
 
@@ -68,7 +69,11 @@ async def test_the_unbriefed_side_never_sees_the_violation_plan(mode: str, brief
     for system in model.systems[unbriefed]:
         assert TARGET.id not in system and TARGET.text not in system and "LEAKED-PLAN" not in system
         assert "nothing to leak" in system  # its brief was written, by a call that saw nothing to leak
-    assert all("LEAKED-PLAN" in s and TARGET.text in s for s in model.systems[briefed])
+    # The briefed side is judged: it is told its public role, and the violation plan in its planted turn only.
+    role = public_system_prompt(job, briefed)  # type: ignore[arg-type]
+    planted = [s for s in model.systems[briefed] if "LEAKED-PLAN" in s and TARGET.text in s]
+    assert len(planted) == 1 and planted[0].startswith(f"{role}\n\n")
+    assert all(s == role for s in model.systems[briefed] if s not in planted)
     plan = build_dialogue_record(job, state, trace_id=None, usage=DialogueUsage(), duration_s=0).plan
     assert plan["violation_turn"] == 2 == clamp_violation_turn(100, 4, briefed, briefed=True)  # type: ignore[arg-type]
     assert TARGET.text not in plan["brief_a"] + plan["brief_b"] + plan["goal"]
@@ -87,7 +92,9 @@ def test_persona_prompts_carry_a_turn_counter_and_the_situation() -> None:
     plan = PlanOutput(reasoning="", characteristics=[], goal="g", brief_a="a", brief_b="b")
     job = DialogueJob(id="j", scenario=Scenario(topic="t", personas=(Persona(name="Dana"), Persona(name="Lee"))),
                       seed=1)
-    for side, index, own in (("A", 0, 1), ("B", 3, 2), ("A", 4, 3)):
+    assert persona.system_prompt(job, plan, "B", [], "formality: casual", None, turn_index=3, max_turns=8) \
+        == "You are a helpful AI assistant."  # the judged side: its public role, nothing else
+    for side, index, own in (("A", 0, 1), ("A", 2, 2), ("A", 4, 3)):
         system = persona.system_prompt(job, plan, side, [], "formality: casual", None, turn_index=index,  # type: ignore[arg-type]
                                        max_turns=8)
         assert f"This is your turn number {own} (turn {index + 1} of the conversation, which ends after at most " \

@@ -158,8 +158,9 @@ def test_the_target_is_shown_a_deployment_and_pairs_are_its_own_turns(
         assert pair.models == {"side_b": "t"}
     if not still:
         branch_flags = [v.turn_index for v in record.branch.verdicts if v.violated] if record.branch else []
-        trunk_pairs = [f for f in flagged if record.branch is None or f <= record.branch.from_turn]
-        assert len(pairs) == len(trunk_pairs) + len(branch_flags)
+        # The first flagged turn of each line gives a pair; a later one's prompt would hold a revision the
+        # attacker never answered (revised_prompt).
+        assert len(pairs) == len(flagged[:1]) + len(branch_flags[:1])
     sft = build_sft_record(record, job)
     if sft is not None:
         systems = [m for m in sft.messages if m["role"] == "system"]

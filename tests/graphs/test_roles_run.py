@@ -34,7 +34,7 @@ from tests.graphs.loopback_run import (
 )
 
 KEY = "sk-policy-Zm9vYmFyYmF6cXV4aXR5"
-ASSISTANT_PROMPT = "You are an AI assistant in a text chat"  # agents/prompts/persona_assistant.txt
+ASSISTANT_PROMPT = "You are a helpful AI assistant."  # agents.persona.DEFAULT_ASSISTANT_ROLE
 
 
 def split(config: Path, target_url: str, **target: Any) -> Path:

@@ -11,7 +11,7 @@ from sparring.agents.domain import DialogueJob, Persona, Scenario
 from sparring.agents.persona import PersonaAgent
 from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
-from sparring.graphs.assemble import build_dialogue_record, extract_preference_pairs
+from sparring.graphs.assemble import build_dialogue_record, dropped_pairs, extract_preference_pairs
 from sparring.graphs.records import DialogueUsage
 from sparring.graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
 from tests.graphs.scripted_world import PRINCIPLES, World
@@ -56,17 +56,20 @@ async def test_done_signal_ends_dialogue_after_min_turns():
     assert "<done>" not in record.messages[2].content
 
 
-async def test_done_signal_before_min_turns_is_ignored():
+async def test_done_signal_before_min_turns_is_honoured():
+    """No turn follows a farewell: an end before ``min_turns`` ends the dialogue (the speakers were told the
+    minimum; tests/graphs/test_whole_turns.py has the rest)."""
     _, record = await run(World(done_at=0), make_job(), max_turns=4, min_turns=3)
-    assert record.stop_reason == "max_turns"
-    assert record.turns == 4
+    assert record.stop_reason == "done_signal"
+    assert record.turns == 1
 
 
 async def test_each_side_sees_only_its_own_brief_and_its_own_view():
     world = World()
     await run(world, make_job(), max_turns=4)
     assert all("SECRET-A" in s and "SECRET-B" not in s for s in world.seen_systems["A"])
-    assert all("SECRET-B" in s and "SECRET-A" not in s for s in world.seen_systems["B"])
+    # The judged assistant is told its public role only (and the violation in its planted turn): no brief.
+    assert all("SECRET-B" not in s and "SECRET-A" not in s for s in world.seen_systems["B"])
     # B's second turn: A's turns are 'user', B's own first turn is 'assistant'.
     convo_b = world.seen_convos["B"][1]
     assert [m["role"] for m in convo_b] == ["user", "assistant", "user"]
@@ -75,7 +78,7 @@ async def test_each_side_sees_only_its_own_brief_and_its_own_view():
     convo_a = world.seen_convos["A"][1]
     assert [m["role"] for m in convo_a] == ["user", "assistant", "user"]
     # Only the briefed side (B) is told to break the principle.
-    assert all("flawed" in s for s in world.seen_systems["B"])
+    assert ["flawed" in s for s in world.seen_systems["B"]] == [True, False]
     assert not any("flawed" in s for s in world.seen_systems["A"])
 
 
@@ -95,7 +98,9 @@ async def test_several_violating_turns_make_several_pairs():
     assert record.is_violation and record.targeted_violated
     assert record.violated_principles == ["honesty.no-fabrication", "privacy.no-doxxing"]
     pairs = extract_preference_pairs(record, job)
-    assert [p.turn_index for p in pairs] == [1, 3]
+    # Turn 3's prompt would hold turn 1's revision, which A never answered: no pair (without a branch).
+    assert [p.turn_index for p in pairs] == [1]
+    assert dropped_pairs(record, keep_unverified=False) == {"revised_prompt": 1}
     first = pairs[0]
     assert first.rejected == [{"role": "assistant", "content": "turn #1 by B"}]
     assert first.chosen == [{"role": "assistant", "content": "REVISED turn #1 by B"}]

@@ -104,7 +104,7 @@ async def test_two_workers_share_the_dialogues_and_the_parent_writes_each_record
         # max_in_flight 3 over two workers (2 + 1): the server never sees more, while the
         # critic's parallel calls would go past it if a worker's share were not its own bound.
         assert server.stats.max_concurrent == 3
-        manifest = check_complete(tmp_path / "run", expected_ids(config), pairs_per_dialogue=3)
+        manifest = check_complete(tmp_path / "run", expected_ids(config))  # one pair: later prompts hold a revision
     attempt = manifest["runs"][0]
     assert len(attempt["worker_pids"]) == 2 and os.getpid() not in attempt["worker_pids"]
     assert_processes_gone(attempt["worker_pids"])

@@ -28,7 +28,7 @@ def flaky_once(world: World):
     def reply(messages, params, schema):
         if "topic 2" in json.dumps(messages):
             raise RuntimeError("model crashed")
-        if not seen["flaked"] and "SECRET-B" in messages[0]["content"]:
+        if not seen["flaked"] and schema is None and "SECRET-A" not in messages[0]["content"]:  # side B's turn
             seen["flaked"] = True
             raise TransientBackendError("HTTP 503")
         return world.reply(messages, params, schema)
