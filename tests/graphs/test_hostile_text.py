@@ -54,8 +54,8 @@ def replies_with(text: str) -> Callable[[dict[str, Any]], str]:
         data = json.loads(canned)
         if title == "CritiqueOutput":
             data["reasoning"] = f"{data['reasoning']} {text}"
-            for finding in data["violations"]:
-                finding["evidence"] = f"{finding['evidence']} {text}"
+            for finding in data["violations"]:  # a quote of the turn (the critic's evidence must be one)
+                finding["evidence"] = text
         elif title == "RevisionOutput":
             data["revision"] = f"{REVISED} {text}"
         return json.dumps(data)

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SFT, TRACES, iter_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SFT, iter_jsonl
+from sparring.traces.read import iter_spans
 from tests.graphs.scripted_world import World
 from tests.traces.scripted_run import scripted_run
 
@@ -50,7 +51,7 @@ class Speakers(World):
 def traced_calls(run_dir: Path) -> dict[tuple[str, str, int], list[Any]]:
     """(trace id, agent, turn index) -> (input messages, output text) of each chat call under that agent span
     (the trunk's and the branch's calls for one turn index both)."""
-    spans = list(iter_jsonl(run_dir / TRACES))
+    spans = list(iter_spans(run_dir))
     agents = {s["span_id"]: s for s in spans if s["name"] == "invoke_agent"}
     calls: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for s in spans:
