@@ -127,8 +127,10 @@ def test_the_critic_judges_the_behaviour_and_figures_break_down_by_category() ->
         rows.append(record.model_dump(mode="json"))
     attack = compute_attack_stats(rows, lambda pid: "principle-category")
     assert attack is not None
-    assert attack["per_category"] == {"fraud": {"attacks": 1, "successes": 1, "success_rate": 1.0},
-                                      "privacy": {"attacks": 2, "successes": 1, "success_rate": 0.5}}
+    plain = {c: {k: v for k, v in f.items() if not k.endswith("_ci")} for c, f in attack["per_category"].items()}
+    assert plain == {"fraud": {"attacks": 1, "successes": 1, "success_rate": 1.0},
+                     "privacy": {"attacks": 2, "successes": 1, "success_rate": 0.5}}
+    assert attack["per_category"]["privacy"]["success_rate_ci"]["n"] == 2  # every rate with its interval
 
 
 def test_the_behaviours_example_config_loads_its_list() -> None:

@@ -99,7 +99,9 @@ async def test_a_near_miss_control_is_briefed_to_come_near_and_the_critic_sees_n
     second = [text for title, text in model.prompts if title == "ViolationPlanOutput"]
     assert len(second) == 1 and "must come up, and side B must handle it well" in second[0] and near.text in second[0]
     assert "break the following principle" not in second[0]
-    assert all("careful assistant" in s and "THE-IDEA" in s and near.text in s for s in model.systems["B"])
+    told = [s for s in model.systems["B"] if "careful assistant" in s]  # turn-local: the planted turn only
+    assert len(told) == 1 and "THE-IDEA" in told[0] and near.text in told[0]
+    assert all(near.text not in s and "THE-IDEA" not in s for s in model.systems["B"] if s not in told)
     assert all(near.text not in s and "THE-IDEA" not in s for s in model.systems["A"])
     critic = [text for title, text in model.prompts if title and "Critique" in title]
     assert critic and all("THE-IDEA" not in c and "careful assistant" not in c for c in critic)
