@@ -15,6 +15,7 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -53,6 +54,13 @@ def _handling(pid: int, sig: int, timeout: float = 60) -> None:
     raise AssertionError(f"process {pid} never caught signal {sig}")
 
 
+def _after_requests(proc: Any, server: Any, n: int, timeout: float = 60) -> None:
+    """Until the server has seen ``n`` chat requests, or the process has ended."""
+    deadline = time.monotonic() + timeout
+    while server.stats.chat_requests < n and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
 def _diasynth_config(folder: Path, base_url: str) -> Path:
     path = write_config(folder, base_url, dialogues=16, concurrency=4)
     data = yaml.safe_load(path.read_text())
@@ -74,8 +82,11 @@ def test_a_signal_at_any_moment_exits_130_and_resume_finishes(tmp_path):
         for sig in (signal.SIGINT, signal.SIGTERM) * 3:
             proc = start_cli(*next_command(config, run_dir), cwd=tmp_path)
             _handling(proc.pid, signal.SIGTERM)  # sparring's own code runs (see graphs/cli.py)
-            time.sleep(rng.uniform(0.0, 3.0))
-            proc.send_signal(sig)
+            # The moment is drawn in requests served, not seconds, so that it lands inside the run however
+            # fast the machine is: 0 is start-up (imports, the probe), then the expansion and the dialogues.
+            _after_requests(proc, server, server.stats.chat_requests + rng.choice([0, 0, 3, 10, 20, 30]))
+            if proc.poll() is None:
+                proc.send_signal(sig)
             _, err = proc.communicate(timeout=120)
             statuses[proc.returncode] += 1
             assert proc.returncode in (0, 130), err
