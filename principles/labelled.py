@@ -28,7 +28,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -211,17 +211,30 @@ def _validate(data: Any, lines: LineMap, *, source: str, set_name: str = "",
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines, known_keys=list_file_keys(
             data, _ItemsFile.model_fields, "items", LabelledItem.model_fields)) from None
-    counts: dict[tuple[str, str], int] = {}
     items = []
-    for i, item in enumerate(parsed.items):
-        key = (item.principle, item.label)
-        counts[key] = counts.get(key, 0) + 1
-        if not item.id:
-            item = item.model_copy(update={"id": f"{id_prefix}{item.principle}/{item.label}/{counts[key]}"})
+    for i, item in numbered(parsed.items, id_prefix):
         item._source, item._line, item._index = source, lines.line_of(("items", i, "principle")), i
         item._set = set_name
         items.append(item)
     return _unique_ids(items, source=source)
+
+
+ItemT = TypeVar("ItemT", bound=BaseModel)
+
+
+def numbered(items: Sequence[ItemT], id_prefix: str) -> list[tuple[int, ItemT]]:
+    """(index, item) of a file's items, each without an ``id`` given ``PREFIX<principle>/<label>/<n>`` (n counts
+    that principle and label in the file): the one numbering of labelled turns and labelled revisions."""
+    counts: dict[tuple[str, str], int] = {}
+    out = []
+    for i, item in enumerate(items):
+        entry: Any = item  # a labelled turn or revision: principle, label, id
+        key = (entry.principle, entry.label)
+        counts[key] = counts.get(key, 0) + 1
+        if not entry.id:
+            item = item.model_copy(update={"id": f"{id_prefix}{entry.principle}/{entry.label}/{counts[key]}"})
+        out.append((i, item))
+    return out
 
 
 def _unique_ids(items: Sequence[LabelledItem], *, source: str) -> tuple[LabelledItem, ...]:

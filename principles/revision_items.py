@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from sparring.errors import InputError
 
-from .labelled import SpokenTurn, check_speakers, conversation_messages
+from .labelled import SpokenTurn, check_speakers, conversation_messages, numbered
 from .yamlfile import list_file_keys, parse_yaml, pydantic_error
 
 __all__ = ["REVISION_LABELS", "RevisionItem", "builtin_revision_items"]
@@ -85,13 +85,8 @@ def builtin_revision_items() -> tuple[RevisionItem, ...]:
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines, known_keys=list_file_keys(
             data, _RevisionsFile.model_fields, "items", RevisionItem.model_fields)) from None
-    counts: dict[tuple[str, str], int] = {}
     out = []
-    for i, item in enumerate(parsed.items):
-        key = (item.principle, item.label)
-        counts[key] = counts.get(key, 0) + 1
-        if not item.id:
-            item = item.model_copy(update={"id": f"revision/{item.principle}/{item.label}/{counts[key]}"})
+    for i, item in numbered(parsed.items, "revision/"):
         item._line = lines.line_of(("items", i, "principle"))
         out.append(item)
     if len({i.id for i in out}) != len(out):
