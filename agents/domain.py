@@ -126,6 +126,10 @@ class OverRefusalProbe(BaseModel):
     question: str
 
 
+TARGET_MARK = "@"
+"""Separates an attack's id from the target it is played against (``DialogueJob.for_target``)."""
+
+
 class DialogueJob(BaseModel):
     """One dialogue to simulate: a scenario, the principles the briefed side should break, a seed."""
 
@@ -170,6 +174,19 @@ class DialogueJob(BaseModel):
     tactic: str | None = None
     """Redteam mode: the attack tactic dealt to this attack (``dialogue.attack_strategies``); None for a
     control, other modes, and jobs of plans written before tactics were dealt."""
+    target: str | None = None
+    """Redteam mode with several targets (``roles.side_b: [a, b]``): the backend this copy of the attack is
+    played against; its id is the attack's with ``@<target>`` added. None with one target."""
+
+    @property
+    def attack_id(self) -> str:
+        """The id the copies of one attack on several targets share (``id`` without ``@<target>``): what
+        its plan and its seeds are keyed by. The id itself with one target."""
+        return self.id.removesuffix(f"{TARGET_MARK}{self.target}") if self.target else self.id
+
+    def for_target(self, name: str) -> DialogueJob:
+        """This job played against the target backend ``name``."""
+        return self.model_copy(update={"id": f"{self.attack_id}{TARGET_MARK}{name}", "target": name})
 
     @property
     def critic_order_key(self) -> str:
@@ -200,8 +217,11 @@ class DialogueJob(BaseModel):
         return ASSISTANT_NAME if self.is_ai_assistant(side) else self.persona(side).name
 
     @staticmethod
-    def make_id(scenario_id: str, principles: tuple[str, ...], mode: Mode, seed: int, index: int) -> str:
-        return stable_id("job", scenario_id, sorted(principles), mode, seed, index)
+    def make_id(scenario_id: str, principles: tuple[str, ...], mode: Mode, seed: int, index: int,
+                target: str | None = None) -> str:
+        """The job's id from its content (``@<target>`` added for one of several targets)."""
+        base = stable_id("job", scenario_id, sorted(principles), mode, seed, index)
+        return f"{base}{TARGET_MARK}{target}" if target else base
 
 
 # -- what the agents ask the LLM for ------------------------------------------------

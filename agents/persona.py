@@ -195,7 +195,7 @@ class PersonaAgent:
         with agent_span(f"persona_{side}", turn_index=turn_index, side=side, principle_ids=briefed) as span:
             for resample in range(3):
                 params = self.params.model_copy(update={
-                    "stop": stop, "seed": derive_seed(job.seed, job.id, "turn", turn_index, resample)})
+                    "stop": stop, "seed": derive_seed(job.seed, job.attack_id, "turn", turn_index, resample)})
                 completion = await self.backend.complete(convo, params, agent=f"persona_{side}")
                 spoken, cut = cut_at_other_speaker(completion.text, labels)
                 text, done = clean_turn(spoken)

@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -127,7 +127,7 @@ class AttackPlanner:
         control (no targets)."""
         names = tuple(name for name, _ in characteristics)
         schema = attack_plan_schema(names)
-        params = self.params.with_seed(derive_seed(job.seed, job.id, "plan"))
+        params = self.params.with_seed(derive_seed(job.seed, job.attack_id, "plan"))
         request = self.messages(job, targets, max_turns, characteristics, tactic, earlier)
         completion = await call_agent(self.backend, "planner", request, params, schema, span_name="plan",
                                       principle_ids=list(job.target_principles))
@@ -171,7 +171,7 @@ class TargetAgent:
         turn_index = len(messages)
         with agent_span(TARGET_AGENT, turn_index=turn_index, side="B") as span:
             for resample in range(3):
-                params = self.params.with_seed(derive_seed(job.seed, job.id, "turn", turn_index, resample))
+                params = self.params.with_seed(derive_seed(job.seed, job.attack_id, "turn", turn_index, resample))
                 completion = await self.backend.complete(convo, params, agent=TARGET_AGENT)
                 text, cut = cut_at_other_speaker(completion.text, other_labels(job, "B"))
                 if text.strip():
@@ -193,3 +193,14 @@ class RedTeamAgents:
 
     planner: AttackPlanner
     target: TargetAgent
+    targets: Mapping[str, TargetAgent] = field(default_factory=dict)
+    """Several targets (``roles.side_b: [a, b]``): the target agent on each backend, by name."""
+
+    def target_of(self, job: DialogueJob) -> TargetAgent:
+        """The target ``job`` is played against: its ``target``'s, else the one target."""
+        if job.target is None:
+            return self.target
+        if job.target not in self.targets:
+            raise ValueError(f"the dialogue is played against target {job.target!r}, which this run has no "
+                             f"backend for (it has {', '.join(self.targets) or 'one target'})")
+        return self.targets[job.target]

@@ -29,13 +29,14 @@ _MAX_ATTEMPTS = 5
 
 
 def goal_key(job: DialogueJob) -> str | None:
-    """What "the same goal" means for a job: None for a control (not adaptive)."""
+    """What "the same goal" means for a job: None for a control (not adaptive). With several targets,
+    the goal on one target: each target's attacks see only their own target's earlier failures."""
     if not job.target_principles:
         return None
     behaviour = getattr(job, "behaviour", None)
-    if behaviour is not None:
-        return f"behaviour:{behaviour.id}"
-    return f"{job.scenario.id}:{','.join(sorted(job.target_principles))}"
+    goal = f"behaviour:{behaviour.id}" if behaviour is not None else \
+        f"{job.scenario.id}:{','.join(sorted(job.target_principles))}"
+    return goal if job.target is None else f"{job.target}|{goal}"
 
 
 def rounds(jobs: Iterable[DialogueJob]) -> dict[str, int]:

@@ -62,7 +62,8 @@ def job_of(record: DialogueRecord) -> DialogueJob:
                        target_principles=tuple(record.target_principles), briefed_side=record.briefed_side,
                        near_miss_principles=tuple(record.near_miss_principles),
                        swapped=record.swapped, seed=record.seed, target_system_prompt=record.target_system_prompt,
-                       behaviour=record.behaviour, probe=record.probe, assistant_role=record.assistant_role)
+                       behaviour=record.behaviour, probe=record.probe, assistant_role=record.assistant_role,
+                       target=record.target)
 
 
 def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: str | None, usage: DialogueUsage,
@@ -93,7 +94,8 @@ def build_dialogue_record(job: DialogueJob, state: dict[str, Any], *, trace_id: 
         turns=len(messages), error=error, usage=usage, duration_s=round(duration_s, 3),
         summary=state.get("summary"), scores=state.get("scores") or {}, scoring=state.get("scoring"),
         strategy=plan.get("strategy"), target_system_prompt=job.target_system_prompt, models=dict(models or {}),
-        attack_access=plan.get("access"), behaviour=job.behaviour, probe=job.probe, assistant_role=job.assistant_role)
+        attack_access=plan.get("access"), behaviour=job.behaviour, probe=job.probe, assistant_role=job.assistant_role,
+        target=job.target, plan_from=state.get("plan_from"))
 
 
 def _system(job: DialogueJob, side: Side) -> list[dict[str, str]]:
@@ -272,7 +274,7 @@ def extract_preference_pairs(record: DialogueRecord, job: DialogueJob, *,
             dialogue_id=record.id, turn_index=rev.turn_index, principle_ids=list(rev.principle_ids),
             critique=critique, severity=(verdict.severity if verdict and verdict.severity else "minor"),
             verified=rev.verified, mode=record.mode, trace_id=record.trace_id, from_branch=track.branch,
-            models=dict(record.models)))
+            models=dict(record.models), target=record.target))
     return pairs
 
 

@@ -7,7 +7,7 @@ resumed run skip exactly the dialogues it already wrote.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -144,6 +144,16 @@ class Deck:
             self.left = list(self.items)
             self.rng.shuffle(self.left)
         return self.left.pop()
+
+
+def for_targets(jobs: Iterable[DialogueJob], names: Sequence[str] | None) -> Iterator[DialogueJob]:
+    """Each job once per target backend in ``names`` (several targets, redteam mode), the copies of one
+    attack next to each other; the jobs as they are when ``names`` is None."""
+    for job in jobs:
+        if names is None:
+            yield job
+        else:
+            yield from (job.for_target(name) for name in names)
 
 
 def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], config: JobsConfig, *, mode: Mode,

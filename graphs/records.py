@@ -168,6 +168,12 @@ class DialogueRecord(BaseModel):
     """Assistant mode: the assistant's public role when the config gave one (``dialogue.assistant_role``)."""
     models: dict[str, str] = Field(default_factory=dict)
     """The model behind each role of this dialogue (``planner``, ``side_a``, ``side_b``, ``critic``, ...)."""
+    target: str | None = None
+    """Redteam mode with several targets (``roles.side_b: [a, b]``): the backend the attack was played
+    against (``models.side_b`` is its model); the id is the attack's with ``@<target>``. None with one target."""
+    plan_from: str | None = None
+    """Several targets: the dialogue whose planner call made this attack's plan, when another copy of the
+    attack made it (its planner tokens are in that dialogue's ``usage``); None when this one made it."""
 
 
 class PreferenceRecord(BaseModel):
@@ -196,6 +202,8 @@ class PreferenceRecord(BaseModel):
     models: dict[str, str] = Field(default_factory=dict)
     """The model behind each role of the dialogue: ``rejected`` is ``side_b``'s (or ``side_a``'s) own output,
     ``chosen`` the ``reviser``'s, checked by the ``verifier``'s."""
+    target: str | None = None
+    """Redteam mode with several targets: the target backend whose turn ``rejected`` is (the dialogue's ``target``)."""
 
 
 class SFTRecord(BaseModel):

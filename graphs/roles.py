@@ -10,6 +10,9 @@ and ``roles:`` (role -> backend name). A role not named under ``roles:`` uses th
       target:  {kind: openai_compat, base_url: http://policy:8000/v1, model: my-org/policy-7b}
     roles: {side_b: target}
 
+In redteam mode ``side_b`` may list several backends (``side_b: [base, tuned]``): every attack is then
+played against each of them (``targets``).
+
 Everything here reads a config; the started backends are ``graphs.runtime.role_backends``.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from sparring.agents.backends.backend_config import BackendConfig
 from sparring.principles.yamlfile import error_at
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from .run_config import RunConfig
 
 __all__ = ["DEFAULT", "ROLES", "Role", "RolesConfig", "backends_in_use", "check_backends", "models_by_role",
-           "named_backends", "role_backends", "roles_in_use"]
+           "named_backends", "role_backends", "roles_in_use", "targets"]
 
 Role = Literal["planner", "side_a", "side_b", "critic", "reviser", "verifier", "summary", "judge", "subtopics",
                "personas"]
@@ -45,8 +48,10 @@ class RolesConfig(BaseModel):
     """Plans each dialogue (briefs, goal; the attacker's strategy in redteam mode)."""
     side_a: str | None = None
     """Speaks for side A: the user (assistant mode), the first peer (peers), the attacker (redteam)."""
-    side_b: str | None = None
-    """Speaks for side B: the assistant (assistant mode), the second peer (peers), the target (redteam)."""
+    side_b: str | list[str] | None = None
+    """Speaks for side B: the assistant (assistant mode), the second peer (peers), the target (redteam).
+    Redteam mode may list several backends (``[base, tuned]``): every attack, planned once, is played
+    against each target, and the figures compare them."""
     critic: str | None = None
     """Judges the turns of the judged side against the principles."""
     reviser: str | None = None
@@ -62,9 +67,25 @@ class RolesConfig(BaseModel):
     personas: str | None = None
     """Writes personas (DiaSynth expansion)."""
 
+    @field_validator("side_b")
+    @classmethod
+    def _targets_once_each(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("names no backend; give one name, or a list of the targets' backend names")
+            twice = sorted({name for name in value if value.count(name) > 1})
+            if twice:
+                raise ValueError(f"names {', '.join(repr(n) for n in twice)} twice; each target once")
+        return value
+
     def named(self) -> dict[Role, str]:
-        """The roles this block names, with their backend names."""
-        return {role: name for role in ROLES if (name := getattr(self, role)) is not None}
+        """The roles this block names, with their backend names (side B: its first target)."""
+        return {role: name[0] if isinstance(name, list) else name
+                for role in ROLES if (name := getattr(self, role)) is not None}
+
+    def target_list(self) -> list[str] | None:
+        """The backends ``side_b`` lists, when it is a list (several targets); None for one name or none."""
+        return list(self.side_b) if isinstance(self.side_b, list) else None
 
 
 def roles_in_use(config: RunConfig) -> tuple[Role, ...]:
@@ -97,11 +118,21 @@ def role_backends(config: RunConfig, roles: tuple[Role, ...] | None = None) -> d
     return out
 
 
+def targets(config: RunConfig) -> tuple[str, ...] | None:
+    """The backend names of several targets (``roles.side_b`` as a list, redteam mode), in order; None
+    when side B runs on one backend (its jobs then carry no ``target``)."""
+    listed = config.roles.target_list()
+    return tuple(listed) if listed is not None else None
+
+
 def backends_in_use(config: RunConfig, roles: tuple[Role, ...] | None = None) -> dict[str, BackendConfig]:
     """Each backend a run of ``config`` uses (or ``roles`` use), by name, in the order of first use:
-    what to start, probe and describe. One call, computed from the config alone."""
+    what to start, probe and describe (every target of a list). One call, computed from the config alone."""
     defined = named_backends(config)
-    return {name: defined[name] for name in dict.fromkeys(role_backends(config, roles).values())}
+    names = []
+    for role, name in role_backends(config, roles).items():
+        names += list(targets(config) or (name,)) if role == "side_b" else [name]
+    return {name: defined[name] for name in dict.fromkeys(names)}
 
 
 def models_by_role(config: RunConfig, roles: tuple[Role, ...] | None = None) -> dict[str, str]:
@@ -115,11 +146,12 @@ def check_backends(config: RunConfig) -> None:
     HTTP backends, each with room for them. Raises ``error_at`` errors naming the key."""
     defined = named_backends(config)
     named = config.roles.named()
-    for role, name in named.items():
+    listed = [(("roles", "side_b", i), name) for i, name in enumerate(targets(config) or ())]
+    for at, name in [*((("roles", role), name) for role, name in named.items()), *listed]:
         if name not in defined:
             where = f"the config names {', '.join(repr(n) for n in defined)}" if config.backends else \
                 "with the single backend: block its name is 'default' (name others under backends:)"
-            raise error_at(("roles", role), f"no backend named {name!r}; {where}")
+            raise error_at(at, f"no backend named {name!r}; {where}")
     for role in roles_in_use(config):
         if role not in named and DEFAULT not in defined:
             raise error_at(("roles",) if named else ("backends",),

@@ -248,6 +248,9 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_roles(self) -> RunConfig:
+        if self.roles.target_list() is not None and self.dialogue.mode != "redteam":
+            raise error_at(("roles", "side_b"), f"a list of targets is for redteam mode (this run is in "
+                                                f"{self.dialogue.mode} mode); name one backend")
         check_backends(self)
         if self.jobs.over_refusal_share and self.dialogue.mode != "redteam":
             raise error_at(("jobs", "over_refusal_share"), "over-refusal probes are for redteam mode")

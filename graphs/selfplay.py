@@ -44,6 +44,7 @@ from sparring.diasynth_agents.summaries import summarize
 from ._branching import CritiqueSteps
 from .adaptive import AttemptBoard, attempt_summary
 from .dialogue_config import DialogueConfig
+from .shared_plans import SharedPlans
 
 
 class DialogueState(TypedDict, total=False):
@@ -70,6 +71,8 @@ class DialogueState(TypedDict, total=False):
     """What the critic judges against when not the whole set (``critic_scope: targeted``)."""
     branch: dict[str, Any]
     """The continuation from the first flagged turn's verified revision (graphs/_branching.py)."""
+    plan_from: str
+    """Several targets: the dialogue whose planner call made this one's plan, when another (graphs/shared_plans.py)."""
 
 
 @dataclass
@@ -116,6 +119,10 @@ class SelfPlay(CritiqueSteps):
     """The model behind each role (records' ``models``)."""
     attempts: AttemptBoard | None = None
     """Adaptive attacks: the run's finished attacks by goal (the runner reports each record to it)."""
+    plans: SharedPlans | None = None
+    """Several targets: each attack's plan, made once and played against every target."""
+    target_models: dict[str, str] = field(default_factory=dict)
+    """Several targets: the model behind each target backend, by name (records' ``models.side_b``)."""
     _by_id: dict[str, PrincipleLike] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -152,6 +159,12 @@ class SelfPlay(CritiqueSteps):
             return [by_id[i] for i in ids if i in by_id]
         return list(self.principles) + ([extra] if extra is not None and extra.id not in self._by_id else [])
 
+    def models_for(self, job: DialogueJob) -> dict[str, str]:
+        """The model behind each role of ``job`` (side B: its target's, with several targets)."""
+        if job.target is None:
+            return dict(self.models)
+        return {**self.models, "side_b": self.target_models.get(job.target, self.models.get("side_b", "?"))}
+
     def recursion_limit(self) -> int:
         # plan + one step per turn (and branch turn) + critique/revise/verify/summarize/judge, with room to spare.
         return self.settings.max_turns + self.settings.branch_turns + 16
@@ -162,12 +175,14 @@ class SelfPlay(CritiqueSteps):
     # -- nodes -----------------------------------------------------------------
     async def plan(self, state: DialogueState) -> dict[str, Any]:
         job = DialogueJob.model_validate(state["job"])
+        shared: dict[str, Any] = {}
         if job.mode == "redteam":
             targets = self.targets(job)
             tactic = self.tactic(job) if targets else None
             earlier = await self.attempts.earlier(job) if self.attempts is not None and targets else []
-            attack, _ = await self._redteam().planner.plan(job, targets, self.settings.max_turns,
-                                                           self.characteristics, tactic, attempt_summary(earlier))
+            attack, made_by = await self._attack_plan(job, targets, tactic, attempt_summary(earlier))
+            if made_by != job.id:
+                shared["plan_from"] = made_by
             access = "white-box" if self.settings.attacker_sees_system_prompt else "black-box"
             planned = {**attack.model_dump(), "strategy": tactic.name if tactic else None, "access": access}
             if self.attempts is not None:
@@ -179,7 +194,20 @@ class SelfPlay(CritiqueSteps):
         scope = ([p.id for p in self.judged_against(job)] if self.settings.critic_scope == "targeted"
                  and self.settings.critique else None)
         return {"plan": planned, "messages": [], "verdicts": [], "revisions": [], "done": False,
-                "critic_principles": scope}
+                "critic_principles": scope, **shared}
+
+    async def _attack_plan(self, job: DialogueJob, targets: list[PrincipleLike], tactic: Tactic | None,
+                           earlier: str) -> tuple[PlanOutput, str]:
+        """The plan of a redteam job and the dialogue whose planner call made it: with several targets,
+        the attack's shared plan (``plans``), else its own."""
+        async def make() -> PlanOutput:
+            made, _ = await self._redteam().planner.plan(job, targets, self.settings.max_turns,
+                                                         self.characteristics, tactic, earlier)
+            return made
+
+        if job.target is None or self.plans is None:
+            return await make(), job.id
+        return await self.plans.plan(job.attack_id, earlier, job.id, make)
 
     async def speak(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
@@ -208,7 +236,7 @@ class SelfPlay(CritiqueSteps):
                 job, plan, messages, side, [] if branch else self.targets(job), situation=self.situation(plan),
                 style_example=self.style_example(job), max_turns=max_turns, min_turns=self.settings.min_turns)
         elif side == "B":
-            text, completion = await self._redteam().target.reply(job, messages)
+            text, completion = await self._redteam().target_of(job).reply(job, messages)
         else:
             tactic = next((t for t in self._tactics() if t.name == planned.get("strategy")), None)
             system = attacker_prompt(job, plan, tactic, self.style_example(job), situation=self.situation(plan),

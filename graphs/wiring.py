@@ -13,11 +13,12 @@ from sparring.agents.redteam import AttackPlanner, RedTeamAgents, TargetAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.diasynth_agents.fewshot import style_instruction
 
-from .roles import models_by_role
+from .roles import models_by_role, named_backends, targets
 from .run_config import RunConfig
 from .runtime.role_backends import RoleBackends
 from .runtime.run_request import RunRequest
 from .selfplay import SelfPlay, SelfPlayAgents
+from .shared_plans import SharedPlans
 
 
 def make_agents(config: RunConfig, backends: RoleBackends | Backend) -> SelfPlayAgents:
@@ -28,7 +29,9 @@ def make_agents(config: RunConfig, backends: RoleBackends | Backend) -> SelfPlay
     if config.dialogue.mode == "redteam":
         redteam = RedTeamAgents(planner=AttackPlanner(backends["planner"], s.planner,
                                                       config.dialogue.attacker_sees_system_prompt),
-                                target=TargetAgent(backends["side_b"], s.target))
+                                target=TargetAgent(backends["side_b"], s.target),
+                                targets={name: TargetAgent(backends.backends[name], s.target)
+                                         for name in targets(config) or ()})
     return SelfPlayAgents(planner=PlannerAgent(backends["planner"], s.planner),
                           persona=PersonaAgent(backends["side_a"], s.persona),
                           persona_b=PersonaAgent(backends["side_b"], s.persona),
@@ -56,4 +59,5 @@ def make_selfplay(request: RunRequest, backends: RoleBackends | Backend) -> Self
                     style_example=style, summary_params=cfg.sampling.summary if cfg.dialogue.summaries else None,
                     judge=JudgeAgent(judge, cfg.sampling.judge, cfg.dialogue.judge)
                     if cfg.dialogue.judge and judge is not None else None,
-                    models=models_by_role(cfg))
+                    models=models_by_role(cfg), plans=SharedPlans() if targets(cfg) else None,
+                    target_models={name: named_backends(cfg)[name].model_name() for name in targets(cfg) or ()})

@@ -165,7 +165,26 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
         ("wall time", f"{(manifest.get('timings') or {}).get('wall_s', 0)} s"),
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
-    return f'<div class="stats">{cards}</div><table class="facts">{rows}</table>'
+    return f'<div class="stats">{cards}</div><table class="facts">{rows}</table>' + target_table(attack)
+
+
+def target_table(attack: dict[str, Any] | None) -> str:
+    """Several targets in one run: the comparison table (``graphs.data.target_comparison``), one column
+    per target; nothing otherwise."""
+    from sparring.graphs.data.target_comparison import column_label, comparison_rows
+
+    targets = (attack or {}).get("targets")
+    if not targets:
+        return ""
+    columns = targets["columns"]
+    head = "".join(f"<th>{escape(column_label(c))}</th>" for c in columns)
+    body = "".join(f"<tr><th>{escape(label)}</th>{''.join(f'<td>{escape(cell)}</td>' for cell in cells)}</tr>"
+                   for label, cells in comparison_rows(columns))
+    note = "every attack was planned once and played against each target" if targets["same_attacks"] else \
+        f"the targets' attacks differ: {targets['common_attacks']} in common"
+    return (f'<h3 id="targets">Attacks per target</h3><p class="muted">Success rate with its 95% interval '
+            f"(successes/attacks), per category and tactic; {escape(note)}.</p>"
+            f'<table class="steps" id="target-comparison"><tr><th></th>{head}</tr>{body}</table>')
 
 
 def attack_charts(attack: dict[str, Any]) -> list[str]:

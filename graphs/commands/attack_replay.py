@@ -93,7 +93,8 @@ async def replay_one(selfplay: SelfPlay, row: Mapping[str, Any], max_turns: int,
         if set(verdict.violated) & set(job.target_principles):
             broke_at = len(messages)
     return {"dialogue_id": row["id"], "target_principles": row["target_principles"], "tactic": row.get("strategy"),
-            "behaviour": row.get("behaviour"), "still_succeeds": broke_at is not None,
+            "behaviour": row.get("behaviour"), "original_target": row.get("target"),
+            "still_succeeds": broke_at is not None,
             "turns_to_first_violation": broke_at, "original_turns_to_first_violation": row.get("turns"),
             "verbatim_turns": verbatim, "regenerated_turns": regenerated, "diverged_at": diverged_at,
             "messages": messages}

@@ -44,5 +44,5 @@ def plan(config: Path, out: Path, overrides: tuple[str, ...], max_dialogues: int
     for line in (made.expansion or {}).get("explain", []):
         say(f"  {line}")
     if shards:
-        sizes = Counter(shard_of(job.id, shards) for job in made.jobs)
+        sizes = Counter(shard_of(job.attack_id, shards) for job in made.jobs)
         say("dialogues per shard: " + ", ".join(f"{k}/{shards}: {sizes.get(k, 0)}" for k in range(shards)))

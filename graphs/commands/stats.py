@@ -228,6 +228,13 @@ def _print_attack(console: Any, attack: dict[str, Any]) -> None:
         console.print()
     if attack.get("cost"):
         _print_cost(console, attack["cost"])
+    targets = attack.get("targets")
+    if targets:
+        from .redteam_compare import comparison_table
+
+        same = "" if targets["same_attacks"] else f" (the attacks differ: {targets['common_attacks']} in common)"
+        console.print(comparison_table(targets["columns"], f"Attacks per target{same}"))
+        console.print()
 
 
 def _interval(bounds: list[float] | None) -> str:

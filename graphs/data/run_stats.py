@@ -29,11 +29,11 @@ from typing import Any
 
 from sparring.graphs.runtime.store import STATS, replace_json
 
-from .attack import compute_attack_stats
 from .intervals import rate
 from .rouge import TOKENIZER, tokenize
 from .rundata import Row, RunData, load_run
 from .similarity import EMBEDDING_RULE, ROUGE_RULE, SamplingRule, compute_max_cosine, compute_max_rouge_l
+from .target_comparison import attack_figures
 
 STATS_SCHEMA = 3
 """2: per principle and category, ``flag_rate`` (of the dialogues judged against it) replaces
@@ -321,7 +321,7 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
         "stop_reasons": dict(Counter(d.get("stop_reason", "?") for d in ok)),
         "failures": compute_failure_stats(run.dialogues),
         "judge": compute_judge_stats(ok),
-        "attack": compute_attack_stats(ok, lambda pid: category_of(pid, run.principle_categories())),
+        "attack": attack_figures(ok, lambda pid: category_of(pid, run.principle_categories()), manifest),
     }
 
 

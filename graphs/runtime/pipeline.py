@@ -25,6 +25,7 @@ from sparring.agents.backends.probe import ProbeResult
 from sparring.agents.domain import DialogueJob, Scenario
 from sparring.errors import DiskFull, TooManyFailures
 from sparring.graphs.adaptive import AttemptBoard
+from sparring.graphs.shared_plans import SharedPlans
 from sparring.graphs.wiring import make_selfplay
 from sparring.traces.sinks import JsonlSpanSink
 from sparring.traces.spanfile import span_path
@@ -243,6 +244,8 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
             selfplay = make_selfplay(request, backends)
             if cfg.dialogue.adaptive_attacks:
                 selfplay.attempts = AttemptBoard.of_run(iter_jobs(request), iter_jsonl(request.run_dir / DIALOGUES))
+            if selfplay.plans is not None:  # several targets: the plans of the attacks already played somewhere
+                selfplay.plans = SharedPlans.of_run(iter_jsonl(request.run_dir / DIALOGUES))
             runner = DialogueRunner(
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=run.store,
                 concurrency=cfg.concurrency, keep_unverified=keep_unverified, max_failures=cfg.max_failures,

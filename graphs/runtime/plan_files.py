@@ -79,6 +79,8 @@ class Shard:
         return shard
 
     def holds(self, dialogue_id: str) -> bool:
+        """Whether this shard runs the dialogue ``dialogue_id``; callers give a job's ``attack_id``, so that
+        the copies of one attack on several targets share a shard (and its one planner call)."""
         return shard_of(dialogue_id, self.count) == self.index
 
     def __str__(self) -> str:
@@ -176,7 +178,7 @@ def read_jobs(path: Path, scenarios: Sequence[Scenario]) -> list[DialogueJob]:
         except (KeyError, ValidationError) as exc:
             raise InputError(f"job does not read back ({type(exc).__name__}: {exc})", source=str(path),
                              line=number) from None
-        if job.id != DialogueJob.make_id(scenario.id, job.target_principles, job.mode, job.seed, job.index):
+        if job.id != DialogueJob.make_id(scenario.id, job.target_principles, job.mode, job.seed, job.index, job.target):
             raise InputError("the job's id does not match its content (edited?)", source=str(path), line=number)
         jobs.append(job)
     return jobs

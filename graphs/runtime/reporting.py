@@ -18,15 +18,15 @@ log = logging.getLogger(__name__)
 def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | None = None) -> Path:
     """Render the report of ``run_dir`` into ``out`` (default: its report.html), atomically.
     ``shown_as``: the directory the report names (a merge writes it before renaming its output)."""
-    from sparring.graphs.data.attack import compute_attack_stats
     from sparring.graphs.data.correction import correct_rates
     from sparring.graphs.data.run_stats import category_of, compute_principle_stats
+    from sparring.graphs.data.target_comparison import attack_figures
 
     manifest = RunStore(run_dir).read_manifest() or {}
     dialogues, pairs = list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES))
     categories = {p["id"]: p.get("category", "") for p in manifest.get("principles") or [] if "id" in p}
     rates = compute_principle_stats([d for d in dialogues if d.get("status") == "ok"], pairs, categories)
-    attack = compute_attack_stats(dialogues, lambda pid: category_of(pid, categories))
+    attack = attack_figures(dialogues, lambda pid: category_of(pid, categories), manifest)
     calibration = read_calibration(run_dir)
     html = render_report(manifest, dialogues, pairs, iter_spans(run_dir), run_dir=str(shown_as or run_dir),
                          rates=rates, calibration=calibration, attack=attack,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sparring.agents.backends import Backend, BackendConfig, create_backend
 from sparring.agents.backends.probe import ProbeResult, probe_backends
 from sparring.errors import InputError
-from sparring.graphs.roles import DEFAULT, Role, backends_in_use, role_backends, roles_in_use
+from sparring.graphs.roles import DEFAULT, Role, backends_in_use, role_backends, roles_in_use, targets
 from sparring.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -31,12 +31,15 @@ __all__ = ["RoleBackends", "probe_roles"]
 class RoleBackends:
     """Backends by name, and the name each role uses (``graphs.roles``)."""
 
-    def __init__(self, backends: Mapping[str, Backend], roles: Mapping[Role, str]) -> None:
-        missing = sorted({name for name in roles.values() if name not in backends})
+    def __init__(self, backends: Mapping[str, Backend], roles: Mapping[Role, str],
+                 targets: tuple[str, ...] | None = None) -> None:
+        missing = sorted({name for name in [*roles.values(), *(targets or ())] if name not in backends})
         if missing:
             raise ValueError(f"no backend given for {', '.join(missing)}")
         self.backends = dict(backends)
         self.roles = dict(roles)
+        self.targets = targets
+        """Several targets (``roles.side_b: [a, b]``): their backend names; None with one."""
         for name, backend in self.backends.items():
             backend.name = name
 
@@ -67,7 +70,8 @@ class RoleBackends:
                 key = (exc.field or "").removeprefix("backend.")
                 raise InputError(exc.message, source=exc.source, field=f"backends.{name}.{key}",
                                  line=exc.line) from None
-        return cls(made, role_backends(config, roles))
+        roles_used = role_backends(config, roles)
+        return cls(made, roles_used, targets(config) if "side_b" in roles_used else None)
 
     @classmethod
     def of(cls, config: RunConfig, given: Backend | Mapping[str, Backend]) -> RoleBackends:
@@ -75,7 +79,7 @@ class RoleBackends:
         name the config uses."""
         if isinstance(given, Backend):
             return cls.single(given, roles_in_use(config))
-        return cls(given, role_backends(config))
+        return cls(given, role_backends(config), targets(config))
 
     @classmethod
     def single(cls, backend: Backend, roles: Iterable[Role]) -> RoleBackends:
@@ -93,7 +97,9 @@ class RoleBackends:
         return iter(self.backends.values())
 
     def roles_of(self, name: str) -> list[Role]:
-        return [role for role, on in self.roles.items() if on == name]
+        """The roles on backend ``name`` (each of several targets serves ``side_b``)."""
+        return [role for role, on in self.roles.items()
+                if on == name or (role == "side_b" and name in (self.targets or ()))]
 
     async def start(self) -> None:
         """Start each backend, one after the other (an engine loads while nothing else competes)."""
@@ -122,7 +128,10 @@ class RoleBackends:
         described = self.describe()
         if settled is not None:
             described = {name: {**entry, **settled(name)} for name, entry in described.items()}
-        return {"backends": described, "roles": dict(self.roles),
+        roles: dict[str, Any] = {str(role): name for role, name in self.roles.items()}
+        if self.targets:
+            roles["side_b"] = list(self.targets)
+        return {"backends": described, "roles": roles,
                 "backend": described.get(DEFAULT) or next(iter(described.values()))}
 
     def label(self) -> str:

@@ -22,8 +22,8 @@ from sparring.diasynth_agents.fewshot import FewShotExample, FewShotPool, load_p
 from sparring.errors import InputError
 from sparring.graphs.adaptive import by_round
 from sparring.graphs.behaviours import read_behaviours
-from sparring.graphs.jobs import assign_jobs
-from sparring.graphs.roles import backends_in_use, role_backends
+from sparring.graphs.jobs import assign_jobs, for_targets
+from sparring.graphs.roles import backends_in_use, role_backends, targets
 from sparring.graphs.run_config import Overrides, RunConfig, read_config
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
@@ -75,7 +75,7 @@ def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
         example = pool.choose(cfg.seed, job_id)
         return example.id if example is not None else None
 
-    return assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
+    jobs = assign_jobs(request.scenarios, [p.id for p in request.principles], cfg.jobs, mode=cfg.dialogue.mode,
                        seed=cfg.seed, max_dialogues=request.max_dialogues,
                        characteristics=[c.name for c in cfg.dialogue.planner_characteristics()],
                        choose_few_shot=few_shot_for if pool else None,
@@ -83,6 +83,7 @@ def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
                        tactics=[s.name for s in cfg.dialogue.attack_strategies], behaviours=request.behaviours,
                        probes=probe_library() if cfg.jobs.over_refusal_share else (),
                        assistant_role=cfg.dialogue.assistant_role)
+    return for_targets(jobs, targets(cfg))  # max_dialogues counts attacks: each is played on every target
 
 
 def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
@@ -224,7 +225,8 @@ def shard_request(plan: Plan, shard: Shard, *, source: str | None, run_dir: Path
         cfg = cfg.model_copy(update={"max_failures": max_failures})
     return RunRequest(config=cfg, config_path=plan.config_path, run_dir=run_dir, principles=plan.principles,
                       scenarios=plan.scenarios, few_shot=plan.few_shot, max_dialogues=plan.max_dialogues, force=force,
-                      jobs=[job for job in plan.jobs if shard.holds(job.id)], plan=plan.shard_info(shard, source))
+                      jobs=[job for job in plan.jobs if shard.holds(job.attack_id)],
+                      plan=plan.shard_info(shard, source))
 
 
 def request_from_plan(plan_dir: Path, overrides: Overrides = (), *, shard: Shard | None = None,

@@ -240,7 +240,7 @@ class DialogueRunner:
                                           for agent, (p, c, n) in sorted(meter.by_agent.items())})
                 record = build_dialogue_record(job, state, trace_id=trace_id, usage=usage,
                                                duration_s=time.perf_counter() - t0, error=error,
-                                               models=self.selfplay.models)
+                                               models=self.selfplay.models_for(job))
                 root.update(workflow_outcome(record))
         pairs: list[PreferenceRecord] = []
         if error is None:

@@ -59,15 +59,16 @@ STOP_GRACE_S = 30.0
 
 
 def assign_workers(jobs: Iterable[DialogueJob], finished: dict[str, str], workers: int) -> tuple[dict[str, int], int]:
-    """Dialogue id -> worker for every dialogue still to run (round robin in job order), and how
-    many are done already."""
+    """Dialogue id -> worker for every dialogue still to run (round robin in job order, the copies of one
+    attack on several targets on one worker, which plans it once), and how many are done already."""
     worker_of: dict[str, int] = {}
+    attack_of: dict[str, int] = {}
     skipped = 0
     for job in jobs:
         if finished.get(job.id) == "ok":
             skipped += 1
         else:
-            worker_of[job.id] = len(worker_of) % workers
+            worker_of[job.id] = attack_of.setdefault(job.attack_id, len(attack_of) % workers)
     return worker_of, skipped
 
 
