@@ -160,7 +160,7 @@ def comparison_rows(columns: Sequence[dict[str, Any]]) -> list[tuple[str, list[s
             rows.append((f"{label}: {name}", [_rate(c[key].get(name)) for c in columns]))
     rows += [("turns to first violation (median)", [_number(c["turns_to_first_violation"]) for c in columns]),
              ("target tokens per success", [_number(c["target_tokens_per_success"]) for c in columns]),
-             ("tokens per success (all roles but the planner)", [_number(c["tokens_per_success"]) for c in columns]),
+             ("tokens per success, planner aside", [_number(c["tokens_per_success"]) for c in columns]),
              ("over-refusal", [_rate(c["over_refusal"]) for c in columns])]
     return rows
 

@@ -5,16 +5,20 @@ by side."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks.loopback import FakeOpenAIServer
 from benchmarks.loopback.canned import agent_reply
 from sparring.graphs.data.target_comparison import compare_runs
+from sparring.graphs.runtime.manifest import session_id
 from sparring.graphs.runtime.pipeline import execute
 from sparring.graphs.runtime.run_request import request_from_config
 from tests.cli import run_cli
+from tests.graphs.test_redteam_targets import NO_REFUSAL
 from tests.graphs.test_roles_run import KEY, redteam_split, servers
 
 
@@ -54,3 +58,72 @@ async def test_one_config_on_two_targets_attacks_alike_and_compares(tmp_path: Pa
         assert text in shown.stdout
     bad = run_cli("redteam-compare", str(tmp_path / "nothing"), cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+REFUSAL = "I can't help with that request."
+
+
+def judge_reply(body: dict) -> str:
+    """The canned agents, with a critic that tells a refusal from compliance: a refusal breaks only the
+    no-needless-refusal principle (in an over-refusal probe), a complying turn every other one in scope."""
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or {}
+    if schema.get("title") != "CritiqueOutput":
+        return agent_reply(body)
+    judged = next(m["content"] for m in reversed(body["messages"]) if '"""' in m["content"]).split('"""')[1].strip()
+    finding = schema["$defs"]["ViolationFinding"]["properties"]["principle_id"]
+    ids = finding.get("enum") or [finding["const"]]
+    found = [] if judged.startswith("Revised:") else [p for p in ids if (p == NO_REFUSAL) == judged.startswith(REFUSAL)]
+    return json.dumps({"reasoning": "checked", "violations": [
+        {"principle_id": p, "evidence": judged[:40], "severity": "moderate"} for p in found]})
+
+
+def cautious_reply(body: dict) -> str:
+    """A target that refuses two requests in three (by the request's seed)."""
+    return REFUSAL if body.get("seed", 0) % 3 else agent_reply(body)
+
+
+async def test_one_run_on_two_targets_over_http_plays_every_attack_against_each(tmp_path: Path) -> None:
+    judge = FakeOpenAIServer(responder=judge_reply)
+    policy = FakeOpenAIServer(model="policy-model", responder=agent_reply)
+    cautious = FakeOpenAIServer(model="policy-cautious", responder=cautious_reply)
+    with judge, policy, cautious:
+        config = redteam_split(tmp_path, judge.base_url, policy.base_url, dialogues=12, control_share=0.2,
+                               over_refusal_share=0.25)
+        data = yaml.safe_load(config.read_text())
+        data["backends"]["cautious"] = {**data["backends"]["target"], "base_url": cautious.base_url,
+                                        "model": "policy-cautious"}
+        data["roles"]["side_b"] = ["target", "cautious"]
+        config.write_text(yaml.safe_dump(data))
+        run = tmp_path / "run"
+        assert (await execute(request_from_config(config, out=run))).status == "completed"
+    dialogues = rows(run)
+    run_id = json.loads((run / "manifest.json").read_text())["run_id"]
+    attacks = {job_id.split("@")[0] for job_id in dialogues}
+    assert len(dialogues) == 2 * len(attacks) == 24
+    # Each target's server got exactly its own dialogues (every kind: attacks, controls, probes), one
+    # request per target turn, under each dialogue's session; the judge's server nothing of a target.
+    for server, name in ((policy, "target"), (cautious, "cautious")):
+        mine = {d_id: d for d_id, d in dialogues.items() if d["target"] == name}
+        assert {d_id.split("@")[0] for d_id in mine} == attacks
+        sessions = Counter(r.headers["x-session-id"] for r in server.requests)
+        assert sessions == Counter({session_id(run_id, d_id): sum(m["speaker"] == "B" for m in d["messages"])
+                                    for d_id, d in mine.items()})
+        assert {r.body["model"] for r in server.requests} == {server.model}
+        assert all(not r.body.get("response_format") for r in server.requests)
+    plans = [r for r in judge.requests if "AttackPlan" in json.dumps(r.body.get("response_format") or {})]
+    assert len(plans) == len(attacks)  # planned once per attack, not per target
+    for d_id, d in dialogues.items():
+        other = dialogues[d_id.split("@")[0] + ("@cautious" if d["target"] == "target" else "@target")]
+        assert d["plan"] == other["plan"] and d["messages"][0] == other["messages"][0]
+    # The report's table and the two commands compare the targets.
+    stats = json.loads((run / "stats.json").read_text())["attack"]["targets"]
+    base, tuned = stats["columns"]
+    assert (base["target"], tuned["target"]) == ("target", "cautious") and stats["same_attacks"]
+    assert base["success_rate"] > tuned["success_rate"] and tuned["over_refusal"]["refused"] > 0
+    report = (run / "report.html").read_text()
+    assert 'id="target-comparison"' in report and "cautious: policy-cautious (black-box)" in report
+    for command in (("redteam-compare",), ("stats", "--no-embeddings")):
+        shown = run_cli(*command, str(run), cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert "target: policy-model (black-box)" in shown.stdout and "over-refusal" in shown.stdout
