@@ -311,6 +311,7 @@ def describe_request(request: RunRequest) -> str:
         lines.append(f"(written scenarios: {len(request.scenarios)}; fewer if deduplication drops items)")
         return "\n".join(lines)
     jobs = list(iter_jobs(request))
+    copies = len(targets(cfg) or ()) or 1
     targeted = sum(1 for j in jobs if j.target_principles)
     probes = sum(1 for j in jobs if j.probe)
     per_principle: dict[str, int] = {}
@@ -321,7 +322,8 @@ def describe_request(request: RunRequest) -> str:
     lines += [
         f"scenarios: {len(request.scenarios)}",
         f"dialogues: {len(jobs)} ({targeted} {planted}, {len(jobs) - targeted - probes} controls"
-        + (f", {probes} over-refusal probes)" if probes else ")"),
+        + (f", {probes} over-refusal probes" if probes else "")
+        + (f"; {len(jobs) // copies} per target)" if copies > 1 else ")"),
         f"{'behaviours' if request.behaviours else 'principles'} targeted: {len(per_principle)} "
         f"(each {min(per_principle.values(), default=0)}-{max(per_principle.values(), default=0)} times)",
     ]
@@ -336,10 +338,14 @@ def describe_request(request: RunRequest) -> str:
 def _describe_backends(cfg: RunConfig) -> list[str]:
     """``backend: kind (model)``, or with named backends one line each with the roles on it."""
     roles = role_backends(cfg)
+    several = targets(cfg) or ()
     lines = []
     for name, b in backends_in_use(cfg).items():
         what = b.kind + (f" ({b.model})" if b.model else "")
         if not cfg.backends:
             return [f"backend: {what}"]
-        lines.append(f"backend {name}: {what}, roles {', '.join(r for r, on in roles.items() if on == name)}")
+        on = [r for r, used in roles.items() if used == name or (r == "side_b" and name in several)]
+        lines.append(f"backend {name}: {what}, roles {', '.join(on)}")
+    if several:
+        lines.append(f"targets: {', '.join(several)} (every dialogue below is played against each, planned once)")
     return lines

@@ -40,7 +40,7 @@ def test_shares_add_up_and_differ_by_at_most_one():
 def test_dialogues_left_are_dealt_round_robin():
     class Job:
         def __init__(self, id):
-            self.id = id
+            self.id = self.attack_id = id  # one target: each dialogue is its own attack
 
     jobs = [Job(f"d{i}") for i in range(7)]
     worker_of, skipped = assign_workers(jobs, {"d1": "ok", "d2": "failed"}, 2)
