@@ -83,18 +83,29 @@ def cautious_reply(body: dict) -> str:
     return REFUSAL if body.get("seed", 0) % 3 else agent_reply(body)
 
 
+def two_targets(folder: Path, judge: FakeOpenAIServer, policy: FakeOpenAIServer, cautious: FakeOpenAIServer,
+                dialogues: int = 12) -> Path:
+    """A redteam config on the loopback servers with two targets: ``target`` (policy) and ``cautious``."""
+    config = redteam_split(folder, judge.base_url, policy.base_url, dialogues=dialogues, control_share=0.2,
+                           over_refusal_share=0.25)
+    data = yaml.safe_load(config.read_text())
+    data["backends"]["cautious"] = {**data["backends"]["target"], "base_url": cautious.base_url,
+                                    "model": "policy-cautious"}
+    data["roles"]["side_b"] = ["target", "cautious"]
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+def planner_calls(judge: FakeOpenAIServer) -> int:
+    return sum("AttackPlan" in json.dumps(r.body.get("response_format") or {}) for r in judge.requests)
+
+
 async def test_one_run_on_two_targets_over_http_plays_every_attack_against_each(tmp_path: Path) -> None:
     judge = FakeOpenAIServer(responder=judge_reply)
     policy = FakeOpenAIServer(model="policy-model", responder=agent_reply)
     cautious = FakeOpenAIServer(model="policy-cautious", responder=cautious_reply)
     with judge, policy, cautious:
-        config = redteam_split(tmp_path, judge.base_url, policy.base_url, dialogues=12, control_share=0.2,
-                               over_refusal_share=0.25)
-        data = yaml.safe_load(config.read_text())
-        data["backends"]["cautious"] = {**data["backends"]["target"], "base_url": cautious.base_url,
-                                        "model": "policy-cautious"}
-        data["roles"]["side_b"] = ["target", "cautious"]
-        config.write_text(yaml.safe_dump(data))
+        config = two_targets(tmp_path, judge, policy, cautious)
         run = tmp_path / "run"
         assert (await execute(request_from_config(config, out=run))).status == "completed"
     dialogues = rows(run)
@@ -111,8 +122,7 @@ async def test_one_run_on_two_targets_over_http_plays_every_attack_against_each(
                                     for d_id, d in mine.items()})
         assert {r.body["model"] for r in server.requests} == {server.model}
         assert all(not r.body.get("response_format") for r in server.requests)
-    plans = [r for r in judge.requests if "AttackPlan" in json.dumps(r.body.get("response_format") or {})]
-    assert len(plans) == len(attacks)  # planned once per attack, not per target
+    assert planner_calls(judge) == len(attacks)  # planned once per attack, not per target
     for d_id, d in dialogues.items():
         other = dialogues[d_id.split("@")[0] + ("@cautious" if d["target"] == "target" else "@target")]
         assert d["plan"] == other["plan"] and d["messages"][0] == other["messages"][0]
@@ -127,3 +137,31 @@ async def test_one_run_on_two_targets_over_http_plays_every_attack_against_each(
         shown = run_cli(*command, str(run), cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert "target: policy-model (black-box)" in shown.stdout and "over-refusal" in shown.stdout
+
+
+def test_shards_of_a_run_with_two_targets_merge_with_each_dialogue_once_and_each_attack_planned_once(
+        tmp_path: Path) -> None:
+    import sparring
+    from sparring.graphs.runtime.run_request import iter_jobs
+
+    judge = FakeOpenAIServer(responder=judge_reply)
+    policy = FakeOpenAIServer(model="policy-model", responder=agent_reply)
+    cautious = FakeOpenAIServer(model="policy-cautious", responder=cautious_reply)
+    with judge, policy, cautious:
+        config = two_targets(tmp_path, judge, policy, cautious, dialogues=10)
+        assert run_cli("plan", str(config), "--out", "plan", "--shards", "2", cwd=tmp_path).returncode == 0
+        for shard, extra in (("0/2", []), ("1/2", ["workers=2"])):  # a shard with workers too
+            result = sparring.run(tmp_path / "plan", shard=shard, out=tmp_path / f"shard{shard[0]}", overrides=extra,
+                                  progress=False)
+            assert result.status == "completed"
+    merged = run_cli("merge", "shard0", "shard1", "--out", "merged", cwd=tmp_path)
+    assert merged.returncode == 0, merged.stderr
+    expected = [job.id for job in iter_jobs(request_from_config(config))]
+    ids = [json.loads(line)["id"] for line in (tmp_path / "merged" / "dialogues.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(expected) and len(set(ids)) == len(ids) == 20
+    for shard in ("shard0", "shard1"):  # the copies of an attack ran on one shard
+        held = {i.split("@")[0] for i in rows(tmp_path / shard)}
+        assert len(rows(tmp_path / shard)) == 2 * len(held)
+    assert planner_calls(judge) == 10
+    stats = json.loads((tmp_path / "merged" / "stats.json").read_text())["attack"]["targets"]
+    assert [c["target"] for c in stats["columns"]] == ["target", "cautious"] and stats["same_attacks"]

@@ -254,3 +254,35 @@ async def test_adaptive_attacks_refine_per_target(tmp_path: Path) -> None:
     first_round = {d["id"].split("@")[0] for d in dialogues if d["target_principles"]
                    and not d["plan"].get("earlier_attempts")}
     assert len(judge.plans) == len(first_round) + len(refined) + sum(1 for d in dialogues if not d["target_principles"]) // 2
+
+
+async def test_a_resumed_run_plays_the_failed_copies_without_planning_again(tmp_path: Path) -> None:
+    from sparring.graphs.runtime.run_request import request_from_run_dir
+    from sparring.graphs.runtime.store import CHECKPOINTS
+
+    broken = {"on": True}
+
+    def flaky(messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
+        if broken["on"]:
+            raise ValueError("the tuned server is down")
+        return f"REFUSE from tuned {params.seed}"
+
+    judge = Judge()
+    backends = {"default": ScriptedBackend(judge.reply), "base": target("base", True), "tuned": ScriptedBackend(flaky)}
+    request = request_from_config(targets_config(tmp_path), out=tmp_path / "run")
+    await execute(request, backend=backends)
+    first = rows(tmp_path / "run" / "dialogues.jsonl")
+    assert {d["target"] for d in first if d["status"] == "failed"} == {"tuned"}
+    assert {d["target"] for d in first if d["status"] == "ok"} == {"base"}
+    planned = len(judge.plans)
+    broken["on"] = False
+    for saved in (tmp_path / "run").glob(f"{CHECKPOINTS}*"):  # as if the tuned copies had never started
+        saved.unlink()
+    result = await execute(request_from_run_dir(tmp_path / "run"), backend=backends)
+    assert result.status == "completed"
+    final = {d["id"]: d for d in rows(tmp_path / "run" / "dialogues.jsonl")}  # the last record of each id counts
+    assert len(final) == 20 and {d["status"] for d in final.values()} == {"ok"}
+    assert len(judge.plans) == planned == 10  # the resumed copies took the plans their attacks already had
+    for d in final.values():
+        other = final[d["id"].replace("@tuned", "@base") if d["target"] == "tuned" else d["id"].replace("@base", "@tuned")]
+        assert d["plan"] == other["plan"]
