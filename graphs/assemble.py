@@ -301,7 +301,8 @@ def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | No
         revised = sorted({record.branch.from_turn, *revised})
     messages = [*_system(job, side), *_side_view(turns, side, job.mode)]
     return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id, revised_turns=revised,
-                     cut_at=cut, cut_reason=None if stop is None else stop[1], from_branch=track.branch)
+                     cut_at=cut, cut_reason=None if stop is None else stop[1], from_branch=track.branch,
+                     target=record.target)
 
 
 def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, Any]:

@@ -225,3 +225,5 @@ class SFTRecord(BaseModel):
     other side answered the original); None when whole."""
     from_branch: bool = False
     """Made from the dialogue's branch."""
+    target: str | None = None
+    """Redteam mode with several targets: the target backend whose turns the row holds (the dialogue's ``target``)."""

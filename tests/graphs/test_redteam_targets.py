@@ -214,6 +214,8 @@ async def test_each_attack_is_planned_once_and_played_against_each_target(tmp_pa
                                                  if d["target"] == name for m in d["messages"] if m["speaker"] == "B")
     pairs = rows(run / "preferences.jsonl")
     assert pairs and all(p["target"] == p["dialogue_id"].split("@")[1] for p in pairs)
+    sft = rows(run / "sft.jsonl")
+    assert sft and all(r["target"] == r["dialogue_id"].split("@")[1] for r in sft)
     # The figures, per target: base complies and tuned refuses, so the table tells them apart.
     stats = json.loads((run / "stats.json").read_text())["attack"]
     columns = {c["target"]: c for c in stats["targets"]["columns"]}
