@@ -22,6 +22,7 @@ from sparring.agents.backends.backend_config import BackendConfig
 from sparring.agents.backends.replay import ReplayBackend, has_content, structured_mode_of
 from sparring.errors import InputError
 from sparring.graphs.roles import backends_in_use
+from sparring.graphs.shared_plans import SharedPlans
 from sparring.graphs.wiring import make_selfplay
 from sparring.traces.read import iter_spans
 from sparring.traces.sinks import ListSpanSink
@@ -120,6 +121,9 @@ async def replay_dialogue(run_dir: Path, record: dict[str, Any], *, strict: bool
     policy = next(iter(backends_in_use(request.config).values()))
     backend = ReplayBackend(chats, config=replay_config(policy, chats), strict=strict)
     selfplay = make_selfplay(request, RoleBackends.of(request.config, backend))
+    if record.get("plan_from") and selfplay.plans is not None:
+        # Several targets: another copy of the attack made its plan (that call is in the other's trace).
+        selfplay.plans = SharedPlans.of_run([record])
     from langgraph.checkpoint.memory import InMemorySaver
 
     store = MemoryStore()

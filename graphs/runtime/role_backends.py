@@ -78,6 +78,9 @@ class RoleBackends:
         """Backends made elsewhere (tests, replay, the Python API): one for every role, or one per
         name the config uses."""
         if isinstance(given, Backend):
+            several = targets(config)
+            if several:  # one backend for every role, standing in for each target too (replay, tests)
+                return cls({name: given for name in backends_in_use(config)}, role_backends(config), several)
             return cls.single(given, roles_in_use(config))
         return cls(given, role_backends(config), targets(config))
 

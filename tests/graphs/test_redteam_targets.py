@@ -230,9 +230,16 @@ async def test_each_attack_is_planned_once_and_played_against_each_target(tmp_pa
     assert shown_cli.returncode == 0 and "tuned: policy-tuned (black-box)" in shown_cli.stdout, shown_cli.stderr
 
 
-async def test_a_resumed_run_takes_the_plans_already_made(tmp_path: Path) -> None:
+async def test_a_resumed_run_takes_the_plans_already_made_and_every_copy_replays(tmp_path: Path) -> None:
+    from sparring.graphs.runtime.dialogue_replay import replay_dialogue
+
     judge, _ = await scripted_run(tmp_path, 4)
     written = rows(tmp_path / "run" / "dialogues.jsonl")
+    chosen = [r for r in written if r["plan_from"]][:3] + [r for r in written if not r["plan_from"]][:3]
+    assert len(chosen) == 6
+    for record in chosen:  # copies that made their plan and copies that took it: all reproduce
+        outcome = await replay_dialogue(tmp_path / "run", record)
+        assert outcome.differences == [] and not outcome.mismatches, (record["plan_from"], outcome.describe())
     board = SharedPlans.of_run(written)
     for d in written:
         made = await board.plan(d["id"].split("@")[0], "", d["id"], _never)
