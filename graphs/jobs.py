@@ -108,7 +108,8 @@ class JobsConfig(BaseModel):
     assistant) in assistant mode, ``drawn`` in peers mode. Redteam mode has no choice: the attacker (A)
     is briefed and the target (B) judged, by definition."""
     max_dialogues: int | None = Field(None, ge=1)
-    """Stop after this many jobs (``sparring run --max-dialogues`` overrides)."""
+    """Stop after this many jobs (``sparring run --max-dialogues`` overrides). With several targets
+    (``roles.side_b: [a, b]``) it counts jobs before each is copied to every target."""
 
 
 def sides_for(config: JobsConfig, mode: Mode) -> Literal["A", "B", "drawn"]:
