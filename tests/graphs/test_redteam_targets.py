@@ -23,7 +23,7 @@ from sparring.graphs.jobs import for_targets
 from sparring.graphs.run_config import load_config
 from sparring.graphs.runtime.pipeline import execute
 from sparring.graphs.runtime.plan_files import Shard, read_jobs, write_jobs
-from sparring.graphs.runtime.run_request import iter_jobs, request_from_config
+from sparring.graphs.runtime.run_request import describe_request, iter_jobs, request_from_config
 from sparring.graphs.runtime.workers import assign_workers
 from sparring.graphs.shared_plans import SharedPlans
 from tests.cli import run_cli
@@ -104,6 +104,9 @@ def test_each_attack_is_a_job_per_target_with_a_stable_unique_id(tmp_path: Path)
         for job in (on_base, on_tuned):  # the same attack: everything but the target and the id
             assert job.model_dump(exclude={"id", "target"}) == base.model_dump(exclude={"id", "target"})
     assert {bool(j.probe) for j in jobs} == {True, False} and any(j.tactic for j in jobs)
+    shown = describe_request(request_from_config(config))
+    assert "targets: base, tuned" in shown and f"dialogues: {len(jobs)} (" in shown
+    assert f"; {len(single)} per target)" in shown and "backend tuned: openai_compat (policy-tuned), roles side_b" in shown
     # A frozen plan reads the ids back; shards and workers keep the copies of an attack together.
     write_jobs(tmp_path / "jobs.jsonl", jobs)
     assert read_jobs(tmp_path / "jobs.jsonl", [jobs[0].scenario]) == jobs
