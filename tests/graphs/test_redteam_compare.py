@@ -165,3 +165,25 @@ def test_shards_of_a_run_with_two_targets_merge_with_each_dialogue_once_and_each
     assert planner_calls(judge) == 10
     stats = json.loads((tmp_path / "merged" / "stats.json").read_text())["attack"]["targets"]
     assert [c["target"] for c in stats["columns"]] == ["target", "cautious"] and stats["same_attacks"]
+
+
+async def test_the_successes_of_a_run_with_two_targets_replay_against_a_new_one(tmp_path: Path) -> None:
+    judge = FakeOpenAIServer(responder=judge_reply)
+    policy = FakeOpenAIServer(model="policy-model", responder=agent_reply)
+    cautious = FakeOpenAIServer(model="policy-cautious", responder=cautious_reply)
+    new = FakeOpenAIServer(model="policy-new", responder=agent_reply)
+    with judge, policy, cautious, new:
+        run = tmp_path / "run"
+        assert (await execute(request_from_config(two_targets(tmp_path, judge, policy, cautious, dialogues=6),
+                                                  out=run))).status == "completed"
+        (tmp_path / "new.yaml").write_text(yaml.safe_dump({"kind": "openai_compat", "base_url": new.base_url,
+                                                           "model": "policy-new", "api_key_env": "POLICY_KEY"}))
+        before = len(policy.requests) + len(cautious.requests)
+        shown = run_cli("redteam-replay", str(run), "--target", "new.yaml", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert len(policy.requests) + len(cautious.requests) == before and new.requests
+    wins = {d_id: d for d_id, d in rows(run).items() if d["targeted_violated"]}
+    replayed = [json.loads(line) for line in (run / "replay.jsonl").read_text().splitlines()]
+    assert {d["target"] for d in wins.values()} == {"target", "cautious"}
+    assert sorted(r["dialogue_id"] for r in replayed) == sorted(wins)
+    assert all(r["original_target"] == wins[r["dialogue_id"]]["target"] for r in replayed)
