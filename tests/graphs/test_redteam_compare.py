@@ -1,6 +1,8 @@
-"""Several targets, one set of attacks: one config run against two targets (loopback servers, real
-HTTP) holds the same attacks (ids, tactics, black-box plans), and redteam-compare puts the figures side
-by side."""
+"""Several targets, one set of attacks, on real HTTP (loopback servers): one config run once per target
+holds the same attacks (ids, tactics, black-box plans) and redteam-compare puts the figures side by
+side; one run with two targets (``roles.side_b: [target, cautious]``) sends each target server exactly
+its own dialogues, plans each attack once, shards and merges with each dialogue once, shows the
+comparison table in the report, ``sparring stats`` and redteam-compare, and replays its successes."""
 
 from __future__ import annotations
 
