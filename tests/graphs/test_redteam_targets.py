@@ -298,3 +298,51 @@ async def test_a_resumed_run_plays_the_failed_copies_without_planning_again(tmp_
     for d in final.values():
         other = final[d["id"].replace("@tuned", "@base") if d["target"] == "tuned" else d["id"].replace("@base", "@tuned")]
         assert d["plan"] == other["plan"]
+
+
+@st.composite
+def copies(draw: Any) -> list[dict[str, Any]]:
+    """Redteam records of a run with several targets: some attacks, each played on some of the targets."""
+    names = draw(st.lists(st.sampled_from(["base", "tuned", "other"]), min_size=1, max_size=3, unique=True))
+    out = []
+    for n in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(["attack", "attack", "control", "probe"]))
+        for name in draw(st.lists(st.sampled_from(names), min_size=1, unique=True)):
+            won = draw(st.booleans())
+            out.append({"id": f"a{n}@{name}", "target": name, "mode": "redteam", "status": "ok",
+                        "target_principles": ["privacy.x"] if kind == "attack" else [],
+                        "probe": {"category": "safety"} if kind == "probe" else None,
+                        "targeted_violated": won and kind == "attack", "strategy": f"t{n % 2}" if kind == "attack" else None,
+                        "violated_principles": ([NO_REFUSAL] if kind == "probe" else ["privacy.x"]) if won else [],
+                        "is_violation": won, "models": {"side_b": f"model-{name}"}, "verdicts": [],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "by_agent": {}}})
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(records=copies())
+def test_each_column_holds_exactly_its_targets_figures(records: list[dict[str, Any]]) -> None:
+    from sparring.graphs.data.attack import compute_attack_stats
+    from sparring.graphs.data.target_comparison import attack_figures
+
+    def category(pid: str) -> str:
+        return pid.split(".")[0]
+
+    figures = attack_figures(records, category, {"roles": {"side_b": ["tuned", "base", "other"]}})
+    assert figures is not None
+    present = [n for n in ("tuned", "base", "other") if any(r["target"] == n for r in records)]
+    if len(present) < 2:
+        assert "targets" not in figures
+        return
+    columns = figures["targets"]["columns"]
+    assert [c["target"] for c in columns] == present  # in the config's order
+    for column in columns:
+        alone = compute_attack_stats([r for r in records if r["target"] == column["target"]], category)
+        assert alone is not None and column["model"] == f"model-{column['target']}"
+        assert (column["attacks"], column["successes"]) == (alone["attacks"], alone["successes"])
+        assert column["over_refusal"]["refused"] == alone["over_refusal"]["refused"]
+        assert column["interval"] == alone["success_interval"]
+    assert sum(c["attacks"] for c in columns) == figures["attacks"]
+    assert sum(c["successes"] for c in columns) == figures["successes"]
+    attacked = [{r["id"].split("@")[0] for r in records if r["target"] == n and r["target_principles"]} for n in present]
+    assert figures["targets"]["same_attacks"] == all(s == attacked[0] for s in attacked)
