@@ -89,7 +89,7 @@ def measure(args: argparse.Namespace, base_url: str, folder: Path, post_run: lis
         profiler.stop()
         Path(args.profile).write_text(profiler.output_html(), encoding="utf-8")
     if result.status != "completed":
-        raise SystemExit(f"the run ended {result.status}: {result.manifest['runs'][-1].get('error')}")
+        raise SystemExit(f"the run ended {result.status}: {result.manifest.runs[-1].error}")
     f = run_figures(run_dir)
     ideal = max(f["longest_calls"] * args.delay, f["calls"] * args.delay / args.concurrency)
     return {**f, "cpu_s": cpu, "wall_s": wall, "post_s": post, "ideal_s": ideal, "efficiency": ideal / wall,

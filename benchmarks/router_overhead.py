@@ -45,7 +45,7 @@ def run(folder: Path, base_url: str, args: argparse.Namespace, name: str) -> tup
     result = asyncio.run(execute(request))
     if result.status != "completed":
         raise SystemExit(f"the {name} run ended {result.status}")
-    return time.perf_counter() - wall0, time.process_time() - cpu0, int(result.manifest["usage"]["calls"])
+    return time.perf_counter() - wall0, time.process_time() - cpu0, result.manifest.usage.calls
 
 
 def main() -> None:

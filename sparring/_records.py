@@ -13,6 +13,7 @@ from sparring.errors import InputError
 from sparring.graphs.data.rundata import Row
 from sparring.graphs.data.rundata import load_run as read_run_dir
 from sparring.graphs.records import DialogueRecord, PreferenceRecord, SFTRecord
+from sparring.graphs.runtime.manifest import RunManifest
 from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, STATS
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ class RunRecords:
     """
 
     run_dir: Path
-    manifest: dict[str, Any]
-    """manifest.json: config (secrets redacted), backend, versions, counts, every attempt."""
+    manifest: RunManifest
+    """manifest.json, typed (graphs.runtime.manifest.RunManifest): config (secrets redacted), backends,
+    versions, counts, usage, every attempt."""
     dialogues: list[DialogueRecord]
     """dialogues.jsonl, failed dialogues included (``status``, ``error``)."""
     pairs: list[PreferenceRecord]
@@ -53,7 +55,7 @@ class RunRecords:
     @property
     def status(self) -> str:
         """The run's status: ``completed``, ``failed``, ``interrupted``, ``crashed`` or ``running``."""
-        return str(self.manifest.get("status", "unknown"))
+        return self.manifest.status
 
     def to_dataset(self, table: Table = "pairs") -> datasets.Dataset:
         """One table as a ``datasets.Dataset`` (needs ``pip install 'sparring[hub]'``).

@@ -57,7 +57,7 @@ def test_run_takes_a_str_path_and_load_run_reads_typed_rows_equal_to_the_files(t
                        (run.scenarios, SCENARIOS)):
         assert [r.model_dump(mode="json") for r in rows] == list(iter_jsonl(tmp_path / "run" / name)), name
     assert run.stats is not None and run.stats["counts"]["pairs"] == 6
-    assert run.manifest == json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert run.manifest.model_dump(mode="json") == json.loads((tmp_path / "run" / "manifest.json").read_text())
     pairs = run.to_dataset("pairs")
     assert pairs.num_rows == 6 and {"prompt", "chosen", "rejected"} <= set(pairs.column_names)
     assert pairs[0]["chosen"] == run.pairs[0].chosen
@@ -82,9 +82,9 @@ def test_run_takes_a_dict_with_overrides_and_a_runconfig_built_in_code(tmp_path:
     assert first.status == second.status == "completed"
     assert (first.counts.dialogues, first.counts.avg_turns) == (2, 4.0)
     manifest = first.manifest
-    assert manifest["config"]["dialogue"]["max_turns"] == 4 and manifest["config_path"] is None
+    assert manifest.config["dialogue"]["max_turns"] == 4 and manifest.config_path is None
     assert second.run_dir == tmp_path / "built" and second.counts.dialogues == 3
-    assert second.manifest["config"]["concurrency"] == 2 and not (tmp_path / "built" / "stats.json").exists()
+    assert second.manifest.config["concurrency"] == 2 and not (tmp_path / "built" / "stats.json").exists()
 
 
 def test_bad_input_raises_input_error_naming_the_key_and_writes_nothing(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ async def test_cancelling_arun_stops_cleanly_and_the_same_call_continues(tmp_pat
         assert manifest["status"] == "interrupted"
         result = await sparring.arun(data, out=tmp_path / "run", progress=False)
     assert result.status == "completed" and result.counts.dialogues == 8
-    assert [r["status"] for r in result.manifest["runs"]] == ["interrupted", "completed"]
+    assert [r.status for r in result.manifest.runs] == ["interrupted", "completed"]
     assert len({d["id"] for d in iter_jsonl(tmp_path / "run" / DIALOGUES)}) == 8
 
 

@@ -5,9 +5,9 @@ Content-Security-Policy (``content_security_policy``): no network of any kind, a
 template's own inline ``<style>`` and ``<script>`` blocks, allowed by their SHA-256 hashes; any other
 script, style attribute, image, frame, font or form is refused by the browser.
 
-It takes plain data, the rows of the run directory's files as dicts, so it
-does not depend on how they were written: the manifest, the dialogue and
-preference rows, and the spans (streamed once; only aggregates and the agent
+It takes plain data, so it does not depend on how it was written: the run's
+facts (``RunFacts``, read from its manifest by graphs.runtime.reporting), the
+rows of the dialogue and preference files as dicts, and the spans (streamed once; only aggregates and the agent
 steps of the listed dialogues are kept).
 """
 
@@ -33,6 +33,25 @@ from .report_dialogues import dialogue_entry
 AGENT_SPANS = ("plan", "invoke_agent")
 MAX_LISTED = 500
 """Dialogues listed in full; a larger run lists the first ones (violating and failed ones first)."""
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the report shows of the run's manifest."""
+
+    name: str
+    status: str
+    backends: dict[str, dict[str, Any]]
+    """Backend name -> its entry (model, provider, kind, roles)."""
+    mode: str
+    max_turns: int | str
+    seed: int | str
+    principles: int
+    prompt_tokens: int
+    completion_tokens: int
+    calls: int
+    wall_s: float
+    updated_at: float | None
 
 
 @dataclass
@@ -108,7 +127,7 @@ def latency_rows(latency: dict[str, list[float]]) -> list[tuple[str, float, str]
              f"n={len(v)}") for role, v in sorted(latency.items())]
 
 
-def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
+def summary_html(run: RunFacts, dialogues: Sequence[dict[str, Any]],
                  preferences: Sequence[dict[str, Any]], attack: dict[str, Any] | None = None) -> str:
     ok = [d for d in dialogues if d.get("status") == "ok"]
     failed = len(dialogues) - len(ok)
@@ -117,10 +136,7 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     caught = sum(1 for d in targeted if d.get("targeted_violated"))
     controls = [d for d in ok if not d.get("target_principles")]
     verified = sum(1 for p in preferences if p.get("verified"))
-    usage = manifest.get("usage") or {}
-    backends = manifest.get("backends") or {"default": manifest.get("backend") or {}}
-    config = manifest.get("config") or {}
-    dialogue_cfg = config.get("dialogue") or {}
+    backends = run.backends
     turns = [d.get("turns", 0) for d in ok]
     stats = [
         ("stat-dialogues", len(ok), "dialogues"),
@@ -150,19 +166,18 @@ def summary_html(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     cards = "".join(f'<div class="stat" id="{sid}"><b>{escape(str(value))}</b><span>{escape(label)}</span></div>'
                     for sid, value, label in stats)
     facts = [
-        ("run", manifest.get("name", "")), ("status", manifest.get("status", "")),
+        ("run", run.name), ("status", run.status),
         *((f"backend {name}" if len(backends) > 1 else "model",
            f"{b.get('model', '?')} ({b.get('provider', '?')}, {b.get('kind', '?')})"
            + (f": {', '.join(b['roles'])}" if len(backends) > 1 and b.get("roles") else ""))
           for name, b in backends.items()),
-        ("mode", f"{dialogue_cfg.get('mode', '?')}, up to {dialogue_cfg.get('max_turns', '?')} turns"),
-        ("seed", manifest.get("seed", "")),
-        ("principles", len(manifest.get("principles") or [])),
+        ("mode", f"{run.mode}, up to {run.max_turns} turns"),
+        ("seed", run.seed),
+        ("principles", run.principles),
         ("controls", f"{len(controls)} dialogues without a planted violation, "
                      f"{sum(1 for d in controls if d.get('is_violation'))} flagged by the critic"),
-        ("tokens", f"{usage.get('prompt_tokens', 0):,} prompt + {usage.get('completion_tokens', 0):,} generated "
-                   f"in {usage.get('calls', 0):,} calls"),
-        ("wall time", f"{(manifest.get('timings') or {}).get('wall_s', 0)} s"),
+        ("tokens", f"{run.prompt_tokens:,} prompt + {run.completion_tokens:,} generated in {run.calls:,} calls"),
+        ("wall time", f"{run.wall_s} s"),
     ]
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
     return f'<div class="stats">{cards}</div><table class="facts">{rows}</table>' + target_table(attack)
@@ -253,7 +268,7 @@ def listed(dialogues: Sequence[dict[str, Any]], limit: int = MAX_LISTED) -> list
     return [dialogues[i] for i in sorted(rank[:limit])]
 
 
-def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
+def render_report(run: RunFacts, dialogues: Sequence[dict[str, Any]],
                   preferences: Sequence[dict[str, Any]], spans: Iterable[dict[str, Any]], *,
                   run_dir: str, max_listed: int = MAX_LISTED, rates: dict[str, Any] | None = None,
                   calibration: dict[str, Any] | None = None, attack: dict[str, Any] | None = None,
@@ -271,12 +286,12 @@ def render_report(manifest: dict[str, Any], dialogues: Sequence[dict[str, Any]],
     if not stats.content_recorded:
         note += '<p class="muted">Prompts and replies were not recorded (tracing.record_content: false).</p>'
     html = resources.files("sparring.traces").joinpath("templates/report.html").read_text(encoding="utf-8")
-    updated = (manifest.get("timings") or {}).get("updated_at")
+    updated = run.updated_at
     return Template(html).substitute(
         csp=content_security_policy(html),
-        title=escape(f"sparring report: {manifest.get('name', 'run')}"),
+        title=escape(f"sparring report: {run.name or 'run'}"),
         run_dir=escape(run_dir), updated=escape(_utc(updated)),
-        summary=summary_html(manifest, dialogues, preferences, attack),
+        summary=summary_html(run, dialogues, preferences, attack),
         charts=charts_html(dialogues, rates, stats, attack), calibration=calibration_html(calibration, corrected),
         note=note,
         dialogues=entries, total=len(shown))

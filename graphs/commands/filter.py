@@ -36,7 +36,7 @@ def filter_run(run_dir: Path, out: Path, only_verified: bool, only_violations: b
     spec = FilterSpec(only_verified=only_verified, only_violations=only_violations, min_turns=min_turns,
                       max_turns=max_turns, dedup_threshold=threshold)
     manifest = write_filtered_run(run_dir, out, spec)
-    counts, removed = manifest["counts"], manifest["filter"]["removed"]
+    counts, removed = manifest.counts, manifest.filter.removed if manifest.filter else {}
     dropped = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in removed.items()) or "nothing"
-    say(f"kept {counts['dialogues']} dialogues, {counts['pairs']} pairs ({counts['verified_pairs']} verified); "
-               f"removed {dropped} -> {out}")
+    say(f"kept {counts.dialogues} dialogues, {counts.pairs} pairs ({counts.verified_pairs} verified); "
+        f"removed {dropped} -> {out}")

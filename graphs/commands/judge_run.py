@@ -28,17 +28,17 @@ from sparring.graphs.data.run_stats import write_stats
 from sparring.graphs.data.rundata import Row, load_run
 from sparring.graphs.roles import named_backends, role_backends
 from sparring.graphs.run_config import RunConfig
-from sparring.graphs.runtime.manifest import session_id
+from sparring.graphs.runtime.manifest import RunManifest, session_id, write_manifest
+from sparring.graphs.runtime.manifest_parts import JudgeInfo, Usage
 from sparring.graphs.runtime.runlock import RunDirLock
-from sparring.graphs.runtime.store import DIALOGUES, RunStore, replace_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, replace_jsonl
+from sparring.graphs.runtime.totals import refresh_totals
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 
-def config_for_judging(manifest: dict[str, Any], overrides: Sequence[str], *, source: str) -> RunConfig:
+def config_for_judging(manifest: RunManifest, overrides: Sequence[str], *, source: str) -> RunConfig:
     """The run's own config (from its manifest) with ``--set`` overrides applied."""
-    from sparring.graphs.runtime.manifest import stored_config
-
-    return stored_config(manifest.get("config") or {}, list(overrides), source=source)
+    return manifest.run_config(list(overrides), source=source)
 
 
 def judge_backend(config: RunConfig, *, source: str) -> BackendConfig:
@@ -85,7 +85,7 @@ async def judge_run(run_dir: Path, *, overrides: Sequence[str] = (), criteria: S
 async def _judge_locked(run_dir: Path, overrides: Sequence[str], criteria: Sequence[str], samples: int | None,
                         force: bool, backend: Backend | None) -> dict[str, Any]:
     run = load_run(run_dir)
-    if run.manifest.get("status") == "running":
+    if run.manifest.status == "running":
         raise InputError("was killed while running (manifest status 'running'): resume it, then judge",
                          source=str(run_dir))
     config = config_for_judging(run.manifest, overrides, source=f"{run_dir}/manifest.json")
@@ -108,7 +108,7 @@ async def _judge_locked(run_dir: Path, overrides: Sequence[str], criteria: Seque
     methods: Counter[str] = Counter()
     errors: Counter[str] = Counter()
 
-    run_id = str(run.manifest.get("run_id") or "")
+    run_id = run.manifest.run_id or ""
 
     async def score(row: Row) -> None:
         async with slots:
@@ -134,10 +134,9 @@ async def _judge_locked(run_dir: Path, overrides: Sequence[str], criteria: Seque
             replace_jsonl(run.dir / DIALOGUES, run.dialogues)
         summary.update(scored=sum(methods.values()), failed=sum(errors.values()), methods=dict(methods),
                        errors=dict(errors), backend=backend.describe(), judged_at=time.time(),
-                       wall_s=round(time.perf_counter() - t0, 2),
-                       usage={"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
-                              "calls": meter.calls})
-        manifest = {**run.manifest, "judge": summary}
-        RunStore(run.dir).write_manifest(manifest)
+                       wall_s=round(time.perf_counter() - t0, 2), usage=Usage.of_meter(meter).model_dump())
+        run.manifest.judge = JudgeInfo.model_validate(summary)
+        refresh_totals(run.manifest, run.dir, run.manifest.counts.this_attempt)
+        write_manifest(run.dir, run.manifest)
     write_stats(run.dir)
     return summary

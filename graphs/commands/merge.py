@@ -25,11 +25,12 @@ def merge(shard_dirs: tuple[Path, ...], out: Path, allow_partial: bool, quiet: b
     from sparring.graphs.runtime.shard_merge import merge_shards
 
     manifest = merge_shards(list(shard_dirs), out, allow_partial=allow_partial, progress=Progress(enabled=not quiet))
-    counts, merged = manifest["counts"], manifest["merge"]
-    say(f"{manifest['status']}: {len(merged['shards'])} of {manifest['plan']['shards']} shards, "
-               f"{counts['dialogues']} dialogues ({counts['failed']} failed), {counts['pairs']} preference pairs "
-               f"({counts['verified_pairs']} verified) -> {out}")
-    if merged["missing_count"]:
-        say(f"missing: {merged['missing_count']} dialogues"
-                   + (f", shards {', '.join(map(str, merged['missing_shards']))}" if merged["missing_shards"] else "")
-                   + " (listed in manifest.json under merge)", err=True)
+    counts, merged, plan = manifest.counts, manifest.merge, manifest.plan
+    assert merged is not None and plan is not None  # a merge's manifest has both
+    say(f"{manifest.status}: {len(merged.shards)} of {plan.shards} shards, "
+        f"{counts.dialogues} dialogues ({counts.failed} failed), {counts.pairs} preference pairs "
+        f"({counts.verified_pairs} verified) -> {out}")
+    if merged.missing_count:
+        say(f"missing: {merged.missing_count} dialogues"
+            + (f", shards {', '.join(map(str, merged.missing_shards))}" if merged.missing_shards else "")
+            + " (listed in manifest.json under merge)", err=True)

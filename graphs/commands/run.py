@@ -13,13 +13,14 @@ import asyncio
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ._common import fail, say, set_option, user_errors
 
 if TYPE_CHECKING:
+    from sparring.graphs.runtime.manifest_parts import Counts
     from sparring.graphs.runtime.run_request import RunRequest
 
 EXIT_FAILURES = 3
@@ -107,10 +108,10 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
         f"{counts.pairs} preference pairs ({counts.verified_pairs} verified), "
         f"{counts.violation_rate:.0%} flagged by the critic, average {counts.avg_turns} turns "
         f"-> {result.run_dir}")
-    left_out = left_out_line(result.manifest.get("counts") or {})
+    left_out = left_out_line(result.manifest.counts)
     if left_out:
         click.echo(f"sparring: {left_out}", err=True)
-    causes = result.manifest["runs"][-1].get("failure_causes") or []
+    causes = result.manifest.runs[-1].failure_causes or []
     if causes:
         top = causes[0]
         say(f"failed dialogues: {top['dialogues']} of {counts.failed} with {scrub(top['example'])}"
@@ -136,20 +137,20 @@ _SFT_CUT = {"unfixed": "an unfixed turn", "cut_turn": "a turn cut at the token l
             "no_turn": "no turn of the judged side"}
 
 
-def left_out_line(counts: dict[str, Any]) -> str:
+def left_out_line(counts: Counts) -> str:
     """What the training rows left out and why, and the steps that failed, from a manifest's counts;
     "" when nothing was. A newcomer reading "0 preference pairs" sees the reason here."""
     parts = []
-    dropped = {k: n for k, n in (counts.get("dropped_pairs") or {}).items() if n}
+    dropped = {k: n for k, n in counts.dropped_pairs.items() if n}
     if dropped:
         parts.append("pairs dropped: " + ", ".join(f"{n} {_DROPPED.get(k, k)}" for k, n in dropped.items()))
-    sft = counts.get("sft_rows") or {}
+    sft = counts.sft_rows
     if sft.get("cut") or sft.get("dropped"):
-        why = {k: n for k, n in (counts.get("sft_cut_by_reason") or {}).items() if n}
+        why = {k: n for k, n in counts.sft_cut_by_reason.items() if n}
         at = (", ".join(f"{n} at {_SFT_CUT.get(k, k)}" for k, n in why.items()) if why
               else "at an unfixed turn")
         parts.append(f"SFT rows: {sft.get('cut', 0)} cut, {sft.get('dropped', 0)} dropped ({at})")
-    steps = {k: n for k, n in (counts.get("failed_steps") or {}).items() if n}
+    steps = {k: n for k, n in counts.failed_steps.items() if n}
     if steps:
         parts.append("calls failed for good (their turns left out): "
                      + ", ".join(f"{n} {k}" for k, n in steps.items()))

@@ -29,17 +29,12 @@ UNIT_NOTE = ("corrected with the critic's recall and false-flag rate measured on
              "count dialogues, so this assumes the per-turn error rates carry over to a dialogue")
 
 
-def _run_critic(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    backends, roles = manifest.get("backends") or {}, manifest.get("roles") or {}
-    return backends.get(roles.get("critic", "")) or manifest.get("backend") or {}
-
-
-def calibrated_critic(manifest: Mapping[str, Any], calibration: Mapping[str, Any] | None
+def calibrated_critic(run: Mapping[str, Any], calibration: Mapping[str, Any] | None
                       ) -> tuple[dict[str, Any] | None, str]:
-    """The calibration's critic that is the run's critic (same backend kind and model), and why not when None."""
+    """The calibration's critic that is the run's critic (same backend kind and model), and why not when None.
+    ``run``: the manifest's entry of the backend the run's critic ran on (``RunManifest.critic_backend``)."""
     if not calibration or not calibration.get("critics"):
         return None, "the run directory holds no calibration"
-    run = _run_critic(manifest)
     if not run.get("model"):
         return None, "the run's manifest does not name its critic's model"
     for critic in calibration["critics"]:
@@ -57,12 +52,12 @@ def _correct(observed_k: int, observed_n: int, f: Mapping[str, Any] | None) -> d
     return corrected_rate(observed_k, observed_n, f["caught"], f["violating"], f["false_flags"], f["near_misses"])
 
 
-def correct_rates(rates: Mapping[str, Any], attack: Mapping[str, Any] | None, manifest: Mapping[str, Any],
+def correct_rates(rates: Mapping[str, Any], attack: Mapping[str, Any] | None, run_critic: Mapping[str, Any],
                   calibration: Mapping[str, Any] | None) -> dict[str, Any]:
     """``{"critic", "why", "principles", "categories", "attack", "note"}``: corrected flag rates per
     principle and category (``rates`` as ``stats.compute_principle_stats`` gives them) and the corrected
     attack success rate; ``critic`` None and ``why`` said when the run has no calibration of its critic."""
-    critic, why = calibrated_critic(manifest, calibration)
+    critic, why = calibrated_critic(run_critic, calibration)
     out: dict[str, Any] = {"critic": None, "why": why, "principles": {}, "categories": {}, "attack": None,
                            "note": UNIT_NOTE}
     if critic is None:

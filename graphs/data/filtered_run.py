@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError
+from sparring.graphs.runtime.manifest import RunManifest, write_manifest
+from sparring.graphs.runtime.manifest_parts import FilterInfo, ParentInfo
 from sparring.graphs.runtime.runlock import LOCK_FILE, RunDirLock
-from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES_ZST, RunStore, replace_jsonl
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, TRACES_ZST, replace_jsonl
+from sparring.graphs.runtime.totals import refresh_totals
 from sparring.traces.read import iter_spans
 from sparring.traces.sinks import encode_line
 from sparring.traces.spanfile import span_files, write_span_file
@@ -38,7 +41,7 @@ def _copy_traces(parent: Path, out: Path, dropped_traces: set[str]) -> None:
                                        if span.get("trace_id") not in dropped_traces))
 
 
-def write_filtered_run(parent_dir: Path, out_dir: Path, spec: FilterSpec, *, embedder: Any = None) -> dict[str, Any]:
+def write_filtered_run(parent_dir: Path, out_dir: Path, spec: FilterSpec, *, embedder: Any = None) -> RunManifest:
     """Write the rows ``spec`` keeps from ``parent_dir`` into the new run directory ``out_dir``;
     returns its manifest. Writes stats.json of the copy too."""
     parent_dir, out_dir = Path(parent_dir), Path(out_dir)
@@ -49,13 +52,13 @@ def write_filtered_run(parent_dir: Path, out_dir: Path, spec: FilterSpec, *, emb
     with parent_lock, RunDirLock(out_dir, create=True):
         _check_out(parent_dir, out_dir)
         run = load_run(parent_dir)
-        if run.manifest.get("status") == "running":
+        if run.manifest.status == "running":
             raise InputError("was killed while running (manifest status 'running'): resume it, then filter",
                              source=str(parent_dir))
         return _write_copy(run, parent_dir, out_dir, spec, embedder)
 
 
-def _write_copy(run: RunData, parent_dir: Path, out_dir: Path, spec: FilterSpec, embedder: Any) -> dict[str, Any]:
+def _write_copy(run: RunData, parent_dir: Path, out_dir: Path, spec: FilterSpec, embedder: Any) -> RunManifest:
     result = apply_filters(run, spec, embedder=embedder)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in ((DIALOGUES, result.dialogues), (PREFERENCES, result.pairs), (SFT, result.sft),
@@ -65,22 +68,14 @@ def _write_copy(run: RunData, parent_dir: Path, out_dir: Path, spec: FilterSpec,
     _copy_traces(parent_dir, out_dir, {d["trace_id"] for d in run.dialogues
                                        if d.get("trace_id") and d["id"] not in kept})
     parent = run.manifest
-    manifest = {
-        **parent,
-        "run_dir": str(out_dir),
-        "parent": {"run_dir": str(parent_dir), "name": parent.get("name"),
-                   "config_fingerprint": parent.get("config_fingerprint"), "parent": parent.get("parent")},
-        "filter": {"options": spec_as_dict(spec), "description": spec.describe(), "removed": result.removed,
-                   "near_duplicates": result.near_duplicates, "created_at": time.time()},
-    }
-    manifest.pop("stats_error", None)
-    store = RunStore(out_dir)
-    store.write_manifest(manifest)
-    stats = write_stats(out_dir, StatsOptions(embedder=embedder))
-    manifest["counts"] = {
-        "dialogues": stats["counts"]["dialogues"], "failed": stats["counts"]["failed"],
-        "with_violation": sum(bool(d.get("is_violation")) for d in result.dialogues),
-        "violation_rate": stats["sdsd"]["share_with_violation"] or 0.0, "avg_turns": stats["turns"]["mean"] or 0.0,
-        "pairs": stats["counts"]["pairs"], "verified_pairs": stats["counts"]["verified_pairs"]}
-    store.write_manifest(manifest)
+    manifest = parent.model_copy(deep=True, update={
+        "run_dir": str(out_dir), "stats_error": None,
+        "parent": ParentInfo(run_dir=str(parent_dir), name=parent.name, config_fingerprint=parent.config_fingerprint,
+                             parent=parent.parent),
+        "filter": FilterInfo(options=spec_as_dict(spec), description=spec.describe(), removed=result.removed,
+                             near_duplicates=result.near_duplicates, created_at=time.time()),
+    })
+    refresh_totals(manifest, out_dir)  # the kept rows, counted as a run of them would be
+    write_manifest(out_dir, manifest)
+    write_stats(out_dir, StatsOptions(embedder=embedder))
     return manifest

@@ -299,8 +299,8 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
     manifest = run.manifest
     return {
         "schema_version": STATS_SCHEMA,
-        "run": {"name": manifest.get("name"), "status": manifest.get("status"), "dir": str(run.dir),
-                "parent": (manifest.get("parent") or {}).get("run_dir")},
+        "run": {"name": manifest.name, "status": manifest.status, "dir": str(run.dir),
+                "parent": manifest.parent.run_dir if manifest.parent else None},
         "tokenizer": TOKENIZER,
         "counts": {"dialogues": len(ok), "failed": len(run.dialogues) - len(ok), "pairs": len(run.pairs),
                    "verified_pairs": revisions["verified_pairs"], "sft_rows": len(run.sft),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError
-from sparring.graphs.runtime.store import DIALOGUES, MANIFEST, PREFERENCES, SCENARIOS, SFT, iter_jsonl
+from sparring.graphs.runtime.manifest import RunManifest, load_manifest
+from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SCENARIOS, SFT, iter_jsonl
 
 Row = dict[str, Any]
 
@@ -18,7 +18,7 @@ class RunData:
     """Every record file of one run directory, as rows."""
 
     dir: Path
-    manifest: dict[str, Any]
+    manifest: RunManifest
     dialogues: list[Row] = field(default_factory=list)
     """All dialogue rows, failed ones included (``status``)."""
     pairs: list[Row] = field(default_factory=list)
@@ -31,7 +31,7 @@ class RunData:
 
     def principle_categories(self) -> dict[str, str]:
         """Principle id -> category, from the principles the manifest records."""
-        return {p["id"]: p.get("category", "") for p in self.manifest.get("principles", []) if "id" in p}
+        return self.manifest.principle_categories()
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -42,15 +42,9 @@ def read_rows(path: Path) -> list[Row]:
 def load_run(run_dir: Path) -> RunData:
     """The records of ``run_dir``; InputError when it is not a sparring run directory."""
     run_dir = Path(run_dir)
-    manifest_path = run_dir / MANIFEST
     if not run_dir.is_dir():
         raise InputError("is not a directory", source=str(run_dir))
-    if not manifest_path.is_file():
-        raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"is not valid JSON ({exc.msg})", source=str(manifest_path), line=exc.lineno) from None
+    manifest = load_manifest(run_dir)
     return RunData(dir=run_dir, manifest=manifest, dialogues=read_rows(run_dir / DIALOGUES),
                    pairs=read_rows(run_dir / PREFERENCES), sft=read_rows(run_dir / SFT),
                    scenarios=read_rows(run_dir / SCENARIOS))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sparring.errors import InputError, InvalidRows
+from sparring.graphs.runtime.manifest import RunManifest
 from sparring.graphs.runtime.runlock import LOCK_FILE, RunDirLock
 from sparring.graphs.runtime.store import STATS
 
@@ -53,11 +54,11 @@ def _require_datasets(what: str) -> None:
         raise InputError(f"{what} needs the 'datasets' package: pip install 'sparring[hub]'") from None
 
 
-def run_license(manifest: dict[str, Any]) -> str:
+def run_license(manifest: RunManifest) -> str:
     """The run's ``license`` (its config's; the default for runs written before the key existed)."""
     from sparring.graphs.run_config import RunConfig
 
-    return str((manifest.get("config") or {}).get("license") or RunConfig.model_fields["license"].default)
+    return str(manifest.config.get("license") or RunConfig.model_fields["license"].default)
 
 
 def _check_license(license_id: str) -> None:

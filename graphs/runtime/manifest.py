@@ -1,8 +1,11 @@
-"""manifest.json: what a run was asked to do, on what, and what came of it.
+"""manifest.json: what a run was asked to do, on what, and what came of it; this module owns it.
 
-The config is stored with anything secret-looking redacted, and fingerprinted
-without its operational knobs (concurrency, output directory, caps), so a
-resume can tell "same run, driven differently" from "a different run".
+``RunManifest`` is the manifest as a typed model (its attempts and their lifecycle, counts, usage and
+time totals, the config snapshot); ``read_manifest``/``load_manifest`` are the one reader (older
+layouts upgraded in memory, ``MANIFEST_FORMAT``) and ``write_manifest`` the one writer (swapped in
+atomically). The config is stored with anything secret-looking redacted, and fingerprinted without
+its operational knobs (concurrency, output directory, caps), so a resume can tell "same run, driven
+differently" from "a different run".
 """
 
 from __future__ import annotations
@@ -15,15 +18,32 @@ import time
 import uuid
 from collections.abc import Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from sparring.errors import InputError
 from sparring.graphs.jobs import JobsConfig, sides_for
 from sparring.graphs.run_config import Overrides, RunConfig, apply_overrides
 from sparring.principles.yamlfile import LineMap, looks_secret, pydantic_error
 from sparring.redaction import redact_url
+
+from .manifest_parts import (
+    Attempt,
+    Counts,
+    FilterInfo,
+    JudgeInfo,
+    MergeInfo,
+    ParentInfo,
+    Part,
+    PlanInfo,
+    RunStatus,
+    Timings,
+    Usage,
+    optional,
+)
+from .store import MANIFEST, replace_json
 
 # Keys that change how a run is driven, not what it produces. ``*`` stands for any name or list item.
 _BACKEND_OPERATIONAL = ("max_in_flight", "retry", "base_url", "api_key_env", "engine_args", "session_header")
@@ -138,24 +158,13 @@ def session_id(run_id: str, dialogue_id: str) -> str:
     return f"{run_id[:12]}-{dialogue_id}"
 
 
-def new_manifest(config: RunConfig, *, config_path: str | None, run_dir: str) -> dict[str, Any]:
+def new_manifest(config: RunConfig, *, config_path: str | None, run_dir: str) -> RunManifest:
+    """The manifest of a new run directory: its own run id, the config (redacted) and its fingerprint."""
     now = time.time()
-    return {
-        "name": config.name,
-        "run_id": new_run_id(),
-        "status": "running",
-        "run_dir": run_dir,
-        "config_path": config_path,
-        "config_fingerprint": fingerprint(config),
-        "config": redact(config.model_dump(mode="json")),
-        "seed": config.seed,
-        "versions": versions(),
-        "backend": None,
-        "counts": {},
-        "usage": {},
-        "timings": {"started_at": now, "updated_at": now},
-        "runs": [],
-    }
+    return RunManifest(name=config.name, run_id=new_run_id(), run_dir=run_dir, config_path=config_path,
+                       config_fingerprint=fingerprint(config), config=redact(config.model_dump(mode="json")),
+                       seed=config.seed, versions=versions(), timings=Timings(started_at=now, updated_at=now),
+                       runs=[])
 
 
 def stored_config(stored: Mapping[str, Any], overrides: Overrides = (), *, source: str, **updates: Any) -> RunConfig:
@@ -177,3 +186,141 @@ def stored_config(stored: Mapping[str, Any], overrides: Overrides = (), *, sourc
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise pydantic_error(exc, source=source, lines=lines) from None
+
+
+# -- the manifest as a typed model -------------------------------------------------------
+
+MANIFEST_FORMAT = 2
+"""The layout ``write_manifest`` writes (``format_version``). 1: every manifest written before the
+layout had a number (no ``format_version`` key); read as 2, missing totals at their defaults and a
+missing ``run_id`` drawn when the run is continued. A manifest of a higher version (a newer sparring)
+is refused, as bad input naming the file; keys this version does not know are kept as they are."""
+
+class RunManifest(Part):
+    """A run directory's manifest.json. Keys this version does not know (a newer sparring of the same
+    format) are kept and written back unchanged."""
+
+    format_version: int = MANIFEST_FORMAT
+    name: str | None = None
+    run_id: str | None = None
+    """Drawn when the directory is created (older directories get one when continued)."""
+    status: RunStatus = "running"
+    run_dir: str | None = None
+    config_path: str | None = None
+    config_fingerprint: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    """The config as stored, secrets redacted; ``run_config`` reads it back as a RunConfig."""
+    seed: int | None = None
+    versions: dict[str, str | None] = Field(default_factory=dict)
+    backend: dict[str, Any] | None = None
+    """The default backend's entry (graphs.runtime.role_backends.RoleBackends.manifest_entries)."""
+    backends: dict[str, dict[str, Any]] | None = optional()
+    roles: dict[str, str | list[str]] | None = optional()
+    counts: Counts = Field(default_factory=Counts)
+    usage: Usage = Field(default_factory=Usage)
+    timings: Timings = Field(default_factory=Timings)
+    runs: list[Attempt]
+    principles: list[dict[str, Any]] = Field(default_factory=list)
+    max_dialogues: int | None = None
+    plan: PlanInfo | None = optional()
+    expansion: dict[str, Any] | None = optional()
+    """The DiaSynth expansion's report, once it ran in this directory."""
+    merge: MergeInfo | None = optional()
+    parent: ParentInfo | None = optional()
+    filter: FilterInfo | None = optional()
+    judge: JudgeInfo | None = optional()
+    stats_error: str | None = optional()
+    """Why stats.json could not be written (the run keeps its status)."""
+
+    def begin_attempt(self, attempt: Attempt) -> None:
+        """Add ``attempt`` as running; an earlier one still ``running`` never wrote its end: it was killed."""
+        for earlier in self.runs:
+            if earlier.status == "running":
+                earlier.status = "killed"
+        attempt.status = "running"
+        self.runs.append(attempt)
+        self.status = "running"
+
+    def keeps_unverified(self) -> bool:
+        """Whether the run keeps unverified pairs (``dialogue.unverified_pairs``; ``keep`` before the key)."""
+        before = CHANGED_DEFAULTS[("dialogue", "unverified_pairs")]
+        return bool(self.setting("dialogue", "unverified_pairs", before) == "keep")
+
+    def principle_categories(self) -> dict[str, str]:
+        """Principle id -> category, from the principles recorded."""
+        return {str(p["id"]): str(p.get("category", "")) for p in self.principles if "id" in p}
+
+    def critic_backend(self) -> dict[str, Any]:
+        """The entry of the backend the critic role ran on (the default one for runs without ``roles``)."""
+        critic = (self.roles or {}).get("critic", "")
+        named = (self.backends or {}).get(critic) if isinstance(critic, str) else None
+        return named or self.backend or {}
+
+    def run_config(self, overrides: Overrides = (), *, source: str, **updates: Any) -> RunConfig:
+        """The stored config read back (``stored_config``)."""
+        return stored_config(self.config, overrides, source=source, **updates)
+
+    def setting(self, block: str, key: str, default: Any = None) -> Any:
+        """One stored config value as written (``setting("dialogue", "mode")``), for reading a run that
+        may not validate any more: a report of any run, whatever wrote it."""
+        section = self.config.get(block)
+        return section.get(key, default) if isinstance(section, dict) else default
+
+
+# -- the one reader and the one writer ---------------------------------------------------
+
+def read_manifest(run_dir: Path) -> RunManifest | None:
+    """The manifest of ``run_dir``, upgraded to ``MANIFEST_FORMAT`` in memory; None when there is none.
+    InputError naming the file (and the key) when it is not valid JSON, not a manifest, of a newer
+    format, or holds a value of the wrong type."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
+        raise InputError("is not valid JSON: damaged or edited, so this run cannot be read or continued; "
+                         "start a new run directory", source=str(path), line=line) from None
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise InputError("is not a sparring manifest (no list of runs in it)", source=str(path))
+    return _validate(_upgrade(data, path), path)
+
+
+def load_manifest(run_dir: Path) -> RunManifest:
+    """``read_manifest``, for a directory that must be a run: InputError when it holds none."""
+    manifest = read_manifest(run_dir)
+    if manifest is None:
+        raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
+    return manifest
+
+
+def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
+    """Write ``manifest`` as ``run_dir``/manifest.json in the current format, swapped in atomically."""
+    manifest.format_version = MANIFEST_FORMAT
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    replace_json(Path(run_dir) / MANIFEST, manifest.model_dump(mode="json"))
+
+
+def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    version = data.get("format_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise InputError(f"is not a manifest format version: {version!r}", source=str(path), field="format_version")
+    if version > MANIFEST_FORMAT:
+        raise InputError(f"was written by a newer sparring (manifest format {version}; this one reads up to "
+                         f"{MANIFEST_FORMAT}): upgrade sparring to read it", source=str(path), field="format_version")
+    if version == 1:  # the same keys; totals of a run killed before its first end were written as {}
+        data = {**data, "format_version": MANIFEST_FORMAT}
+        for key in ("counts", "usage", "timings"):
+            if data.get(key) in ({}, None):
+                data.pop(key, None)
+    return data
+
+
+def _validate(data: dict[str, Any], path: Path) -> RunManifest:
+    try:
+        return RunManifest.model_validate(data)
+    except ValidationError as exc:
+        first = pydantic_error(exc, source=str(path), lines=LineMap())
+        raise InputError(f"{first.message} (a manifest damaged or edited by hand, or written by another "
+                         "version of sparring)", source=str(path), field=first.field) from None

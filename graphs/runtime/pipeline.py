@@ -32,7 +32,8 @@ from sparring.traces.spanfile import span_path
 from sparring.traces.spans import Tracer, use_tracer
 
 from .engine_log import EngineLog
-from .manifest import new_manifest, new_run_id
+from .manifest import RunManifest, new_manifest, new_run_id, write_manifest
+from .manifest_parts import Attempt, EndStatus, Usage
 from .plan_expansion import expand
 from .plan_files import JOBS, write_jobs
 from .progress import Progress
@@ -46,13 +47,14 @@ from .store import (
     CHECKPOINTS,
     DIALOGUES,
     ENGINE_LOG,
+    MANIFEST,
     SCENARIOS,
     RunStore,
     disk_full,
     failure_causes,
     iter_jsonl,
 )
-from .totals import run_totals
+from .totals import refresh_totals
 from .tracing import span_exporters
 from .workers import WorkerContext, WorkerPool
 
@@ -63,14 +65,18 @@ class _OpenRun:
 
     request: RunRequest
     store: RunStore
-    manifest: dict[str, Any]
-    attempt: dict[str, Any]
+    manifest: RunManifest
+    attempt: Attempt
     sink: JsonlSpanSink
     tracer: Tracer
     finished: dict[str, str]
     """Dialogue id -> status of the records already written (by earlier attempts)."""
     resumed: bool
     runner: DialogueRunner | WorkerPool | None = None
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.run_id)
     """Set once the dialogues start; its counters go into the manifest however the attempt ends."""
 
 
@@ -122,13 +128,13 @@ def _writes_to_fd(stream: Any, fd: int) -> bool:
         return False
 
 
-async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes: dict[str, ProbeResult],
+async def _attempt(request: RunRequest, previous: RunManifest | None, probes: dict[str, ProbeResult],
                    backends: RoleBackends, owned: bool, exporters: list[Any], progress: Progress,
                    callbacks: list[Any] | None, signals: bool) -> RunResult:
     """One attempt on the locked directory: start the backends, open the run, simulate, close."""
-    attempt: dict[str, Any] = {"started_at": time.time(), "resumed": previous is not None, "pid": os.getpid()}
+    attempt = Attempt(resumed=previous is not None, pid=os.getpid())
     if probes:
-        attempt["probe"] = {name: result.detail for name, result in probes.items()}
+        attempt.probe = {name: result.detail for name, result in probes.items()}
     progress.stage(f"starting {backends.label()}")
     t0 = time.perf_counter()
     try:
@@ -137,7 +143,7 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
         if owned:
             await backends.aclose()  # one that started (an engine) must not outlive the failure
         raise
-    attempt["backend_start_s"] = round(time.perf_counter() - t0, 2)
+    attempt.backend_start_s = round(time.perf_counter() - t0, 2)
     try:
         run = _open_run(request, previous, attempt, backends, exporters)
     except OSError as exc:  # no room for even the manifest: the directory is as it was, or a run killed at birth
@@ -145,7 +151,7 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
         if at_birth is None:
             raise
         raise at_birth from None
-    status = "crashed"  # until the run says otherwise: an unexpected error must not read as success
+    status: EndStatus = "crashed"  # until the run says otherwise: an unexpected error must not read as success
     meter: UsageMeter | None = None
     full: DiskFull | None = None
     try:
@@ -153,17 +159,17 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
             status = await _simulate(run, backends, progress, meter, list(callbacks or []), signals)
     except TooManyFailures as exc:
         status = "failed"
-        attempt["error"] = str(exc)
+        attempt.error = str(exc)
     except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion),
         status = "interrupted"  # or the library caller's task cancelled (Ctrl-C in a notebook): resume continues
         raise
     except BaseException as exc:
         full = disk_full(exc, request.run_dir)
         if full is None:
-            attempt["error"] = f"{type(exc).__name__}: {exc}"
+            attempt.error = f"{type(exc).__name__}: {exc}"
             raise
         status = "failed"
-        attempt["error"] = str(full)
+        attempt.error = str(full)
     finally:
         progress.stop()
         if owned:
@@ -174,7 +180,7 @@ async def _attempt(request: RunRequest, previous: dict[str, Any] | None, probes:
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
 
 
-def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dict[str, Any], backends: RoleBackends,
+def _open_run(request: RunRequest, previous: RunManifest | None, attempt: Attempt, backends: RoleBackends,
               exporters: list[Any]) -> _OpenRun:
     """Repair what a killed attempt left, open the record files and the span sink, and record this
     attempt in the manifest now, so that a killed attempt still shows there."""
@@ -183,23 +189,17 @@ def _open_run(request: RunRequest, previous: dict[str, Any] | None, attempt: dic
     manifest = previous or new_manifest(cfg, config_path=request.config_path, run_dir=str(request.run_dir))
     if previous is None:
         # Enough to rebuild the same jobs on resume, whatever happens to the files the config named.
-        manifest["principles"] = [_principle_dict(p) for p in request.principles]
-        manifest["max_dialogues"] = request.max_dialogues
-    manifest.setdefault("run_id", new_run_id())  # directories written before run ids existed
-    manifest.update(backends.manifest_entries())
-    if previous is None and request.plan is not None:
-        manifest["plan"] = request.plan
+        manifest.principles = [_principle_dict(p) for p in request.principles]
+        manifest.max_dialogues = request.max_dialogues
+        manifest.plan = request.plan
+    if manifest.run_id is None:  # directories written before run ids existed
+        manifest.run_id = new_run_id()
+    backends.record_in(manifest)
     if previous is not None:
-        attempt["repaired"] = store.repair()
-    for earlier in manifest["runs"]:
-        if earlier.get("status") == "running":
-            # That process never wrote its end: it was killed (SIGKILL, OOM, power).
-            earlier["status"] = "killed"
-    manifest["runs"].append(attempt)
-    attempt["status"] = "running"
-    manifest["status"] = "running"
+        attempt.repaired = store.repair()
+    manifest.begin_attempt(attempt)  # an earlier attempt still "running" was killed (SIGKILL, OOM, power)
     # The manifest first: a directory killed at any later moment is a run that resume continues.
-    store.write_manifest(manifest)
+    write_manifest(request.run_dir, manifest)
     if request.plan is not None and not (request.run_dir / JOBS).exists():
         write_jobs(request.run_dir / JOBS, iter_jobs(request))  # a shard keeps its jobs: a resume needs nothing else
     store.open()
@@ -219,7 +219,7 @@ def _record_scenarios(store: RunStore, run_dir: Path, scenarios: list[Scenario])
 
 
 async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, meter: UsageMeter,
-                    callbacks: list[Any], signals: bool = True) -> str:
+                    callbacks: list[Any], signals: bool = True) -> EndStatus:
     """Expand (DiaSynth) if the config asks, then run every unfinished dialogue; the status."""
     from .checkpoints import InlineSqliteSaver, place_checkpoints
 
@@ -236,7 +236,7 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
             runner = WorkerPool(
                 context=WorkerContext(config=cfg, run_dir=request.run_dir, jobs=lambda: iter_jobs(request),
                                       make_selfplay=lambda b: make_selfplay(request, b), resume=run.resumed,
-                                      keep_unverified=keep_unverified, run_id=run.manifest["run_id"]),
+                                      keep_unverified=keep_unverified, run_id=run.run_id),
                 workers=cfg.workers, store=run.store, spans=run.sink, meter=meter,
                 max_failures=cfg.max_failures, on_record=progress.record,
                 on_started=lambda pids: _note_workers(run, pids))
@@ -250,7 +250,7 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
                 selfplay=selfplay, graph=selfplay.build(checkpointer=saver), store=run.store,
                 concurrency=cfg.concurrency, keep_unverified=keep_unverified, max_failures=cfg.max_failures,
                 resume=run.resumed, delete_checkpoints=saver.adelete_thread, on_record=progress.record,
-                callbacks=callbacks, run_id=run.manifest["run_id"])
+                callbacks=callbacks, run_id=run.run_id)
         run.runner = runner
         progress.start(runner.counters, total=_count_jobs(request, run.finished), meter=meter)
         if signals:
@@ -262,25 +262,25 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
             saver.close()
 
 
-async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: RunStore, manifest: dict[str, Any],
+async def _expand_if_needed(request: RunRequest, backends: RoleBackends, store: RunStore, manifest: RunManifest,
                             progress: Progress) -> RunRequest:
     """The request with its DiaSynth scenarios: expanded once per run directory; a resumed run reads
     scenarios.jsonl instead."""
     cfg = request.config
     if cfg.diasynth is None or request.jobs is not None:  # no expansion, or a shard of a plan that made it
         return request
-    if manifest.get("expansion") is not None:
+    if manifest.expansion is not None:
         return replace(request, scenarios=[Scenario.model_validate(r)
                                            for r in iter_jsonl(request.run_dir / SCENARIOS)])
-    scenarios, manifest["expansion"] = await expand(cfg, backends, progress)
+    scenarios, manifest.expansion = await expand(cfg, backends, progress)
     request = replace(request, scenarios=[*request.scenarios, *scenarios])
     for scenario in request.scenarios:
         store.append(SCENARIOS, scenario)
-    store.write_manifest(manifest)
+    write_manifest(request.run_dir, manifest)
     return request
 
 
-def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: RoleBackends, *,
+def _close_run(run: _OpenRun, status: EndStatus, meter: UsageMeter | None, backends: RoleBackends, *,
                disk_is_full: bool = False) -> None:
     """Close the files, write the attempt's end and the run's totals, then statistics and report.
     On a full disk: the manifest only (in the space the store kept in reserve), no statistics."""
@@ -288,31 +288,17 @@ def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: R
     run.store.close()
     manifest, attempt = run.manifest, run.attempt
     # Each backend's structured-output mode, settled by now (with workers: by each worker's copy).
-    manifest.update(backends.manifest_entries(
-        run.runner.backend_state if isinstance(run.runner, WorkerPool) else None))
+    backends.record_in(manifest, run.runner.backend_state if isinstance(run.runner, WorkerPool) else None)
     counters = run.runner.counters.as_dict() if run.runner else {}
-    attempt.update({"finished_at": time.time(), "status": status, "counts": counters})
-    if meter is not None:
-        attempt["usage"] = {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
-                            "calls": meter.calls}
-    manifest["status"] = status
-    manifest["counts"] = run_totals(run.request.run_dir, counters,
-                                    keep_unverified=run.request.config.dialogue.unverified_pairs == "keep")
-    # Over all attempts: dialogues continued from a checkpoint, and attempts that were killed.
-    manifest["counts"]["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
-    manifest["counts"]["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
-    manifest["usage"] = {k: sum(r.get("usage", {}).get(k, 0) for r in manifest["runs"])
-                         for k in ("prompt_tokens", "completion_tokens", "calls")}
-    manifest["timings"]["updated_at"] = time.time()
-    manifest["timings"]["wall_s"] = round(sum(r["finished_at"] - r["started_at"] for r in manifest["runs"]
-                                              if "finished_at" in r), 2)
-    failures = failure_causes(run.request.run_dir)
-    if failures:
-        attempt["failure_causes"] = failures
+    attempt.finish(status, counters, Usage.of_meter(meter) if meter is not None else None)
+    manifest.status = status
+    refresh_totals(manifest, run.request.run_dir, counters)
+    manifest.timings.updated_at = time.time()
+    attempt.failure_causes = failure_causes(run.request.run_dir) or None
     if disk_is_full:
-        run.store.write_manifest_in_reserve(manifest)
+        _write_in_reserve(run.store, manifest)
         return
-    run.store.write_manifest(manifest)
+    write_manifest(run.request.run_dir, manifest)
     run.store.drop_reserve()
     report = run.request.config.report
     if report.stats:
@@ -321,13 +307,24 @@ def _close_run(run: _OpenRun, status: str, meter: UsageMeter | None, backends: R
         write_report_quietly(run.request.run_dir)
 
 
+def _write_in_reserve(store: RunStore, manifest: RunManifest) -> bool:
+    """The manifest on a full disk: the reserve is given back first. False when even that did not fit."""
+    store.drop_reserve()
+    try:
+        write_manifest(store.dir, manifest)
+    except OSError:
+        (store.dir / f".{MANIFEST}.tmp").unlink(missing_ok=True)
+        return False
+    return True
+
+
 def _note_workers(run: _OpenRun, pids: list[int]) -> None:
-    run.attempt["worker_pids"] = pids  # who wrote this attempt's checkpoints; what to look for if one hangs
-    run.store.write_manifest(run.manifest)
+    run.attempt.worker_pids = pids  # who wrote this attempt's checkpoints; what to look for if one hangs
+    write_manifest(run.request.run_dir, run.manifest)
 
 
 async def _run_until_signal(runner: DialogueRunner | WorkerPool, jobs: Iterator[DialogueJob],
-                            finished: dict[str, str]) -> str:
+                            finished: dict[str, str]) -> EndStatus:
     """Run; SIGINT/SIGTERM stop it cleanly: in-flight dialogues are cancelled (their
     checkpoints stay), written records stay, and a resume picks up."""
     loop = asyncio.get_running_loop()
@@ -369,8 +366,8 @@ def _write_stats(run: _OpenRun, *, embeddings: bool = True) -> None:
     try:
         write_stats(run.request.run_dir, StatsOptions(embeddings=embeddings))
     except Exception as exc:
-        run.manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
-        run.store.write_manifest(run.manifest)
+        run.manifest.stats_error = f"{type(exc).__name__}: {exc}"
+        write_manifest(run.request.run_dir, run.manifest)
 
 
 def _principle_dict(p: PrincipleLike) -> dict[str, Any]:

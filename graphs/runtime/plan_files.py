@@ -42,7 +42,8 @@ from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
 from ._atomic import atomic_dir
-from .manifest import fingerprint, redact, stored_config, versions
+from .manifest import RunManifest, fingerprint, redact, stored_config, versions
+from .manifest_parts import PlanInfo
 from .store import SCENARIOS, TRACES, encode_record, iter_jsonl
 
 __all__ = ["JOBS", "PLAN_FILE", "Plan", "Shard", "check_same_shard", "plan_id", "read_jobs", "read_plan", "shard_dir",
@@ -116,11 +117,10 @@ class Plan:
     def id(self) -> str:
         return plan_id(self.fingerprint, (job.id for job in self.jobs))
 
-    def shard_info(self, shard: Shard, source: str | None) -> dict[str, Any]:
+    def shard_info(self, shard: Shard, source: str | None) -> PlanInfo:
         """What a shard's manifest records under ``plan`` (merge compares these)."""
-        return {"id": self.id, "config_fingerprint": self.fingerprint, "shard": shard.index, "shards": shard.count,
-                "jobs": len(self.jobs), "source": source,
-                "few_shot": [asdict(e) for e in self.few_shot.examples]}
+        return PlanInfo(id=self.id, config_fingerprint=self.fingerprint, shard=shard.index, shards=shard.count,
+                        jobs=len(self.jobs), source=source, few_shot=[asdict(e) for e in self.few_shot.examples])
 
 
 def shard_dir(config: RunConfig, shard: Shard) -> Path:
@@ -130,23 +130,23 @@ def shard_dir(config: RunConfig, shard: Shard) -> Path:
     return Path("runs") / f"{config.name}-shard-{shard.index}-of-{shard.count}"
 
 
-def check_same_shard(manifest: dict[str, Any], plan: dict[str, Any] | None, run_dir: Path) -> None:
+def check_same_shard(manifest: RunManifest, plan: PlanInfo | None, run_dir: Path) -> None:
     """A run directory continues only the run it holds: the same shard of the same plan, or an
     unsharded run; a merge is never continued."""
-    if manifest.get("merge") is not None:
+    if manifest.merge is not None:
         raise InputError("is a merge of shards and cannot be continued; resume the shards, then merge again",
                          source=str(run_dir))
-    old = manifest.get("plan")
+    old = manifest.plan
     if old is None and plan is None:
         return
     if old is None:
         raise InputError("holds a run that is not a shard; a shard goes into a directory of its own",
                          source=str(run_dir))
-    held = f"shard {old.get('shard')}/{old.get('shards')} of plan {old.get('id')}"
+    held = f"shard {old.shard}/{old.shards} of plan {old.id}"
     if plan is None:
         raise InputError(f"holds {held}; continue it with 'sparring resume {run_dir}'", source=str(run_dir))
-    if (old.get("id"), old.get("shard"), old.get("shards")) != (plan["id"], plan["shard"], plan["shards"]):
-        raise InputError(f"holds {held}, not shard {plan['shard']}/{plan['shards']} of plan {plan['id']}; "
+    if (old.id, old.shard, old.shards) != (plan.id, plan.shard, plan.shards):
+        raise InputError(f"holds {held}, not shard {plan.shard}/{plan.shards} of plan {plan.id}; "
                          "give each shard its own --out", source=str(run_dir))
 
 

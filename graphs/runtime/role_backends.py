@@ -25,6 +25,8 @@ from sparring.redaction import redact_url
 if TYPE_CHECKING:
     from sparring.graphs.run_config import RunConfig
 
+    from .manifest import RunManifest
+
 __all__ = ["RoleBackends", "probe_roles"]
 
 
@@ -124,18 +126,18 @@ class RoleBackends:
         """Name -> what the backend is (as in the manifest; no secrets) and the roles it serves."""
         return {name: {**backend.describe(), "roles": self.roles_of(name)} for name, backend in self.backends.items()}
 
-    def manifest_entries(self, settled: Callable[[str], dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The manifest's ``backends`` (``describe``), ``roles`` and ``backend`` (the default one's entry,
+    def record_in(self, manifest: RunManifest, settled: Callable[[str], dict[str, Any]] | None = None) -> None:
+        """Set the manifest's ``backends`` (``describe``), ``roles`` and ``backend`` (the default one's entry,
         as manifests had before). ``settled(name)``: what the workers' copies of a backend settled on
         (structured-output mode and evidence), instead of this process's."""
         described = self.describe()
         if settled is not None:
             described = {name: {**entry, **settled(name)} for name, entry in described.items()}
-        roles: dict[str, Any] = {str(role): name for role, name in self.roles.items()}
+        roles: dict[str, str | list[str]] = {str(role): name for role, name in self.roles.items()}
         if self.targets:
             roles["side_b"] = list(self.targets)
-        return {"backends": described, "roles": roles,
-                "backend": described.get(DEFAULT) or next(iter(described.values()))}
+        manifest.backends, manifest.roles = described, roles
+        manifest.backend = described.get(DEFAULT) or next(iter(described.values()))
 
     def label(self) -> str:
         """For progress: ``the embedded backend``, or ``the backends default (openai_compat), target (vllm)``."""

@@ -28,9 +28,10 @@ from sparring.graphs.run_config import Overrides, RunConfig, read_config
 from sparring.principles.model import Principle
 from sparring.principles.yamlfile import LineMap, pydantic_error
 
-from .manifest import CHANGED_DEFAULTS, effective, fingerprint, is_set, stored_config
+from .manifest import CHANGED_DEFAULTS, RunManifest, effective, fingerprint, is_set, load_manifest, read_manifest
+from .manifest_parts import PlanInfo
 from .plan_files import JOBS, Plan, Shard, check_same_shard, read_jobs, read_plan, require_plan_dir, shard_dir
-from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, RunStore, iter_jsonl
+from .store import CALIBRATION, MANIFEST, OWN_FILES, SCENARIOS, iter_jsonl
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class RunRequest:
     """Redteam goals read from ``dialogue.behaviours`` (graphs.behaviours)."""
     jobs: list[DialogueJob] | None = None
     """A shard's frozen jobs (graphs.runtime.plan_files); None: the jobs the config makes."""
-    plan: dict[str, Any] | None = None
+    plan: PlanInfo | None = None
     """What a shard's manifest records of its plan (``Plan.shard_info``); None for an unsharded run."""
 
 
@@ -86,36 +87,35 @@ def _planned_jobs(request: RunRequest) -> Iterator[DialogueJob]:
     return for_targets(jobs, targets(cfg))  # max_dialogues counts attacks: each is played on every target
 
 
-def check_run_dir(request: RunRequest) -> dict[str, Any] | None:
+def check_run_dir(request: RunRequest) -> RunManifest | None:
     """The existing manifest when resuming; InputError when the directory belongs to another config or
     was made under another rule (``continued`` gives the request that continues it)."""
-    store = RunStore(request.run_dir)
     if request.run_dir.exists() and not request.run_dir.is_dir():
         raise InputError("exists and is not a directory", source=str(request.run_dir))
-    old = store.read_manifest()
+    old = read_manifest(request.run_dir)
     if old is None:
         if request.run_dir.exists() and not _killed_at_birth(request.run_dir):
             raise InputError("is not empty and holds no manifest.json; choose another --out",
                              source=str(request.run_dir))
         return None
-    if old.get("parent") is not None:
+    if old.parent is not None:
         raise InputError("is a filtered copy of another run (see 'parent' in its manifest) and cannot be "
                          "continued; resume the parent run instead", source=str(request.run_dir))
     check_same_shard(old, request.plan, request.run_dir)
-    if old.get("config_fingerprint") != fingerprint(request.config) and not request.force:
+    if old.config_fingerprint != fingerprint(request.config) and not request.force:
         raise InputError("was made by a different config (its manifest's config_fingerprint differs); "
                          "use another --out, or --force to continue it anyway", source=str(request.run_dir))
-    _with_stored_values(request, old.get("config") or {})  # refuses a key asked against the directory's rule
+    _with_stored_values(request, old.config)  # refuses a key asked against the directory's rule
     return old
 
 
-def continued(request: RunRequest, previous: dict[str, Any] | None) -> RunRequest:
+def continued(request: RunRequest, previous: RunManifest | None) -> RunRequest:
     """The request that continues the directory whose manifest is ``previous`` (checked by
     ``check_run_dir``): its config takes, for each key whose default changed (CHANGED_DEFAULTS) and that
     the config leaves unset, the value the directory was made with. ``request`` itself when new."""
     if previous is None:
         return request
-    return replace(request, config=_with_stored_values(request, previous.get("config") or {}))
+    return replace(request, config=_with_stored_values(request, previous.config))
 
 
 def _killed_at_birth(run_dir: Path) -> bool:
@@ -241,13 +241,11 @@ def request_from_plan(plan_dir: Path, overrides: Overrides = (), *, shard: Shard
 
 def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> RunRequest:
     """The request that continues ``run_dir``, rebuilt from its manifest and scenarios.jsonl."""
-    manifest = RunStore(run_dir).read_manifest()
-    if manifest is None:
-        raise InputError("holds no manifest.json: not a sparring run directory", source=str(run_dir))
+    manifest = load_manifest(run_dir)
     source = str(run_dir / MANIFEST)
-    cfg = stored_config(manifest.get("config", {}), source=source, output_dir=str(run_dir))
+    cfg = manifest.run_config(source=source, output_dir=str(run_dir))
     try:
-        principles = [Principle.model_validate(p) for p in manifest.get("principles", [])]
+        principles = [Principle.model_validate(p) for p in manifest.principles]
     except ValidationError as exc:
         first = pydantic_error(exc, source=source, lines=LineMap())
         raise InputError(f"{first.message}; the run's stored config or principles no longer validate (made by "
@@ -260,9 +258,9 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
             first = pydantic_error(exc, source=str(run_dir / SCENARIOS), lines=LineMap())
             raise InputError(f"scenario {number} cannot be read back: {first.field}: {first.message}",
                              source=str(run_dir / SCENARIOS)) from None
-    plan = manifest.get("plan")
+    plan = manifest.plan
     if plan is not None:  # a shard: its own jobs and the few-shot examples its plan froze
-        few_shot = FewShotPool(tuple(FewShotExample(**e) for e in plan.get("few_shot") or []))
+        few_shot = FewShotPool(tuple(FewShotExample(**e) for e in plan.few_shot))
         jobs: list[DialogueJob] | None = read_jobs(run_dir / JOBS, scenarios)
     else:
         few_shot, jobs = load_pool(cfg.dialogue.few_shot), None  # stored as resolved paths
@@ -270,8 +268,8 @@ def request_from_run_dir(run_dir: Path, *, max_failures: int | None = None) -> R
         cfg = cfg.model_copy(update={"max_failures": max_failures})
     # force: the config is the run's own, read from its manifest; a newer sparring may fingerprint it differently.
     behaviours = read_behaviours(cfg.dialogue.behaviours) if cfg.dialogue.behaviours and jobs is None else ()
-    return RunRequest(config=cfg, config_path=manifest.get("config_path"), run_dir=run_dir, principles=principles,
-                      scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.get("max_dialogues"), force=True,
+    return RunRequest(config=cfg, config_path=manifest.config_path, run_dir=run_dir, principles=principles,
+                      scenarios=scenarios, few_shot=few_shot, max_dialogues=manifest.max_dialogues, force=True,
                       jobs=jobs, plan=plan, behaviours=behaviours)
 
 
@@ -295,8 +293,8 @@ def describe_request(request: RunRequest) -> str:
         stage,
     ]
     if request.plan is not None:
-        lines.append(f"shard {request.plan['shard']}/{request.plan['shards']} of plan {request.plan['id']} "
-                     f"({request.plan['jobs']} jobs in all)")
+        lines.append(f"shard {request.plan.shard}/{request.plan.shards} of plan {request.plan.id} "
+                     f"({request.plan.jobs} jobs in all)")
     if cfg.diasynth is not None and request.jobs is None:
         counts = expected_counts(cfg.diasynth, dialogues_per_scenario=cfg.jobs.dialogues_per_scenario)
         if request.max_dialogues is not None or cfg.jobs.max_dialogues is not None:

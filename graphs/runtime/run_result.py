@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from .manifest import RunManifest
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,11 @@ class RunResult:
 
     status: str
     run_dir: Path
-    manifest: dict[str, Any]
-    """The run's manifest.json as written at the end: config, backend, versions, every attempt."""
+    manifest: RunManifest
+    """The run's manifest.json as written at the end (typed: config, backends, versions, ``runs``: every
+    attempt, ``counts``, ``usage``, ``timings``)."""
 
     @property
     def counts(self) -> RunCounts:
-        c = self.manifest.get("counts") or {}
-        return RunCounts(**{name: c.get(name, 0) for name in RunCounts.__dataclass_fields__})
+        c = self.manifest.counts
+        return RunCounts(**{name: getattr(c, name) for name in RunCounts.__dataclass_fields__})

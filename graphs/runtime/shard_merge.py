@@ -35,23 +35,22 @@ from sparring.errors import InputError
 from sparring.traces.spanfile import iter_span_lines, span_files, write_span_file
 
 from ._atomic import atomic_dir
-from .manifest import redact
+from .manifest import RunManifest, load_manifest, read_manifest, redact, write_manifest
+from .manifest_parts import MergedShard, MergeInfo, PlanInfo, Timings
 from .plan_files import JOBS
 from .progress import Progress
 from .reporting import write_report
 from .store import (
     DIALOGUES,
     ENGINE_LOG,
-    MANIFEST,
     PREFERENCES,
     SCENARIOS,
     SFT,
     STATS,
     TRACES_ZST,
-    RunStore,
     replace_json,
 )
-from .totals import run_totals
+from .totals import refresh_totals
 
 __all__ = ["merge_shards"]
 
@@ -59,18 +58,19 @@ __all__ = ["merge_shards"]
 @dataclass
 class _Shard:
     dir: Path
-    manifest: dict[str, Any]
+    manifest: RunManifest
     jobs: list[str]
     written: dict[str, str] = field(default_factory=dict)
     """Dialogue id -> status of every dialogue line of the shard."""
 
     @property
-    def plan(self) -> dict[str, Any]:
-        return self.manifest["plan"]
+    def plan(self) -> PlanInfo:
+        assert self.manifest.plan is not None  # checked by _read_shard
+        return self.manifest.plan
 
     @property
     def index(self) -> int:
-        return int(self.plan["shard"])
+        return int(self.plan.shard or 0)
 
     @property
     def missing(self) -> list[str]:
@@ -100,13 +100,8 @@ def _parse(path: Path, number: int, raw: bytes) -> dict[str, Any]:
 def _read_shard(path: Path) -> _Shard:
     if not path.is_dir():
         raise InputError("is not a directory", source=str(path))
-    try:
-        manifest = RunStore(path).read_manifest()
-    except json.JSONDecodeError as exc:
-        raise InputError(f"is not valid JSON ({exc.msg})", source=str(path / MANIFEST), line=exc.lineno) from None
-    if manifest is None:
-        raise InputError("holds no manifest.json: not a sparring run directory", source=str(path))
-    if not isinstance(manifest.get("plan"), dict) or not (path / JOBS).exists():
+    manifest = load_manifest(path)
+    if manifest.plan is None or manifest.plan.shard is None or not (path / JOBS).exists():
         raise InputError("is not a shard (its manifest names no plan): run shards with "
                          "'sparring run PLAN_OR_CONFIG --shard K/N'", source=str(path))
     jobs = [str(_parse(path / JOBS, n, raw).get("id")) for n, raw in _lines(path / JOBS)]
@@ -129,10 +124,11 @@ def _check(shards: list[_Shard], allow_partial: bool) -> list[int]:
     first = shards[0]
     for key, what in (("config_fingerprint", "configs"), ("id", "plans"), ("shards", "splits (N)")):
         for other in shards[1:]:
-            if other.plan.get(key) != first.plan.get(key):
-                raise InputError(f"is a shard of another of {what} than {first.dir} ({key} {other.plan.get(key)} "
-                                 f"against {first.plan.get(key)}); merge the shards of one plan", source=str(other.dir))
-    count = int(first.plan["shards"])
+            if getattr(other.plan, key) != getattr(first.plan, key):
+                raise InputError(f"is a shard of another of {what} than {first.dir} ({key} {getattr(other.plan, key)} "
+                                 f"against {getattr(first.plan, key)}); merge the shards of one plan",
+                                 source=str(other.dir))
+    count = first.plan.shards
     seen: dict[int, Path] = {}
     for shard in shards:
         if shard.index in seen:
@@ -147,7 +143,7 @@ def _check(shards: list[_Shard], allow_partial: bool) -> list[int]:
     for shard in shards:
         if shard.missing and not allow_partial:
             raise InputError(f"{len(shard.missing)} of its {len(shard.jobs)} dialogues are unfinished (status "
-                             f"{shard.manifest.get('status')}); finish it with 'sparring resume {shard.dir}', or merge "
+                             f"{shard.manifest.status}); finish it with 'sparring resume {shard.dir}', or merge "
                              "with --allow-partial", source=str(shard.dir))
     return missing
 
@@ -159,10 +155,10 @@ def _check_out(out: Path, shards: list[_Shard]) -> None:
         raise InputError("is one of the shards; give another --out", source=str(out))
     if out.exists() and any(out.iterdir()):
         try:
-            earlier = RunStore(out).read_manifest()
-        except json.JSONDecodeError:
+            earlier = read_manifest(out)
+        except InputError:
             earlier = None
-        if earlier is None or earlier.get("merge") is None:
+        if earlier is None or earlier.merge is None:
             raise InputError("is not empty and holds no earlier merge; choose another --out", source=str(out))
 
 
@@ -192,72 +188,62 @@ def _open(folder: Path, name: str) -> IO[bytes]:
     return (folder / name).open("wb", buffering=1 << 20)
 
 
-def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_partial: bool) -> dict[str, Any]:
+def _manifest(shards: list[_Shard], out: Path, missing_shards: list[int], allow_partial: bool) -> RunManifest:
+    """The merged directory's manifest: the first shard's config and principles, every shard's attempts
+    (each with its ``shard``), a summary per shard under ``merge``; totals are ``refresh_totals``'."""
     first = shards[0].manifest
-    runs = [{**attempt, "shard": shard.index} for shard in shards for attempt in shard.manifest.get("runs", [])]
-    started = [r["started_at"] for r in runs if "started_at" in r]
-    ended = [r["finished_at"] for r in runs if "finished_at" in r]
+    runs = [attempt.model_copy(update={"shard": shard.index}, deep=True) for shard in shards
+            for attempt in shard.manifest.runs]
     missing_dialogues = [d for shard in shards for d in shard.missing]
-    plan = {k: v for k, v in first["plan"].items() if k != "shard"}
-    return {
-        "name": first.get("name"),
+    plan = shards[0].plan.model_copy(update={"shard": None}, deep=True)
+    return RunManifest(
+        name=first.name,
         # Derived from the shards' own ids: a merge of the same shards has the same id.
-        "run_id": hashlib.sha256(" ".join(s.manifest.get("run_id", "") for s in shards).encode()).hexdigest()[:32],
-        "status": "partial" if missing_shards or missing_dialogues else "completed",
-        "run_dir": str(out),
-        "config_path": first.get("config_path"),
-        "config_fingerprint": first.get("config_fingerprint"),
-        "config": redact({**first.get("config", {}), "output_dir": str(out)}),
-        "seed": first.get("seed"),
-        "versions": first.get("versions"),
-        "backend": first.get("backend"),
-        "backends": first.get("backends"),  # each shard's own (its URLs) are under merge.shards
-        "roles": first.get("roles"),
-        "principles": first.get("principles", []),
-        "max_dialogues": first.get("max_dialogues"),
-        "plan": plan,
-        "merge": {
-            "shards": [{"shard": s.index, "run_dir": os.path.abspath(s.dir), "run_id": s.manifest.get("run_id"),
-                        "status": s.manifest.get("status"), "dialogues": len(s.written),
-                        "failed": sum(v != "ok" for v in s.written.values()), "missing": len(s.missing),
-                        "attempts": len(s.manifest.get("runs", [])), "backend": s.manifest.get("backend"),
-                        "backends": s.manifest.get("backends"),
-                        "versions": s.manifest.get("versions"),
-                        "engine_log": os.path.abspath(s.dir / ENGINE_LOG) if (s.dir / ENGINE_LOG).is_file() else None}
-                       for s in shards],
-            "allow_partial": allow_partial, "missing_shards": missing_shards,
-            "missing_dialogues": missing_dialogues,
-            "missing_count": int(plan.get("jobs", 0)) - sum(len(s.written) for s in shards),
-        },
-        "counts": {},
-        "usage": {k: sum(r.get("usage", {}).get(k, 0) for r in runs)
-                  for k in ("prompt_tokens", "completion_tokens", "calls")},
-        "timings": {"started_at": min(started, default=None), "updated_at": max(ended, default=None),
-                    "wall_s": round(max(ended) - min(started), 2) if started and ended else None},
-        "runs": runs,
-    }
+        run_id=hashlib.sha256(" ".join(s.manifest.run_id or "" for s in shards).encode()).hexdigest()[:32],
+        status="partial" if missing_shards or missing_dialogues else "completed",
+        run_dir=str(out), config_path=first.config_path, config_fingerprint=first.config_fingerprint,
+        config=redact({**first.config, "output_dir": str(out)}), seed=first.seed, versions=first.versions,
+        backend=first.backend,
+        backends=first.backends,  # each shard's own (its URLs) are under merge.shards
+        roles=first.roles, principles=first.principles, max_dialogues=first.max_dialogues, plan=plan,
+        merge=MergeInfo(shards=[_merged_shard(s) for s in shards], allow_partial=allow_partial,
+                        missing_shards=missing_shards, missing_dialogues=missing_dialogues,
+                        missing_count=plan.jobs - sum(len(s.written) for s in shards)),
+        timings=Timings(started_at=min((r.started_at for r in runs), default=None),
+                        updated_at=max((r.finished_at for r in runs if r.finished_at is not None), default=None)),
+        runs=runs)
 
 
-def _write_reports(tmp: Path, out: Path, manifest: dict[str, Any]) -> None:
+def _merged_shard(shard: _Shard) -> MergedShard:
+    log = shard.dir / ENGINE_LOG
+    return MergedShard(shard=shard.index, run_dir=os.path.abspath(shard.dir), run_id=shard.manifest.run_id,
+                       status=shard.manifest.status, dialogues=len(shard.written),
+                       failed=sum(v != "ok" for v in shard.written.values()), missing=len(shard.missing),
+                       attempts=len(shard.manifest.runs), backend=shard.manifest.backend,
+                       backends=shard.manifest.backends, versions=shard.manifest.versions,
+                       engine_log=os.path.abspath(log) if log.is_file() else None)
+
+
+def _write_reports(tmp: Path, out: Path, manifest: RunManifest) -> None:
     """stats.json and report.html of the merged records, as if they had been written in ``out``."""
     from sparring.graphs.data.run_stats import StatsOptions, compute_stats
     from sparring.graphs.data.rundata import load_run
 
-    options = (manifest.get("config") or {}).get("report") or {}
-    if not options.get("stats", True):
+    if not manifest.setting("report", "stats", True):
         return
     try:
         run = load_run(tmp)
         run.dir = out
-        replace_json(tmp / STATS, compute_stats(run, StatsOptions(embeddings=options.get("embeddings", True))))
+        options = StatsOptions(embeddings=manifest.setting("report", "embeddings", True))
+        replace_json(tmp / STATS, compute_stats(run, options))
     except Exception as exc:  # statistics are a report on the data, not the data
-        manifest["stats_error"] = f"{type(exc).__name__}: {exc}"
-        replace_json(tmp / MANIFEST, manifest)
+        manifest.stats_error = f"{type(exc).__name__}: {exc}"
+        write_manifest(tmp, manifest)
     write_report(tmp, shown_as=out)
 
 
 def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool = False,
-                 progress: Progress | None = None) -> dict[str, Any]:
+                 progress: Progress | None = None) -> RunManifest:
     """Merge the shards in ``shard_dirs`` into the run directory ``out``; returns its manifest."""
     if not shard_dirs:
         raise InputError("no shard directories given")
@@ -270,13 +256,8 @@ def merge_shards(shard_dirs: Sequence[Path], out: Path, *, allow_partial: bool =
         progress.stage(f"copying {sum(len(s.written) for s in shards)} dialogues with their pairs and spans")
         _copy_records(shards, tmp)
         manifest = _manifest(shards, out, missing_shards, allow_partial)
-        dialogue = (manifest.get("config") or {}).get("dialogue") or {}
-        counts = run_totals(tmp, {}, keep_unverified=dialogue.get("unverified_pairs") == "keep")
-        counts.pop("this_attempt", None)
-        counts["resumed"] = sum(r.get("counts", {}).get("resumed", 0) for r in manifest["runs"])
-        counts["killed_attempts"] = sum(r.get("status") == "killed" for r in manifest["runs"])
-        manifest["counts"] = counts
-        replace_json(tmp / MANIFEST, manifest)
+        refresh_totals(manifest, tmp)
+        write_manifest(tmp, manifest)
         progress.stage("computing stats.json and report.html")
         _write_reports(tmp, out, manifest)
     return manifest

@@ -1,4 +1,4 @@
-"""The run directory: append-only JSONL files, an atomically replaced manifest.
+"""The run directory: append-only JSONL files (its manifest is graphs.runtime.manifest's).
 
 Every record is one ``os.write`` of one whole line on an O_APPEND descriptor:
 a killed process leaves at most a torn last line, never an interleaved one.
@@ -131,20 +131,6 @@ class RunStore:
             self._broken = full
             raise full from None
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        replace_json(self.dir / MANIFEST, manifest)
-
-    def write_manifest_in_reserve(self, manifest: dict[str, Any]) -> bool:
-        """The manifest on a full disk: the reserve is given back first. False when even that did not fit."""
-        self.drop_reserve()
-        try:
-            self.write_manifest(manifest)
-        except OSError:
-            (self.dir / f".{MANIFEST}.tmp").unlink(missing_ok=True)
-            return False
-        return True
-
     def drop_reserve(self) -> None:
         (self.dir / RESERVE).unlink(missing_ok=True)
 
@@ -168,21 +154,6 @@ class RunStore:
                 raise full from None
             raise
         os.close(fd)
-
-    def read_manifest(self) -> dict[str, Any] | None:
-        """The manifest, or None when there is none; InputError when it is not valid JSON."""
-        path = self.dir / MANIFEST
-        if not path.exists():
-            return None
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            line = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise InputError(f"is not valid JSON{line}: damaged or edited, so this run cannot be continued; "
-                             "start a new run directory", source=str(path)) from None
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list):
-            raise InputError("is not a sparring manifest (no list of runs in it)", source=str(path))
-        return manifest
 
     # -- resume support ------------------------------------------------------------
     def check_lines(self) -> None:

@@ -1,7 +1,9 @@
-"""A run directory's totals, read back from the files written: what its manifest's ``counts`` hold.
+"""A run directory's totals, computed in one place for a run's end, a resume, a merge of shards, a
+filtered copy and a judge pass: counts read back from the files written, usage and running time over
+every attempt the manifest records.
 
-One home for a run's end (graphs.runtime.pipeline) and a merge of shards (graphs.runtime.shard_merge), so a merged
-directory counts exactly as a run of the same records would.
+One home for all of them, so a merged directory or a filtered copy counts exactly as a run of the
+same records would.
 """
 
 from __future__ import annotations
@@ -9,12 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .manifest import RunManifest
+from .manifest_parts import Counts, Usage
 from .store import DIALOGUES, PREFERENCES, iter_jsonl
 
-__all__ = ["run_totals"]
+__all__ = ["refresh_totals", "run_totals"]
 
 
-def run_totals(run_dir: Path, counters: dict[str, Any], *, keep_unverified: bool) -> dict[str, Any]:
+def refresh_totals(manifest: RunManifest, run_dir: Path, counters: dict[str, Any] | None = None) -> None:
+    """Set ``manifest``'s counts (from the files in ``run_dir``), usage and summed running time (over its
+    attempts). ``counters``: the live counters of the attempt that just ended (``counts.this_attempt``).
+    ``timings.started_at``/``updated_at`` are the caller's: a merge takes them from its shards."""
+    counts = run_totals(run_dir, counters, keep_unverified=manifest.keeps_unverified())
+    counts["resumed"] = sum((attempt.counts or {}).get("resumed", 0) for attempt in manifest.runs)
+    counts["killed_attempts"] = sum(attempt.status == "killed" for attempt in manifest.runs)
+    manifest.counts = Counts.model_validate(counts)
+    manifest.usage = Usage.total(attempt.usage for attempt in manifest.runs)
+    manifest.timings.wall_s = round(sum(attempt.wall_s for attempt in manifest.runs), 2)
+
+
+def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverified: bool) -> dict[str, Any]:
     """Counts over the whole run directory (all attempts), read back from the files written; what the
     training rows left out is worked out again from the dialogues (graphs.assemble's rules)."""
     from sparring.graphs.assemble import DROP_REASONS, SFT_CUTS, STEPS, data_outcome

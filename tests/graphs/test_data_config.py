@@ -14,7 +14,7 @@ import pytest
 from sparring.errors import InputError
 from sparring.graphs.jobs import JobsConfig, assign_jobs
 from sparring.graphs.run_config import load_config
-from sparring.graphs.runtime.manifest import fingerprint, new_manifest
+from sparring.graphs.runtime.manifest import fingerprint, new_manifest, write_manifest
 from sparring.graphs.runtime.run_request import (
     check_run_dir,
     continued,
@@ -91,8 +91,7 @@ def test_a_run_directory_written_before_keeps_its_rules(tmp_path: Path) -> None:
     # A directory made with the new default: asking for 'keep' explicitly would mix the rules.
     new_dir = tmp_path / "new"
     new_dir.mkdir()
-    (new_dir / "manifest.json").write_text(json.dumps(new_manifest(fresh.config, config_path=None,
-                                                                   run_dir=str(new_dir))))
+    write_manifest(new_dir, new_manifest(fresh.config, config_path=None, run_dir=str(new_dir)))
     assert check_run_dir(request_from_config(config, out=new_dir)) is not None
     keep = request_from_config(config, ("dialogue.unverified_pairs=keep",), out=new_dir)
     with pytest.raises(InputError, match="unverified_pairs: drop, and the config asks for keep"):
@@ -110,7 +109,7 @@ def test_a_peers_run_directory_keeps_its_sides(tmp_path: Path) -> None:
     old_dir = tmp_path / "old"
     old_dir.mkdir()
     stored = new_manifest(old.config, config_path=None, run_dir=str(old_dir))
-    (old_dir / "manifest.json").write_text(json.dumps(stored))
+    write_manifest(old_dir, stored)
     unset = request_from_config(config, out=old_dir)
     assert continued(unset, check_run_dir(unset)).config.jobs.briefed_side == "B"
     with pytest.raises(InputError, match="made with jobs.briefed_side: B, and the config asks for drawn"):
@@ -118,8 +117,7 @@ def test_a_peers_run_directory_keeps_its_sides(tmp_path: Path) -> None:
     new_dir = tmp_path / "new"
     new_dir.mkdir()
     fresh = request_from_config(config, out=new_dir)
-    (new_dir / "manifest.json").write_text(json.dumps(new_manifest(fresh.config, config_path=None,
-                                                                   run_dir=str(new_dir))))
+    write_manifest(new_dir, new_manifest(fresh.config, config_path=None, run_dir=str(new_dir)))
     for overrides in ((), ("jobs.briefed_side=drawn",)):
         again = request_from_config(config, overrides, out=new_dir)
         assert check_run_dir(again) is not None

@@ -107,7 +107,7 @@ async def test_redteam_end_to_end_on_the_embedded_engine(embedded_backend, tmp_p
     # Small on purpose: on a loaded 2-core machine each call of the tiny model takes seconds.
     request = request_from_config(redteam_config(tmp_path, dialogues=3, max_turns=2), out=tmp_path / "run")
     result = await execute(request, backend=embedded_backend)
-    assert result.status == "completed", result.manifest["runs"][-1].get("error")
+    assert result.status == "completed", result.manifest.runs[-1].error
     dialogues, _, _ = check_redteam_records(tmp_path / "run")
     assert all(set(d["models"].values()) == {MODEL_NAME} for d in dialogues)
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
@@ -129,7 +129,7 @@ async def test_two_real_servers_target_and_judge(vllm_server: VLLMServer, tmp_pa
             "target": {"kind": "openai_compat", "base_url": vllm_server.base_url, "model": vllm_server.model}},
             roles={"side_b": "target"})
         result = await execute(request_from_config(config, out=tmp_path / "run"))
-    assert result.status == "completed", result.manifest["runs"][-1].get("error")
+    assert result.status == "completed", result.manifest.runs[-1].error
     dialogues, pairs, shown_for_pairs = check_redteam_records(tmp_path / "run")
     # The vLLM server's own log: only the target's turns reached it, each shown exactly as deployed.
     target_requests = vllm_server.requests()[before:]

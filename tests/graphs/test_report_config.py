@@ -37,7 +37,7 @@ async def test_without_embeddings_the_other_figures_are_written(tmp_path, embedd
     assert written["diasynth_table1"]["diversity_embedding"] is None
     assert written["diasynth_table1"]["diversity_rouge_l"] is not None
     assert (tmp_path / REPORT).exists()
-    assert "stats_error" not in result.manifest
+    assert result.manifest.stats_error is None
 
 
 async def test_stats_off_writes_neither_file(tmp_path, embedding_calls):

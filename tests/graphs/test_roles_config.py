@@ -120,11 +120,11 @@ def test_a_named_backends_config_reads_back_from_its_manifest(tmp_path: Path) ->
     path = tmp_path / "two.yaml"
     path.write_text(TWO)
     cfg = load_config(path)
-    stored = new_manifest(cfg, config_path=str(path), run_dir="out")["config"]
+    stored = new_manifest(cfg, config_path=str(path), run_dir="out").config
     assert "backend" not in stored and set(stored["backends"]) == {"default", "target"}
     again = RunConfig.model_validate(json.loads(json.dumps(stored)))
     assert again == cfg and fingerprint(again) == fingerprint(cfg)
-    plain = new_manifest(RunConfig(), config_path=None, run_dir="out")["config"]
+    plain = new_manifest(RunConfig(), config_path=None, run_dir="out").config
     assert "backends" not in plain and RunConfig.model_validate(plain) == RunConfig()
 
 

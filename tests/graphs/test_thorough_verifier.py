@@ -19,6 +19,7 @@ from sparring.agents.reviser import ReviserAgent
 from sparring.graphs.assemble import dropped_pairs, extract_preference_pairs, job_of
 from sparring.graphs.commands.run import left_out_line
 from sparring.graphs.records import DialogueRecord, Revision
+from sparring.graphs.runtime.manifest_parts import Counts
 from sparring.graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
 from tests.graphs.scripted_world import PRINCIPLES, P
 
@@ -103,7 +104,7 @@ async def test_a_revision_that_becomes_a_needless_refusal_is_not_verified():
     record = record_with(job(), rev)
     assert extract_preference_pairs(record, job_of(record)) == []
     assert dropped_pairs(record, keep_unverified=False) == {"revision_flagged": 1}
-    assert "1 a revision that broke something new" in left_out_line({"dropped_pairs": {"revision_flagged": 1}})
+    assert "1 a revision that broke something new" in left_out_line(Counts(dropped_pairs={"revision_flagged": 1}))
 
 
 async def test_a_revision_that_breaks_the_deployments_system_prompt_is_not_verified():

@@ -17,6 +17,7 @@ from sparring.agents.planner import PlannerAgent
 from sparring.agents.reviser import ReviserAgent
 from sparring.graphs.assemble import build_sft_record, data_outcome, extract_preference_pairs
 from sparring.graphs.commands.run import left_out_line
+from sparring.graphs.runtime.manifest_parts import Counts
 from sparring.graphs.selfplay import DialogueConfig, SelfPlay, SelfPlayAgents
 from tests.graphs.scripted_world import PRINCIPLES, World
 from tests.graphs.test_selfplay import make_job, run
@@ -72,7 +73,7 @@ async def test_a_turn_cut_at_the_token_limit_is_never_a_rejected_or_an_sft_targe
     assert sft.cut_reason == "after_revision"  # turn 4 answered the cut original
     outcome = data_outcome(record, keep_unverified=False)
     assert outcome["dropped_pairs"] == {"cut_turn": 1}
-    assert "1 cut at the token limit" in left_out_line({"dropped_pairs": outcome["dropped_pairs"]})
+    assert "1 cut at the token limit" in left_out_line(Counts(dropped_pairs=outcome["dropped_pairs"]))
 
 
 async def test_an_unflagged_cut_turn_ends_the_sft_row_before_it():
@@ -82,7 +83,7 @@ async def test_an_unflagged_cut_turn_ends_the_sft_row_before_it():
     assert sft is not None and sft.cut_at == 3 and sft.cut_reason == "cut_turn"
     assert all(m["content"] != record.messages[3].content for m in sft.messages)
     assert data_outcome(record, keep_unverified=False)["sft_cut_reason"] == "cut_turn"
-    line = left_out_line({"sft_rows": {"cut": 1, "dropped": 0}, "sft_cut_by_reason": {"cut_turn": 1}})
+    line = left_out_line(Counts(sft_rows={"cut": 1, "dropped": 0}, sft_cut_by_reason={"cut_turn": 1}))
     assert "1 at a turn cut at the token limit" in line
 
 

@@ -6,10 +6,11 @@ from typing import Any
 
 from sparring.graphs.data.correction import calibrated_critic, correct_rates
 from sparring.graphs.data.run_stats import compute_principle_stats
+from sparring.graphs.runtime.manifest import RunManifest
 from sparring.traces.report_calibration import calibration_html
 
-MANIFEST = {"backends": {"default": {"kind": "openai_compat", "model": "judge-1", "roles": ["critic"]}},
-            "roles": {"critic": "default"}}
+MANIFEST = RunManifest(backends={"default": {"kind": "openai_compat", "model": "judge-1", "roles": ["critic"]}},
+                       roles={"critic": "default"}, runs=[]).critic_backend()
 
 
 def _figures(caught: int, violating: int, false_flags: int, near: int) -> dict[str, Any]:
@@ -41,7 +42,8 @@ def test_same_critic_is_found_by_kind_and_model() -> None:
     assert calibrated_critic(MANIFEST, _calibration())[0] is not None
     critic, why = calibrated_critic(MANIFEST, _calibration("other-model"))
     assert critic is None and "another critic" in why and "judge-1" in why
-    assert calibrated_critic({"backend": {"kind": "openai_compat", "model": "judge-1"}}, _calibration())[0]
+    default_only = RunManifest(backend={"kind": "openai_compat", "model": "judge-1"}, runs=[])
+    assert calibrated_critic(default_only.critic_backend(), _calibration())[0]
     assert "no calibration" in calibrated_critic(MANIFEST, None)[1]
 
 

@@ -57,9 +57,9 @@ def test_each_filter_removes_its_planted_rows(parent: Path) -> None:
 def test_filtered_copy_is_a_run_directory_that_records_its_parent(parent: Path, tmp_path: Path) -> None:
     out = tmp_path / "filtered"
     manifest = write_filtered_run(parent, out, FilterSpec(only_verified=True, min_turns=3), embedder=EMBEDDER)
-    assert manifest["parent"]["run_dir"] == str(parent)
-    assert manifest["filter"]["options"] == {"only_verified": True, "min_turns": 3}
-    assert "only preference pairs whose revision passed verification" in manifest["filter"]["description"]
+    assert manifest.parent is not None and manifest.parent.run_dir == str(parent)
+    assert manifest.filter is not None and manifest.filter.options == {"only_verified": True, "min_turns": 3}
+    assert "only preference pairs whose revision passed verification" in manifest.filter.description
     kept = [row["id"] for row in iter_jsonl(out / "dialogues.jsonl")]
     assert kept == ["clean", "long"]
     assert [p["dialogue_id"] for p in iter_jsonl(out / "preferences.jsonl")] == ["long"]
@@ -67,7 +67,7 @@ def test_filtered_copy_is_a_run_directory_that_records_its_parent(parent: Path, 
     assert len(list(iter_jsonl(out / "scenarios.jsonl"))) == 1
     stats = json.loads((out / "stats.json").read_text())
     assert stats["counts"]["dialogues"] == 2 and stats["run"]["parent"] == str(parent)
-    assert manifest["counts"]["dialogues"] == 2 and manifest["counts"]["avg_turns"] == 5.0
+    assert manifest.counts.dialogues == 2 and manifest.counts.avg_turns == 5.0
     # The parent is untouched.
     assert len(list(iter_jsonl(parent / "dialogues.jsonl"))) == 6
 

@@ -134,9 +134,9 @@ async def test_stats_json_is_written_at_the_end_of_a_run(tmp_path: Path) -> None
     result = await tiny_run(tmp_path / "run")
     assert result.status == "completed"
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
-    assert stats["counts"]["dialogues"] == result.manifest["counts"]["dialogues"] > 0
+    assert stats["counts"]["dialogues"] == result.manifest.counts.dialogues > 0
     assert stats["diasynth_table1"]["avg_turns"] == 2.0
-    assert "stats_error" not in result.manifest
+    assert result.manifest.stats_error is None
 
 
 async def test_a_stats_failure_does_not_fail_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,6 +148,6 @@ async def test_a_stats_failure_does_not_fail_the_run(tmp_path: Path, monkeypatch
     monkeypatch.setattr(sparring.graphs.data.run_stats, "write_stats", broken)
     result = await tiny_run(tmp_path / "run")
     assert result.status == "completed"
-    assert result.manifest["stats_error"] == "RuntimeError: disk full"
+    assert result.manifest.stats_error == "RuntimeError: disk full"
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["stats_error"] == "RuntimeError: disk full"
     assert not (tmp_path / "run" / "stats.json").exists()
