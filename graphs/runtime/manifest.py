@@ -196,6 +196,7 @@ layout had a number (no ``format_version`` key); read as 2, missing totals at th
 missing ``run_id`` drawn when the run is continued. A manifest of a higher version (a newer sparring)
 is refused, as bad input naming the file; keys this version does not know are kept as they are."""
 
+
 class RunManifest(Part):
     """A run directory's manifest.json. Keys this version does not know (a newer sparring of the same
     format) are kept and written back unchanged."""

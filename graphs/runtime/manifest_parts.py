@@ -103,8 +103,11 @@ class Counts(Part):
     """The run directory's totals over every attempt, read back from its files (graphs.runtime.totals)."""
 
     dialogues: int = 0
+    """Dialogues written (failed ones not included)."""
     failed: int = 0
+    """Dialogues that failed (written with their error; a resume retries them)."""
     with_violation: int = 0
+    """Dialogues in which the critic found a violation."""
     violation_rate: float = 0.0
     avg_turns: float = 0.0
     pairs: int = 0

@@ -6,22 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .manifest import RunManifest
-
-
-@dataclass(frozen=True)
-class RunCounts:
-    """A run directory's totals over all its attempts, read back from the files written."""
-
-    dialogues: int
-    """Dialogues written (failed ones not included)."""
-    failed: int
-    """Dialogues that failed (written with their error; a resume retries them)."""
-    pairs: int
-    verified_pairs: int
-    with_violation: int
-    """Dialogues in which the critic found a violation."""
-    violation_rate: float
-    avg_turns: float
+from .manifest_parts import Counts
 
 
 @dataclass(frozen=True)
@@ -40,6 +25,6 @@ class RunResult:
     attempt, ``counts``, ``usage``, ``timings``)."""
 
     @property
-    def counts(self) -> RunCounts:
-        c = self.manifest.counts
-        return RunCounts(**{name: getattr(c, name) for name in RunCounts.__dataclass_fields__})
+    def counts(self) -> Counts:
+        """The run's totals over all its attempts, read back from the files written (``manifest.counts``)."""
+        return self.manifest.counts

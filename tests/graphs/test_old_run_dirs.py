@@ -89,6 +89,26 @@ def test_a_run_killed_by_the_old_code_resumes_once_to_the_end(tmp_path: Path) ->
     assert stats.returncode == 0 and json.loads(stats.stdout)["counts"]["dialogues"] == 6
 
 
+def test_a_new_run_writes_the_keys_the_old_code_wrote(tmp_path: Path) -> None:
+    """The file is a public contract: the same config run today writes every key f5ece4d wrote, at
+    every level users read (attempts, counts, usage, timings), plus ``format_version``."""
+    old = raw(OLD / "runs" / "completed")
+    config = tmp_path / "config.yaml"
+    with canned_server() as server:
+        text = (OLD / "config.yaml").read_text()
+        config.write_text(text.replace(old["config"]["backend"]["base_url"], server.base_url))
+        result = run_cli("run", str(config), "--out", str(tmp_path / "new"), "-q", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    new = raw(tmp_path / "new")
+    assert set(new) == set(old) | {"format_version"}
+    for key in ("counts", "usage", "timings"):
+        assert set(new[key]) == set(old[key]), key
+    assert set(new["runs"][0]) == set(old["runs"][0]) and set(new["counts"]["this_attempt"]) \
+        == set(old["counts"]["this_attempt"])
+    assert {k: new["counts"][k] for k in ("dialogues", "pairs", "dropped_pairs", "sft_rows", "failed_steps")} \
+        == {k: old["counts"][k] for k in ("dialogues", "pairs", "dropped_pairs", "sft_rows", "failed_steps")}
+
+
 def test_shards_written_by_the_old_code_merge_like_the_unsharded_run(tmp_path: Path) -> None:
     shards = [old_copy(f"shard{k}", tmp_path) for k in (0, 1)]
     merged = merge_shards(shards, tmp_path / "merged")

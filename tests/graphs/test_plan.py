@@ -52,7 +52,8 @@ def test_shards_partition_every_plan_and_read_back(tmp_path):
             in_memory = request_from_config(config, shard=Shard(k, count), out=folder / f"c{k}")
             assert list(iter_jobs(from_dir)) == list(iter_jobs(in_memory)) == [j for j in plan.jobs
                                                                                if shard_of(j.id, count) == k]
-            assert from_dir.plan == {**in_memory.plan, "source": str(folder / "plan")}
+            assert in_memory.plan is not None
+            assert from_dir.plan == in_memory.plan.model_copy(update={"source": str(folder / "plan")})
             seen.update(job.id for job in iter_jobs(from_dir))
         assert seen == Counter(ids), "shards must hold every job exactly once"
 
