@@ -321,7 +321,7 @@ def compute_stats(run: RunData, options: StatsOptions | None = None) -> dict[str
         "stop_reasons": dict(Counter(d.get("stop_reason", "?") for d in ok)),
         "failures": compute_failure_stats(run.dialogues),
         "judge": compute_judge_stats(ok),
-        "attack": attack_figures(ok, lambda pid: category_of(pid, run.principle_categories()), manifest),
+        "attack": attack_figures(ok, lambda pid: category_of(pid, run.principle_categories()), manifest.targets()),
     }
 
 

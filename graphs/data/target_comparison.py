@@ -29,7 +29,7 @@ from .attack import compute_attack_stats, wilson_interval
 from .rundata import Row, load_run
 
 __all__ = ["attack_figures", "attack_id", "column_label", "compare_runs", "comparison_rows", "target_columns",
-           "target_order"]
+]
 
 
 def attack_id(dialogue: Mapping[str, Any]) -> str:
@@ -65,12 +65,6 @@ def _column(dialogues: Sequence[Row], category: Callable[[str], str], **label: s
         "over_refusal": {k: attack["over_refusal"][k] for k in ("probes", "refused", "rate", "interval")}}
 
 
-def target_order(manifest: Mapping[str, Any]) -> list[str]:
-    """The targets of a run with several, in the config's order (its manifest's ``roles.side_b``)."""
-    listed = (manifest.get("roles") or {}).get("side_b")
-    return [str(name) for name in listed] if isinstance(listed, list) else []
-
-
 def target_columns(dialogues: Sequence[Row], category: Callable[[str], str],
                    order: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One column per target of a run with several (records' ``target``; in ``order``, then by name);
@@ -88,15 +82,15 @@ def target_columns(dialogues: Sequence[Row], category: Callable[[str], str],
 
 
 def attack_figures(dialogues: Sequence[Row], category: Callable[[str], str],
-                   manifest: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+                   order: Sequence[str] = ()) -> dict[str, Any] | None:
     """The run's attack figures (``graphs.data.attack``) and, with several targets, ``targets``: one
-    comparison column per target (``target_columns``, in the order of the run's ``manifest``) and
+    comparison column per target (``target_columns``, in ``order``: the run's ``RunManifest.targets()``) and
     whether they hold the same attacks."""
     attack = compute_attack_stats(dialogues, category)
     if attack is None:
         return None
     ok = [d for d in dialogues if d.get("status", "ok") == "ok"]
-    columns = target_columns(ok, category, target_order(manifest or {}))
+    columns = target_columns(ok, category, order)
     if columns:
         sets = [{attack_id(d) for d in ok if d.get("target") == c["target"] and d.get("target_principles")}
                 for c in columns]
@@ -113,7 +107,7 @@ def compare_runs(run_dirs: Sequence[Path]) -> dict[str, Any]:
     for run_dir in run_dirs:
         run = load_run(run_dir)
         category = partial(_category, run.principle_categories())
-        several = target_columns(run.ok_dialogues, category, target_order(run.manifest))
+        several = target_columns(run.ok_dialogues, category, run.manifest.targets())
         if several:
             for column in several:
                 columns.append({**column, "run": str(run_dir)})

@@ -251,6 +251,12 @@ class RunManifest(Part):
         """Principle id -> category, from the principles recorded."""
         return {str(p["id"]): str(p.get("category", "")) for p in self.principles if "id" in p}
 
+    def targets(self) -> list[str]:
+        """The targets of a redteam run with several, in the config's order (``roles.side_b`` as a list);
+        empty for a run with one."""
+        listed = (self.roles or {}).get("side_b")
+        return [str(name) for name in listed] if isinstance(listed, list) else []
+
     def critic_backend(self) -> dict[str, Any]:
         """The entry of the backend the critic role ran on (the default one for runs without ``roles``)."""
         critic = (self.roles or {}).get("critic", "")

@@ -27,7 +27,7 @@ def write_report(run_dir: Path, out: Path | None = None, *, shown_as: Path | Non
     dialogues, pairs = list(iter_jsonl(run_dir / DIALOGUES)), list(iter_jsonl(run_dir / PREFERENCES))
     categories = manifest.principle_categories()
     rates = compute_principle_stats([d for d in dialogues if d.get("status") == "ok"], pairs, categories)
-    attack = attack_figures(dialogues, lambda pid: category_of(pid, categories), manifest)
+    attack = attack_figures(dialogues, lambda pid: category_of(pid, categories), manifest.targets())
     calibration = read_calibration(run_dir)
     html = render_report(run_facts(manifest), dialogues, pairs, iter_spans(run_dir), run_dir=str(shown_as or run_dir),
                          rates=rates, calibration=calibration, attack=attack,

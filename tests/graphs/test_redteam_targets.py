@@ -328,7 +328,7 @@ def test_each_column_holds_exactly_its_targets_figures(records: list[dict[str, A
     def category(pid: str) -> str:
         return pid.split(".")[0]
 
-    figures = attack_figures(records, category, {"roles": {"side_b": ["tuned", "base", "other"]}})
+    figures = attack_figures(records, category, ["tuned", "base", "other"])
     assert figures is not None
     present = [n for n in ("tuned", "base", "other") if any(r["target"] == n for r in records)]
     if len(present) < 2:
