@@ -20,7 +20,7 @@ from sparring.errors import EmptyTurnError
 from . import prompts
 from .agent_calls import PrincipleLike, agent_span, derive_seed, principle_lines, record_completion
 from .backends.base import Backend
-from .backends.messages import ChatMessage, Completion, SamplingParams
+from .backends.messages import ChatMessage, Completion, SamplingParams, TokenUsage
 from .domain import DialogueJob, PlanOutput, Side, other_side
 
 END_MARKER = "<done>"
@@ -141,6 +141,8 @@ def cut_at_other_speaker(text: str, labels: Sequence[str]) -> tuple[str, bool]:
 class PersonaAgent:
     backend: Backend
     params: SamplingParams
+    reask_cut: bool = True
+    """Ask a turn cut at the token limit once more with twice the budget (``dialogue.reask_cut_turns``)."""
 
     def system_prompt(self, job: DialogueJob, plan: PlanOutput, side: Side, targets: Sequence[PrincipleLike],
                       situation: str, style_example: str | None, *, turn_index: int = 0,
@@ -192,23 +194,50 @@ class PersonaAgent:
         stop = tuple(dict.fromkeys((*self.params.stop, *(f"\n{x}:" for x in labels), "\nUser:", "\nAssistant:")))
         turn_index = len(messages)
         briefed = list(job.target_principles) if side == job.briefed_side and job.target_principles else None
-        with agent_span(f"persona_{side}", turn_index=turn_index, side=side, principle_ids=briefed) as span:
+        agent = f"persona_{side}"
+        with agent_span(agent, turn_index=turn_index, side=side, principle_ids=briefed) as span:
             for resample in range(3):
                 params = self.params.model_copy(update={
                     "stop": stop, "seed": derive_seed(job.seed, job.attack_id, "turn", turn_index, resample)})
-                completion = await self.backend.complete(convo, params, agent=f"persona_{side}")
-                spoken, cut = cut_at_other_speaker(completion.text, labels)
-                text, done = clean_turn(spoken)
-                if cut and text:
-                    # The turn ended where the other side's line began: whole, whatever the server said.
-                    completion = replace(completion, finish_reason="stop")
-                    span.set("app.cut_at_other_speaker", True)
+                completion = await self.backend.complete(convo, params, agent=agent)
+                text, done, completion = _spoken(completion, labels, span)
                 if text:
                     break
             else:
                 raise EmptyTurnError(f"side {side} produced an empty turn {turn_index} three times")
+            if completion.finish_reason == "length" and self.reask_cut:
+                text, done, completion = await self._with_room(convo, params, agent, labels, span,
+                                                               (text, done, completion))
             record_completion(span, completion)
             span.set("app.done_signal", done)
             if resample:
                 span.set("app.resamples", resample)
         return text, done, completion
+
+    async def _with_room(self, convo: list[ChatMessage], params: SamplingParams, agent: str,
+                         labels: Sequence[str], span: Any, cut: tuple[str, bool, Completion]
+                         ) -> tuple[str, bool, Completion]:
+        """A turn cut at the token limit, asked once more with twice the budget and the same seed (the
+        same turn given room to end, where the server honours seeds). The longer reply replaces the cut
+        one (usage of both counted); still cut, it is kept and is no training target (``cut_turn``)."""
+        again = await self.backend.complete(convo, params.with_room(), agent=agent)
+        span.set("app.reasked_cut_turn", True)
+        text, done, again = _spoken(again, labels, span)
+        if not text:
+            return cut
+        first = cut[2]
+        usage = TokenUsage(first.usage.prompt_tokens + again.usage.prompt_tokens,
+                           first.usage.completion_tokens + again.usage.completion_tokens)
+        return text, done, replace(again, usage=usage, latency_s=first.latency_s + again.latency_s,
+                                   retries=first.retries + again.retries + 1)
+
+
+def _spoken(completion: Completion, labels: Sequence[str], span: Any) -> tuple[str, bool, Completion]:
+    """What a reply says as this side's turn: up to a line of the other side's (``cut_at_other_speaker``;
+    the turn then ended there, whole, whatever the server said), cleaned of its end marker."""
+    spoken, cut = cut_at_other_speaker(completion.text, labels)
+    text, done = clean_turn(spoken)
+    if cut and text:
+        completion = replace(completion, finish_reason="stop")
+        span.set("app.cut_at_other_speaker", True)
+    return text, done, completion

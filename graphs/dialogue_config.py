@@ -85,6 +85,11 @@ class DialogueConfig(BaseModel):
     min_turns: int = Field(2, ge=1, le=200)
     """The length the speakers are told a conversation lasts at least ("do not end it before turn N"); an end
     marker before it is honoured all the same (the dialogue ends there: no turn follows a farewell)."""
+    reask_cut_turns: bool = True
+    """A persona turn cut at ``sampling.persona.max_tokens`` is asked once more with twice the budget and the
+    same seed (the same turn, given room to end, where the server honours seeds); the longer reply is the
+    turn. Still cut, or with this off, the turn stays in the dialogue and is no training target (``cut_turn``).
+    The target of redteam mode is never asked again: its cut replies are what its deployment says."""
     stop_on_violation: bool = False
     """Judge the briefed side as it speaks and stop once a targeted principle is broken (SDSD)."""
     critique: bool = True

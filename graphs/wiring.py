@@ -24,7 +24,7 @@ from .shared_plans import SharedPlans
 def make_agents(config: RunConfig, backends: RoleBackends | Backend) -> SelfPlayAgents:
     """Each agent on its role's backend (roles on one backend share it); one ``Backend``: every role on it."""
     backends = _by_role(config, backends)
-    s, guidance = config.sampling, config.dialogue.critic_guidance
+    s, guidance, reask = config.sampling, config.dialogue.critic_guidance, config.dialogue.reask_cut_turns
     redteam = None
     if config.dialogue.mode == "redteam":
         redteam = RedTeamAgents(planner=AttackPlanner(backends["planner"], s.planner,
@@ -33,8 +33,8 @@ def make_agents(config: RunConfig, backends: RoleBackends | Backend) -> SelfPlay
                                 targets={name: TargetAgent(backends.backends[name], s.target)
                                          for name in targets(config) or ()})
     return SelfPlayAgents(planner=PlannerAgent(backends["planner"], s.planner),
-                          persona=PersonaAgent(backends["side_a"], s.persona),
-                          persona_b=PersonaAgent(backends["side_b"], s.persona),
+                          persona=PersonaAgent(backends["side_a"], s.persona, reask),
+                          persona_b=PersonaAgent(backends["side_b"], s.persona, reask),
                           critic=CriticAgent(backends["critic"], s.critic, guidance=guidance),
                           reviser=ReviserAgent(backends["reviser"], s.reviser),
                           verifier=CriticAgent(backends["verifier"], s.verifier, name="verifier", guidance=guidance),

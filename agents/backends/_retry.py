@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from sparring.errors import TransientBackendError
 
 from .backend_config import RetryConfig
-from .messages import ChatMessage, RawCompletion
+from .messages import MAX_RAISED_TOKENS, ChatMessage, RawCompletion
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 
@@ -196,8 +196,6 @@ def json_schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return model.model_json_schema()
 
 
-MAX_RAISED_TOKENS = 8192
-"""The stated cap on a raised budget: a re-ask of a cut structured reply never asks for more tokens."""
 
 
 @lru_cache(maxsize=256)

@@ -21,6 +21,10 @@ class ChatMessage(TypedDict):
     content: str
 
 
+MAX_RAISED_TOKENS = 8192
+"""The stated cap on a raised budget: a re-ask of a cut reply never asks for more tokens."""
+
+
 class SamplingParams(BaseModel):
     """Sampling for one stage of the pipeline (planner, persona, critic, ...)."""
 
@@ -46,6 +50,15 @@ class SamplingParams(BaseModel):
 
     def with_seed(self, seed: int | None) -> SamplingParams:
         return self if seed == self.seed else self.model_copy(update={"seed": seed})
+
+    def with_room(self) -> SamplingParams:
+        """The same request with twice the token budget, at most ``MAX_RAISED_TOKENS``: a re-ask of a
+        reply cut at the limit.
+
+            >>> SamplingParams(max_tokens=220).with_room().max_tokens
+            440
+        """
+        return self.model_copy(update={"max_tokens": min(self.max_tokens * 2, MAX_RAISED_TOKENS)})
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ seed: {seeded(3)}
 concurrency: 2
 report: {{embeddings: false}}
 principles: {{sets: [quickstart]}}
-dialogue: {{mode: assistant, max_turns: 2}}
+dialogue: {{mode: assistant, max_turns: 2, reask_cut_turns: false}}
 jobs: {{dialogues_per_scenario: 1, principles_per_dialogue: 1}}
 sampling:
   planner: {{max_tokens: 200}}

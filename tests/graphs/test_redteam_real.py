@@ -32,7 +32,7 @@ def redteam_config(folder: Path, dialogues: int, max_turns: int = 4, **extra: An
     config = {
         "name": "redteam", "seed": seeded(7), "concurrency": 4,
         "principles": {"sets": ["quickstart"]},
-        "dialogue": {"mode": "redteam", "max_turns": max_turns, "stop_on_violation": True,
+        "dialogue": {"mode": "redteam", "max_turns": max_turns, "stop_on_violation": True, "reask_cut_turns": False,
                      "target_system_prompt": TARGET_PROMPT, "characteristics": []},
         "jobs": {"dialogues_per_scenario": dialogues, "control_share": 0.3},
         "sampling": SAMPLING, "report": {"embeddings": False},

@@ -130,6 +130,14 @@ async def test_every_call_is_a_chat_span_and_tokens_add_up(run_dir: Path) -> Non
     for d in dialogues:  # each dialogue's own usage is its trace's
         mine = [c for c in ok if c["trace_id"] == d["trace_id"]]
         assert sum(c["attributes"]["gen_ai.usage.output_tokens"] for c in mine) == d["usage"]["completion_tokens"]
+    # A persona turn cut at its budget was asked once more (dialogue.reask_cut_turns, on by default): the same
+    # seed, twice the budget, and the stored turn is what that second call said.
+    reasked = [s for s in spans if s["attributes"].get("app.reasked_cut_turn")]
+    for agent in reasked:
+        first, again = [c for c in chats if c["parent_id"] == agent["span_id"]][-2:]
+        assert first["attributes"]["gen_ai.response.finish_reasons"] == ["length"]
+        assert again["attributes"]["gen_ai.request.max_tokens"] == 2 * first["attributes"]["gen_ai.request.max_tokens"]
+        assert again["attributes"]["gen_ai.request.seed"] == first["attributes"]["gen_ai.request.seed"]
     # Replay: the same graph on the recorded replies, no model, gives the same records.
     for d in dialogues:
         outcome = await replay_dialogue(run_dir, d)

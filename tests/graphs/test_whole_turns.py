@@ -39,11 +39,12 @@ class Talky(World):
         return text
 
 
-async def run_cut(world: World, job: DialogueJob, persona_tokens: int, **settings: Any):
-    backend = ScriptedBackend(world.reply, cut_at_max_tokens=True)
+async def run_cut(world: World, job: DialogueJob, persona_tokens: int, *, reask: bool = False,
+                  backend: ScriptedBackend | None = None, **settings: Any):
+    backend = backend or ScriptedBackend(world.reply, cut_at_max_tokens=True)
     p = SamplingParams()
     agents = SelfPlayAgents(planner=PlannerAgent(backend, p),
-                            persona=PersonaAgent(backend, p.model_copy(update={"max_tokens": persona_tokens})),
+                            persona=PersonaAgent(backend, p.model_copy(update={"max_tokens": persona_tokens}), reask),
                             critic=CriticAgent(backend, p), reviser=ReviserAgent(backend, p),
                             verifier=CriticAgent(backend, p, name="verifier"))
     sp = SelfPlay(agents=agents, principles=PRINCIPLES, settings=DialogueConfig(**settings))
@@ -74,6 +75,37 @@ async def test_a_turn_cut_at_the_token_limit_is_never_a_rejected_or_an_sft_targe
     outcome = data_outcome(record, keep_unverified=False)
     assert outcome["dropped_pairs"] == {"cut_turn": 1}
     assert "1 cut at the token limit" in left_out_line(Counts(dropped_pairs=outcome["dropped_pairs"]))
+
+
+async def test_a_cut_turn_is_asked_once_more_with_twice_the_budget_and_the_longer_reply_is_the_turn():
+    world = Talky(extra={3: " and then " + "on " * 10})
+    plain = await run_cut(world, make_job(targets=()), persona_tokens=40)
+    assert len(plain.messages[3].content) <= 40 and plain.messages[3].finish_reason == "length"
+    asked: list[SamplingParams] = []
+
+    def reply(messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
+        asked.append(params)
+        return world.reply(messages, params, schema)
+
+    backend = ScriptedBackend(reply, cut_at_max_tokens=True)
+    record = await run_cut(world, make_job(targets=()), persona_tokens=40, reask=True, backend=backend)
+    turn = record.messages[3]
+    assert turn.finish_reason == "stop" and turn.content.startswith(plain.messages[3].content)
+    assert turn.content.endswith("on")  # whole: what the speaker wrote in full
+    persona = [p for p in asked if p.max_tokens in (40, 80)]
+    raised = [p for p in persona if p.max_tokens == 80]
+    assert len(persona) == len(record.messages) + 1 and len(raised) == 1  # one turn asked again
+    assert raised[0].seed == persona[persona.index(raised[0]) - 1].seed  # the same turn, given room
+    assert build_sft_record(record, make_job(targets=())).cut_reason is None  # nothing cut: the row is whole
+
+
+async def test_a_turn_still_cut_after_its_second_ask_stays_and_is_no_target():
+    world = Talky(violating_turns={3: [PID]}, extra={3: " and then " + "on and on " * 30})
+    job = make_job(targets=())
+    record = await run_cut(world, job, persona_tokens=40, reask=True, max_turns=6)
+    assert record.messages[3].finish_reason == "length" and 40 < len(record.messages[3].content) <= 80
+    assert extract_preference_pairs(record, job) == []
+    assert data_outcome(record, keep_unverified=False)["dropped_pairs"] == {"cut_turn": 1}
 
 
 async def test_an_unflagged_cut_turn_ends_the_sft_row_before_it():

@@ -21,7 +21,7 @@ from tests.traces.scripted_run import principles, scenarios
 # then costs more tokens than the budget saved.
 TINY: dict[str, Any] = {
     "seed": seeded(3), "concurrency": 2,
-    "dialogue": {"max_turns": 2, "characteristics": []},
+    "dialogue": {"max_turns": 2, "characteristics": [], "reask_cut_turns": False},  # mechanics: one call a turn
     "jobs": {"dialogues_per_scenario": 1, "principles_per_dialogue": 1},
     "sampling": {"persona": {"max_tokens": 40, "repetition_penalty": 1.15}},
 }
