@@ -1,12 +1,24 @@
 """The self-play graph's critique steps and its branch (``dialogue.branch_turns``), as methods
 SelfPlay inherits: kept apart so that selfplay.py stays the graph's outline.
 
-The branch: once the trunk is critiqued, revised and verified, and its first flagged turn
-has a verified revision, the dialogue continues from that revision for up to
-``branch_turns`` more turns (both sides speaking, each seeing the revised conversation),
-then the judged side's new turns are critiqued, revised and verified like the trunk's.
-Pairs and the SFT row then come from a conversation that is consistent from its first
-turn to its last (graphs/assemble.py).
+With branching on, the conversation goes on from every verified revision, in two ways:
+
+- **Before the planted turn** (a briefed dialogue whose judged side was told to break a
+  principle in one turn), each turn of the judged side is critiqued as it is spoken; a
+  flagged one is revised and verified at once, and when its revision is verified the
+  conversation goes on from the revision (``answered``): both sides' later turns, the planted
+  one among them, are written seeing it. An incidental flag before the planted turn then
+  costs the targeted pair nothing, and no call is added (the same turns are critiqued,
+  revised and verified once each; only their order changes).
+- **From the first flagged turn on** (at or after the planted turn, or in any dialogue
+  without one), once the trunk is critiqued, revised and verified and that turn has a
+  verified revision, the dialogue continues from it for up to ``branch_turns`` more turns
+  (both sides speaking, each seeing the revised conversation, the briefed side with no
+  violation instruction), then the judged side's new turns are critiqued, revised and
+  verified like the trunk's.
+
+Pairs and the SFT row then come from conversations that are consistent from their first
+turn to their last (graphs/assemble.py).
 """
 
 from __future__ import annotations
@@ -18,29 +30,41 @@ from typing import TYPE_CHECKING, Any
 from langgraph.types import Command
 
 from sparring.agents.agent_calls import DeploymentRule, PrincipleLike
-from sparring.agents.domain import DialogueJob, Side, TurnVerdict
+from sparring.agents.domain import DialogueJob, PlanOutput, Side, TurnVerdict
+from sparring.agents.persona import planted_turn
 from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch
 
-from .assemble import is_preference
+from .assemble import fixes, is_preference
+from .records import Revision
 
 if TYPE_CHECKING:
     from .dialogue_config import DialogueConfig
     from .selfplay import DialogueState, SelfPlayAgents
 
 
+def spoken_line(messages: Sequence[dict[str, Any]], revisions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation as the speakers saw it: each turn as spoken, or its revision where the conversation went
+    on from the revision (``answered``)."""
+    answered = {r["turn_index"]: r["revised"] for r in revisions if r.get("answered")}
+    return [{**m, "content": answered[i]} if i in answered else m for i, m in enumerate(messages)]
+
+
 def branch_start(state: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The branch's first state: the trunk before its first flagged turn, then that turn's verified
-    revision; None when the first flagged turn has no verified revision (nothing consistent to go on from)."""
-    flagged = [v["turn_index"] for v in state.get("verdicts", []) if v["violated"]]
+    """The branch's first state: the conversation before its first flagged turn that nobody answered the
+    revision of, then that turn's verified revision; None when that turn has no verified revision (nothing
+    consistent to go on from)."""
+    revisions = state.get("revisions", [])
+    answered = {r["turn_index"] for r in revisions if r.get("answered")}
+    flagged = [v["turn_index"] for v in state.get("verdicts", []) if v["violated"] and v["turn_index"] not in answered]
     if not flagged:
         return None
     first = min(flagged)
     if any(v.get("error") and v["turn_index"] < first for v in state.get("verdicts", [])):
         return None  # an unjudged turn before it: no row of the branch could show its start
-    rev = next((r for r in state.get("revisions", []) if r["turn_index"] == first), None)
-    if rev is None or not rev["verified"] or not is_preference(rev["original"], rev["revised"]):
+    rev = next((r for r in revisions if r["turn_index"] == first), None)
+    if rev is None or not fixes(Revision.model_validate(rev)):
         return None
-    messages = state["messages"]
+    messages = spoken_line(state["messages"], revisions)
     return {"from_turn": first, "messages": [*messages[:first], {**messages[first], "content": rev["revised"]}],
             "verdicts": [], "revisions": [], "done": False}
 
@@ -77,6 +101,9 @@ class CritiqueSteps:
     def route_to_end(self, state: Any) -> str:
         raise NotImplementedError
 
+    def targets(self, job: DialogueJob) -> list[PrincipleLike]:
+        raise NotImplementedError
+
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
                   max_turns: int, *, branch: bool = False) -> tuple[dict[str, Any], bool]:
         raise NotImplementedError
@@ -92,6 +119,38 @@ class CritiqueSteps:
                 raise
             return TurnVerdict(turn_index=index, side=messages[index]["speaker"], violated=[], findings=[],
                                reasoning="", error=error)
+
+    def answered_until(self, job: DialogueJob, planned: Mapping[str, Any]) -> int:
+        """The planted turn's index when the judged side's turns before it are critiqued as they are spoken and
+        the conversation goes on from their verified revisions (branching on, a briefed judged side), else 0."""
+        if not (self.settings.branch_turns and self.settings.critique) or job.judged_side != job.briefed_side:
+            return 0
+        plan = PlanOutput.model_validate(planned)
+        index = 2 * (max(plan.violation_turn, 1) - 1) + (0 if job.briefed_side == "A" else 1)
+        return index if self.targets(job) and planted_turn(job, plan, job.briefed_side, index) else 0
+
+    async def judge_as_spoken(self, job: DialogueJob, state: Mapping[str, Any],
+                              messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The state update for the turn just spoken, ``messages[-1]``: judged now when the dialogue stops at a
+        targeted violation (``stop_on_violation``) or the turn comes before the planted one with branching on
+        (``answered_until``); then, if flagged, revised and verified now, and ``answered`` when the revision is
+        verified, so the next turns are written seeing it."""
+        index = len(messages) - 1
+        stop = self.settings.stop_on_violation and bool(job.target_principles)
+        now = index < self.answered_until(job, state["plan"])
+        if messages[index]["speaker"] != job.judged_side or not (stop or now):
+            return {}
+        revisions = state.get("revisions", [])
+        convo = spoken_line(messages, revisions)
+        verdict = await self.judge_turn(job, convo, index)
+        update: dict[str, Any] = {"verdicts": [*state.get("verdicts", []), verdict.model_dump()]}
+        if stop and set(verdict.violated) & set(job.target_principles):
+            update["stop_reason"] = "violation"
+        if now and verdict.violated:
+            revised = await self.revise_turns(job, convo, update["verdicts"][-1:])
+            (rev,) = await self.verify_revisions(job, convo, revised)
+            update["revisions"] = [*revisions, {**rev, "answered": fixes(Revision.model_validate(rev))}]
+        return update
 
     async def judge_turns(self, job: DialogueJob, messages: Sequence[dict[str, Any]],
                           indices: Sequence[int]) -> list[dict[str, Any]]:

@@ -11,7 +11,10 @@ the dialogue with its verified revisions applied, cut before the first flagged t
 that has none (or dropped when nothing of the judged side is left). When the dialogue
 has a branch (the conversation continued from the first flagged turn's verified
 revision), its pairs and SFT row come from the branch, which is consistent from start
-to end; the trunk's later pairs are dropped (``after_branch``).
+to end; the trunk's later pairs are dropped (``after_branch``). A revision the
+conversation went on from as it was spoken (``Revision.answered``, branching on, before
+the planted turn) stands in its turn's place in every later prompt: the turns after it
+answered it.
 """
 
 from __future__ import annotations
@@ -152,10 +155,15 @@ class Track:
         return min((i for i in (*self.flagged, *self.unjudged)
                     if i in self.unjudged or not fixes(self.revisions.get(i))), default=None)
 
+    def replaced(self, i: int) -> bool:
+        """Turn ``i`` is replaced by its verified revision in training rows, and the turns after it answered the
+        original (the revision is not ``answered``), so no prompt may hold it with anything after it."""
+        rev = self.revisions.get(i)
+        return i in self.flagged and fixes(rev) and rev is not None and not rev.answered
+
     def first_replaced(self) -> int | None:
-        """The first turn replaced by its verified revision: the other side's later turns answered the
-        original, so no prompt may hold it with anything after it."""
-        return min((i for i in self.flagged if fixes(self.revisions.get(i))), default=None)
+        """The first turn replaced by a verified revision that nobody answered (``replaced``)."""
+        return min((i for i in self.flagged if self.replaced(i)), default=None)
 
     def sft_cut(self, side: Side) -> tuple[int, str] | None:
         """Where an SFT row of ``side`` must end (the turns before the index) and why (SFT_CUTS), or None."""
@@ -177,7 +185,7 @@ class Track:
             return "unjudged_prompt"
         if self.clean_turns(upto) is None:
             return "flagged_prompt"
-        return "revised_prompt" if any(i < upto for i in self.flagged) else None
+        return "revised_prompt" if any(i < upto and self.replaced(i) for i in self.flagged) else None
 
 
 def _track(messages: Sequence[Message], verdicts: Sequence[TurnVerdict], revisions: Sequence[Revision],
@@ -297,8 +305,9 @@ def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | No
     if not any(m.speaker == side for m in turns):
         return None
     revised = sorted(i for i in track.flagged if i < len(turns))
-    if track.branch and record.branch is not None:
-        revised = sorted({record.branch.from_turn, *revised})
+    if track.branch and record.branch is not None:  # the branch's copied prefix holds the answered revisions
+        answered = (r.turn_index for r in record.revisions if r.answered and r.turn_index < record.branch.from_turn)
+        revised = sorted({record.branch.from_turn, *answered, *revised})
     messages = [*_system(job, side), *_side_view(turns, side, job.mode)]
     return SFTRecord(id=stable_id("sft", record.id), messages=messages, dialogue_id=record.id, revised_turns=revised,
                      cut_at=cut, cut_reason=None if stop is None else stop[1], from_branch=track.branch,

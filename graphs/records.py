@@ -60,6 +60,9 @@ class Revision(BaseModel):
     """Why the reviser's reply ended (``length``: cut, so never a chosen); None before it was kept."""
     verify_finish_reason: str | None = None
     """Why the verifier's reply ended; None when not verified or before it was kept."""
+    answered: bool = False
+    """The conversation went on from this revision: the turns after it were written seeing it, not the original
+    (with branching on, a verified revision of a turn before the planted one, made as the turn was spoken)."""
 
 
 class Branch(BaseModel):

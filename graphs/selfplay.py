@@ -41,7 +41,7 @@ from sparring.agents.reviser import ReviserAgent
 from sparring.agents.tactics import Tactic
 from sparring.diasynth_agents.summaries import summarize
 
-from ._branching import CritiqueSteps
+from ._branching import CritiqueSteps, spoken_line
 from .adaptive import AttemptBoard, attempt_summary
 from .dialogue_config import DialogueConfig
 from .shared_plans import SharedPlans
@@ -213,14 +213,11 @@ class SelfPlay(CritiqueSteps):
         job = DialogueJob.model_validate(state["job"])
         messages = state.get("messages", [])
         side: Side = "A" if len(messages) % 2 == 0 else "B"
-        turn, done = await self.say(job, state["plan"], messages, side, self.settings.max_turns)
+        line = spoken_line(messages, state.get("revisions", []))
+        turn, done = await self.say(job, state["plan"], line, side, self.settings.max_turns)
         messages = [*messages, turn]
         update: dict[str, Any] = {"messages": messages, "done": done}
-        if self.settings.stop_on_violation and side == job.judged_side and job.target_principles:
-            verdict = await self.judge_turn(job, messages, len(messages) - 1)
-            update["verdicts"] = [*state.get("verdicts", []), verdict.model_dump()]
-            if set(verdict.violated) & set(job.target_principles):
-                update["stop_reason"] = "violation"
+        update.update(await self.judge_as_spoken(job, state, messages))
         return Command(update=update, goto=self.route_after_turn({**state, **update}))  # type: ignore[typeddict-item]
 
     async def say(self, job: DialogueJob, planned: dict[str, Any], messages: list[dict[str, Any]], side: Side,
@@ -271,7 +268,8 @@ class SelfPlay(CritiqueSteps):
         stop_reason = state.get("stop_reason") or ("done_signal" if state.get("done") else "max_turns")
         judged = {v["turn_index"] for v in state.get("verdicts", [])}
         todo = [i for i, m in enumerate(messages) if m["speaker"] == job.judged_side and i not in judged]
-        new = await self.judge_turns(job, messages, todo if self.settings.critique else [])
+        line = spoken_line(messages, state.get("revisions", []))
+        new = await self.judge_turns(job, line, todo if self.settings.critique else [])
         verdicts = sorted([*state.get("verdicts", []), *new], key=lambda v: v["turn_index"])
         update = {"verdicts": verdicts, "stop_reason": stop_reason}
         return Command(update=update, goto=self.route_after_critique({**state, **update}))  # type: ignore[typeddict-item]
@@ -282,12 +280,19 @@ class SelfPlay(CritiqueSteps):
         return self.route_to_end(state)
 
     async def revise(self, state: DialogueState) -> dict[str, Any]:
+        """Revisions of the flagged turns not revised as they were spoken (``answered_until``)."""
         job = DialogueJob.model_validate(state["job"])
-        return {"revisions": await self.revise_turns(job, state["messages"], state["verdicts"])}
+        start, earlier = self.answered_until(job, state["plan"]), state.get("revisions", [])
+        line = spoken_line(state["messages"], earlier)
+        new = await self.revise_turns(job, line, [v for v in state["verdicts"] if v["turn_index"] >= start])
+        return {"revisions": [*(r for r in earlier if r["turn_index"] < start), *new]}
 
     async def verify(self, state: DialogueState) -> Command[Any]:
         job = DialogueJob.model_validate(state["job"])
-        revisions = await self.verify_revisions(job, state["messages"], state.get("revisions", []))
+        start, revisions = self.answered_until(job, state["plan"]), state.get("revisions", [])
+        line = spoken_line(state["messages"], revisions)
+        checked = await self.verify_revisions(job, line, [r for r in revisions if r["turn_index"] >= start])
+        revisions = [*(r for r in revisions if r["turn_index"] < start), *checked]
         return Command(update={"revisions": revisions}, goto=self.route_after_verify({**state, "revisions": revisions}))
 
     def route_to_end(self, state: DialogueState) -> str:
