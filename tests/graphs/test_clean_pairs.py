@@ -12,11 +12,13 @@ from hypothesis import strategies as st
 
 from sparring.agents.domain import DialogueJob, Persona, Scenario, TurnVerdict, ViolationFinding
 from sparring.graphs.assemble import (
+    Track,
     branch_track,
     build_sft_record,
     data_outcome,
     dropped_pairs,
     extract_preference_pairs,
+    fixes,
     is_preference,
     planted_index,
     trunk,
@@ -40,7 +42,7 @@ def marks(draw: st.DrawFn, indices: list[int]) -> tuple[list[TurnVerdict], list[
     verified or not (or no real change, or whose reviser's or verifier's call failed)."""
     verdicts, revisions = [], []
     for i in indices:
-        fate = draw(st.sampled_from(["clean", "clean", "fixed", "unverified", "unchanged", "unjudged",
+        fate = draw(st.sampled_from(["clean", "clean", "fixed", "fixed", "fixed", "unverified", "unchanged", "unjudged",
                                      "revision_failed", "verify_failed"]))
         side = "A" if i % 2 == 0 else "B"
         flagged = fate not in ("clean", "unjudged")
@@ -66,13 +68,21 @@ def dialogues(draw: st.DrawFn) -> DialogueRecord:
     verdicts, revisions = draw(marks(judged))
     for r in revisions:
         r.original = messages[r.turn_index].content
+    plan = {"violation_turn": draw(st.integers(0, 4))}  # the briefed side's own turn it was told to break P in
+    if draw(st.booleans()):  # branching on: the conversation went on from verified revisions before the planted turn
+        planted = 2 * (plan["violation_turn"] - 1) + (0 if briefed == "A" else 1) if plan["violation_turn"] else 0
+        for r in revisions:
+            r.answered = r.turn_index < planted and fixes(r)
+    line = [m.model_copy(update={"content": r.revised}) if (r := next(
+        (r for r in revisions if r.turn_index == i and r.answered), None)) else m for i, m in enumerate(messages)]
     branch = None
-    flagged = sorted(v.turn_index for v in verdicts if v.violated)
+    flagged = sorted(r.turn_index for r in revisions if not r.answered)
     first = next((r for r in revisions if flagged and r.turn_index == flagged[0]), None)
-    if first is not None and first.verified and is_preference(first.original, first.revised) and draw(st.booleans()):
+    unjudged_before = any(v.error and v.turn_index < (first.turn_index if first else 0) for v in verdicts)
+    if first is not None and fixes(first) and not unjudged_before and draw(st.booleans()):
         s = first.turn_index
         extra = draw(st.integers(1, 4))
-        turns = [*messages[:s], messages[s].model_copy(update={"content": first.revised}),
+        turns = [*line[:s], messages[s].model_copy(update={"content": first.revised}),
                  *(_turn(i, "branch") for i in range(s + 1, s + 1 + extra))]
         b_verdicts, b_revisions = draw(marks([i for i in range(s + 1, len(turns)) if turns[i].speaker == briefed]))
         for r in b_revisions:
@@ -80,7 +90,6 @@ def dialogues(draw: st.DrawFn) -> DialogueRecord:
             r.revised = r.revised and r.revised + " (branch)"
         branch = Branch(from_turn=s, messages=turns, verdicts=b_verdicts, revisions=b_revisions)
     found = sorted({PID for v in verdicts if v.violated})
-    plan = {"violation_turn": draw(st.integers(0, 4))}  # the briefed side's own turn it was told to break P in
     return DialogueRecord(id="d", trace_id=None, status="ok", mode="peers", scenario=SCENARIO, goal="g",
                           target_principles=[PID], briefed_side=briefed, seed=1, plan=plan, characteristics=[],
                           reasoning="", messages=messages, verdicts=verdicts, revisions=revisions, branch=branch,
@@ -120,7 +129,7 @@ def test_no_flagged_turn_reaches_a_trainer_unless_replaced_by_its_verified_revis
         assert not set(texts(pair.prompt)) & flagged_spoken, pair.prompt
         assert pair.verified or keep_unverified
         if record.branch is not None:
-            assert pair.from_branch or pair.turn_index == record.branch.from_turn
+            assert pair.from_branch or pair.turn_index <= record.branch.from_turn
         row = pair.model_dump(mode="json")
         assert validate_pair_against_dialogue(row, dialogue, include_unverified=keep_unverified) == []
     candidates = sum(is_preference(r.original, r.revised) or r.error is not None
@@ -200,10 +209,16 @@ def test_every_prompt_is_a_conversation_that_happened(record: DialogueRecord) ->
     before it). An unflagged planted turn (written under the violation instruction) is no SFT target."""
     job = job_of(record)
     tracks = {False: trunk(record), True: branch_track(record)}
+    answered = {r.turn_index: r.revised for r in record.revisions if r.answered}
+
+    def heard(track: Track) -> list[str]:
+        """The track as the speakers saw it: a revision the conversation went on from in its turn's place."""
+        return [m.content if track.branch else answered.get(i, m.content) for i, m in enumerate(track.messages)]
+
     for pair in extract_preference_pairs(record, job, keep_unverified=True):
         track = tracks[pair.from_branch]
         assert track is not None
-        spoken = [m.content for m in track.messages[:pair.turn_index]]
+        spoken = heard(track)[:pair.turn_index]
         assert conversation(pair.prompt) == spoken, (pair.prompt, spoken)
     sft = build_sft_record(record, job)
     if sft is None:
@@ -211,7 +226,7 @@ def test_every_prompt_is_a_conversation_that_happened(record: DialogueRecord) ->
     track = tracks[sft.from_branch]
     assert track is not None
     said = conversation(sft.messages)
-    spoken = [m.content for m in track.messages[:len(said)]]
+    spoken = heard(track)[:len(said)]
     assert said[:-1] == spoken[:-1]
     last = len(said) - 1
     assert said[-1] == spoken[-1] or said[-1] == track.revisions[last].revised
