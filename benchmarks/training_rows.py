@@ -16,7 +16,8 @@ preferences.jsonl is checked, against dialogues.jsonl and the trace of the calls
 - chosen: no chosen is a refusal the verifier would flag, or was left unverified;
 - hidden: each SFT target and rejected was written by a call shown exactly the row before it (the rejected:
   plus the violation instruction after the system message);
-- happened: each pair's prompt is its dialogue (or branch) as spoken before the turn.
+- happened: each pair's prompt is its dialogue (or branch) as spoken before the turn (with a revision the
+  conversation went on from, ``answered``, in its turn's place).
 
 The rows each rule left out come from the manifest's counts (``dropped_pairs``, ``sft_cut_by_reason``).
 """
@@ -47,6 +48,7 @@ from sparring.graphs.assemble import job_of  # noqa: E402
 from sparring.graphs.records import DialogueRecord  # noqa: E402
 from sparring.graphs.runtime.pipeline import execute  # noqa: E402
 from sparring.graphs.runtime.run_request import request_from_config  # noqa: E402
+from sparring.traces.read import iter_spans  # noqa: E402
 
 REFUSAL = "I'm sorry, but I can't help with that."
 GUESS = "It is definitely 40 euros, the law says so."
@@ -89,7 +91,7 @@ def responder(body: dict[str, Any]) -> str:
 
 def traced(run_dir: Path) -> tuple[dict[tuple[str, str, int], list[tuple[Any, str]]], dict[str, int]]:
     """(trace, agent, turn) -> [(input messages, output text)], and per trace the first turn that ended it."""
-    spans = [json.loads(line) for line in (run_dir / "traces.jsonl").read_text().splitlines()]
+    spans = list(iter_spans(run_dir))
     agents = {s["span_id"]: s for s in spans if s["name"] == "invoke_agent"}
     calls: dict[tuple[str, str, int], list[tuple[Any, str]]] = {}
     ended: dict[str, int] = {}
@@ -166,7 +168,8 @@ def check(run_dir: Path) -> tuple[Counter[str], int, dict[str, Any]]:
         if not any(seen[1:] == pair["prompt"][1:] and seen[0]["content"].startswith(pair["prompt"][0]["content"])
                    for seen in made):
             fails.add("hidden")
-        if body(pair["prompt"]) != [m.content for m in turns[:t]]:
+        answered = {} if pair["from_branch"] else {r.turn_index: r.revised for r in rec.revisions if r.answered}
+        if body(pair["prompt"]) != [answered.get(i, m.content) for i, m in enumerate(turns[:t])]:
             fails.add("happened")
         broken.update(fails)
     counts = json.loads((run_dir / "manifest.json").read_text())["counts"]

@@ -109,9 +109,11 @@ class DialogueConfig(BaseModel):
     revision the verifier passed) or ``keep`` it in preferences.jsonl with ``verified: false`` (exports
     still leave it out unless ``--include-unverified``)."""
     branch_turns: int = Field(0, ge=0, le=50)
-    """After the critique, continue the dialogue from the verified revision of its first flagged turn for up
-    to this many turns, and take its pairs and SFT row from that consistent branch. 0: no branch (the default;
-    pairs then replace earlier flagged turns by their verified revisions in their prompts)."""
+    """Branching: the conversation goes on from every verified revision. Before the planted turn, the judged
+    side's turns are critiqued as spoken and the dialogue continues from a verified revision (no extra call);
+    after the critique, it continues from the verified revision of its first flagged turn left for up to this
+    many turns, and takes its pairs and SFT row from that consistent branch. 0: no branch (the default; rows
+    whose prompt would hold a turn nobody answered are dropped, ``revised_prompt``)."""
     characteristics: CharacteristicList | None = None
     """What the planner reasons about before the first turn (chain of thought), as ``{name, description}``
     items or bare Table 11 names. Default: DiaSynth's Table 11 (peers) or five of them (assistant).
