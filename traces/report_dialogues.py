@@ -108,6 +108,8 @@ def _pair(rev: dict[str, Any]) -> str:
     rejected, chosen = word_diff(rev.get("original", ""), rev.get("revised", ""))
     status = "verified" if rev.get("verified") else "not verified" + (
         f": still {escape(_ids(rev.get('remaining')))}" if rev.get("remaining") else "")
+    if rev.get("answered"):
+        status += "; the conversation went on from it"
     return (f'<div class="pair"><div class="rejected"><h4>rejected (original)</h4><p>{rejected}</p></div>'
             f'<div class="chosen"><h4>chosen (revision, {status})</h4><p>{chosen}</p></div></div>')
 

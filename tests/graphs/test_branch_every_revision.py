@@ -244,3 +244,31 @@ def test_an_unfixed_earlier_flag_still_costs_the_targeted_pair_and_says_why() ->
     case = {"dialogue": {"mode": "peers", "max_turns": 6, "min_turns": 2, "branch_turns": 2},
             "incidental": frozenset({0, 1}), "unfixable": frozenset({0, 1}), "catch": True, "violation_turn": 2}
     assert check_run(case)["fates"] == {"flagged_prompt": 2}
+
+
+async def test_a_run_whose_conversation_went_on_from_a_revision_replays_to_the_same_records(tmp_path: Path) -> None:
+    from sparring.graphs.runtime.dialogue_replay import replay_dialogue
+
+    world = Flags(incidental=frozenset({1, 3}), violation_turn=3)
+    run_dir = tmp_path / "run"
+    await scripted_run(run_dir, ScriptedBackend(world.reply), n=2,
+                       dialogue={"mode": "assistant", "max_turns": 8, "min_turns": 2, "branch_turns": 2})
+    records = list(iter_jsonl(run_dir / DIALOGUES))
+    assert all([r["answered"] for r in d["revisions"]][:2] == [True, True] for d in records)
+    for record in records:
+        outcome = await replay_dialogue(run_dir, record)
+        assert outcome.reproduced, outcome.describe()
+
+
+def test_the_report_says_the_conversation_went_on_from_a_revision() -> None:
+    from sparring.traces.report_dialogues import dialogue_entry
+
+    case = {"dialogue": {"mode": "assistant", "max_turns": 6, "min_turns": 2, "branch_turns": 1},
+            "incidental": frozenset({1}), "unfixable": frozenset(), "catch": True, "violation_turn": 2}
+    world = Flags(incidental=case["incidental"], violation_turn=2)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        asyncio.run(scripted_run(run_dir, ScriptedBackend(world.reply), n=1, dialogue=case["dialogue"]))
+        (record,) = iter_jsonl(run_dir / DIALOGUES)
+    html = dialogue_entry(record, [], run_dir="runs/x")
+    assert html.count("chosen (revision, verified; the conversation went on from it)") == 1
