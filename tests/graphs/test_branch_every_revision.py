@@ -30,11 +30,10 @@ from sparring.agents.backends.scripted import ScriptedBackend
 from sparring.graphs.assemble import dropped_pairs, fixes, is_preference, pair_fate, planted_index, trunk
 from sparring.graphs.records import DialogueRecord
 from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SFT, iter_jsonl
-from sparring.traces.read import iter_spans
 from tests.graphs.scripted_world import World
+from tests.graphs.test_no_hidden_context import VIOLATION_OPENING, traced_calls
 from tests.traces.scripted_run import scripted_run
 
-VIOLATION_OPENING = "In this simulation you play a flawed"
 TARGETED, INCIDENTAL = "privacy.no-doxxing", "honesty.no-fabrication"
 OWN = {"unverified", "revision_flagged"}
 """Why the targeted pair may be lost to its own step in these runs (its revision did not pass)."""
@@ -101,16 +100,10 @@ def history(reviser_input: list[dict[str, Any]]) -> list[str]:
 
 
 def calls_by_agent(run_dir: Path) -> dict[tuple[str, str], list[tuple[list[dict[str, Any]], str]]]:
-    """(trace id, agent) -> (input messages, output) of every ``chat`` call under that agent's span."""
-    spans = list(iter_spans(run_dir))
-    agents = {s["span_id"]: s for s in spans if s["name"] == "invoke_agent"}
+    """(trace id, agent) -> (input messages, output) of every ``chat`` call under that agent's turn spans."""
     calls: dict[tuple[str, str], list[tuple[list[dict[str, Any]], str]]] = {}
-    for s in spans:
-        parent = agents.get(s["parent_id"])
-        if s["name"] == "chat" and parent is not None:
-            key = (s["trace_id"], parent["attributes"]["gen_ai.agent.name"])
-            out = s["attributes"]["gen_ai.output.messages"][0]["content"]
-            calls.setdefault(key, []).append((s["attributes"]["gen_ai.input.messages"], out))
+    for (trace, agent, _), made in traced_calls(run_dir).items():
+        calls.setdefault((trace, agent), []).extend(made)
     return calls
 
 
