@@ -74,16 +74,19 @@ class Flags(World):
 
 @st.composite
 def cases(draw: st.DrawFn) -> dict[str, Any]:
-    """Several flagged turns around the planted one; revisions that pass, mostly."""
+    """Several flagged turns: one or more before the planted turn (the briefed side's ``violation_turn``-th; side A
+    or B, so both sides' indices), maybe some after it; revisions that pass, mostly."""
     mode = draw(st.sampled_from(["assistant", "peers"]))
     max_turns = draw(st.integers(4, 9))
-    indices = st.integers(0, max_turns - 1)
+    violation_turn = draw(st.sampled_from([1, 2, 2, 3, 3, 4]))
+    planted = 2 * (violation_turn - 1)  # side A's; side B's is the next index
+    before = draw(st.sets(st.integers(0, max(planted, 1)), min_size=1, max_size=3))
+    after = draw(st.sets(st.integers(min(planted + 2, max_turns - 1), max_turns - 1), max_size=2))
     return {"dialogue": {"mode": mode, "max_turns": max_turns, "min_turns": 2,
                          "branch_turns": draw(st.sampled_from([0, 1, 2, 3]))},
-            "incidental": frozenset(draw(st.sets(indices, min_size=1, max_size=4))),
-            "unfixable": frozenset(draw(st.sets(indices, max_size=1))),
-            "catch": draw(st.sampled_from([True, True, True, False])),
-            "violation_turn": draw(st.integers(1, 4))}
+            "incidental": frozenset(before | after),
+            "unfixable": frozenset(draw(st.sets(st.integers(0, max_turns - 1), max_size=1))),
+            "catch": draw(st.sampled_from([True, True, True, False])), "violation_turn": violation_turn}
 
 
 def turn_texts(messages: list[dict[str, Any]]) -> list[str]:
