@@ -57,12 +57,20 @@ def public_system_prompt(job: DialogueJob, side: Side) -> str | None:
     return f"You are {described}. You are talking with {other.name}."
 
 
+def planted_index(job: DialogueJob, violation_turn: int) -> int | None:
+    """The index of the briefed side's ``violation_turn``-th turn (1 = its first; 0 counts as 1), the one it is
+    told to break a principle in (or, in a near-miss control, to handle its subject well); None for a dialogue
+    with neither."""
+    if not (job.target_principles or job.near_miss_principles):
+        return None
+    return 2 * (max(violation_turn, 1) - 1) + (0 if job.briefed_side == "A" else 1)
+
+
 def planted_turn(job: DialogueJob, plan: PlanOutput, side: Side, turn_index: int) -> bool:
     """Whether turn ``turn_index`` is the one ``side`` was briefed to break a principle in (or, in a near-miss
     control, to handle its subject well): the instruction is shown in that turn's prompt only (turn-local),
     never for the whole dialogue."""
-    return bool(job.target_principles or job.near_miss_principles) and side == job.briefed_side and \
-        turn_index // 2 + 1 == max(plan.violation_turn, 1)
+    return side == job.briefed_side and turn_index == planted_index(job, plan.violation_turn)
 
 
 def view_from(side: Side, messages: Sequence[dict[str, Any]], kickoff: str) -> list[ChatMessage]:

@@ -31,7 +31,7 @@ from langgraph.types import Command
 
 from sparring.agents.agent_calls import DeploymentRule, PrincipleLike
 from sparring.agents.domain import DialogueJob, PlanOutput, Side, TurnVerdict
-from sparring.agents.persona import planted_turn
+from sparring.agents.persona import planted_index
 from sparring.errors import BackendError, ReplayExhausted, ReplayMismatch
 
 from .assemble import fixes, is_preference
@@ -125,9 +125,8 @@ class CritiqueSteps:
         the conversation goes on from their verified revisions (branching on, a briefed judged side), else 0."""
         if not (self.settings.branch_turns and self.settings.critique) or job.judged_side != job.briefed_side:
             return 0
-        plan = PlanOutput.model_validate(planned)
-        index = 2 * (max(plan.violation_turn, 1) - 1) + (0 if job.briefed_side == "A" else 1)
-        return index if self.targets(job) and planted_turn(job, plan, job.briefed_side, index) else 0
+        index = planted_index(job, PlanOutput.model_validate(planned).violation_turn)
+        return index if index is not None and self.targets(job) else 0
 
     async def judge_as_spoken(self, job: DialogueJob, state: Mapping[str, Any],
                               messages: list[dict[str, Any]]) -> dict[str, Any]:

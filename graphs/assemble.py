@@ -26,6 +26,7 @@ from typing import Any
 
 from sparring.agents.domain import CharacteristicValue, DialogueJob, Side, TurnVerdict, stable_id
 from sparring.agents.persona import kickoff, public_system_prompt, view_from
+from sparring.agents.persona import planted_index as persona_planted_index
 
 from .records import (
     Branch,
@@ -201,9 +202,7 @@ def planted_index(record: DialogueRecord) -> int | None:
     subject well (its own turn ``violation_turn``), when the judged side is the briefed one (not in redteam
     mode, where the attacker is briefed): written under an instruction no training row shows."""
     turn = int((record.plan or {}).get("violation_turn") or 0)
-    if not (record.target_principles or record.near_miss_principles) or record.mode == "redteam" or turn < 1:
-        return None
-    return 2 * (turn - 1) + (0 if record.briefed_side == "A" else 1)
+    return None if record.mode == "redteam" or turn < 1 else persona_planted_index(job_of(record), turn)
 
 
 def trunk(record: DialogueRecord) -> Track:
