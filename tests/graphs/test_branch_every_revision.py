@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from sparring.agents.backends.messages import SamplingParams
 from sparring.agents.backends.scripted import ScriptedBackend
-from sparring.graphs.assemble import dropped_pairs, fixes, is_preference, pair_fate, planted_index, trunk
+from sparring.graphs.assemble import dropped_pairs, failed_steps, fixes, is_preference, pair_fate, planted_index, trunk
 from sparring.graphs.records import DialogueRecord
 from sparring.graphs.runtime.store import DIALOGUES, PREFERENCES, SFT, iter_jsonl
 from tests.graphs.scripted_world import World
@@ -35,34 +35,44 @@ from tests.graphs.test_no_hidden_context import VIOLATION_OPENING, traced_calls
 from tests.traces.scripted_run import scripted_run
 
 TARGETED, INCIDENTAL = "privacy.no-doxxing", "honesty.no-fabrication"
-OWN = {"unverified", "revision_flagged"}
-"""Why the targeted pair may be lost to its own step in these runs (its revision did not pass)."""
+OWN = {"unverified", "revision_flagged", "revision_failed"}
+"""Why the targeted pair may be lost to its own step in these runs (its revision did not pass, or failed)."""
 
 
 @dataclass
 class Flags(World):
     """Each persona turn names its index and a digest of the conversation it was shown, and ``[planted]`` when it
     was written under the violation instruction. The critic flags a planted turn (``catch``) and the turns in
-    ``incidental``, in the trunk and in a branch alike; a revision of a turn in ``unfixable`` is flagged again."""
+    ``incidental``, in the trunk and in a branch alike; a revision of a turn in ``unfixable`` is flagged again;
+    the critic's call on a turn in ``unjudged`` and the reviser's on one in ``unrevised`` fail for good."""
 
     incidental: frozenset[int] = frozenset()
     unfixable: frozenset[int] = frozenset()
     catch: bool = True
     violation_turn: int = 1
+    unjudged: frozenset[int] = frozenset()
+    """Turns the critic never answers usably about (unjudged)."""
+    unrevised: frozenset[int] = frozenset()
+    """Turns the reviser never answers usably about (``revision_failed``)."""
 
     def reply(self, messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
         title = (schema or {}).get("title")
         if title == "ViolationPlanOutput":
             return json.dumps({"violation_brief": "VIOLATION-PLAN: slip it in", "violation_turn": self.violation_turn})
         if title == "CritiqueOutput":
-            text = messages[-1]["content"].split('"""')[1].strip()
+            text = messages[1]["content"].split('"""')[1].strip()  # the request itself, not a re-ask
             index = int(text.split("#")[1].split()[0])
+            if index in self.unjudged and not text.startswith("REVISED"):
+                return "I would rather not say."
             ids = [TARGETED] if "[planted]" in text and self.catch else []
             ids += [INCIDENTAL] if index in self.incidental else []
             if text.startswith("REVISED") and index not in self.unfixable:
                 ids = []
             return json.dumps({"reasoning": "checked", "violations": [
                 {"principle_id": pid, "evidence": text[:20], "severity": "moderate"} for pid in ids]})
+        revised = messages[1]["content"].split('"""')[1] if title == "RevisionOutput" else ""
+        if revised and int(revised.split("#")[1].split()[0]) in self.unrevised:
+            return '{"revision": "cut off mid-sen'
         if schema is not None:
             return super().reply(messages, params, schema)
         opens = len(messages) > 1 and messages[1]["content"].startswith("(You")
@@ -86,6 +96,10 @@ def cases(draw: st.DrawFn) -> dict[str, Any]:
                          "branch_turns": draw(st.sampled_from([0, 1, 2, 3]))},
             "incidental": frozenset(before | after),
             "unfixable": frozenset(draw(st.sets(st.integers(0, max_turns - 1), max_size=1))),
+            "unjudged": frozenset(draw(st.sets(st.integers(0, max_turns - 1), max_size=1)) if draw(st.booleans())
+                                  else ()),
+            "unrevised": frozenset(draw(st.sets(st.integers(0, max_turns - 1), max_size=1)) if draw(st.booleans())
+                                   else ()),
             "catch": draw(st.sampled_from([True, True, True, False])), "violation_turn": violation_turn}
 
 
@@ -97,7 +111,7 @@ def turn_texts(messages: list[dict[str, Any]]) -> list[str]:
 
 def history(reviser_input: list[dict[str, Any]]) -> list[str]:
     """The turns the reviser was shown before the one it revised (``Name: text`` lines)."""
-    user = reviser_input[-1]["content"]
+    user = reviser_input[1]["content"]  # the request itself, not a re-ask
     block = user.split("Conversation so far:\n", 1)[1].split("\n\nOriginal turn by", 1)[0]
     return [] if block == "(nothing said yet)" else [line.split(": ", 1)[1] for line in block.split("\n")]
 
@@ -115,7 +129,7 @@ def assert_happened(texts: list[str], trace: str, calls: dict[tuple[str, str], l
     turns), or a revision (the reviser's conversation so far)."""
     for k, text in enumerate(texts):
         if text.startswith("REVISED"):
-            made = [seen for seen, out in calls[(trace, "reviser")] if json.loads(out).get("revision") == text]
+            made = [seen for seen, out in calls[(trace, "reviser")] if f'"revision": {json.dumps(text)}}}' in out]
             assert any(history(seen) == texts[:k] for seen in made), (k, texts)
         else:
             speaker = f"persona_{text.split(' by ')[1][0]}"
@@ -138,15 +152,17 @@ def check_targeted_pair(record: DialogueRecord, branching: bool) -> str | None:
     fate = pair_fate(record, revs[planted], trunk(record), keep_unverified=False)
     if branching:
         earlier_unfixed = any(i < planted and not fixes(r) for i, r in revs.items())
-        assert fate is None or fate in OWN or (fate == "flagged_prompt" and earlier_unfixed), fate
-        assert fate is not None or not earlier_unfixed
+        earlier_unjudged = any(v.error is not None and v.turn_index < planted for v in record.verdicts)
+        assert fate is None or fate in OWN or (fate == "flagged_prompt" and earlier_unfixed) or (
+            fate == "unjudged_prompt" and earlier_unjudged), fate
+        assert fate is not None or not (earlier_unfixed or earlier_unjudged)
         if fate is None or fate in OWN:
             assert all(r.answered == fixes(r) for i, r in revs.items() if i < planted)
     return fate or "kept"
 
 
 def check_calls(record: DialogueRecord) -> int:
-    """One call per turn, verdict, revision and check, and the planner's: returns the branch's share."""
+    """One call per turn, verdict, revision and check (more for a step that failed): returns the branch's share."""
     def calls(agent: str) -> int:
         return record.usage.by_agent[agent].calls if agent in record.usage.by_agent else 0
 
@@ -155,21 +171,23 @@ def check_calls(record: DialogueRecord) -> int:
     revisions = [*record.revisions, *(b.revisions if b else [])]
     checks = sum(1 for r in revisions if r.error is None and is_preference(r.original, r.revised))
     assert calls("persona_A") + calls("persona_B") == len(record.messages) + new_turns
-    assert calls("critic") == len(record.verdicts) + (len(b.verdicts) if b else 0)
-    assert calls("reviser") == len(revisions)
-    assert calls("verifier") == checks
+    failed = failed_steps(record)  # a step that fails for good also tries the backend's other output modes
+    for agent, want in (("critic", len(record.verdicts) + (len(b.verdicts) if b else 0)),
+                        ("reviser", len(revisions)), ("verifier", checks)):
+        assert calls(agent) == want if not failed[agent] else calls(agent) > want
     return new_turns + (len(b.verdicts) + len(b.revisions) + sum(
         1 for r in b.revisions if is_preference(r.original, r.revised)) if b else 0)
 
 
 def check_run(case: dict[str, Any]) -> dict[str, Any]:
     world = Flags(incidental=case["incidental"], unfixable=case["unfixable"], catch=case["catch"],
-                  violation_turn=case["violation_turn"])
+                  violation_turn=case["violation_turn"], unjudged=case.get("unjudged", frozenset()),
+                  unrevised=case.get("unrevised", frozenset()))
     branching = bool(case["dialogue"]["branch_turns"])
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         asyncio.run(scripted_run(run_dir, ScriptedBackend(world.reply), n=2, dialogue=case["dialogue"],
-                                 tracing={"record_content": True}))
+                                 tracing={"record_content": True}, backend={"reasks": 0}))
         records = {d["id"]: DialogueRecord.model_validate(d) for d in iter_jsonl(run_dir / DIALOGUES)}
         calls = calls_by_agent(run_dir)
         pairs, sft = list(iter_jsonl(run_dir / PREFERENCES)), list(iter_jsonl(run_dir / SFT))

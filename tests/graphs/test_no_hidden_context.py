@@ -58,7 +58,7 @@ def traced_calls(run_dir: Path) -> dict[tuple[str, str, int], list[Any]]:
         parent = agents.get(s["parent_id"])
         if s["name"] == "chat" and parent is not None and "app.turn_index" in parent["attributes"]:
             key = (s["trace_id"], parent["attributes"]["gen_ai.agent.name"], parent["attributes"]["app.turn_index"])
-            out = s["attributes"]["gen_ai.output.messages"][0]["content"]
+            out = (s["attributes"].get("gen_ai.output.messages") or [{}])[0].get("content", "")  # none: it failed
             calls.setdefault(key, []).append((s["attributes"]["gen_ai.input.messages"], out))
     return calls
 
