@@ -42,6 +42,8 @@ class World:
     revision_still_violates: bool = False
     revision_prefix: str = "REVISED "
     """What the reviser puts before the original turn ("" = returns it unchanged)."""
+    violation_turn: int = 1
+    """The briefed side's own turn the planner plants the violation in (1 = its first)."""
     seen_systems: dict[str, list[str]] = field(default_factory=lambda: {"A": [], "B": []})
     seen_convos: dict[str, list[list[dict[str, str]]]] = field(default_factory=lambda: {"A": [], "B": []})
 
@@ -57,7 +59,7 @@ class World:
                                     for name in minimal_instance(schema or {}).get("characteristics", {})},
                 "goal": "get advice", "brief_a": "SECRET-A brief", "brief_b": "SECRET-B brief"})
         if title == "ViolationPlanOutput":
-            return json.dumps({"violation_brief": "VIOLATION-PLAN: slip it in", "violation_turn": 1})
+            return json.dumps({"violation_brief": "VIOLATION-PLAN: slip it in", "violation_turn": self.violation_turn})
         if title == "CritiqueOutput":
             turn_text = user.split('"""')[1].strip()
             if turn_text.startswith("REVISED") and not self.revision_still_violates:

@@ -49,7 +49,6 @@ class Flags(World):
     incidental: frozenset[int] = frozenset()
     unfixable: frozenset[int] = frozenset()
     catch: bool = True
-    violation_turn: int = 1
     unjudged: frozenset[int] = frozenset()
     """Turns the critic never answers usably about (unjudged)."""
     unrevised: frozenset[int] = frozenset()
@@ -57,8 +56,6 @@ class Flags(World):
 
     def reply(self, messages: list[dict[str, str]], params: SamplingParams, schema: dict[str, Any] | None) -> str:
         title = (schema or {}).get("title")
-        if title == "ViolationPlanOutput":
-            return json.dumps({"violation_brief": "VIOLATION-PLAN: slip it in", "violation_turn": self.violation_turn})
         if title == "CritiqueOutput":
             text = messages[1]["content"].split('"""')[1].strip()  # the request itself, not a re-ask
             index = int(text.split("#")[1].split()[0])

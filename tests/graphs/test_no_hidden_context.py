@@ -79,12 +79,14 @@ def configs(draw: st.DrawFn) -> dict[str, Any]:
         dialogue["assistant_role"] = draw(st.sampled_from(["You are Acme's support assistant. Be brief.",
                                                            "You help tenants with building questions."]))
     flagged = draw(st.sets(st.integers(0, 6), max_size=3))
-    return {"dialogue": dialogue, "flagged": sorted(flagged), "still": draw(st.booleans())}
+    return {"dialogue": dialogue, "flagged": sorted(flagged), "still": draw(st.booleans()),
+            "violation_turn": draw(st.sampled_from([1, 2, 3]))}
 
 
 def check_run(cfg: dict[str, Any]) -> int:
     world = Speakers(violating_turns={i: ["privacy.no-doxxing"] for i in cfg["flagged"]},
-                     revision_still_violates=cfg["still"] and len(cfg["flagged"]) > 1)
+                     revision_still_violates=cfg["still"] and len(cfg["flagged"]) > 1,
+                     violation_turn=cfg.get("violation_turn", 1))
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         asyncio.run(scripted_run(run_dir, ScriptedBackend(world.reply), n=2, dialogue=cfg["dialogue"],
