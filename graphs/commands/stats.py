@@ -150,22 +150,7 @@ def print_stats(s: dict[str, Any]) -> None:
         ("share with a violation", _ci(sdsd, "share_with_violation")),
         ("pairs", f"{sdsd['pairs']} ({s['revisions']['verified_pairs']} verified)"),
     ])
-    for title, rows in (("per principle", s["principles"]), ("per category", s["categories"])):
-        if not rows:
-            continue
-        table = Table(title=f"The critic {title}", title_justify="left")
-        near = any("near_miss_controls" in row for row in rows.values())
-        for column in ("", "briefed", "caught", "catch rate [95% CI]", *(
-                ("near-miss controls", "flagged", "false-flag rate [95% CI]") if near else ()),
-                "judged", "flagged", "flag rate [95% CI]", "pairs"):
-            table.add_column(column, justify="right" if column else "left", no_wrap=not column)
-        for key, row in rows.items():
-            side_by_side = (str(row["near_miss_controls"]), str(row["near_miss_flagged"]),
-                            _ci(row, "near_miss_flag_rate")) if near else ()
-            table.add_row(key, str(row["targeted"]), str(row["caught"]), _ci(row, "catch_rate"), *side_by_side,
-                          str(row["judged"]), str(row["flagged"]), _ci(row, "flag_rate"), str(row["pairs"]))
-        console.print(table)
-        console.print()
+    _principle_tables(console, s)
     critic, rev, fail, emb = s["critic"], s["revisions"], s["failures"], div["embedding"] or {}
     pairs_table("Quality", [
         ("critic catch rate", f"{_ci(critic, 'catch_rate')} ({critic['caught']}/{critic['targeted_dialogues']} "
@@ -194,6 +179,28 @@ def print_stats(s: dict[str, Any]) -> None:
                     [(name, f"{c['mean']} (n={c['n']})") for name, c in judge["criteria"].items()])
     if s.get("attack"):
         _print_attack(console, s["attack"])
+
+
+def _principle_tables(console: Any, s: dict[str, Any]) -> None:
+    """The critic per principle and per category: catch, near-miss and flag rates with their intervals."""
+    from rich.table import Table
+
+    for title, rows in (("per principle", s["principles"]), ("per category", s["categories"])):
+        if not rows:
+            continue
+        table = Table(title=f"The critic {title}", title_justify="left")
+        near = any("near_miss_controls" in row for row in rows.values())
+        for column in ("", "briefed", "caught", "catch rate [95% CI]", *(
+                ("near-miss controls", "flagged", "false-flag rate [95% CI]") if near else ()),
+                "judged", "flagged", "flag rate [95% CI]", "pairs"):
+            table.add_column(column, justify="right" if column else "left", no_wrap=not column)
+        for key, row in rows.items():
+            side_by_side = (str(row["near_miss_controls"]), str(row["near_miss_flagged"]),
+                            _ci(row, "near_miss_flag_rate")) if near else ()
+            table.add_row(key, str(row["targeted"]), str(row["caught"]), _ci(row, "catch_rate"), *side_by_side,
+                          str(row["judged"]), str(row["flagged"]), _ci(row, "flag_rate"), str(row["pairs"]))
+        console.print(table)
+        console.print()
 
 
 def _print_attack(console: Any, attack: dict[str, Any]) -> None:
