@@ -62,7 +62,7 @@ ADDED_LATER: set[tuple[str, ...]] = {
     ("dialogue", "attack_strategies"), ("scenarios", "*", "target_system_prompt"),
     ("dialogue", "attacker_sees_system_prompt"), ("dialogue", "adaptive_attacks"),
     ("dialogue", "behaviours"), ("jobs", "over_refusal_share"), ("jobs", "control_kind"),
-    ("dialogue", "assistant_role"),
+    ("dialogue", "assistant_role"), ("dialogue", "reask_cut_turns"),
 }
 # Keys whose default changed, with the value they had before. A config that does not set one (or sets
 # it to what the new default means) is fingerprinted with the old value, so `sparring run CONFIG` still
