@@ -146,6 +146,15 @@ class Deck:
             self.rng.shuffle(self.left)
         return self.left.pop()
 
+    def deal_distinct(self, count: int) -> list[str]:
+        """The next ``count`` different items (``count`` at most the number of items)."""
+        picked: list[str] = []
+        while len(picked) < count:
+            item = self.deal()
+            if item is not None and item not in picked:
+                picked.append(item)
+        return picked
+
 
 def for_targets(jobs: Iterable[DialogueJob], names: Sequence[str] | None) -> Iterator[DialogueJob]:
     """Each job once per target backend in ``names`` (several targets, redteam mode), the copies of one
@@ -174,8 +183,10 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
     by_id = {p.id: p for p in probes}
     probe_draw = random.Random(derive_seed(seed, "probes"))
     probe_deck = Deck(list(by_id), random.Random(derive_seed(seed, "probe-order")))
-    deck: list[str] = []
-    near_rng, near_deck = random.Random(derive_seed(seed, "near-miss")), list[str]()
+    principle_deck = Deck(principle_ids, rng)
+    # Dealt from a deck and generator of their own: the run's jobs, seeds and controls are those of the same
+    # config with plain controls; its controls only gain a principle.
+    near_miss_deck = Deck(principle_ids, random.Random(derive_seed(seed, "near-miss")))
     limit = max_dialogues if max_dialogues is not None else config.max_dialogues
     how = sides_for(config, mode)
     made = attacks = 0
@@ -193,21 +204,9 @@ def assign_jobs(scenarios: Sequence[Scenario], principle_ids: Sequence[str], con
             if behaviour is not None:
                 targets.append(f"behaviour.{behaviour.id}")
             elif not control and principle_ids:
-                while len(targets) < min(config.principles_per_dialogue, len(principle_ids)):
-                    if not deck:
-                        deck = list(principle_ids)
-                        rng.shuffle(deck)
-                    pid = deck.pop()
-                    if pid not in targets:
-                        targets.append(pid)
-            near: tuple[str, ...] = ()
-            if control and config.control_kind == "near_miss" and principle_ids:
-                # Dealt from a deck and generator of their own: the run's jobs, seeds and controls are those
-                # of the same config with plain controls; its controls only gain a principle.
-                if not near_deck:
-                    near_deck = list(principle_ids)
-                    near_rng.shuffle(near_deck)
-                near = (near_deck.pop(),)
+                targets = principle_deck.deal_distinct(min(config.principles_per_dialogue, len(principle_ids)))
+            near = (near_miss_deck.deal() or "",) if control and config.control_kind == "near_miss" \
+                and principle_ids else ()
             job_seed = rng.randrange(2**31)
             principles = tuple(sorted(targets))
             job_id = DialogueJob.make_id(scenario.id, principles, mode, job_seed, index)
