@@ -293,15 +293,17 @@ def sft_track(record: DialogueRecord) -> Track:
 def build_sft_record(record: DialogueRecord, job: DialogueJob) -> SFTRecord | None:
     """The dialogue from the judged side's view, as far as every target was written by a call that saw
     exactly the row before it (``Track.sft_cut``): cut before an unfixed, cut-off or unflagged planted turn,
-    and after the first turn replaced by its verified revision; None (dropped) when no turn of the judged
-    side is left to learn from."""
+    and after the first turn replaced by its verified revision, ending with the judged side's last turn; None
+    (dropped) when no turn of the judged side is left to learn from."""
     side = job.judged_side
     track = sft_track(record)
     stop = track.sft_cut(side)
     cut = None if stop is None else stop[0]
     turns = track.clean_turns(len(track.messages) if cut is None else cut)
     assert turns is not None
-    if not any(m.speaker == side for m in turns):
+    while turns and turns[-1].speaker != side:  # the row ends with the judged side's last turn: a turn after
+        turns = turns[:-1]                      # it is no target and only costs tokens
+    if not turns:
         return None
     revised = sorted(i for i in track.flagged if i < len(turns))
     if track.branch and record.branch is not None:  # the branch's copied prefix holds the answered revisions

@@ -143,7 +143,7 @@ def test_no_flagged_turn_reaches_a_trainer_unless_replaced_by_its_verified_revis
         return
     assert outcome["sft"] == ("cut" if sft.cut_at is not None else "whole")
     assert not set(texts(sft.messages)) & flagged_spoken
-    assert any(m["role"] == "assistant" for m in sft.messages)
+    assert sft.messages[-1]["role"] == "assistant"  # it ends with the judged side: nothing after is learned
     assert validate_sft_against_dialogue(sft.model_dump(mode="json"), dialogue) == []
 
 
