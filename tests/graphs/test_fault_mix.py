@@ -50,7 +50,13 @@ def test_the_fault_mix_leaves_nearly_every_dialogue_complete(tmp_path, workers):
         assert decision["not_json_under_schema"] > 0  # cut replies were seen, and re-asked
     assert "ignores schemas" not in result.stderr
     ok = {r["id"] for r in rows if r["status"] == "ok"}
-    assert {p["dialogue_id"] for p in read_lines(run_dir / "preferences.jsonl")} == ok
+    paired = {p["dialogue_id"] for p in read_lines(run_dir / "preferences.jsonl")}
+    # Every complete dialogue gave its pair, unless a critique step failed for good after its retries (the
+    # dialogue stays, the step is recorded on its turn and counted: issue 27).
+    stepped = {r["id"] for r in rows if any(v.get("error") for v in r["verdicts"])
+               or any(x.get("error") for x in r["revisions"])}
+    assert paired <= ok and ok - paired <= stepped, ok - paired
+    assert sum(manifest["counts"].get("failed_steps", {}).values()) >= len(ok - paired)
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
