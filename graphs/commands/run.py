@@ -154,6 +154,9 @@ def left_out_line(counts: Counts) -> str:
     if steps:
         parts.append("calls failed for good (their turns left out): "
                      + ", ".join(f"{n} {k}" for k, n in steps.items()))
+    if counts.ungrounded_findings:
+        parts.append(f"{counts.ungrounded_findings} critic findings dropped (the evidence they quoted "
+                     "is not in the judged turn)")
     return "; ".join(parts) + ("" if not parts else " (sparring stats RUN_DIR has the details)")
 
 

@@ -119,6 +119,10 @@ class Counts(Part):
     sft_cut_by_reason: dict[str, int] = Field(default_factory=dict)
     failed_steps: dict[str, int] = Field(default_factory=dict)
     """Critic, reviser and verifier calls that failed for good, by step."""
+    ungrounded_findings: int | None = optional()
+    """The critic's findings dropped because their quoted evidence was not in the judged turn (even after
+    one re-ask): a run with none flagged and many of these has a critic that cannot quote its reasons. Absent
+    from manifests written before it was counted."""
     this_attempt: dict[str, Any] | None = optional()
     """The last attempt's live counters (a run's, not a merge's or a filtered copy's)."""
     resumed: int = 0

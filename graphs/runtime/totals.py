@@ -36,7 +36,7 @@ def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverifie
     from sparring.graphs.assemble import DROP_REASONS, SFT_CUTS, STEPS, data_outcome
     from sparring.graphs.records import DialogueRecord
 
-    dialogues = failed = violations = turns = 0
+    dialogues = failed = violations = turns = ungrounded = 0
     dropped = dict.fromkeys(DROP_REASONS, 0)
     sft = {"whole": 0, "cut": 0, "dropped": 0}
     sft_why = dict.fromkeys(SFT_CUTS, 0)
@@ -47,6 +47,7 @@ def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverifie
         else:
             dialogues += 1
             violations += int(row.get("is_violation", False))
+            ungrounded += sum(v.get("dropped_findings") or 0 for v in _verdicts(row))
             turns += row.get("turns", 0)
             outcome = data_outcome(DialogueRecord.model_validate(row), keep_unverified=keep_unverified)
             for reason, n in outcome["dropped_pairs"].items():
@@ -64,5 +65,10 @@ def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverifie
             "violation_rate": round(violations / dialogues, 4) if dialogues else 0.0,
             "avg_turns": round(turns / dialogues, 2) if dialogues else 0.0, "pairs": pairs,
             "verified_pairs": verified, "dropped_pairs": dropped, "sft_rows": sft,
-            "sft_cut_by_reason": sft_why, "failed_steps": steps,
+            "sft_cut_by_reason": sft_why, "failed_steps": steps, "ungrounded_findings": ungrounded,
             "this_attempt": counters}
+
+
+def _verdicts(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored dialogue's verdicts, its branch's included."""
+    return [*(row.get("verdicts") or []), *((row.get("branch") or {}).get("verdicts") or [])]

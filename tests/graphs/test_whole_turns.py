@@ -153,3 +153,18 @@ def test_labels_and_the_cut_rule():
     assert cut_at_other_speaker("Ask the user: what now?", ["User"]) == ("Ask the user: what now?", False)
     assert cut_at_other_speaker("Lee said: fine", ["Lee"]) == ("Lee said: fine", False)
     assert cut_at_other_speaker("Dana is here", ["Dana"]) == ("Dana is here", False)
+
+
+def test_the_closing_line_says_when_the_critic_quoted_what_the_turn_does_not_say(tmp_path):
+    """The embedded quickstart flags nothing: its critic's findings quote text the turn does not hold, and
+    are dropped. A newcomer reading "0 preference pairs" sees that in the closing line, counted over the
+    run directory (trunk and branch verdicts)."""
+    from sparring.graphs.runtime.totals import run_totals
+
+    verdicts = [{"turn_index": 1, "dropped_findings": 2}, {"turn_index": 3, "dropped_findings": 0}]
+    row = {"status": "failed", "verdicts": verdicts, "branch": {"verdicts": [{"dropped_findings": 1}]}}
+    (tmp_path / "dialogues.jsonl").write_text(__import__("json").dumps(row) + "\n")
+    assert run_totals(tmp_path, None, keep_unverified=False)["ungrounded_findings"] == 0  # failed: not counted
+    assert "3 critic findings dropped (the evidence they quoted is not in the judged turn)" in \
+        left_out_line(Counts(ungrounded_findings=3))
+    assert left_out_line(Counts()) == ""
