@@ -114,7 +114,8 @@ def select_items(items: Sequence[LabelledItem], principles: Sequence[PrincipleLi
     """The items to judge, and the ids of labelled principles left out because the set lacks them.
 
     ``only`` keeps principles matching these ids or ``*`` patterns (each must match one of the
-    set's labelled principles); ``per_label`` keeps the first N items of each label per principle.
+    set's labelled principles); ``per_label`` keeps the first N items of each label per principle in each
+    labelled set (rubric, transfer, a file), so a shortened kit still measures the gap between sets.
     """
     in_set = {p.id for p in principles}
     labelled = list(dict.fromkeys(i.principle for i in items))
@@ -130,10 +131,10 @@ def select_items(items: Sequence[LabelledItem], principles: Sequence[PrincipleLi
         raise InputError("none of the config's principles has labelled items; the built-in items cover the "
                          "built-in principles (give your own with --items FILE)")
     keep = set(usable)
-    taken: dict[tuple[str, str], int] = {}
+    taken: dict[tuple[str, str, str], int] = {}
     chosen = []
     for item in items:
-        key = (item.principle, item.label)
+        key = (item.set_name, item.principle, item.label)
         if item.principle in keep and (per_label is None or taken.get(key, 0) < per_label):
             taken[key] = taken.get(key, 0) + 1
             chosen.append(item)

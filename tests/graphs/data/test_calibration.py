@@ -175,6 +175,12 @@ def test_items_are_chosen_by_the_set_and_the_options() -> None:
     assert _ids(lambda: select_items(items, PRIVACY, only=["privacy.no-d*"])) == {"privacy.no-doxxing"}
     one_each, _ = select_items(items, PRIVACY, per_label=1)
     assert len(one_each) == 2 * len(PRIVACY)
+    # Per labelled set: a shortened kit over both shipped sets keeps the transfer set, and so the gap.
+    both = [*builtin_items("rubric"), *builtin_items("transfer")]
+    shortened, _ = select_items(both, PRIVACY, per_label=1)
+    kinds = {(i.set_name, i.principle, i.label) for i in both if i.principle in {p.id for p in PRIVACY}}
+    assert {i.set_name for i in shortened} == {"rubric", "transfer"}
+    assert sorted((i.set_name, i.principle, i.label) for i in shortened) == sorted(kinds)  # one of each
     with pytest.raises(InputError, match="--principle honesty.\\*: matches no labelled principle"):
         select_items(items, PRIVACY, only=["honesty.*"])
     with pytest.raises(InputError, match="none of the config's principles has labelled items"):
