@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sparring.agents.backends.backend_config import BackendConfig
-from sparring.agents.backends.base import metered
+from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.domain import DialogueJob
 from sparring.errors import InputError
 from sparring.graphs.data.rouge import rouge_l, tokenize
@@ -110,9 +110,11 @@ async def replay_attacks(run_dir: Path, target: BackendConfig, *, backends: Role
     wins = [r for r in iter_jsonl(run_dir / DIALOGUES)
             if r.get("status") == "ok" and r.get("mode") == "redteam" and r.get("targeted_violated")]
     owned = backends is None
+    backends = backends or RoleBackends.create(config)
+    if not wins:  # nothing to replay: no model is started
+        return _summary([], backends["side_b"].describe(), UsageMeter())
     if owned:  # a backend that cannot work (the new target, or a judge that moved) fails now, in one line
         await probe_roles(config)
-    backends = backends or RoleBackends.create(config)
     await backends.start()
     selfplay = make_selfplay(RunRequest(config=config, config_path=None, run_dir=run_dir,
                                         principles=request.principles, scenarios=request.scenarios), backends)
@@ -128,6 +130,12 @@ async def replay_attacks(run_dir: Path, target: BackendConfig, *, backends: Role
     finally:
         if owned:
             await backends.aclose()
+    return _summary(results, backends["side_b"].describe(), meter)
+
+
+def _summary(results: list[dict[str, Any]], target: dict[str, Any], meter: Any) -> dict[str, Any]:
+    """What a replay found: how many attacks still succeed, on recorded turns alone or after
+    re-generated ones, per tactic; the target; the tokens spent."""
     still = [r for r in results if r["still_succeeds"]]
     per_tactic: Counter[str] = Counter(r["tactic"] or "(none)" for r in still)
     return {"attacks": len(results), "still_succeed": len(still),
@@ -136,7 +144,7 @@ async def replay_attacks(run_dir: Path, target: BackendConfig, *, backends: Role
             "per_tactic": {t: {"replayed": sum(1 for r in results if (r["tactic"] or "(none)") == t),
                                "still_succeed": per_tactic[t]} for t in sorted({r["tactic"] or "(none)"
                                                                                for r in results})},
-            "target": backends[("side_b")].describe(),
+            "target": target,
             "usage": {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens,
                       "calls": meter.calls},
             "results": results}

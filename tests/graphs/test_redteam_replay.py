@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,13 @@ async def test_replay_sends_the_recorded_attacker_turns_to_the_new_target(tmp_pa
                    cwd=tmp_path)
     assert gone.returncode == 2 and gone.stderr.count("\n") == 1 and "cannot connect" in gone.stderr, gone.stderr
     assert not (tmp_path / "x.jsonl").exists()
+    # No successful attack: nothing to replay, and no model is probed or started (the servers are gone).
+    none = tmp_path / "none"
+    shutil.copytree(run_dir, none)
+    rows = [json.loads(line) for line in (none / "dialogues.jsonl").read_text().splitlines()]
+    (none / "dialogues.jsonl").write_text("".join(json.dumps({**r, "targeted_violated": False}) + "\n" for r in rows))
+    nothing = run_cli("redteam-replay", str(none), "--target", str(target), cwd=tmp_path)
+    assert nothing.returncode == 0 and "0/0 successful attacks still succeed" in nothing.stdout, nothing.stderr
 
 
 def test_a_bad_target_file_is_one_line(tmp_path: Path) -> None:
