@@ -56,7 +56,9 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     max_in_flight."""
     from sparring.graphs.commands.critic_calibration import calibrate_specs, critic_spec, probe_specs, select_items
     from sparring.graphs.run_config import load_config, load_config_with_lines
+    from sparring.graphs.runtime.engine_log import EngineLog
     from sparring.graphs.runtime.runlock import RunDirLock
+    from sparring.graphs.runtime.store import ENGINE_LOG
     from sparring.principles.labelled import BUILTIN_SETS, builtin_items, check_principle_ids, load_items_file
     from sparring.principles.loader import builtin_constitution
 
@@ -81,10 +83,13 @@ def calibrate(config: Path | None, overrides: tuple[str, ...], compare: Path | N
     # One writer per directory: a run writing it refuses us now, not after the last turn is judged.
     with RunDirLock(target, create=True):
         try:
-            with bar:
-                document = asyncio.run(calibrate_specs(
-                    specs, selected, principles, on_done=bar.advance, skipped=skipped,
-                    sources=[str(p) for p in items_files] or [f"built-in ({labelled})"]))
+            # What the engine and its libraries print goes to TARGET/engine.log, as in a run.
+            with EngineLog(target / ENGINE_LOG) as log:
+                bar.stream = log.terminal
+                with bar:
+                    document = asyncio.run(calibrate_specs(
+                        specs, selected, principles, on_done=bar.advance, skipped=skipped,
+                        sources=[str(p) for p in items_files] or [f"built-in ({labelled})"]))
         except KeyboardInterrupt:
             say("interrupted: nothing written", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -124,25 +129,31 @@ class _Progress:
 
         self.total, self.names, self.enabled = total, visible_data(names), enabled
         self.done = [0] * len(names)
-        self.interactive = enabled and sys.stderr.isatty()
+        self.stream: Any = sys.stderr
+        """Where the bar and lines go: the terminal kept by ``EngineLog`` while the engine's output is logged."""
         self._bar: Any = None
         self._tasks: list[Any] = []
+
+    def _line(self, text: str) -> None:
+        from sparring.terminal import visible
+
+        click.echo(visible(text), file=self.stream)
 
     def __enter__(self) -> _Progress:
         if not self.enabled:
             return self
-        if self.interactive:
+        if self.stream.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=Console(stderr=True))
+                                 TimeRemainingColumn(), console=Console(file=self.stream))
             from rich.markup import escape
 
             self._tasks = [self._bar.add_task(f"critic {escape(name)}", total=self.total) for name in self.names]
             self._bar.start()
         else:
-            say(f"sparring: judging {self.total} labelled turns with {len(self.names)} critic(s)", err=True)
+            self._line(f"sparring: judging {self.total} labelled turns with {len(self.names)} critic(s)")
         return self
 
     def advance(self, index: int) -> None:
@@ -150,7 +161,7 @@ class _Progress:
         if self._bar is not None:
             self._bar.advance(self._tasks[index])
         elif self.enabled and self.done[index] * 10 // self.total != (self.done[index] - 1) * 10 // self.total:
-            say(f"sparring: critic {self.names[index]}: {self.done[index]}/{self.total} judged", err=True)
+            self._line(f"sparring: critic {self.names[index]}: {self.done[index]}/{self.total} judged")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
