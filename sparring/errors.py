@@ -3,7 +3,8 @@
 - ``InputError``: bad user input (a config, a principle or few-shot file, a flag, a run
   directory). The CLI prints ``str(error)``, one line naming file, key and line, and exits 2.
 - ``BackendError`` and its kinds: a model call that failed for good, or a fault worth retrying.
-- Run-level stops: ``TooManyFailures`` (``--max-failures``), ``WorkerError`` (a worker died).
+- Run-level stops: ``TooManyFailures`` (``--max-failures``), ``WorkerError`` (a worker died),
+  ``EngineDied`` (the in-process engine's own process died), ``DiskFull``.
 
 Example::
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from sparring.graphs.data.validate import Problem
 
 __all__ = [
-    "BackendError", "BackendUnavailable", "DiskFull", "EmptyTurnError", "InputError", "InvalidRows",
+    "BackendError", "BackendUnavailable", "DiskFull", "EmptyTurnError", "EngineDied", "InputError", "InvalidRows",
     "ReplayExhausted", "ReplayMismatch", "SchemaUnsupported", "StructuredOutputError", "TooManyFailures",
     "TransientBackendError", "WorkerError",
 ]
@@ -109,6 +110,31 @@ class TooManyFailures(RuntimeError):
 
 class WorkerError(RuntimeError):
     """A worker failed or died; the run stops (a resume continues it)."""
+
+
+class EngineDied(RuntimeError):
+    """The in-process engine's own process (vLLM's engine core) died mid-run: killed (the kernel's
+    out-of-memory killer sends SIGKILL) or crashed. Fatal for the run, not a fault of a dialogue:
+    nothing retries it and no dialogue is failed by it. The run stops; what was written stays, the
+    dialogues in flight keep their checkpoints, and a resume (on a new engine) continues it.
+
+    ``str()`` is one line: which engine, its process id, how it ended, and once the run has
+    stopped (``stored`` set) how many of its dialogues are stored."""
+
+    def __init__(self, engine: str, pid: int | None, how: str) -> None:
+        self.engine = engine
+        self.pid = pid
+        self.how = how
+        self.stored: tuple[int, int] | None = None
+        """(dialogues stored, dialogues in the run), set when the run has stopped."""
+        super().__init__(engine, pid, how)
+
+    def __str__(self) -> str:
+        who = f"the {self.engine} engine" + (f" (pid {self.pid})" if self.pid is not None else "")
+        line = f"{who} died mid-run ({self.how})"
+        if self.stored is not None:
+            line += f"; {self.stored[0]} of {self.stored[1]} dialogues are stored"
+        return line
 
 
 class DiskFull(RuntimeError):

@@ -3,16 +3,21 @@
 vLLM is imported only in ``start``: ``sparring --help`` and every other
 backend stay fast. The engine runs its model in child processes, so a script
 that starts one needs an ``if __name__ == "__main__":`` guard.
+
+The engine core is one of those children (``VLLM::EngineCore``). When it dies mid-run (the
+kernel's out-of-memory killer, a crash), vLLM fails every request in flight and every later one;
+``_generate`` turns that into ``EngineDied``, which stops the run instead of failing dialogues.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import uuid
 from typing import Any
 
-from sparring.errors import BackendError, SchemaUnsupported
+from sparring.errors import BackendError, EngineDied, SchemaUnsupported
 
 from .backend_config import BackendConfig
 from .base import Backend
@@ -72,6 +77,8 @@ class VLLMBackend(Backend):
         self.device = "unknown"
         self.dtype = config.dtype
         self.startup_s: float | None = None
+        self._processes: list[Any] = []
+        """The engine-core processes (``multiprocessing`` objects) of the started engine."""
 
     async def start(self) -> None:
         if self._engine is not None:
@@ -122,6 +129,7 @@ class VLLMBackend(Backend):
         # Engine start blocks for tens of seconds; keep the event loop (progress display) alive.
         self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, engine_args)
         self._tokenizer = self._engine.tokenizer
+        self._processes = engine_processes(self._engine)
         self.startup_s = time.perf_counter() - t0
 
     async def aclose(self) -> None:
@@ -131,7 +139,17 @@ class VLLMBackend(Backend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "device": self.device, "dtype": self.dtype,
-                "vllm_version": getattr(self._vllm, "__version__", None)}
+                "vllm_version": getattr(self._vllm, "__version__", None),
+                "engine_pids": [p.pid for p in self._processes]}
+
+    def died(self) -> EngineDied | None:
+        """``EngineDied`` naming the engine-core process and how it ended, when the engine is dead; else None."""
+        engine = self._engine
+        if engine is None or not getattr(engine, "errored", False):
+            return None
+        gone = [p for p in self._processes if p.exitcode is not None] or self._processes
+        pid = gone[0].pid if gone else None
+        return EngineDied(self.config.kind, pid, _how_it_ended(gone[0].exitcode if gone else None))
 
     def engine_request(self, messages: list[ChatMessage], params: SamplingParams,
                        json_schema: dict[str, Any] | None) -> tuple[list[int], Any]:
@@ -168,6 +186,13 @@ class VLLMBackend(Backend):
             if structured is not None:
                 raise SchemaUnsupported(str(exc)) from None
             raise BackendError(f"vLLM rejected the request: {exc}") from None
+        except Exception:
+            # EngineDeadError, or EngineGenerateError raised while the engine went down: the run
+            # stops (EngineDied is no BackendError: nothing retries it, no dialogue fails of it).
+            dead = self.died()
+            if dead is not None:
+                raise dead from None
+            raise
         if final is None or not final.outputs:
             raise BackendError("vLLM returned no output")
         o = final.outputs[0]
@@ -178,6 +203,27 @@ class VLLMBackend(Backend):
             raw.logprobs = [_token_logprob(self._tokenizer, tok_id, step)
                             for tok_id, step in zip(o.token_ids, o.logprobs)]
         return raw
+
+
+def engine_processes(engine: Any) -> list[Any]:
+    """The engine-core processes vLLM started for ``engine`` (``multiprocessing`` process objects:
+    ``pid``, ``exitcode``); empty when the core runs in this process."""
+    core = getattr(engine, "engine_core", None)
+    manager = getattr(getattr(core, "resources", None), "engine_manager", None)
+    return list(getattr(manager, "processes", None) or [])
+
+
+def _how_it_ended(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it stopped answering"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = ", the out-of-memory killer's signal" if -exitcode == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return f"exit status {exitcode}"
 
 
 def _token_logprob(tokenizer: Any, token_id: int, step: dict[int, Any]) -> TokenLogprob:

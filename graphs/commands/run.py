@@ -2,7 +2,7 @@
 
 Exit status: 0 every dialogue written; 3 finished, but some dialogues failed
 (they are in dialogues.jsonl with their error; the last line names the commonest
-cause); 1 stopped by --max-failures, a worker's death or a full disk; 2 bad input,
+cause); 1 stopped by --max-failures, a worker's or the engine's death or a full disk; 2 bad input,
 a backend that cannot work (found before anything is written) or a run directory
 another process is writing; 130 interrupted (resume continues it).
 """
@@ -82,7 +82,7 @@ def resume(run_dir: Path, max_failures: int | None, quiet: bool, verbose: bool) 
 
 
 def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
-    from sparring.errors import DiskFull, InputError, WorkerError
+    from sparring.errors import DiskFull, EngineDied, InputError, WorkerError
     from sparring.graphs.runtime.pipeline import execute
     from sparring.graphs.runtime.progress import Progress
     from sparring.graphs.runtime.store import MANIFEST
@@ -92,7 +92,7 @@ def _execute(request: RunRequest, quiet: bool, verbose: bool) -> None:
     try:
         result = asyncio.run(execute(request, progress=Progress(enabled=not quiet), engine_log=True,
                                      verbose=verbose))
-    except (WorkerError, DiskFull) as exc:  # an OOM kill, a full disk: the manifest says so, a resume continues
+    except (WorkerError, EngineDied, DiskFull) as exc:  # an OOM kill, a full disk: the manifest says; resume continues
         fail(f"{exc}; resume with: sparring resume {run_dir}", EXIT_STOPPED)
     except KeyboardInterrupt:  # a signal outside the dialogues (start-up, expansion, the end)
         resumable = (run_dir / MANIFEST).is_file()

@@ -14,15 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["Attempt", "AttemptStatus", "Counts", "EndStatus", "FilterInfo", "JudgeInfo", "MergeInfo", "MergedShard",
            "ParentInfo", "Part", "PlanInfo", "RunStatus", "Timings", "Usage", "optional"]
 
-EndStatus = Literal["completed", "failed", "interrupted", "crashed"]
+EndStatus = Literal["completed", "failed", "interrupted", "crashed", "engine_died"]
 """How an attempt ended (and so its run): every dialogue ran; stopped by ``max_failures`` or a full disk;
-a signal; an unexpected error."""
-RunStatus = Literal["running", "completed", "failed", "interrupted", "crashed", "partial"]
+a signal; an unexpected error; the in-process engine's own process died (``EngineDied``)."""
+RunStatus = Literal["running", "completed", "failed", "interrupted", "crashed", "engine_died", "partial"]
 """A run's status: ``running`` while an attempt writes (or when one was killed), ``partial`` for a
 merge with shards or dialogues missing, else the last attempt's end."""
-AttemptStatus = Literal["running", "completed", "failed", "interrupted", "crashed", "killed"]
+AttemptStatus = Literal["running", "completed", "failed", "interrupted", "crashed", "engine_died", "killed"]
 """An attempt's lifecycle: ``running`` from its start; at its end ``completed``, ``failed``
-(``max_failures``, a full disk), ``interrupted`` (a signal) or ``crashed``; an attempt that never
+(``max_failures``, a full disk), ``interrupted`` (a signal), ``crashed`` or ``engine_died``; an attempt that never
 wrote its end (SIGKILL, OOM, power) is marked ``killed`` by the next one."""
 
 

@@ -23,7 +23,7 @@ from sparring.agents.backends import Backend
 from sparring.agents.backends.base import UsageMeter, metered
 from sparring.agents.backends.probe import ProbeResult
 from sparring.agents.domain import DialogueJob, Scenario
-from sparring.errors import DiskFull, TooManyFailures
+from sparring.errors import DiskFull, EngineDied, TooManyFailures
 from sparring.graphs.adaptive import AttemptBoard
 from sparring.graphs.shared_plans import SharedPlans
 from sparring.graphs.wiring import make_selfplay
@@ -78,6 +78,8 @@ class _OpenRun:
     def run_id(self) -> str:
         return str(self.manifest.run_id)
     """Set once the dialogues start; its counters go into the manifest however the attempt ends."""
+    total: int = 0
+    """Dialogues in the run: those stored by earlier attempts and those left (set when they start)."""
 
 
 async def execute(request: RunRequest, *, progress: Progress | None = None,
@@ -94,7 +96,8 @@ async def execute(request: RunRequest, *, progress: Progress | None = None,
 
     Before anything is written each backend the config uses is probed (``BackendUnavailable``, exit
     2, when one cannot work) and the run directory locked (``InputError`` when another process
-    writes it). ``DiskFull`` when the file system filled up: the run stopped, resume continues."""
+    writes it). ``DiskFull`` when the file system filled up, ``EngineDied`` when the in-process engine's own
+    process died: the run stopped (manifest status ``engine_died``), resume continues."""
     cfg = request.config
     if cfg.workers > 1 and (backend is not None or callbacks):
         raise ValueError("workers > 1 make their own backends from the config and cannot carry callback "
@@ -154,11 +157,15 @@ async def _attempt(request: RunRequest, previous: RunManifest | None, probes: di
     status: EndStatus = "crashed"  # until the run says otherwise: an unexpected error must not read as success
     meter: UsageMeter | None = None
     full: DiskFull | None = None
+    died: EngineDied | None = None
     try:
         with use_tracer(run.tracer), metered() as meter:
             status = await _simulate(run, backends, progress, meter, list(callbacks or []), signals)
     except TooManyFailures as exc:
         status = "failed"
+        attempt.error = str(exc)
+    except EngineDied as exc:  # fatal for this attempt, not for the run: a resume starts a new engine
+        status, died = "engine_died", exc
         attempt.error = str(exc)
     except (asyncio.CancelledError, KeyboardInterrupt):  # a signal outside the simulation (start, expansion),
         status = "interrupted"  # or the library caller's task cancelled (Ctrl-C in a notebook): resume continues
@@ -177,6 +184,9 @@ async def _attempt(request: RunRequest, previous: RunManifest | None, probes: di
         _close_run(run, status, meter, backends, disk_is_full=full is not None)
     if full is not None:
         raise full
+    if died is not None:
+        died.stored = (run.manifest.counts.dialogues, run.total)
+        raise died
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
 
 
@@ -252,7 +262,9 @@ async def _simulate(run: _OpenRun, backends: RoleBackends, progress: Progress, m
                 resume=run.resumed, delete_checkpoints=saver.adelete_thread, on_record=progress.record,
                 callbacks=callbacks, run_id=run.run_id)
         run.runner = runner
-        progress.start(runner.counters, total=_count_jobs(request, run.finished), meter=meter)
+        left = _count_jobs(request, run.finished)
+        run.total = left + sum(status == "ok" for status in run.finished.values())
+        progress.start(runner.counters, total=left, meter=meter)
         if signals:
             return await _run_until_signal(runner, iter_jobs(request), run.finished)
         await runner.run(iter_jobs(request), run.finished)

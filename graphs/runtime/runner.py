@@ -3,7 +3,9 @@
 At most ``concurrency`` dialogues are in flight; jobs are pulled lazily from
 an iterator, so memory holds the in-flight dialogues only, never the finished
 ones. A dialogue whose backend fails for good is written as a failed record
-(with its error and trace id) and the run goes on.
+(with its error and trace id) and the run goes on. An engine that died (``EngineDied``) is
+no fault of a dialogue: nothing is written for the dialogues it cuts short (their
+checkpoints stay), no new one starts, and the run raises it once those in flight have ended.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from sparring.agents.backends.base import metered
 from sparring.agents.backends.session import dialogue_session
 from sparring.agents.domain import DialogueJob
-from sparring.errors import TooManyFailures
+from sparring.errors import EngineDied, TooManyFailures
 from sparring.graphs.assemble import build_dialogue_record, build_sft_record, extract_preference_pairs
 from sparring.graphs.records import DialogueRecord, DialogueUsage, PreferenceRecord, TokenCounts
 from sparring.graphs.selfplay import SelfPlay
@@ -228,7 +230,7 @@ class DialogueRunner:
                         state = finished_state
                     else:
                         state = await self.graph.ainvoke(start, config)
-                except asyncio.CancelledError:
+                except (asyncio.CancelledError, EngineDied):  # the run stops: nothing written, checkpoints kept
                     raise
                 except Exception as exc:  # one dialogue's failure must not stop the run
                     error = f"{type(exc).__name__}: {exc}"
