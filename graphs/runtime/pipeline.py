@@ -185,7 +185,8 @@ async def _attempt(request: RunRequest, previous: RunManifest | None, probes: di
     if full is not None:
         raise full
     if died is not None:
-        died.stored = (run.manifest.counts.dialogues, run.total)
+        if run.runner is not None:  # (not when it died during a DiaSynth expansion)
+            died.stored = (run.manifest.counts.dialogues, run.total)
         raise died
     return RunResult(status=status, run_dir=request.run_dir, manifest=run.manifest)
 

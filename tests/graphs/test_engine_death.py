@@ -1,11 +1,15 @@
-"""The engine dies mid-run: ``sparring run`` on the embedded engine, its engine-core process
-(``VLLM::EngineCore``, the child of the sparring process that vLLM starts) SIGKILLed once a dialogue
-is stored, as the kernel's out-of-memory killer would. The run stops with exit 1 and one line on
-stderr; what was written stays whole and no dialogue is failed by the death; ``sparring resume``
-starts a new engine and finishes the run, every dialogue exactly once."""
+"""The engine dies mid-run. For real: ``sparring run`` on the embedded engine, its engine-core
+process (``VLLM::EngineCore``, the child of the sparring process that vLLM starts) SIGKILLed once a
+dialogue is stored, as the kernel's out-of-memory killer would. The run stops with exit 1 and one
+line on stderr; what was written stays whole and no dialogue is failed by the death; ``sparring
+resume`` starts a new engine and finishes the run, every dialogue exactly once.
+
+Without an engine: the vLLM adapter turns a dead engine's error into ``EngineDied`` (never retried),
+and a run on a scripted model that raises it stops the same way and resumes exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,33 +17,47 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from sparring.agents.backends import BackendConfig, SamplingParams
+from sparring.agents.backends.scripted import ScriptedBackend
+from sparring.agents.backends.vllm_engine import VLLMBackend
+from sparring.errors import EngineDied
+from sparring.graphs.runtime.pipeline import execute
+from sparring.graphs.runtime.run_request import request_from_config, request_from_run_dir
 from tests.cli import run_cli
 from tests.engines import seeded
-from tests.graphs.loopback_run import JSONL, assert_processes_gone, expected_ids, read_lines, start_cli
-
-pytestmark = pytest.mark.engine
+from tests.graphs.loopback_run import (
+    JSONL,
+    assert_processes_gone,
+    check_consistent,
+    expected_ids,
+    read_lines,
+    start_cli,
+    write_config,
+)
+from tests.graphs.scripted_world import World
 
 ENGINE_CORE = "VLLM::EngineCore"
 """The title vLLM gives its engine-core process (its model runner is a child of it, ``VLLM::Worker``)."""
 
-# Four short dialogues, all in flight at once: the first is stored while the others are mid-way.
+# Five short dialogues, four at once: the first is stored while the others are mid-way. Mechanics
+# only, so the cheapest dialogue there is (no critique, one planner call, one characteristic): the
+# two engine starts (~30 s each) are most of the test's time.
 CONFIG = f"""
 name: engine-death
 seed: {seeded(5)}
 concurrency: 4
 report: {{embeddings: false}}
 principles: {{sets: [quickstart]}}
-dialogue: {{mode: assistant, max_turns: 2, unverified_pairs: keep}}
-jobs: {{dialogues_per_scenario: 4, principles_per_dialogue: 1}}
+dialogue: {{mode: assistant, max_turns: 2, critique: false, characteristics: [formality level]}}
+jobs: {{dialogues_per_scenario: 5, principles_per_dialogue: 0}}
 sampling:
-  planner: {{max_tokens: 400}}
+  planner: {{max_tokens: 600}}
   persona: {{max_tokens: 30}}
-  critic: {{temperature: 0.0, max_tokens: 250}}
-  reviser: {{max_tokens: 40}}
-  verifier: {{temperature: 0.0, max_tokens: 250}}
 scenarios:
   - topic: travel
     personas: ["Ines: a commuter whose train was cancelled", "a rail agent: knows refunds"]
@@ -47,7 +65,7 @@ scenarios:
 
 
 def children(pid: int, title: str) -> list[int]:
-    """The live child processes of ``pid`` whose command line starts with ``title`` (read from /proc)."""
+    """The live child processes of ``pid`` whose process title (first command-line word) is ``title`` (from /proc)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -84,6 +102,7 @@ def wait_for_engine_and_a_dialogue(proc: subprocess.Popen[str], run_dir: Path, t
     raise AssertionError(f"no engine process ({engine}) or no dialogue stored within {timeout:.0f} s")
 
 
+@pytest.mark.engine
 def test_engine_killed_mid_run_stops_the_run_and_resume_finishes_it(engine_in_subprocess: None,
                                                                       tmp_path: Path) -> None:
     config = tmp_path / "engine-death.yaml"
@@ -131,3 +150,79 @@ def test_engine_killed_mid_run_stops_the_run_and_resume_finishes_it(engine_in_su
     assert [r["status"] for r in manifest["runs"]] == ["engine_died", "completed"]
     assert manifest["runs"][1]["counts"]["skipped"] == len(written)
     assert manifest["counts"]["resumed"] >= 1, "no dialogue continued from its checkpoint"
+
+
+# -- without an engine ------------------------------------------------------------------------------
+
+class _DeadEngine:
+    """What vLLM's AsyncLLM is once its engine core has died: ``errored``, and every request fails."""
+
+    errored = True
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.requests += 1
+        raise RuntimeError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
+        yield  # an async generator, as vLLM's
+
+
+@pytest.mark.parametrize(("exitcode", "how"), [
+    (-9, "killed by SIGKILL, the out-of-memory killer's signal"), (-11, "killed by SIGSEGV"), (1, "exit status 1")])
+async def test_a_dead_engine_is_engine_died_at_once_never_retried(exitcode: int, how: str) -> None:
+    backend = VLLMBackend(BackendConfig(kind="vllm", model="some/model", retry={"attempts": 5}))
+    engine = _DeadEngine()
+    backend._engine = engine
+    backend._processes = [SimpleNamespace(pid=4242, exitcode=exitcode)]
+    backend.engine_request = lambda *a: ([1, 2], SimpleNamespace(structured_outputs=None))  # type: ignore[method-assign]
+    with pytest.raises(EngineDied) as caught:
+        await backend.complete([{"role": "user", "content": "hi"}], SamplingParams(max_tokens=4))
+    assert str(caught.value) == f"the vllm engine (pid 4242) died mid-run ({how})"
+    assert engine.requests == 1  # no retry of a dead engine
+    engine.errored = False  # a failure of a live engine stays what it was
+    with pytest.raises(RuntimeError, match="EngineCore encountered"):
+        await backend.complete([{"role": "user", "content": "hi"}], SamplingParams(max_tokens=4))
+
+
+class _DyingWorld(World):
+    """Scripted replies until call ``dies_at``; from then on every call finds the engine dead."""
+
+    def __init__(self, dies_at: int) -> None:
+        super().__init__(violating_turns={1: ["honesty.no-fabrication"]})
+        self.dies_at = dies_at
+        self.calls = 0
+
+    def backend(self) -> ScriptedBackend:
+        async def reply(messages: Any, params: SamplingParams, schema: Any) -> str:
+            self.calls += 1
+            await asyncio.sleep(0.001)
+            if self.calls >= self.dies_at:
+                raise EngineDied("embedded", 4242, "killed by SIGKILL")
+            return self.reply(messages, params, schema)
+
+        return ScriptedBackend(reply)
+
+
+async def test_a_run_whose_engine_dies_stops_and_resumes_exactly_once(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9/v1", dialogues=12, concurrency=4)
+    run_dir = tmp_path / "run"
+    expected = expected_ids(config)
+    world = _DyingWorld(dies_at=30)  # 6 calls a dialogue, 4 at once: a few stored, 4 cut short
+    with pytest.raises(EngineDied) as caught:
+        await execute(request_from_config(config, out=run_dir), backend=world.backend())
+    written = read_lines(run_dir / "dialogues.jsonl")
+    assert 0 < len(written) < len(expected) and {d["status"] for d in written} == {"ok"}  # none failed by it
+    assert caught.value.stored == (len(written), len(expected))
+    assert str(caught.value).endswith(f"(killed by SIGKILL); {len(written)} of {len(expected)} dialogues are stored")
+    assert world.calls < 30 + 4 * 3  # no new dialogue started once the engine was dead
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == manifest["runs"][0]["status"] == "engine_died"
+    assert manifest["runs"][0]["error"] == str(caught.value).split(";")[0]
+    # The lock is free and a live engine finishes the run: every dialogue once, those cut short from checkpoints.
+    result = await execute(request_from_run_dir(run_dir), backend=World(
+        violating_turns={1: ["honesty.no-fabrication"]}).backend())
+    assert result.status == "completed"
+    manifest = check_consistent(run_dir, expected)
+    assert [r["status"] for r in manifest["runs"]] == ["engine_died", "completed"]
+    assert manifest["counts"]["resumed"] >= 1
