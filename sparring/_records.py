@@ -54,7 +54,7 @@ class RunRecords:
 
     @property
     def status(self) -> str:
-        """The run's status: ``completed``, ``failed``, ``interrupted``, ``crashed`` or ``running``."""
+        """The run's status: ``completed``, ``failed``, ``interrupted``, ``crashed``, ``engine_died`` or ``running``."""
         return self.manifest.status
 
     def to_dataset(self, table: Table = "pairs") -> datasets.Dataset:
