@@ -209,23 +209,7 @@ class DialogueRunner:
                     **self.workflow_attributes}, reraise=True) as root:
                 trace_id = root.trace_id
                 try:
-                    start: Any = {"job": job.model_dump(mode="json")}
-                    finished_state: dict[str, Any] | None = None
-                    if self.resume:
-                        snapshot = await self.graph.aget_state(config)
-                        # ``next`` leaves out the tasks of the step whose writes were saved
-                        # before the kill; they still belong to an unfinished run.
-                        if snapshot.next or snapshot.tasks:
-                            start = None  # continue from the last checkpoint
-                            self.counters.resumed += 1
-                            root.set("app.resumed", True)
-                        elif snapshot.values:
-                            # The graph had reached its end when the process died, before the
-                            # record was written. Invoking the thread again would start a second
-                            # run on top of the old state; its final state is the result.
-                            finished_state = dict(snapshot.values)
-                            self.counters.resumed += 1
-                            root.set("app.resumed", True)
+                    start, finished_state = await self._resume_point(job, config, root)
                     if finished_state is not None:
                         state = finished_state
                     else:
@@ -262,6 +246,26 @@ class DialogueRunner:
             self.on_record(record, pairs)
         if self.max_failures is not None and self.counters.failed > self.max_failures:
             raise TooManyFailures(f"{self.counters.failed} dialogues failed (--max-failures {self.max_failures})")
+
+    async def _resume_point(self, job: DialogueJob, config: dict[str, Any], root: Any
+                            ) -> tuple[Any, dict[str, Any] | None]:
+        """Where the dialogue's graph starts: its job (a new dialogue), None (continue from the last
+        checkpoint of a resumed one), or, second, the final state of a graph that had reached its end
+        when the process died, before the record was written (invoking the thread again would start a
+        second run on top of the old state)."""
+        start: Any = {"job": job.model_dump(mode="json")}
+        if not self.resume:
+            return start, None
+        snapshot = await self.graph.aget_state(config)
+        # ``next`` leaves out the tasks of the step whose writes were saved before the kill; they still
+        # belong to an unfinished run.
+        if not (snapshot.next or snapshot.tasks or snapshot.values):
+            return start, None
+        self.counters.resumed += 1
+        root.set("app.resumed", True)
+        if snapshot.next or snapshot.tasks:
+            return None, None
+        return start, dict(snapshot.values)
 
     async def _last_state(self, config: dict[str, Any]) -> dict[str, Any]:
         try:
