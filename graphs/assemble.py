@@ -324,12 +324,18 @@ def data_outcome(record: DialogueRecord, *, keep_unverified: bool) -> dict[str, 
     return {"dropped_pairs": dict(dropped_pairs(record, keep_unverified=keep_unverified)),
             "sft": "dropped" if sft is None else ("cut" if sft.cut_at is not None else "whole"),
             "sft_cut_reason": "no_turn" if sft is None and stop is None else None if stop is None else stop[1],
-            "failed_steps": dict(failed_steps(record))}
+            "failed_steps": dict(failed_steps(record)),
+            "ungrounded_findings": sum(v.dropped_findings or 0 for v in all_verdicts(record))}
+
+
+def all_verdicts(record: DialogueRecord) -> list[TurnVerdict]:
+    """The dialogue's verdicts, trunk and branch."""
+    return [*record.verdicts, *(record.branch.verdicts if record.branch else [])]
 
 
 def failed_steps(record: DialogueRecord) -> Counter[str]:
     """The dialogue's critic, reviser and verifier calls that failed for good (STEPS), trunk and branch."""
-    verdicts = [*record.verdicts, *(record.branch.verdicts if record.branch else [])]
+    verdicts = all_verdicts(record)
     revisions = [*record.revisions, *(record.branch.revisions if record.branch else [])]
     errors = [v.error for v in verdicts] + [r.error for r in revisions]
     return Counter(e.split(":", 1)[0] for e in errors if e)

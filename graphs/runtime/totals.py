@@ -47,7 +47,6 @@ def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverifie
         else:
             dialogues += 1
             violations += int(row.get("is_violation", False))
-            ungrounded += sum(v.get("dropped_findings") or 0 for v in _verdicts(row))
             turns += row.get("turns", 0)
             outcome = data_outcome(DialogueRecord.model_validate(row), keep_unverified=keep_unverified)
             for reason, n in outcome["dropped_pairs"].items():
@@ -55,6 +54,7 @@ def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverifie
             sft[outcome["sft"]] += 1
             if outcome["sft"] != "whole" and outcome["sft_cut_reason"]:
                 sft_why[outcome["sft_cut_reason"]] += 1
+            ungrounded += outcome["ungrounded_findings"]
             for step, n in outcome["failed_steps"].items():
                 steps[step] = steps.get(step, 0) + n
     pairs = verified = 0
@@ -68,7 +68,3 @@ def run_totals(run_dir: Path, counters: dict[str, Any] | None, *, keep_unverifie
             "sft_cut_by_reason": sft_why, "failed_steps": steps, "ungrounded_findings": ungrounded,
             "this_attempt": counters}
 
-
-def _verdicts(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """A stored dialogue's verdicts, its branch's included."""
-    return [*(row.get("verdicts") or []), *((row.get("branch") or {}).get("verdicts") or [])]
